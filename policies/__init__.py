@@ -1,0 +1,1 @@
+"""Policies that drive agents of the society world (random, scripted, LLM, replay)."""

@@ -1,0 +1,1 @@
+"""Quantized Evolution Strategies on the integer codes of GGUF models (to come)."""

@@ -1,0 +1,34 @@
+"""society-env: a society of agents on a grid world, as a standard PettingZoo ParallelEnv.
+
+    import society_env
+    env = society_env.parallel_env()            # TerraLingua's core setting
+    env = society_env.parallel_env("small", language=True)
+"""
+
+from society_env.config import PRESETS, SocietyConfig, make_config
+from society_env.env import SocietyEnv, env, parallel_env, raw_env
+from society_env.observations import split_observation, view_cell_index
+from society_env.rules import ACTION_NAMES, EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "ACTION_NAMES",
+    "EAST",
+    "GIVE",
+    "NORTH",
+    "PRESETS",
+    "REPRODUCE",
+    "SOUTH",
+    "STAY",
+    "SocietyConfig",
+    "SocietyEnv",
+    "TAKE",
+    "WEST",
+    "env",
+    "make_config",
+    "parallel_env",
+    "raw_env",
+    "split_observation",
+    "view_cell_index",
+]

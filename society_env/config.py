@@ -1,0 +1,210 @@
+"""World configuration: one frozen dataclass and the named presets.
+
+Every number of the world lives here. Fields are split (as in Craftax) into
+*shape-defining* ones, which change the observation/action spaces or array
+sizes, and *tunable* ones, which only change the dynamics.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+NUM_TRAITS = 7
+"""Personality traits per agent, each in [-1, 1]; the genome adds fertility in [0.5, 1]."""
+
+TRAIT_NAMES = (
+    ("openness", "curious and inventive", "cautious and conventional"),
+    ("conscientiousness", "organised and careful", "spontaneous and careless"),
+    ("extraversion", "outgoing and talkative", "reserved and quiet"),
+    ("agreeableness", "kind and cooperative", "competitive and suspicious"),
+    ("neuroticism", "anxious and sensitive", "calm and resilient"),
+    ("generosity", "sharing and altruistic", "selfish and hoarding"),
+    ("boldness", "daring and risk-taking", "careful and risk-averse"),
+)
+"""(name, positive pole, negative pole) of each trait, in genome order."""
+
+
+@dataclass(frozen=True)
+class SocietyConfig:
+    """All parameters of the society world. Defaults are TerraLingua's published core setting."""
+
+    # ---- shape-defining -------------------------------------------------
+    width: int = 50
+    """Grid width in cells. The grid is a torus: movement, vision and neighbour checks wrap."""
+    height: int = 50
+    """Grid height in cells."""
+    max_agents: int = 1024
+    """Size of the agent id pool (``possible_agents``). Founders take the first ids, every birth takes
+    the next never-used id; when the pool is used up, reproduction fails with ``population_pool_full``."""
+    view_radius: int = 6
+    """Chebyshev radius of the egocentric view (6 gives a 13x13 window)."""
+    transfer_amounts: tuple[int, ...] = (1, 5, 10, 20)
+    """Energy amounts a give/take action can ask for (the action's ``amount`` index picks one)."""
+    message_vocab_size: int = 8
+    """Tokens of the numeric message channel; token 0 means silent."""
+    language: bool = False
+    """Add a text rendering of each observation and a free-text message to each action (for LLMs)."""
+    fixed_slots: bool = False
+    """Keep ``agents == possible_agents`` for the whole episode (unborn and dead slots get zero
+    observations and rewards, their actions are ignored); needed by SuperSuit's vector-env conversion."""
+    message_max_chars: int = 120
+    """Longest free-text message an agent may broadcast (language option)."""
+    text_max_chars: int = 4000
+    """Cap on the length of the text observation; longer renderings are cut with a marker."""
+
+    # ---- tunable: population ---------------------------------------------
+    num_founders: int = 20
+    """Agents placed on random free cells at reset."""
+    initial_energy: int = 50
+    """Energy of every founder."""
+    energy_per_step: int = 1
+    """Energy every living agent loses each step."""
+    lifespan: int = 100
+    """Age at which an agent dies of old age."""
+    reproduce_min_energy: int = 50
+    """Energy needed to reproduce."""
+    reproduce_cost: int = 50
+    """Energy the parent pays to reproduce."""
+    child_energy: int = 50
+    """Energy a newborn starts with."""
+    mutation_prob: float = 0.5
+    """Probability that each genome entry of a child receives Gaussian noise."""
+    mutation_std: float = 0.3
+    """Standard deviation of that noise (results are clamped to the trait's range)."""
+
+    # ---- tunable: food -----------------------------------------------------
+    food_distribution: str = "clustered"
+    """``clustered`` (one toroidal Gaussian zone around a random centre) or ``uniform``."""
+    food_zone_sigma: float = 2.0
+    """Standard deviation in cells of the clustered food zone."""
+    initial_food: int = 100
+    """Food tiles placed at reset, drawn from the spawn density."""
+    food_value: int = 10
+    """Value of a new food tile."""
+    food_decay_prob: float = 0.05
+    """Probability per step that a food tile loses one unit; tiles are removed at 0."""
+    food_regrowth_rate: float = 1.0
+    """Mean of the Poisson number of new tiles per step (drawn from the density, on empty cells)."""
+
+    # ---- tunable: episode and rewards ------------------------------------
+    max_steps: int = 3000
+    """Steps after which the episode is truncated; it ends earlier when nobody is alive."""
+    reward_mode: str = "shaped"
+    """``shaped`` (TerraLingua's shaping, below) or ``survival`` (+1 per step alive, nothing else)."""
+    reward_eat_per_unit: float = 1.0
+    reward_give_giver: float = 0.5
+    """Per energy unit, to the giver."""
+    reward_give_receiver: float = 1.0
+    """Per energy unit, to the receiver."""
+    reward_take_taker: float = 1.0
+    """Per energy unit, to the taker."""
+    reward_take_victim: float = -2.0
+    """Per energy unit, to the victim."""
+    reward_blocked_move: float = -0.5
+    reward_death: float = -100.0
+
+    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
+    """Free-form metadata carried along (e.g. by later features); ignored by the rules."""
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.width < 3 or self.height < 3:
+            problems.append("width and height must be at least 3")
+        if self.num_founders < 1:
+            problems.append("num_founders must be at least 1")
+        if self.num_founders > self.max_agents:
+            problems.append(f"num_founders ({self.num_founders}) exceeds max_agents ({self.max_agents})")
+        if self.num_founders > self.width * self.height:
+            problems.append("more founders than grid cells")
+        if self.view_radius < 1:
+            problems.append("view_radius must be at least 1")
+        if not self.transfer_amounts or min(self.transfer_amounts) < 1:
+            problems.append("transfer_amounts must be a non-empty tuple of positive ints")
+        if self.message_vocab_size < 1:
+            problems.append("message_vocab_size must be at least 1")
+        if self.food_distribution not in ("clustered", "uniform"):
+            problems.append(f"food_distribution must be 'clustered' or 'uniform', got {self.food_distribution!r}")
+        if self.reward_mode not in ("shaped", "survival"):
+            problems.append(f"reward_mode must be 'shaped' or 'survival', got {self.reward_mode!r}")
+        if not 0.0 <= self.food_decay_prob <= 1.0 or not 0.0 <= self.mutation_prob <= 1.0:
+            problems.append("probabilities must lie in [0, 1]")
+        if self.initial_food > self.width * self.height - self.num_founders:
+            problems.append("initial_food exceeds the free cells")
+        if self.max_steps < 1 or self.lifespan < 1:
+            problems.append("max_steps and lifespan must be positive")
+        if problems:
+            raise ValueError("invalid SocietyConfig: " + "; ".join(problems))
+        object.__setattr__(self, "transfer_amounts", tuple(int(a) for a in self.transfer_amounts))
+
+    @property
+    def view_size(self) -> int:
+        """Side of the egocentric view window (2 * view_radius + 1)."""
+        return 2 * self.view_radius + 1
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-friendly dict of every field."""
+        data = dataclasses.asdict(self)
+        data["transfer_amounts"] = list(self.transfer_amounts)
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "SocietyConfig":
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
+        return _from_fields(cls(), data)
+
+
+def _from_fields(base: SocietyConfig, overrides: dict[str, Any]) -> SocietyConfig:
+    names = {f.name for f in dataclasses.fields(SocietyConfig)}
+    unknown = sorted(set(overrides) - names)
+    if unknown:
+        raise ValueError(
+            f"unknown SocietyConfig field(s): {', '.join(unknown)}. Valid fields: {', '.join(sorted(names))}"
+        )
+    if "transfer_amounts" in overrides:
+        overrides = {**overrides, "transfer_amounts": tuple(overrides["transfer_amounts"])}
+    return dataclasses.replace(base, **overrides)
+
+
+PRESETS: dict[str, dict[str, Any]] = {
+    # TerraLingua's core setting: 50x50 torus, 20 founders, one clustered food zone.
+    "default": {},
+    # Food spawns uniformly over the whole grid instead of in one zone.
+    "abundant": {"food_distribution": "uniform"},
+    # Fast: for tests, demos and LLM societies on a laptop.
+    "small": {
+        "width": 16,
+        "height": 16,
+        "num_founders": 6,
+        "max_agents": 64,
+        "initial_food": 24,
+        "food_zone_sigma": 3.0,
+        "food_regrowth_rate": 0.5,
+        "max_steps": 200,
+        "lifespan": 60,
+        "view_radius": 4,
+    },
+    # Thousands of agents on a 200x200 torus with uniform food.
+    "large": {
+        "width": 200,
+        "height": 200,
+        "num_founders": 2000,
+        "max_agents": 20000,
+        "initial_food": 4000,
+        "food_distribution": "uniform",
+        "food_regrowth_rate": 40.0,
+    },
+}
+"""Named presets: overrides applied to the :class:`SocietyConfig` defaults."""
+
+
+def make_config(preset: str = "default", **overrides: Any) -> SocietyConfig:
+    """Build a config from a named preset plus field overrides.
+
+    Raises ``ValueError`` naming the problem for an unknown preset or field.
+    """
+    if preset not in PRESETS:
+        raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
+    merged = {**PRESETS[preset], **overrides}
+    return _from_fields(SocietyConfig(), merged)

@@ -1,0 +1,354 @@
+"""
+# Society
+
+## Description
+A population of agents lives on a toroidal grid. Each agent forages for food (the only resource),
+loses energy every step, can give energy to or take energy from agents it sees, reproduces
+asexually (its child inherits a mutated personality vector), broadcasts one message per step, and
+dies of hunger or old age; its corpse becomes food. The defaults reproduce TerraLingua's published
+core setting (50x50 torus, 20 founders, one clustered food zone). Births make new agents appear in
+``env.agents`` during the episode, each with a never-used id from the fixed pool ``possible_agents``.
+See ``docs/world.md`` for every rule and number.
+
+## Action Space
+``MultiDiscrete([8, view_size**2, len(transfer_amounts), message_vocab_size])``:
+
+| index | meaning |
+|---|---|
+| 0 | kind: 0 stay, 1 north, 2 south, 3 west, 4 east, 5 give, 6 take, 7 reproduce |
+| 1 | target of give/take: a cell of the view, ``(d_row + r) * view_size + (d_col + r)`` |
+| 2 | amount index into ``transfer_amounts`` (default 1, 5, 10, 20 energy) |
+| 3 | message token broadcast this step (0 = silent) |
+
+With ``language=True`` the action is ``{"action": <the above>, "message": Text}`` (printable ASCII).
+
+## Observation Space
+``Box(float32, (view_size**2 * 5 + 12,))``: the egocentric view (row, column, channel) with channels
+food value / food_value, agent present, agent energy / initial_energy, same family (kin), message
+token heard; then own energy / initial_energy, age / lifespan, row / height, column / width and the
+8 genome entries. With ``language=True``: ``{"observation": <the above>, "text": Text}``, the text
+being the same view in words (``society_env.text_view``).
+
+## Rewards
+``shaped`` (default, TerraLingua): +value eaten, +0.5/unit to a giver and +1/unit to its receiver,
++1/unit to a taker and -2/unit to its victim, -0.5 for a blocked move, -100 on death.
+``survival``: +1 for every step an agent ends alive.
+
+## Starting State
+``num_founders`` agents on distinct random cells with ``initial_energy`` and random personalities;
+``initial_food`` tiles drawn from the food density (one Gaussian zone at a random centre, or uniform).
+
+## Episode End
+An agent is terminated in the step it dies (starvation or old age) and leaves ``env.agents``.
+After ``max_steps`` steps all living agents are truncated. The episode also ends when nobody lives.
+With ``fixed_slots=True`` every slot stays in ``env.agents`` until the episode ends; ``infos[a]["alive"]``
+says which slots live.
+
+## Arguments
+``society_env.parallel_env(preset="default", render_mode=None, **overrides)``: ``preset`` is one of
+``default``, ``abundant``, ``small``, ``large``; overrides are any :class:`SocietyConfig` field.
+``render_mode`` is ``"ansi"`` or ``"rgb_array"``.
+
+## Version History
+* v0: initial release.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import numpy as np
+from pettingzoo import ParallelEnv
+from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
+
+from society_env import render as rendering
+from society_env.config import SocietyConfig, make_config
+from society_env.observations import (
+    PRINTABLE_CHARSET,
+    build_spaces,
+    channel_grid,
+    numeric_observations,
+    observation_size,
+    view_indices,
+)
+from society_env.rules import (
+    ACTION_NAMES,
+    DEATH_CAUSES,
+    GIVE_TRANSFER,
+    NUM_ACTION_KINDS,
+    Actions,
+    StepOutcome,
+    step_world,
+)
+from society_env.state import ALIVE, WorldState, initial_state
+from society_env.text_view import render_text
+
+
+class SocietyEnv(ParallelEnv):
+    """The society world as a PettingZoo ``ParallelEnv`` (see the module docstring)."""
+
+    metadata = {"name": "society_v0", "render_modes": ["ansi", "rgb_array"], "render_fps": 10, "is_parallelizable": True}
+
+    def __init__(self, config: SocietyConfig | None = None, render_mode: str | None = None):
+        self.config = config if config is not None else SocietyConfig()
+        if render_mode is not None and render_mode not in self.metadata["render_modes"]:
+            raise ValueError(f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']}")
+        self.render_mode = render_mode
+        self.possible_agents = [f"agent_{i}" for i in range(self.config.max_agents)]
+        self._index = {name: i for i, name in enumerate(self.possible_agents)}
+        self._observation_space, self._action_space = build_spaces(self.config)
+        self.agents: list[str] = []
+        self.world: WorldState | None = None
+        self._rng: np.random.Generator | None = None
+        self.last_outcome: StepOutcome | None = None
+
+    # ---- spaces -----------------------------------------------------------------------------
+    def observation_space(self, agent: str):
+        return self._observation_space
+
+    def action_space(self, agent: str):
+        return self._action_space
+
+    @functools.cached_property
+    def state_space(self):
+        from gymnasium import spaces
+
+        return spaces.Box(0.0, np.inf, (self.config.height, self.config.width, 4), np.float32)
+
+    # ---- episode ------------------------------------------------------------------------------
+    def reset(self, seed: int | None = None, options: dict | None = None):
+        """Start an episode. ``seed`` seeds the env's only random generator; ``None`` continues it."""
+        if seed is not None or self._rng is None:
+            self._rng = np.random.default_rng(seed)
+        self.world = initial_state(self.config, self._rng)
+        self.last_outcome = None
+        self._episode_over = False
+        slots = self._listed_slots()
+        self.agents = [self.possible_agents[i] for i in slots]
+        observations = self._observations(slots)
+        infos = {name: self._base_info(i) for name, i in zip(self.agents, slots)}
+        return observations, infos
+
+    def step(self, actions: dict[str, Any]):
+        if self.world is None:
+            raise RuntimeError("call reset() before step()")
+        if self._episode_over:
+            raise RuntimeError("the episode is over: call reset() to start a new one")
+        parsed = self.parse_actions(actions)
+        before = self.world.status == ALIVE
+        self.world, outcome = step_world(self.world, parsed, self.config, self._rng)
+        self.last_outcome = outcome
+        world, config = self.world, self.config
+
+        alive = world.status == ALIVE
+        nobody_left = not alive.any()
+        out_of_time = world.step >= config.max_steps
+        self._episode_over = nobody_left or out_of_time
+
+        if config.fixed_slots:
+            reported = np.arange(config.max_agents)
+        else:
+            reported = np.flatnonzero(before | alive)  # the living, the newly dead, the newborn
+        names = [self.possible_agents[i] for i in reported.tolist()]
+        observations = self._observations(reported)
+        rewards = dict(zip(names, outcome.rewards[reported].tolist()))
+        infos = self._infos(reported, outcome)
+
+        if config.fixed_slots:
+            ended = self._episode_over
+            terminations = dict.fromkeys(names, ended and not out_of_time)
+            truncations = dict.fromkeys(names, ended and out_of_time)
+        else:
+            died = before & ~alive
+            terminations = dict(zip(names, died[reported].tolist()))
+            truncations = dict(zip(names, (alive[reported] & out_of_time).tolist()))
+
+        self.agents = [] if self._episode_over else [self.possible_agents[i] for i in self._listed_slots()]
+        return observations, rewards, terminations, truncations, infos
+
+    def _listed_slots(self) -> np.ndarray:
+        if self.config.fixed_slots:
+            return np.arange(self.config.max_agents)
+        return np.flatnonzero(self.world.status == ALIVE)
+
+    # ---- actions -----------------------------------------------------------------------------
+    def parse_actions(self, actions: dict[str, Any]) -> Actions:
+        """Validate ``actions`` and turn them into arrays; raises ``ValueError`` naming the agent."""
+        if not isinstance(actions, dict):
+            raise ValueError(f"actions must be a dict of agent -> action, got {type(actions).__name__}")
+        config = self.config
+        n = config.max_agents
+        parsed = Actions.noop(n)
+        texts: list[str] | None = [""] * n if config.language else None
+        status = self.world.status
+        slots, vectors = [], []
+        for agent, action in actions.items():
+            slot = self._index.get(agent)
+            if slot is None:
+                raise ValueError(f"unknown agent {agent!r}: not one of possible_agents")
+            if status[slot] != ALIVE:
+                if config.fixed_slots:
+                    continue  # inactive slots' actions are ignored
+                state_name = "dead" if status[slot] else "not born yet"
+                raise ValueError(f"agent {agent!r} is {state_name} and cannot act")
+            if config.language:
+                if not isinstance(action, dict) or set(action) != {"action", "message"}:
+                    raise ValueError(f"agent {agent!r}: language actions are dicts with keys 'action' and 'message', got {action!r}")
+                message = action["message"]
+                self._check_message(agent, message)
+                texts[slot] = message
+                action = action["action"]
+            slots.append(slot)
+            vectors.append(self._check_vector(agent, action))
+        if slots:
+            index = np.asarray(slots)
+            matrix = np.asarray(vectors, dtype=np.int64)
+            parsed.acting[index] = True
+            parsed.kind[index], parsed.target[index], parsed.amount[index], parsed.message[index] = matrix.T
+        parsed.text = texts
+        return parsed
+
+    def _check_vector(self, agent: str, action: Any) -> np.ndarray:
+        array = np.asarray(action)
+        if array.shape != (4,):
+            raise ValueError(f"agent {agent!r}: action must have shape (4,) (kind, target, amount, message), got {action!r}")
+        if not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"agent {agent!r}: action must contain integers, got dtype {array.dtype} ({action!r})")
+        nvec = self._action_vector_sizes
+        bad = (array < 0) | (array >= nvec)
+        if bad.any():
+            field = ("kind", "target", "amount", "message")[int(np.argmax(bad))]
+            raise ValueError(f"agent {agent!r}: action {field} out of range in {array.tolist()} (sizes {nvec.tolist()})")
+        return array
+
+    @functools.cached_property
+    def _action_vector_sizes(self) -> np.ndarray:
+        space = self._action_space["action"] if self.config.language else self._action_space
+        return space.nvec.astype(np.int64)
+
+    def _check_message(self, agent: str, message: Any) -> None:
+        if not isinstance(message, str):
+            raise ValueError(f"agent {agent!r}: message must be a str, got {type(message).__name__}")
+        if len(message) > self.config.message_max_chars:
+            raise ValueError(f"agent {agent!r}: message is {len(message)} characters, the limit is {self.config.message_max_chars}")
+        bad = set(message) - PRINTABLE_CHARSET
+        if bad:
+            raise ValueError(f"agent {agent!r}: message contains non-printable characters {sorted(bad)!r}")
+
+    # ---- observations and infos ---------------------------------------------------------------
+    def _observations(self, slots: np.ndarray) -> dict[str, Any]:
+        world, config = self.world, self.config
+        numeric = numeric_observations(world, config, slots)
+        if config.fixed_slots:
+            numeric[world.status[slots] != ALIVE] = 0.0
+        names = [self.possible_agents[i] for i in slots.tolist()]
+        if not config.language:
+            return dict(zip(names, numeric))
+        rows, cols = view_indices(world, config, slots)
+        occupant_views = world.occupant[rows, cols]
+        food_views = world.food[rows, cols]
+        observations = {}
+        for k, (name, slot) in enumerate(zip(names, slots.tolist())):
+            if config.fixed_slots and world.status[slot] != ALIVE:
+                text = ""
+            else:
+                text = render_text(world, config, slot, occupant_views[k], food_views[k])
+            observations[name] = {"observation": numeric[k], "text": text}
+        return observations
+
+    def _base_info(self, slot: int) -> dict[str, Any]:
+        world = self.world
+        return {"alive": bool(world.status[slot] == ALIVE), "energy": int(world.energy[slot]), "age": int(world.age[slot])}
+
+    def _infos(self, slots: np.ndarray, outcome: StepOutcome) -> dict[str, dict[str, Any]]:
+        world, names = self.world, self.possible_agents
+        alive = (world.status[slots] == ALIVE).tolist()
+        energy = world.energy[slots].tolist()
+        age = world.age[slots].tolist()
+        infos = {
+            names[s]: {"alive": a, "energy": e, "age": g}
+            for s, a, e, g in zip(slots.tolist(), alive, energy, age)
+        }
+
+        def event(slot: int) -> dict[str, Any] | None:
+            return infos.get(names[slot])
+
+        for slot in np.flatnonzero(outcome.ate).tolist():
+            if (info := event(slot)) is not None:
+                info["ate"] = int(outcome.ate[slot])
+        for slot in np.flatnonzero(outcome.blocked).tolist():
+            if (info := event(slot)) is not None:
+                info["blocked"] = True
+        for slot, reason in outcome.failed.items():
+            if (info := event(slot)) is not None:
+                info["failed"] = reason
+        for kind, source, dest, amount in zip(
+            outcome.transfer_kind.tolist(), outcome.transfer_source.tolist(),
+            outcome.transfer_dest.tolist(), outcome.transfer_amount.tolist(),
+        ):
+            if kind == GIVE_TRANSFER:
+                event(source).setdefault("gave", []).append((names[dest], amount))
+                event(dest).setdefault("received", []).append((names[source], amount))
+            else:
+                event(dest).setdefault("took", []).append((names[source], amount))
+                event(source).setdefault("lost", []).append((names[dest], amount))
+        for parent, child in zip(outcome.birth_parent.tolist(), outcome.birth_child.tolist()):
+            event(parent).setdefault("children", []).append(names[child])
+            event(child)["born"] = names[parent]
+        for slot, cause in zip(outcome.death_slot.tolist(), outcome.death_cause.tolist()):
+            event(slot)["died"] = DEATH_CAUSES[cause]
+        return infos
+
+    # ---- global state, rendering --------------------------------------------------------------
+    def state(self) -> np.ndarray:
+        """Global (height, width, 4) float32 array: food value, agent present, agent energy, message token."""
+        if self.world is None:
+            raise RuntimeError("call reset() before state()")
+        grid = channel_grid(self.world, self.config)
+        out = np.empty((self.config.height, self.config.width, 4), dtype=np.float32)
+        out[..., 0] = self.world.food
+        out[..., 1] = grid[..., 1]
+        occupied = self.world.occupant >= 0
+        out[..., 2] = 0.0
+        out[occupied, 2] = self.world.energy[self.world.occupant[occupied]]
+        out[..., 3] = grid[..., 4]
+        return out
+
+    def render(self):
+        if self.world is None:
+            raise RuntimeError("call reset() before render()")
+        if self.render_mode == "ansi":
+            return rendering.render_ansi(self.world, self.config)
+        if self.render_mode == "rgb_array":
+            return rendering.render_rgb(self.world, self.config)
+        return None
+
+    def close(self) -> None:
+        pass
+
+    # ---- helpers for policies and tools -------------------------------------------------------
+    @property
+    def observation_size(self) -> int:
+        return observation_size(self.config)
+
+    @staticmethod
+    def action_name(kind: int) -> str:
+        if not 0 <= kind < NUM_ACTION_KINDS:
+            raise ValueError(f"unknown action kind {kind}")
+        return ACTION_NAMES[kind]
+
+
+def parallel_env(preset: str = "default", render_mode: str | None = None, **overrides: Any) -> SocietyEnv:
+    """The society world as a PettingZoo ParallelEnv: a preset plus any ``SocietyConfig`` field override."""
+    return SocietyEnv(make_config(preset, **overrides), render_mode=render_mode)
+
+
+def raw_env(preset: str = "default", render_mode: str | None = None, **overrides: Any) -> parallel_to_aec_wrapper:
+    """The unwrapped AEC view of the world (no order-enforcing wrapper)."""
+    return parallel_to_aec_wrapper(parallel_env(preset, render_mode=render_mode, **overrides))
+
+
+def env(preset: str = "default", render_mode: str | None = None, **overrides: Any):
+    """The AEC view of the world, as PettingZoo's ``parallel_to_aec`` builds it (order-enforcing)."""
+    return parallel_to_aec(parallel_env(preset, render_mode=render_mode, **overrides))

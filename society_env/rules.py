@@ -1,0 +1,300 @@
+"""The world's rules as pure, vectorised functions.
+
+``step_world(state, actions, config, rng)`` returns a new state and a :class:`StepOutcome`; it never
+mutates its inputs and draws all randomness from ``rng``. Phases, in order:
+
+1. **priority**: a random permutation of the living agents (``rng.permutation``) ranks them; every
+   conflict below resolves in favour of the better rank.
+2. **give / take**: each transfer names a cell of the actor's view; the agent standing there (at the
+   start of the step) is the partner. Outflows from one agent (its own give plus every take aimed at
+   it) are granted in rank order until its start-of-step energy is used up.
+3. **reproduce**: agents with enough energy (after transfers), in rank order, place a child on their
+   most preferred free neighbouring cell (8 neighbours, preference order drawn per parent).
+4. **move**: a move succeeds when the target cell is empty after births and the mover has the best
+   rank among agents moving there; otherwise it is *blocked* (the agent stays).
+5. **eat**: an agent ending its move on food eats the whole tile.
+6. **metabolism**: every agent that acted loses ``energy_per_step`` and ages by one.
+7. **death**: energy <= 0 (``starvation``) or age >= lifespan (``old_age``); the corpse leaves food
+   worth ``max(food_value, energy left)`` on its cell.
+8. **food decay** then **regrowth** (Poisson count, drawn from the density on empty cells).
+9. **messages**: survivors' broadcasts become the state's ``message`` (heard through the view).
+
+Cost grows with agents + cells: no loop over pairs of agents. The only Python loop is over the
+(few) parents that reproduce in a step.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from society_env.config import SocietyConfig
+from society_env.state import ALIVE, DEAD, FERTILITY, NUM_TRAITS, WorldState, spawn_food_cells
+
+# Action kinds (first component of the action).
+STAY, NORTH, SOUTH, WEST, EAST, GIVE, TAKE, REPRODUCE = range(8)
+NUM_ACTION_KINDS = 8
+ACTION_NAMES = ("stay", "north", "south", "west", "east", "give", "take", "reproduce")
+MOVE_DELTAS = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)  # (row, col) per kind 0-4
+NEIGHBOUR_DELTAS = np.array(
+    [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)], dtype=np.int64
+)
+
+# Death causes.
+STARVATION, OLD_AGE = 1, 2
+DEATH_CAUSES = {STARVATION: "starvation", OLD_AGE: "old_age"}
+
+# Transfer kinds.
+GIVE_TRANSFER, TAKE_TRANSFER = 0, 1
+
+
+@dataclass
+class Actions:
+    """One step's actions as arrays over all slots (entries of non-acting slots are ignored)."""
+
+    acting: np.ndarray  # bool [max_agents]: slot submitted an action this step
+    kind: np.ndarray  # int64 [max_agents]: STAY .. REPRODUCE
+    target: np.ndarray  # int64 [max_agents]: index of a view cell (row-major), for give/take
+    amount: np.ndarray  # int64 [max_agents]: index into config.transfer_amounts
+    message: np.ndarray  # int64 [max_agents]: message token, 0 = silent
+    text: list[str] | None = None  # free-text messages (language option)
+
+    @classmethod
+    def noop(cls, max_agents: int) -> "Actions":
+        zeros = np.zeros(max_agents, dtype=np.int64)
+        return cls(np.zeros(max_agents, dtype=bool), zeros, zeros.copy(), zeros.copy(), zeros.copy())
+
+
+@dataclass
+class StepOutcome:
+    """What happened in one step: rewards and event arrays (slots are agent indices)."""
+
+    rewards: np.ndarray  # float64 [max_agents]
+    ate: np.ndarray  # int64 [max_agents]: food value eaten this step
+    blocked: np.ndarray  # bool [max_agents]: a move was blocked
+    failed: dict[int, str] = field(default_factory=dict)  # slot -> reason an action failed
+    transfer_kind: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    transfer_source: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # energy leaves
+    transfer_dest: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # energy arrives
+    transfer_amount: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    birth_parent: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    birth_child: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    death_slot: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    death_cause: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+
+
+def view_offsets(config: SocietyConfig, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(row, col) offsets of view-cell indices: index = (d_row + r) * (2r + 1) + (d_col + r)."""
+    r, size = config.view_radius, config.view_size
+    return target // size - r, target % size - r
+
+
+def assign_priority(state: WorldState, rng: np.random.Generator) -> np.ndarray:
+    """Rank of every living slot (0 = resolves first); dead and unborn slots get a large rank."""
+    alive_slots = np.flatnonzero(state.status == ALIVE)
+    rank = np.full(state.status.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
+    rank[alive_slots[rng.permutation(alive_slots.size)]] = np.arange(alive_slots.size)
+    return rank
+
+
+def resolve_transfers(
+    state: WorldState, actions: Actions, config: SocietyConfig, rank: np.ndarray, outcome: StepOutcome
+) -> None:
+    """Give/take between agents: partner = the agent on the named view cell at the start of the step."""
+    actors = np.flatnonzero(actions.acting & ((actions.kind == GIVE) | (actions.kind == TAKE)))
+    if actors.size == 0:
+        return
+    d_row, d_col = view_offsets(config, actions.target[actors])
+    rows = (state.position[actors, 0] + d_row) % config.height
+    cols = (state.position[actors, 1] + d_col) % config.width
+    partner = state.occupant[rows, cols]
+    valid = (partner >= 0) & ((d_row != 0) | (d_col != 0))
+    for slot in actors[~valid]:
+        outcome.failed[int(slot)] = "no_agent_at_target"
+    actors, partner = actors[valid], partner[valid]
+    if actors.size == 0:
+        return
+    is_give = actions.kind[actors] == GIVE
+    source = np.where(is_give, actors, partner)
+    dest = np.where(is_give, partner, actors)
+    wanted = np.asarray(config.transfer_amounts, dtype=np.int64)[actions.amount[actors]]
+
+    # Grant outflows per source in rank order of the actors, capped by the source's starting energy.
+    order = np.lexsort((rank[actors], source))
+    source, dest, wanted, actors, is_give = source[order], dest[order], wanted[order], actors[order], is_give[order]
+    cumulative = np.cumsum(wanted)
+    group_start = np.r_[True, source[1:] != source[:-1]]
+    before_group = np.repeat((cumulative - wanted)[group_start], np.diff(np.r_[np.flatnonzero(group_start), source.size]))
+    already_claimed = cumulative - wanted - before_group
+    available = np.maximum(state.energy[source], 0)
+    granted = np.clip(available - already_claimed, 0, wanted)
+
+    for slot in actors[granted == 0]:
+        outcome.failed[int(slot)] = "nothing_to_transfer"
+    keep = granted > 0
+    source, dest, granted, actors, is_give = source[keep], dest[keep], granted[keep], actors[keep], is_give[keep]
+    np.subtract.at(state.energy, source, granted)
+    np.add.at(state.energy, dest, granted)
+
+    if config.reward_mode == "shaped":
+        units = granted.astype(np.float64)
+        np.add.at(outcome.rewards, source, np.where(is_give, config.reward_give_giver, config.reward_take_victim) * units)
+        np.add.at(outcome.rewards, dest, np.where(is_give, config.reward_give_receiver, config.reward_take_taker) * units)
+    outcome.transfer_kind = np.where(is_give, GIVE_TRANSFER, TAKE_TRANSFER).astype(np.int64)
+    outcome.transfer_source, outcome.transfer_dest, outcome.transfer_amount = source, dest, granted
+
+
+def mutate_genomes(parent_genomes: np.ndarray, config: SocietyConfig, rng: np.random.Generator) -> np.ndarray:
+    """Each genome entry gets N(0, mutation_std) noise with probability mutation_prob, then is clamped."""
+    count = parent_genomes.shape[0]
+    mutate = rng.random(parent_genomes.shape) < config.mutation_prob
+    noise = rng.normal(0.0, config.mutation_std, size=parent_genomes.shape)
+    child = parent_genomes + np.where(mutate, noise, 0.0)
+    child[:, :NUM_TRAITS] = np.clip(child[:, :NUM_TRAITS], -1.0, 1.0)
+    child[:, FERTILITY] = np.clip(child[:, FERTILITY], 0.5, 1.0)
+    return child.reshape(count, -1)
+
+
+def resolve_reproduction(
+    state: WorldState, actions: Actions, config: SocietyConfig, rank: np.ndarray, rng: np.random.Generator,
+    outcome: StepOutcome,
+) -> None:
+    """Asexual reproduction onto a free neighbouring cell; children take the next never-used slots."""
+    wants = np.flatnonzero(actions.acting & (actions.kind == REPRODUCE))
+    if wants.size == 0:
+        return
+    able = state.energy[wants] >= config.reproduce_min_energy
+    for slot in wants[~able]:
+        outcome.failed[int(slot)] = "not_enough_energy"
+    parents = wants[able]
+    parents = parents[np.argsort(rank[parents], kind="stable")]
+    if parents.size == 0:
+        return
+    preference = np.argsort(rng.random((parents.size, NEIGHBOUR_DELTAS.shape[0])), axis=1)
+
+    born_parents, born_children = [], []
+    for parent, prefs in zip(parents.tolist(), preference):
+        if state.num_born >= config.max_agents:
+            outcome.failed[parent] = "population_pool_full"
+            continue
+        cells = (state.position[parent] + NEIGHBOUR_DELTAS[prefs]) % (config.height, config.width)
+        free = np.flatnonzero(state.occupant[cells[:, 0], cells[:, 1]] < 0)
+        if free.size == 0:
+            outcome.failed[parent] = "no_free_neighbour_cell"
+            continue
+        row, col = cells[free[0]]
+        child = state.num_born
+        state.num_born += 1
+        state.occupant[row, col] = child
+        state.position[child] = (row, col)
+        state.status[child] = ALIVE
+        state.energy[parent] -= config.reproduce_cost
+        state.energy[child] = config.child_energy
+        state.age[child] = 0
+        state.parent[child] = parent
+        state.lineage[child] = state.lineage[parent]
+        state.generation[child] = state.generation[parent] + 1
+        state.birth_step[child] = state.step + 1
+        born_parents.append(parent)
+        born_children.append(child)
+    if born_children:
+        children = np.asarray(born_children, dtype=np.int64)
+        state.genome[children] = mutate_genomes(state.genome[np.asarray(born_parents)], config, rng)
+        outcome.birth_parent = np.asarray(born_parents, dtype=np.int64)
+        outcome.birth_child = children
+
+
+def resolve_moves(
+    state: WorldState, actions: Actions, config: SocietyConfig, rank: np.ndarray, outcome: StepOutcome
+) -> None:
+    """Moves into empty cells; several movers to one cell: the best rank wins, the others are blocked."""
+    movers = np.flatnonzero(actions.acting & (actions.kind >= NORTH) & (actions.kind <= EAST))
+    if movers.size == 0:
+        return
+    target = (state.position[movers] + MOVE_DELTAS[actions.kind[movers]]) % (config.height, config.width)
+    cell = target[:, 0] * config.width + target[:, 1]
+    free = state.occupant.ravel()[cell] < 0
+    # Among movers to free cells, the first in (cell, rank) order wins its cell.
+    candidates = np.flatnonzero(free)
+    order = candidates[np.lexsort((rank[movers[candidates]], cell[candidates]))]
+    first = np.r_[True, cell[order][1:] != cell[order][:-1]] if order.size else np.empty(0, bool)
+    winners = order[first]
+    success = np.zeros(movers.size, dtype=bool)
+    success[winners] = True
+
+    moved = movers[success]
+    state.occupant[state.position[moved, 0], state.position[moved, 1]] = -1
+    state.position[moved] = target[success]
+    state.occupant[target[success, 0], target[success, 1]] = moved
+    outcome.blocked[movers[~success]] = True
+    if config.reward_mode == "shaped":
+        outcome.rewards[movers[~success]] += config.reward_blocked_move
+
+
+def step_world(
+    state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator
+) -> tuple[WorldState, StepOutcome]:
+    """Advance the world by one step. Pure: returns a new state; ``state`` and ``actions`` are untouched."""
+    state = state.copy()
+    n = config.max_agents
+    acting = actions.acting & (state.status == ALIVE)
+    actions = Actions(acting, actions.kind, actions.target, actions.amount, actions.message, actions.text)
+    outcome = StepOutcome(rewards=np.zeros(n), ate=np.zeros(n, dtype=np.int64), blocked=np.zeros(n, dtype=bool))
+
+    rank = assign_priority(state, rng)
+    resolve_transfers(state, actions, config, rank, outcome)
+    resolve_reproduction(state, actions, config, rank, rng, outcome)
+    resolve_moves(state, actions, config, rank, outcome)
+
+    # Eat: agents that acted eat the whole tile they stand on (newborns eat from next step on).
+    active = np.flatnonzero(acting)
+    rows, cols = state.position[active, 0], state.position[active, 1]
+    eaten = state.food[rows, cols]
+    state.food[rows, cols] = 0
+    state.energy[active] += eaten
+    outcome.ate[active] = eaten
+    if config.reward_mode == "shaped":
+        outcome.rewards[active] += config.reward_eat_per_unit * eaten
+
+    # Metabolism and death.
+    state.energy[active] -= config.energy_per_step
+    state.age[active] += 1
+    starving = state.energy[active] <= 0
+    old = ~starving & (state.age[active] >= config.lifespan)
+    dying = starving | old
+    dead = active[dying]
+    if dead.size:
+        state.status[dead] = DEAD
+        d_rows, d_cols = state.position[dead, 0], state.position[dead, 1]
+        state.occupant[d_rows, d_cols] = -1
+        state.food[d_rows, d_cols] += np.maximum(config.food_value, state.energy[dead])
+        outcome.death_slot = dead
+        outcome.death_cause = np.where(starving[dying], STARVATION, OLD_AGE).astype(np.int64)
+        if config.reward_mode == "shaped":
+            outcome.rewards[dead] += config.reward_death
+    if config.reward_mode == "survival":
+        outcome.rewards[active[~dying]] += 1.0
+
+    # Food decay, then regrowth from the spawn density on empty cells.
+    flat_food = state.food.ravel()
+    tiles = np.flatnonzero(flat_food)
+    decays = tiles[rng.random(tiles.size) < config.food_decay_prob]
+    flat_food[decays] -= 1
+    new_tiles = spawn_food_cells(state.food, state.occupant, state.food_density, int(rng.poisson(config.food_regrowth_rate)), rng)
+    flat_food[new_tiles] = config.food_value
+
+    # Messages: what survivors broadcast this step is heard through the next observation.
+    survivors = active[~dying]
+    state.message[:] = 0
+    state.message[survivors] = actions.message[survivors]
+    if actions.text is not None:
+        texts = [""] * n
+        for slot in survivors.tolist():
+            texts[slot] = actions.text[slot] or ""
+        state.text_message = texts
+    else:
+        state.text_message = [""] * n
+
+    state.step += 1
+    return state, outcome

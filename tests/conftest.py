@@ -1,0 +1,31 @@
+import numpy as np
+import pytest
+
+import society_env
+
+
+def random_actions(env, rng: np.random.Generator, bias_social: bool = True) -> dict:
+    """Seeded random actions for every living agent; biased towards give/take/reproduce so they happen."""
+    actions = {}
+    sizes = env.action_space(env.possible_agents[0])
+    nvec = (sizes["action"] if env.config.language else sizes).nvec
+    for agent in env.agents:
+        if env.config.fixed_slots and not env.world.status[int(agent.split("_")[1])] == 1:
+            vector = np.zeros(4, dtype=np.int64)
+        else:
+            vector = np.array([rng.integers(n) for n in nvec], dtype=np.int64)
+            if bias_social and rng.random() < 0.4:
+                # aim give/take at a neighbouring cell so that transfers find partners
+                vector[0] = rng.choice([5, 6, 7])
+                r = env.config.view_radius
+                vector[1] = society_env.view_cell_index(env.config, int(rng.integers(-1, 2)), int(rng.integers(-1, 2)))
+        if env.config.language:
+            actions[agent] = {"action": vector, "message": "hi" if vector[3] else ""}
+        else:
+            actions[agent] = vector
+    return actions
+
+
+@pytest.fixture
+def small_env():
+    return society_env.parallel_env("small")
