@@ -70,7 +70,7 @@ from society_env.observations import (
     channel_grid,
     numeric_observations,
     observation_size,
-    view_indices,
+    view_cells,
 )
 from society_env.rules import (
     ACTION_NAMES,
@@ -178,36 +178,50 @@ class SocietyEnv(ParallelEnv):
         if not isinstance(actions, dict):
             raise ValueError(f"actions must be a dict of agent -> action, got {type(actions).__name__}")
         config = self.config
-        n = config.max_agents
-        parsed = Actions.noop(n)
-        texts: list[str] | None = [""] * n if config.language else None
-        status = self.world.status
-        slots, vectors = [], []
-        for agent, action in actions.items():
-            slot = self._index.get(agent)
-            if slot is None:
-                raise ValueError(f"unknown agent {agent!r}: not one of possible_agents")
-            if status[slot] != ALIVE:
-                if config.fixed_slots:
-                    continue  # inactive slots' actions are ignored
-                state_name = "dead" if status[slot] else "not born yet"
-                raise ValueError(f"agent {agent!r} is {state_name} and cannot act")
-            if config.language:
+        parsed = Actions.noop(config.max_agents)
+        names = list(actions)
+        slots = np.fromiter((self._index.get(name, -1) for name in names), dtype=np.int64, count=len(names))
+        if (slots < 0).any():
+            raise ValueError(f"unknown agent {names[int(np.argmax(slots < 0))]!r}: not one of possible_agents")
+        inactive = self.world.status[slots] != ALIVE
+        if inactive.any():
+            if not config.fixed_slots:
+                bad = int(np.argmax(inactive))
+                state_name = "dead" if self.world.status[slots[bad]] else "not born yet"
+                raise ValueError(f"agent {names[bad]!r} is {state_name} and cannot act")
+            keep = np.flatnonzero(~inactive)  # inactive slots' actions are ignored
+            names, slots = [names[i] for i in keep], slots[keep]
+        vectors = [actions[name] for name in names]
+        if config.language:
+            parsed.text = [""] * config.max_agents
+            for k, (name, action) in enumerate(zip(names, vectors)):
                 if not isinstance(action, dict) or set(action) != {"action", "message"}:
-                    raise ValueError(f"agent {agent!r}: language actions are dicts with keys 'action' and 'message', got {action!r}")
-                message = action["message"]
-                self._check_message(agent, message)
-                texts[slot] = message
-                action = action["action"]
-            slots.append(slot)
-            vectors.append(self._check_vector(agent, action))
-        if slots:
-            index = np.asarray(slots)
-            matrix = np.asarray(vectors, dtype=np.int64)
-            parsed.acting[index] = True
-            parsed.kind[index], parsed.target[index], parsed.amount[index], parsed.message[index] = matrix.T
-        parsed.text = texts
+                    raise ValueError(f"agent {name!r}: language actions are dicts with keys 'action' and 'message', got {action!r}")
+                self._check_message(name, action["message"])
+                parsed.text[int(slots[k])] = action["message"]
+                vectors[k] = action["action"]
+        if not names:
+            return parsed
+        matrix = self._action_matrix(names, vectors)
+        parsed.acting[slots] = True
+        parsed.kind[slots], parsed.target[slots], parsed.amount[slots], parsed.message[slots] = matrix.T
         return parsed
+
+    def _action_matrix(self, names: list[str], vectors: list[Any]) -> np.ndarray:
+        """Stack the action vectors and check them all at once; diagnose per agent only on failure."""
+        try:
+            matrix = np.asarray(vectors)
+        except ValueError:
+            matrix = None
+        if (
+            matrix is None
+            or matrix.shape != (len(names), 4)
+            or not np.issubdtype(matrix.dtype, np.integer)
+            or ((matrix < 0) | (matrix >= self._action_vector_sizes)).any()
+        ):
+            for name, vector in zip(names, vectors):
+                self._check_vector(name, vector)
+        return matrix.astype(np.int64, copy=False)
 
     def _check_vector(self, agent: str, action: Any) -> np.ndarray:
         array = np.asarray(action)
@@ -245,9 +259,10 @@ class SocietyEnv(ParallelEnv):
         names = [self.possible_agents[i] for i in slots.tolist()]
         if not config.language:
             return dict(zip(names, numeric))
-        rows, cols = view_indices(world, config, slots)
-        occupant_views = world.occupant[rows, cols]
-        food_views = world.food[rows, cols]
+        shape = (slots.size, config.view_size, config.view_size)
+        cells = view_cells(world, config, slots)
+        occupant_views = world.occupant.ravel()[cells].reshape(shape)
+        food_views = world.food.ravel()[cells].reshape(shape)
         observations = {}
         for k, (name, slot) in enumerate(zip(names, slots.tolist())):
             if config.fixed_slots and world.status[slot] != ALIVE:

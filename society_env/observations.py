@@ -70,14 +70,6 @@ def build_spaces(config: SocietyConfig) -> tuple[spaces.Space, spaces.Space]:
     return observation, action
 
 
-def view_indices(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Wrapped grid (row, column) index arrays of each slot's view, shaped (n, size, 1) and (n, 1, size)."""
-    offsets = np.arange(-config.view_radius, config.view_radius + 1)
-    rows = (state.position[slots, 0, None] + offsets) % config.height
-    cols = (state.position[slots, 1, None] + offsets) % config.width
-    return rows[:, :, None], cols[:, None, :]
-
-
 def channel_grid(state: WorldState, config: SocietyConfig) -> np.ndarray:
     """The whole world as a (height, width, NUM_CHANNELS) float32 grid (kin is filled per viewer)."""
     grid = np.zeros((config.height, config.width, NUM_CHANNELS), dtype=np.float32)
@@ -90,20 +82,29 @@ def channel_grid(state: WorldState, config: SocietyConfig) -> np.ndarray:
     return grid
 
 
+def view_cells(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> np.ndarray:
+    """Flat grid index (row * width + column) of every cell of each slot's view: shape (n, size * size)."""
+    offsets = np.arange(-config.view_radius, config.view_radius + 1)
+    rows = (state.position[slots, 0, None] + offsets) % config.height
+    cols = (state.position[slots, 1, None] + offsets) % config.width
+    return (rows[:, :, None] * config.width + cols[:, None, :]).reshape(slots.size, -1)
+
+
 def numeric_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> np.ndarray:
     """Observations of ``slots`` as a (len(slots), observation_size) float32 array."""
     n = slots.size
-    view_cells = config.view_size**2 * NUM_CHANNELS
-    out = np.empty((n, view_cells + NUM_FEATURES), dtype=np.float32)
+    view_size = config.view_size**2 * NUM_CHANNELS
+    out = np.empty((n, view_size + NUM_FEATURES), dtype=np.float32)
     if n == 0:
         return out
-    rows, cols = view_indices(state, config, slots)
-    view = channel_grid(state, config)[rows, cols]  # (n, size, size, C)
-    occupant_view = state.occupant[rows, cols]
-    lineage_view = np.where(occupant_view >= 0, state.lineage[occupant_view], -2)
-    view[..., KIN_CHANNEL] = lineage_view == state.lineage[slots, None, None]
-    out[:, :view_cells] = view.reshape(n, view_cells)
-    features = out[:, view_cells:]
+    cells = view_cells(state, config, slots)
+    grid = channel_grid(state, config).reshape(-1, NUM_CHANNELS)
+    view = out[:, :view_size].reshape(n, -1, NUM_CHANNELS)
+    np.take(grid, cells, axis=0, out=view)
+    # Kin: same family as the viewer. The lineage grid holds -2 on empty cells, never a family id.
+    lineage_grid = np.where(state.occupant >= 0, state.lineage[state.occupant], -2).ravel()
+    view[..., KIN_CHANNEL] = lineage_grid[cells] == state.lineage[slots, None]
+    features = out[:, view_size:]
     features[:, 0] = state.energy[slots] / config.initial_energy
     features[:, 1] = state.age[slots] / config.lifespan
     features[:, 2] = state.position[slots, 0] / config.height
