@@ -1,1 +1,46 @@
-"""Policies that drive agents of the society world (random, scripted, LLM, replay)."""
+"""Policies that drive agents of the society world.
+
+Every policy follows :class:`policies.base.Policy`: ``reset(seed)`` and a batched
+``act(observations, infos) -> actions``. Build one by name with :func:`make_policy`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Callable
+
+from policies.assignment import PolicyAssignment, PolicySpecError, parse_policy_spec
+from policies.base import Policy, make_action
+from policies.cooperator import CooperatorPolicy
+from policies.forager import ForagerPolicy
+from policies.raider import RaiderPolicy
+from policies.random_policy import RandomPolicy
+from society_env.config import SocietyConfig
+
+POLICIES: dict[str, Callable[..., Policy]] = {
+    "random": RandomPolicy,
+    "forager": ForagerPolicy,
+    "cooperator": CooperatorPolicy,
+    "raider": RaiderPolicy,
+}
+"""Policy constructors by name; each takes the world config (plus policy-specific keyword options)."""
+
+
+def make_policy(name: str, config: SocietyConfig, **options: Any) -> Policy:
+    if name not in POLICIES:
+        raise PolicySpecError(f"unknown policy {name!r}; known policies: {', '.join(POLICIES)}")
+    return POLICIES[name](config, **options)
+
+
+__all__ = [
+    "POLICIES",
+    "CooperatorPolicy",
+    "ForagerPolicy",
+    "Policy",
+    "PolicyAssignment",
+    "PolicySpecError",
+    "RaiderPolicy",
+    "RandomPolicy",
+    "make_action",
+    "make_policy",
+    "parse_policy_spec",
+]

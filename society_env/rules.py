@@ -13,7 +13,8 @@ mutates its inputs and draws all randomness from ``rng``. Phases, in order:
 4. **move**: a move succeeds when the target cell is empty after births and the mover has the best
    rank among agents moving there; otherwise it is *blocked* (the agent stays).
 5. **eat**: an agent ending its move on food eats the whole tile.
-6. **metabolism**: every agent that acted loses ``energy_per_step`` and ages by one.
+6. **metabolism**: every agent alive at the start of the step loses ``energy_per_step`` and ages by one
+   (an agent given no action stays put but still eats, ages and pays).
 7. **death**: energy <= 0 (``starvation``) or age >= lifespan (``old_age``); the corpse leaves food
    worth ``max(food_value, energy left)`` on its cell.
 8. **food decay** then **regrowth** (Poisson count, drawn from the density on empty cells).
@@ -238,7 +239,8 @@ def step_world(
     """Advance the world by one step. Pure: returns a new state; ``state`` and ``actions`` are untouched."""
     state = state.copy()
     n = config.max_agents
-    acting = actions.acting & (state.status == ALIVE)
+    living = state.status == ALIVE  # alive at the start of the step; agents without an action stay
+    acting = actions.acting & living
     actions = Actions(acting, actions.kind, actions.target, actions.amount, actions.message, actions.text)
     outcome = StepOutcome(rewards=np.zeros(n), ate=np.zeros(n, dtype=np.int64), blocked=np.zeros(n, dtype=bool))
 
@@ -247,8 +249,8 @@ def step_world(
     resolve_reproduction(state, actions, config, rank, rng, outcome)
     resolve_moves(state, actions, config, rank, outcome)
 
-    # Eat: agents that acted eat the whole tile they stand on (newborns eat from next step on).
-    active = np.flatnonzero(acting)
+    # Eat: agents alive at the start of the step eat the whole tile they stand on (newborns from next step).
+    active = np.flatnonzero(living)
     rows, cols = state.position[active, 0], state.position[active, 1]
     eaten = state.food[rows, cols]
     state.food[rows, cols] = 0

@@ -178,8 +178,8 @@ def reference_step(world: RefWorld, actions: dict[int, tuple[int, int, int, int]
         for slot in events["blocked"]:
             reward(slot, config.reward_blocked_move)
 
-    # eat, metabolism, death
-    for slot in acting:
+    # eat, metabolism, death: everyone alive at the start of the step
+    for slot in living:
         me = world.agents[slot]
         value = world.food.pop((me.row, me.col), 0)
         if value:
@@ -187,7 +187,7 @@ def reference_step(world: RefWorld, actions: dict[int, tuple[int, int, int, int]
             events["ate"][slot] = value
             if shaped:
                 reward(slot, config.reward_eat_per_unit * value)
-    for slot in acting:
+    for slot in living:
         me = world.agents[slot]
         me.energy -= config.energy_per_step
         me.age += 1

@@ -36,7 +36,7 @@ def test_random_action_sequences_conserve_energy(seed, plan):
         births = outcome.birth_child.size
         dead_energy = int(after.energy[outcome.death_slot].sum())
         alive_after = after.status == ALIVE
-        expected = (total_before + int(outcome.ate.sum()) - CONFIG.energy_per_step * len(actions)
+        expected = (total_before + int(outcome.ate.sum()) - CONFIG.energy_per_step * int(alive_before.sum())
                     - CONFIG.reproduce_cost * births + CONFIG.child_energy * births - dead_energy)
         assert int(after.energy[alive_after].sum()) == expected
         assert (after.energy[alive_after] > 0).all()

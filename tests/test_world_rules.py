@@ -245,3 +245,12 @@ def test_state_and_renders():
     grid = text_env.render().splitlines()
     assert len(grid) == 17 and all(len(line) == 16 for line in grid[1:])
     assert sum(ch.isalpha() for line in grid[1:] for ch in line) == len(text_env.agents)
+
+
+def test_agents_without_an_action_stay_but_still_age_and_pay():
+    env = society_env.parallel_env("small", num_founders=2, initial_food=0, food_regrowth_rate=0.0)
+    env.reset(seed=0)
+    position = tuple(env.world.position[1])
+    env.step({"agent_0": np.array([NORTH, 0, 0, 0])})
+    assert env.world.age[1] == 1 and env.world.energy[1] == 49
+    assert tuple(env.world.position[1]) == position

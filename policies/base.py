@@ -1,0 +1,34 @@
+"""The policy protocol: one object acts for many agents at once, so LLM policies can batch."""
+
+from __future__ import annotations
+
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from society_env.config import SocietyConfig
+
+
+@runtime_checkable
+class Policy(Protocol):
+    """Anything with ``reset`` and a batched ``act`` drives agents of the society world.
+
+    ``act`` receives the observations (and infos) of the agents this policy controls this step and
+    returns one action per agent: a ``MultiDiscrete`` vector ``(kind, target, amount, message)``,
+    or with ``language=True`` a dict ``{"action": vector, "message": str}``.
+    """
+
+    name: str
+
+    def reset(self, seed: int | None = None) -> None: ...
+
+    def act(self, observations: dict[str, Any], infos: dict[str, dict]) -> dict[str, Any]: ...
+
+
+def make_action(config: SocietyConfig, kind: int, target: int = 0, amount: int = 0, message: int = 0,
+                text: str = "") -> Any:
+    """An action in the format the env expects for ``config`` (vector, or dict with the language option)."""
+    vector = np.array([kind, target, amount, message], dtype=np.int64)
+    if config.language:
+        return {"action": vector, "message": text}
+    return vector

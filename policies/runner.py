@@ -1,0 +1,138 @@
+"""Run one episode: policies act for their agents, the env steps, statistics and the recording follow."""
+
+from __future__ import annotations
+
+import time
+from collections import Counter, defaultdict
+from dataclasses import dataclass, field
+from typing import Any, Callable
+
+import numpy as np
+
+from policies.assignment import PolicyAssignment
+from policies.base import Policy
+from society_env.env import SocietyEnv
+from society_env.recording import RecordingWriter
+from society_env.state import ALIVE
+
+
+@dataclass
+class EpisodeStats:
+    """What a run did, accumulated step by step."""
+
+    steps: int = 0
+    population: list[int] = field(default_factory=list)
+    food_tiles: list[int] = field(default_factory=list)
+    births: int = 0
+    deaths: Counter = field(default_factory=Counter)
+    gives: int = 0
+    energy_given: int = 0
+    takes: int = 0
+    energy_taken: int = 0
+    messages: int = 0
+    agent_steps: int = 0
+    seconds: float = 0.0
+    returns: dict[str, float] = field(default_factory=lambda: defaultdict(float))
+    lifespans: dict[str, int] = field(default_factory=dict)
+
+    def observe_step(self, env: SocietyEnv, rewards: dict[str, float], infos: dict[str, dict]) -> None:
+        self.steps += 1
+        for agent, reward in rewards.items():
+            self.returns[agent] += reward
+        for agent, info in infos.items():
+            if "born" in info:
+                self.births += 1
+            if "died" in info:
+                self.deaths[info["died"]] += 1
+                self.lifespans[agent] = info["age"]
+            for _, amount in info.get("gave", []):
+                self.gives += 1
+                self.energy_given += amount
+            for _, amount in info.get("took", []):
+                self.takes += 1
+                self.energy_taken += amount
+        world = env.world
+        spoke = world.message != 0
+        if env.config.language:
+            spoke |= np.fromiter((bool(text) for text in world.text_message), bool, len(world.text_message))
+        self.messages += int(np.count_nonzero(spoke))
+        self.population.append(int(np.count_nonzero(world.status == ALIVE)))
+        self.food_tiles.append(int(np.count_nonzero(world.food)))
+
+    def finish(self, env: SocietyEnv) -> None:
+        world = env.world
+        for slot in np.flatnonzero(world.status == ALIVE).tolist():  # still alive at the end
+            self.lifespans.setdefault(f"agent_{slot}", int(world.age[slot]))
+
+    def summary(self, policy_of: dict[str, str]) -> dict[str, Any]:
+        per_policy: dict[str, dict[str, Any]] = {}
+        for name in sorted(set(policy_of.values())):
+            agents = [a for a, p in policy_of.items() if p == name]
+            returns = [self.returns.get(a, 0.0) for a in agents]
+            lifespans = [self.lifespans[a] for a in agents if a in self.lifespans]
+            per_policy[name] = {
+                "agents": len(agents),
+                "mean_return": float(np.mean(returns)) if returns else 0.0,
+                "mean_lifespan": float(np.mean(lifespans)) if lifespans else 0.0,
+            }
+        return {
+            "steps": self.steps,
+            "population_start": self.population[0] if self.population else 0,
+            "population_peak": max(self.population, default=0),
+            "population_end": self.population[-1] if self.population else 0,
+            "population_mean": float(np.mean(self.population[1:])) if len(self.population) > 1 else 0.0,
+            "births": self.births,
+            "deaths": dict(self.deaths),
+            "gives": self.gives,
+            "energy_given": self.energy_given,
+            "takes": self.takes,
+            "energy_taken": self.energy_taken,
+            "messages": self.messages,
+            "agent_steps": self.agent_steps,
+            "seconds": round(self.seconds, 3),
+            "agent_steps_per_second": round(self.agent_steps / self.seconds, 1) if self.seconds > 0 else 0.0,
+            "per_policy": per_policy,
+        }
+
+
+def policy_seeds(seed: int, names: list[str]) -> dict[str, int]:
+    """One seed per policy, all derived from the run seed (so the run seed is the only seed)."""
+    children = np.random.SeedSequence(seed).spawn(len(names))
+    return {name: int(child.generate_state(1)[0]) for name, child in zip(names, children)}
+
+
+def run_episode(
+    env: SocietyEnv,
+    assignment: PolicyAssignment,
+    policies: dict[str, Policy],
+    seed: int,
+    max_steps: int | None = None,
+    recorder: RecordingWriter | None = None,
+    on_step: Callable[[SocietyEnv, EpisodeStats], None] | None = None,
+) -> EpisodeStats:
+    """Play one episode (up to ``max_steps`` steps) and return its statistics."""
+    observations, infos = env.reset(seed=seed)
+    for name, policy_seed in policy_seeds(seed, sorted(policies)).items():
+        policies[name].reset(policy_seed)
+    stats = EpisodeStats()
+    stats.population.append(len(env.agents))
+    stats.food_tiles.append(int(np.count_nonzero(env.world.food)))
+    if recorder is not None:
+        recorder.record_reset(env.world, assignment.policy_of)
+    limit = env.config.max_steps if max_steps is None else min(max_steps, env.config.max_steps)
+    started = time.perf_counter()
+    while env.agents and stats.steps < limit:
+        actions: dict[str, Any] = {}
+        for name, agents in assignment.groups(env.agents).items():
+            actions.update(policies[name].act({a: observations[a] for a in agents}, {a: infos[a] for a in agents}))
+        stats.agent_steps += len(env.agents)
+        observations, rewards, terminations, truncations, infos = env.step(actions)
+        assignment.update(infos)
+        stats.observe_step(env, rewards, infos)
+        if recorder is not None:
+            recorder.record_step(actions, env.world, infos, assignment.policy_of)
+        if on_step is not None:
+            on_step(env, stats)
+    stats.seconds = time.perf_counter() - started
+    stats.finish(env)
+    return stats

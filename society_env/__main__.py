@@ -1,0 +1,7 @@
+"""``python -m society_env`` is the ``society-env`` command."""
+
+import sys
+
+from society_env.cli import main
+
+sys.exit(main())

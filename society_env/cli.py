@@ -1,0 +1,260 @@
+"""``society-env``: run societies, replay recordings.
+
+This is the application layer at the top of the data flow: it is the only ``society_env`` module
+that imports ``policies`` (the world modules never do).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+from society_env.config import PRESETS, make_config
+
+
+class UserError(Exception):
+    """A mistake in the command line or its inputs: printed as one line, exit status 2."""
+
+
+# ---------------------------------------------------------------------------------------------
+# society-env run
+# ---------------------------------------------------------------------------------------------
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["width=20", "language=true"]`` -> ``{"width": 20, "language": True}`` (values parsed as JSON)."""
+    overrides = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise UserError(f"--set expects FIELD=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides
+
+
+def default_run_dir(preset: str, policy: str, seed: int) -> Path:
+    """CleanRL-style run directory name: ``runs/preset__policy__seed__time``."""
+    policy_part = re.sub(r"[^A-Za-z0-9=.+-]+", "+", policy)
+    return Path("runs") / f"{preset}__{policy_part}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
+
+
+def command_run(args: argparse.Namespace) -> int:
+    from policies import POLICIES, PolicyAssignment, PolicySpecError, make_policy, parse_policy_spec
+    from society_env.env import SocietyEnv
+    from society_env.recording import RecordingError, RecordingWriter
+
+    try:
+        config = make_config(args.preset, **parse_overrides(args.set))
+        entries = parse_policy_spec(args.policy, POLICIES)
+    except (ValueError, PolicySpecError) as error:
+        raise UserError(str(error)) from None
+    env = SocietyEnv(config, render_mode="ansi" if args.render == "ansi" else None)
+    assignment = PolicyAssignment(entries, config.num_founders)
+    policies = {name: make_policy(name, config) for name, _ in entries}
+    run_dir = Path(args.out) if args.out else default_run_dir(args.preset, args.policy, args.seed)
+    steps = config.max_steps if args.steps is None else args.steps
+    meta = {
+        "preset": args.preset,
+        "seed": args.seed,
+        "steps_requested": steps,
+        "policy": args.policy,
+        "assignment": assignment.policy_of,
+        "config": config.to_dict(),
+        "command": "run",
+    }
+    try:
+        recorder = RecordingWriter(run_dir, meta)
+    except RecordingError as error:
+        raise UserError(str(error)) from None
+
+    stats = _run_with_progress(env, assignment, policies, args.seed, steps, recorder, args.render, args.quiet)
+    summary = stats.summary(assignment.policy_of)
+    recorder.close(summary)
+    if not args.quiet:
+        print_summary(summary, run_dir)
+    return 0
+
+
+def _run_with_progress(env, assignment, policies, seed, steps, recorder, render, quiet):
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from policies.runner import run_episode
+
+    console = Console(stderr=True)
+    if render == "ansi":
+        screen = Console()
+
+        def show(env, stats):
+            screen.print(env.render(), markup=False, highlight=False)
+
+        return run_episode(env, assignment, policies, seed, steps, recorder, on_step=show)
+    if quiet:
+        return run_episode(env, assignment, policies, seed, steps, recorder)
+    columns = (TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[live]}"), TimeElapsedColumn())
+    with Progress(*columns, console=console, transient=False) as progress:
+        task = progress.add_task("run", total=steps, live="")
+
+        def update(env, stats):
+            live = f"alive {stats.population[-1]}  food {stats.food_tiles[-1]}  births {stats.births}"
+            progress.update(task, completed=stats.steps, live=live)
+
+        return run_episode(env, assignment, policies, seed, steps, recorder, on_step=update)
+
+
+def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="society-env run summary", show_header=False)
+    deaths = summary["deaths"]
+    rows = [
+        ("steps survived", summary["steps"]),
+        ("population start / peak / end", f"{summary['population_start']} / {summary['population_peak']} / {summary['population_end']}"),
+        ("births", summary["births"]),
+        ("deaths (starvation / old age)", f"{deaths.get('starvation', 0)} / {deaths.get('old_age', 0)}"),
+        ("gives (energy)", f"{summary['gives']} ({summary['energy_given']})"),
+        ("takes (energy)", f"{summary['takes']} ({summary['energy_taken']})"),
+        ("messages", summary["messages"]),
+        ("agent-steps/s", f"{summary['agent_steps_per_second']:,.0f}"),
+    ]
+    for name, numbers in summary["per_policy"].items():
+        rows.append((f"{name}: agents / mean return / mean lifespan",
+                     f"{numbers['agents']} / {numbers['mean_return']:.1f} / {numbers['mean_lifespan']:.1f}"))
+    for key, value in rows:
+        table.add_row(key, str(value))
+    console = Console()
+    console.print(table)
+    if run_dir is not None:
+        console.print(f"recording: {run_dir}", markup=False, highlight=False)
+
+
+# ---------------------------------------------------------------------------------------------
+# society-env replay
+# ---------------------------------------------------------------------------------------------
+def replay_recording(run_dir: str | Path) -> dict[str, Any]:
+    """Re-run a recording's actions in a fresh env; compare events and snapshots line by line."""
+    from policies.assignment import PolicyAssignment
+    from policies.replay import ReplayPolicy
+    from society_env.env import SocietyEnv
+    from society_env.recording import Recording, founder_events, snapshot, step_events
+
+    recording = Recording(run_dir)
+    config = recording.config
+    env = SocietyEnv(config)
+    policy = ReplayPolicy(config, recording)
+    policy.reset()
+    assignment = PolicyAssignment([("replay", 1.0)], config.num_founders)
+    assignment.policy_of = dict(recording.meta.get("assignment", {}))
+
+    observations, infos = env.reset(seed=recording.meta["seed"])
+    events = founder_events(env.world, assignment.policy_of)
+    snapshots = [snapshot(env.world)]
+    while env.agents and not policy.exhausted:
+        actions = policy.act({a: observations[a] for a in env.agents}, infos)
+        observations, _, _, _, infos = env.step(actions)
+        assignment.update(infos)
+        events.extend(step_events(env.world, infos, assignment.policy_of))
+        snapshots.append(snapshot(env.world))
+
+    recorded_events = [e for e in recording.events() if e["type"] in {"added", "born", "died", "gave", "took", "message"}]
+    recorded_snapshots = list(recording.snapshots())
+    replayed_events = json.loads(json.dumps(events))
+    replayed_snapshots = json.loads(json.dumps(snapshots))
+    first_event_difference = next(
+        (i for i, (a, b) in enumerate(zip(recorded_events, replayed_events)) if a != b), None)
+    first_snapshot_difference = next(
+        (i for i, (a, b) in enumerate(zip(recorded_snapshots, replayed_snapshots)) if a != b), None)
+    return {
+        "steps": policy.step,
+        "events": len(replayed_events),
+        "snapshots": len(replayed_snapshots),
+        "identical": (
+            replayed_events[: len(recorded_events)] == recorded_events
+            and replayed_snapshots[: len(recorded_snapshots)] == recorded_snapshots
+            and len(recorded_snapshots) <= len(replayed_snapshots)
+        ),
+        "first_event_difference": first_event_difference,
+        "first_snapshot_difference": first_snapshot_difference,
+        "complete": recording.summary is not None,
+    }
+
+
+def command_replay(args: argparse.Namespace) -> int:
+    from society_env.recording import RecordingError
+
+    try:
+        result = replay_recording(args.run_dir)
+    except RecordingError as error:
+        raise UserError(str(error)) from None
+    kind = "complete" if result["complete"] else "partial (killed) "
+    if result["identical"]:
+        print(f"replayed {result['steps']} steps of the {kind} recording: {result['events']} events and "
+              f"{result['snapshots']} snapshots identical")
+        return 0
+    print(f"replay DIFFERS from the recording: first differing event #{result['first_event_difference']}, "
+          f"first differing snapshot #{result['first_snapshot_difference']}", file=sys.stderr)
+    return 1
+
+
+# ---------------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="society-env",
+        description="A society of agents on a grid world: run baselines, record and replay episodes.",
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    run = commands.add_parser(
+        "run", help="run one episode and record it",
+        description="Run one episode with the given policies and write a recording directory.",
+        epilog="examples:\n  society-env run --preset small --policy forager=3,raider=3 --steps 100\n"
+               "  society-env run --preset small --policy cooperator --render ansi --steps 30\n"
+               "  society-env run --set width=30 --set food_distribution=uniform",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    run.add_argument("--preset", default="small", choices=sorted(PRESETS), help="world preset (default: small)")
+    run.add_argument("--policy", default="forager",
+                     help="policy assignment as NAME=SHARE,...: shares of the founders per policy; newborns "
+                          "inherit their parent's policy. Policies: random, forager, cooperator, raider "
+                          "(a 'scripted:' prefix is accepted). Default: forager")
+    run.add_argument("--seed", type=int, default=0, help="the run's only seed (env and policies); default 0")
+    run.add_argument("--steps", type=int, default=None, help="steps to run (default: the preset's max_steps)")
+    run.add_argument("--out", default=None, help="output directory (default: runs/PRESET__POLICY__SEED__TIME)")
+    run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                     help="override a SocietyConfig field (repeatable), e.g. --set width=20")
+    run.add_argument("--render", choices=["none", "ansi"], default="none", help="print the grid every step")
+    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    run.set_defaults(handler=command_run)
+
+    replay = commands.add_parser(
+        "replay", help="replay a recording and check it reproduces exactly",
+        description="Feed a recording's actions into a fresh env with the same config and seed, and check that "
+                    "events and snapshots come out identical. Exit status 0 if identical, 1 if not.",
+    )
+    replay.add_argument("run_dir", help="a run directory written by 'society-env run'")
+    replay.set_defaults(handler=command_replay)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.handler(args)
+    except UserError as error:
+        print(f"society-env: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("society-env: interrupted; the recording so far is kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

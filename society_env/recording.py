@@ -1,0 +1,223 @@
+"""Episode recordings: a run directory with the config, an event log, world snapshots and actions.
+
+Layout (format version 1, documented in docs/recording.md)::
+
+    RUN_DIR/meta.json        format name + version, resolved config, seed, policy assignment (atomic)
+    RUN_DIR/events.jsonl     one event per line: added, born, died, gave, took, message
+    RUN_DIR/snapshots.jsonl  one line per step: living agents' positions and energy, food tiles
+    RUN_DIR/actions.jsonl    one line per step: every agent's action vector (and text message)
+    RUN_DIR/summary.json     written at the end of a run (atomic); absent if the run was killed
+
+JSON Lines files are flushed after every step, so a killed run leaves a readable partial record;
+readers skip a final line cut off mid-write.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+from typing import Any, Iterator
+
+import numpy as np
+
+from society_env.state import ALIVE, WorldState
+
+FORMAT_NAME = "society-env-recording"
+FORMAT_VERSION = 1
+
+
+class RecordingError(ValueError):
+    """A run directory that cannot be written or read (missing, wrong format or version)."""
+
+
+def write_json_atomic(path: Path, data: Any) -> None:
+    """Write JSON to a temporary file in the same directory, then rename it over ``path``."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "w") as file:
+            json.dump(data, file, indent=2, default=_json_default)
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def snapshot(world: WorldState) -> dict[str, Any]:
+    """Compact picture of one step: living agents (slot, row, col, energy) and food tiles."""
+    living = np.flatnonzero(world.status == ALIVE)
+    tiles = np.flatnonzero(world.food)
+    return {
+        "step": world.step,
+        "agents": living.tolist(),
+        "row": world.position[living, 0].tolist(),
+        "col": world.position[living, 1].tolist(),
+        "energy": world.energy[living].tolist(),
+        "food_cells": tiles.tolist(),
+        "food_values": world.food.ravel()[tiles].tolist(),
+    }
+
+
+def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, str]) -> list[dict[str, Any]]:
+    """Events of the step that produced ``world``, in a fixed order, from the env's infos."""
+    step = world.step
+    events: list[dict[str, Any]] = []
+    for agent, info in infos.items():
+        slot = int(agent.rsplit("_", 1)[1])
+        if "born" in info:
+            events.append({"step": step, "type": "born", "agent": agent, "parent": info["born"],
+                           "policy": policy_of.get(agent), "position": world.position[slot].tolist(),
+                           "genome": world.genome[slot].round(6).tolist()})
+        for partner, amount in info.get("gave", []):
+            events.append({"step": step, "type": "gave", "agent": agent, "to": partner, "amount": amount})
+        for partner, amount in info.get("took", []):
+            events.append({"step": step, "type": "took", "agent": agent, "from": partner, "amount": amount})
+        if "died" in info:
+            events.append({"step": step, "type": "died", "agent": agent, "cause": info["died"],
+                           "age": int(world.age[slot]), "energy": int(world.energy[slot]),
+                           "position": world.position[slot].tolist()})
+    for slot in np.flatnonzero((world.message != 0) | np.fromiter((bool(t) for t in world.text_message), bool, len(world.text_message))).tolist():
+        events.append({"step": step, "type": "message", "agent": f"agent_{slot}", "token": int(world.message[slot]),
+                       "text": world.text_message[slot]})
+    return events
+
+
+def founder_events(world: WorldState, policy_of: dict[str, str]) -> list[dict[str, Any]]:
+    return [
+        {"step": world.step, "type": "added", "agent": f"agent_{slot}", "policy": policy_of.get(f"agent_{slot}"),
+         "position": world.position[slot].tolist(), "energy": int(world.energy[slot]),
+         "genome": world.genome[slot].round(6).tolist()}
+        for slot in np.flatnonzero(world.status == ALIVE).tolist()
+    ]
+
+
+def action_record(step: int, actions: dict[str, Any]) -> dict[str, Any]:
+    """One line of actions.jsonl: vectors per agent, plus text messages when the language option is on."""
+    vectors, texts = {}, {}
+    for agent, action in actions.items():
+        if isinstance(action, dict):
+            if action.get("message"):
+                texts[agent] = action["message"]
+            action = action["action"]
+        vectors[agent] = np.asarray(action).tolist()
+    record: dict[str, Any] = {"step": step, "actions": vectors}
+    if texts:
+        record["text"] = texts
+    return record
+
+
+class RecordingWriter:
+    """Writes one run directory incrementally. Use as a context manager or call :meth:`close`."""
+
+    def __init__(self, run_dir: str | Path, meta: dict[str, Any]):
+        self.run_dir = Path(run_dir)
+        try:
+            self.run_dir.mkdir(parents=True, exist_ok=True)
+            probe = self.run_dir / ".write-test"
+            probe.write_text("")
+            probe.unlink()
+        except OSError as error:
+            raise RecordingError(f"cannot write to output directory {self.run_dir}: {error.strerror or error}") from None
+        write_json_atomic(self.run_dir / "meta.json", {"format": FORMAT_NAME, "version": FORMAT_VERSION, **meta})
+        self._files = {name: open(self.run_dir / f"{name}.jsonl", "w") for name in ("events", "snapshots", "actions")}
+
+    def _write(self, name: str, records: list[dict[str, Any]]) -> None:
+        file = self._files[name]
+        for record in records:
+            file.write(json.dumps(record, separators=(",", ":"), default=_json_default) + "\n")
+
+    def record_reset(self, world: WorldState, policy_of: dict[str, str]) -> None:
+        self._write("events", founder_events(world, policy_of))
+        self._write("snapshots", [snapshot(world)])
+        self.flush()
+
+    def record_step(self, actions: dict[str, Any], world: WorldState, infos: dict[str, dict],
+                    policy_of: dict[str, str], extra_events: list[dict[str, Any]] | None = None) -> None:
+        """Log the actions taken at step ``world.step - 1`` and what they led to."""
+        self._write("actions", [action_record(world.step - 1, actions)])
+        self._write("events", step_events(world, infos, policy_of) + list(extra_events or []))
+        self._write("snapshots", [snapshot(world)])
+        self.flush()
+
+    def flush(self) -> None:
+        for file in self._files.values():
+            file.flush()
+
+    def close(self, summary: dict[str, Any] | None = None) -> None:
+        for file in self._files.values():
+            file.close()
+        if summary is not None:
+            write_json_atomic(self.run_dir / "summary.json", summary)
+
+    def __enter__(self) -> "RecordingWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        if not all(f.closed for f in self._files.values()):
+            self.close()
+
+
+def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of a JSON Lines file; a final line cut off by a killed run is skipped."""
+    if not path.exists():
+        return
+    with open(path) as file:
+        for line in file:
+            if not line.endswith("\n"):
+                return  # partial last line of a killed run
+            yield json.loads(line)
+
+
+class Recording:
+    """Read access to a run directory."""
+
+    def __init__(self, run_dir: str | Path):
+        self.run_dir = Path(run_dir)
+        meta_path = self.run_dir / "meta.json"
+        if not meta_path.exists():
+            raise RecordingError(f"{self.run_dir} is not a run directory (no meta.json)")
+        try:
+            self.meta = json.loads(meta_path.read_text())
+        except json.JSONDecodeError as error:
+            raise RecordingError(f"{meta_path} is not valid JSON: {error}") from None
+        if self.meta.get("format") != FORMAT_NAME:
+            raise RecordingError(f"{self.run_dir} is not a society-env recording (format {self.meta.get('format')!r})")
+        if self.meta.get("version") != FORMAT_VERSION:
+            raise RecordingError(
+                f"{self.run_dir} has recording format version {self.meta.get('version')!r}; "
+                f"this society-env reads version {FORMAT_VERSION}"
+            )
+
+    @property
+    def config(self):
+        from society_env.config import SocietyConfig
+
+        return SocietyConfig.from_dict(self.meta["config"])
+
+    def events(self) -> Iterator[dict[str, Any]]:
+        return read_jsonl(self.run_dir / "events.jsonl")
+
+    def snapshots(self) -> Iterator[dict[str, Any]]:
+        return read_jsonl(self.run_dir / "snapshots.jsonl")
+
+    def actions(self) -> Iterator[dict[str, Any]]:
+        return read_jsonl(self.run_dir / "actions.jsonl")
+
+    @property
+    def summary(self) -> dict[str, Any] | None:
+        path = self.run_dir / "summary.json"
+        return json.loads(path.read_text()) if path.exists() else None
