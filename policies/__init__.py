@@ -16,11 +16,18 @@ from policies.raider import RaiderPolicy
 from policies.random_policy import RandomPolicy
 from society_env.config import SocietyConfig
 
+def _llm_policy(config: SocietyConfig, **options: Any) -> Policy:
+    from policies.llm_policy import LlamaCppPolicy  # imported lazily: needs llama-cpp-python
+
+    return LlamaCppPolicy(config, **options)
+
+
 POLICIES: dict[str, Callable[..., Policy]] = {
     "random": RandomPolicy,
     "forager": ForagerPolicy,
     "cooperator": CooperatorPolicy,
     "raider": RaiderPolicy,
+    "llm": _llm_policy,
 }
 """Policy constructors by name; each takes the world config (plus policy-specific keyword options)."""
 

@@ -34,6 +34,8 @@ class EpisodeStats:
     seconds: float = 0.0
     returns: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     lifespans: dict[str, int] = field(default_factory=dict)
+    policy_costs: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Inference cost readouts of policies that report them (e.g. the LLM policy)."""
 
     def observe_step(self, env: SocietyEnv, rewards: dict[str, float], infos: dict[str, dict]) -> None:
         self.steps += 1
@@ -92,6 +94,7 @@ class EpisodeStats:
             "seconds": round(self.seconds, 3),
             "agent_steps_per_second": round(self.agent_steps / self.seconds, 1) if self.seconds > 0 else 0.0,
             "per_policy": per_policy,
+            "costs": self.policy_costs,
         }
 
 
@@ -130,9 +133,15 @@ def run_episode(
         assignment.update(infos)
         stats.observe_step(env, rewards, infos)
         if recorder is not None:
-            recorder.record_step(actions, env.world, infos, assignment.policy_of)
+            extra = [
+                {"step": env.world.step, **event}
+                for policy in policies.values() if hasattr(policy, "drain_events")
+                for event in policy.drain_events()
+            ]
+            recorder.record_step(actions, env.world, infos, assignment.policy_of, extra)
         if on_step is not None:
             on_step(env, stats)
     stats.seconds = time.perf_counter() - started
     stats.finish(env)
+    stats.policy_costs = {name: p.cost_summary() for name, p in policies.items() if hasattr(p, "cost_summary")}
     return stats

@@ -50,13 +50,16 @@ def command_run(args: argparse.Namespace) -> int:
     from society_env.recording import RecordingError, RecordingWriter
 
     try:
-        config = make_config(args.preset, **parse_overrides(args.set))
         entries = parse_policy_spec(args.policy, POLICIES)
+        overrides = parse_overrides(args.set)
+        if any(name == "llm" for name, _ in entries):
+            overrides.setdefault("language", True)  # LLM agents read the text view
+        config = make_config(args.preset, **overrides)
     except (ValueError, PolicySpecError) as error:
         raise UserError(str(error)) from None
     env = SocietyEnv(config, render_mode="ansi" if args.render == "ansi" else None)
     assignment = PolicyAssignment(entries, config.num_founders)
-    policies = {name: make_policy(name, config) for name, _ in entries}
+    policies = {name: _build_policy(name, config, args) for name, _ in entries}
     run_dir = Path(args.out) if args.out else default_run_dir(args.preset, args.policy, args.seed)
     steps = config.max_steps if args.steps is None else args.steps
     meta = {
@@ -67,6 +70,7 @@ def command_run(args: argparse.Namespace) -> int:
         "assignment": assignment.policy_of,
         "config": config.to_dict(),
         "command": "run",
+        "llm": _llm_options(args) if "llm" in policies else None,
     }
     try:
         recorder = RecordingWriter(run_dir, meta)
@@ -79,6 +83,35 @@ def command_run(args: argparse.Namespace) -> int:
     if not args.quiet:
         print_summary(summary, run_dir)
     return 0
+
+
+def _llm_options(args: argparse.Namespace) -> dict[str, Any]:
+    return {
+        "model": args.model, "n_ctx": args.n_ctx, "n_threads": args.threads, "n_gpu_layers": args.n_gpu_layers,
+        "temperature": args.temperature, "chat_format": args.chat_format, "batch_size": args.llm_batch,
+        "batched": not args.sequential, "max_tokens": args.max_tokens,
+        "history": args.history, "motivation": args.motivation, "personality": not args.no_personality,
+    }
+
+
+def _build_policy(name: str, config, args: argparse.Namespace):
+    from policies import make_policy
+
+    if name != "llm":
+        return make_policy(name, config)
+    from policies.llm_engine import ModelError
+    from policies.llm_policy import LLMPolicyError, PromptSettings
+    from policies.models import ModelPullError
+
+    options = _llm_options(args)
+    prompt = PromptSettings(history=options.pop("history"), motivation=options.pop("motivation"),
+                            personality=options.pop("personality"))
+    try:
+        return make_policy("llm", config, prompt=prompt, **options)
+    except ImportError:
+        raise UserError('the LLM policy needs llama-cpp-python: pip install "society-env[llm]"') from None
+    except (ModelError, LLMPolicyError, ModelPullError) as error:
+        raise UserError(str(error)) from None
 
 
 def _run_with_progress(env, assignment, policies, seed, steps, recorder, render, quiet):
@@ -127,6 +160,13 @@ def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
     for name, numbers in summary["per_policy"].items():
         rows.append((f"{name}: agents / mean return / mean lifespan",
                      f"{numbers['agents']} / {numbers['mean_return']:.1f} / {numbers['mean_lifespan']:.1f}"))
+    for name, cost in summary.get("costs", {}).items():
+        rows += [
+            (f"{name}: agent-steps/s (s per agent-step)", f"{cost['agent_steps_per_second']:.2f} ({cost['seconds_per_agent_step']:.3f})"),
+            (f"{name}: tokens in / out per agent-step", f"{cost['tokens_in_per_agent_step']} / {cost['tokens_out_per_agent_step']}"),
+            (f"{name}: prompt / generation tok/s", f"{cost['prompt_tokens_per_second']:.0f} / {cost['generation_tokens_per_second']:.0f}"),
+            (f"{name}: failed answers (agent stayed)", cost["failures"]),
+        ]
     for key, value in rows:
         table.add_row(key, str(value))
     console = Console()
@@ -203,6 +243,20 @@ def command_replay(args: argparse.Namespace) -> int:
     return 1
 
 
+def command_models(args: argparse.Namespace) -> int:
+    from policies.models import DEFAULT_MODEL, ModelPullError, default_model_path, pull_default_model
+
+    if args.action == "path":
+        print(default_model_path())
+        return 0
+    try:
+        path = pull_default_model()
+    except ModelPullError as error:
+        raise UserError(str(error)) from None
+    print(f"{DEFAULT_MODEL.name} ({DEFAULT_MODEL.license}) verified at {path}")
+    return 0
+
+
 # ---------------------------------------------------------------------------------------------
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
@@ -216,14 +270,15 @@ def build_parser() -> argparse.ArgumentParser:
         description="Run one episode with the given policies and write a recording directory.",
         epilog="examples:\n  society-env run --preset small --policy forager=3,raider=3 --steps 100\n"
                "  society-env run --preset small --policy cooperator --render ansi --steps 30\n"
-               "  society-env run --set width=30 --set food_distribution=uniform",
+               "  society-env run --set width=30 --set food_distribution=uniform\n"
+               "  society-env run --preset small --policy llm=4,forager=2 --steps 20",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     run.add_argument("--preset", default="small", choices=sorted(PRESETS), help="world preset (default: small)")
     run.add_argument("--policy", default="forager",
                      help="policy assignment as NAME=SHARE,...: shares of the founders per policy; newborns "
                           "inherit their parent's policy. Policies: random, forager, cooperator, raider "
-                          "(a 'scripted:' prefix is accepted). Default: forager")
+                          "(a 'scripted:' prefix is accepted), llm. Default: forager")
     run.add_argument("--seed", type=int, default=0, help="the run's only seed (env and policies); default 0")
     run.add_argument("--steps", type=int, default=None, help="steps to run (default: the preset's max_steps)")
     run.add_argument("--out", default=None, help="output directory (default: runs/PRESET__POLICY__SEED__TIME)")
@@ -231,7 +286,26 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a SocietyConfig field (repeatable), e.g. --set width=20")
     run.add_argument("--render", choices=["none", "ansi"], default="none", help="print the grid every step")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
+    llm = run.add_argument_group("LLM agents (policy 'llm'; the language option is switched on automatically)")
+    llm.add_argument("--model", default=None,
+                     help="GGUF file (default: the embedded SmolLM2-135M-Instruct Q4_1, fetched on first use)")
+    llm.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
+    llm.add_argument("--n-ctx", type=int, default=1024, help="context tokens per agent (default 1024)")
+    llm.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp (default: up to 4)")
+    llm.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU, if llama.cpp has one")
+    llm.add_argument("--chat-format", default=None, help="chatml, plain or a Jinja template (default: the model's own)")
+    llm.add_argument("--llm-batch", type=int, default=8, help="agents generated together in one llama.cpp batch (default 8)")
+    llm.add_argument("--sequential", action="store_true", help="generate one agent at a time instead of batched")
+    llm.add_argument("--max-tokens", type=int, default=160, help="generation cap per answer (default 160)")
+    llm.add_argument("--history", type=int, default=1, help="steps of history in the prompt (default 1 = current only)")
+    llm.add_argument("--motivation", choices=["base", "creative", "none"], default="base", help="motivation in the system prompt")
+    llm.add_argument("--no-personality", action="store_true", help="leave personality traits out of the prompt")
     run.set_defaults(handler=command_run)
+
+    models = commands.add_parser("models", help="manage the embedded default model",
+                                 description="Fetch the default GGUF model into the cache (done automatically on first use).")
+    models.add_argument("action", choices=["pull", "path"], help="pull: download and verify; path: print where it is")
+    models.set_defaults(handler=command_models)
 
     replay = commands.add_parser(
         "replay", help="replay a recording and check it reproduces exactly",

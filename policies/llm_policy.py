@@ -1,0 +1,241 @@
+"""LLM agents: a local GGUF model run by llama.cpp chooses each agent's action from its text view.
+
+Per step, for every agent this policy drives: build the chat (shared system prompt, agent name and
+personality, optional history, the observation and the agent's own memory note), build a grammar
+from the actions available to that agent, generate a constrained JSON answer, and turn it into an
+env action. All agents of the step are generated together in one llama.cpp context (batched), or
+one after the other (``batched=False``). A failed answer never crashes the run: the agent stays put,
+and the failure is counted and logged with the raw text.
+
+Sampling seeds derive from (policy seed, step, agent index), so a run is reproducible.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import defaultdict, deque
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from policies.llm_engine import GenerationRequest, LlamaEngine, ModelError
+from policies.llm_prompt import (
+    AnswerError,
+    PromptSettings,
+    action_grammar,
+    agent_system_prompt,
+    parse_answer,
+    read_options,
+    shared_system_prompt,
+    user_message,
+)
+from policies.models import resolve_model
+from society_env.config import SocietyConfig
+from society_env.observations import split_observation
+
+CHATML_TEMPLATE = (
+    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
+    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
+)
+PLAIN_TEMPLATE = (
+    "{% for message in messages %}{{ message['role'] | capitalize }}: {{ message['content'] }}\n\n{% endfor %}"
+    "{% if add_generation_prompt %}Assistant: {% endif %}"
+)
+"""Used for models without a chat template (and no ``chat_format`` override)."""
+CHAT_FORMATS = {"chatml": CHATML_TEMPLATE, "plain": PLAIN_TEMPLATE}
+
+
+class LLMPolicyError(ValueError):
+    """A configuration problem of the LLM policy (not a model output problem: those never raise)."""
+
+
+class LlamaCppPolicy:
+    """Drives agents with a GGUF model through llama-cpp-python (see the module docstring).
+
+    Arguments: ``model`` (GGUF path; ``None`` = the embedded default SmolLM2-135M-Instruct), ``n_ctx``
+    (context tokens per agent), ``n_threads``, ``n_gpu_layers`` (passed to llama.cpp), ``temperature``
+    (0 = greedy), ``chat_format`` (``chatml``, ``plain`` or a Jinja template; default: the model's own),
+    ``batch_size`` (agents per llama.cpp batch), ``batched`` (False = one agent at a time),
+    ``max_tokens`` (generation cap per answer), ``prompt`` (:class:`PromptSettings`), ``engine`` (share
+    a loaded :class:`LlamaEngine`).
+    """
+
+    name = "llm"
+
+    def __init__(
+        self,
+        config: SocietyConfig,
+        model: str | Path | None = None,
+        n_ctx: int = 1024,
+        n_threads: int | None = None,
+        n_gpu_layers: int = 0,
+        temperature: float = 0.7,
+        chat_format: str | None = None,
+        batch_size: int = 8,
+        batched: bool = True,
+        max_tokens: int = 160,
+        prompt: PromptSettings | None = None,
+        engine: LlamaEngine | None = None,
+    ):
+        if not config.language:
+            raise LLMPolicyError("the LLM policy reads text observations: create the env with language=True")
+        self.config = config
+        self.temperature = temperature
+        self.batched = batched
+        self.max_tokens = max_tokens
+        self.settings = prompt or PromptSettings()
+        if self.settings.motivation not in ("base", "creative", "none"):
+            raise LLMPolicyError(f"unknown motivation {self.settings.motivation!r}; use base, creative or none")
+        if engine is None:
+            engine = LlamaEngine(resolve_model(model), n_ctx=n_ctx, max_batch=batch_size if batched else 1,
+                                 n_threads=n_threads, n_gpu_layers=n_gpu_layers)
+        self.engine = engine
+        self.formatter = self._make_formatter(chat_format)
+        self.shared_prompt = shared_system_prompt(config, self.settings)
+        self.seed = 0
+        self.step = 0
+        self.memory: dict[str, str] = {}
+        self.history: dict[str, deque] = defaultdict(lambda: deque(maxlen=max(self.settings.history - 1, 0)))
+        self.failures = 0
+        self.calls = 0
+        self.seconds = 0.0
+        self._events: list[dict[str, Any]] = []
+        self._announced: set[str] = set()
+
+    # ---- set-up -------------------------------------------------------------------------------
+    def _make_formatter(self, chat_format: str | None):
+        from llama_cpp.llama_chat_format import Jinja2ChatFormatter
+
+        if chat_format:
+            template = CHAT_FORMATS.get(chat_format, chat_format)
+            self.chat_format = chat_format if chat_format in CHAT_FORMATS else "custom"
+        else:
+            template = self.engine.chat_template()
+            self.chat_format = "model"
+            if not template:
+                template, self.chat_format = PLAIN_TEMPLATE, "plain (model has no chat template)"
+        eos = self.engine.token_text(self.engine.llama_cpp.llama_vocab_eos(self.engine.vocab))
+        bos = self.engine.token_text(self.engine.llama_cpp.llama_vocab_bos(self.engine.vocab))
+        try:
+            return Jinja2ChatFormatter(template=template, eos_token=eos, bos_token=bos)
+        except Exception as error:  # jinja2 raises several types for bad templates
+            raise LLMPolicyError(f"invalid chat template: {error}") from None
+
+    def reset(self, seed: int | None = None) -> None:
+        self.seed = 0 if seed is None else int(seed)
+        self.step = 0
+        self.memory.clear()
+        self.history.clear()
+        self._announced.clear()
+
+    # ---- prompting ----------------------------------------------------------------------------
+    def build_messages(self, agent: str, observation: Any, history_turns: int | None = None) -> list[dict[str, str]]:
+        _, features = split_observation(observation, self.config)
+        system = self.shared_prompt + agent_system_prompt(agent, features[4:], self.settings)
+        messages = [{"role": "system", "content": system}]
+        turns = list(self.history[agent])
+        if history_turns is not None:
+            turns = turns[len(turns) - history_turns :] if history_turns else []
+        for past_user, past_answer in turns:
+            messages.append({"role": "user", "content": past_user})
+            messages.append({"role": "assistant", "content": past_answer})
+        messages.append({"role": "user", "content": user_message(observation["text"], self.memory.get(agent, ""))})
+        return messages
+
+    def prompt_tokens(self, agent: str, observation: Any) -> tuple[list[int], list[dict[str, str]]]:
+        """Tokens of the agent's prompt; drops history turns (oldest first) until it fits the context."""
+        turns = len(self.history[agent])
+        while True:
+            messages = self.build_messages(agent, observation, turns)
+            prompt = self.formatter(messages=messages).prompt
+            tokens = self.engine.tokenize(prompt, add_special=True)
+            if len(tokens) + self.max_tokens <= self.engine.n_ctx_per_sequence:
+                return tokens, messages
+            if turns == 0:
+                raise LLMPolicyError(
+                    f"{agent}'s prompt needs {len(tokens)} tokens + {self.max_tokens} to generate, more than the "
+                    f"context of {self.engine.n_ctx_per_sequence} tokens per agent even without history; raise n_ctx"
+                )
+            turns -= 1
+
+    # ---- acting -------------------------------------------------------------------------------
+    def act(self, observations: dict[str, Any], infos: dict[str, dict]) -> dict[str, Any]:
+        self.step += 1
+        agents = list(observations)
+        if not agents:
+            return {}
+        started = time.perf_counter()
+        requests, options, user_texts = [], [], []
+        for agent in agents:
+            observation = observations[agent]
+            tokens, messages = self.prompt_tokens(agent, observation)
+            energy = int(round(float(split_observation(observation, self.config)[1][0]) * self.config.initial_energy))
+            agent_options = read_options(observation["text"], energy, self.config)
+            options.append(agent_options)
+            user_texts.append(messages[-1]["content"])
+            requests.append(GenerationRequest(tokens, action_grammar(agent_options, self.config, self.settings),
+                                              (self.seed, self.step, int(agent.rsplit("_", 1)[1]))))
+            if agent not in self._announced:
+                self._announced.add(agent)
+                self._events.append({"type": "llm_system_prompt", "agent": agent, "text": messages[0]["content"]})
+
+        if self.batched:
+            results = self.engine.generate(requests, self.max_tokens, self.temperature)
+        else:
+            results = [self.engine.generate([request], self.max_tokens, self.temperature)[0] for request in requests]
+
+        actions = {}
+        for agent, request, result, agent_options, user_text in zip(agents, requests, results, options, user_texts):
+            failure = result.error
+            if failure is None and not result.finished:
+                failure = f"answer cut off after {result.tokens_out} tokens (max_tokens {self.max_tokens})"
+            vector, message, memory = np.zeros(4, dtype=np.int64), "", self.memory.get(agent, "")
+            if failure is None:
+                try:
+                    vector, message, memory = parse_answer(result.text, agent_options, self.config)
+                except AnswerError as error:
+                    failure = str(error)
+            if failure is not None:
+                self.failures += 1
+            if message and self.config.message_vocab_size > 1:
+                vector[3] = 1
+            self.memory[agent] = memory[: self.settings.memory_chars]
+            if self.settings.history > 1:
+                self.history[agent].append((user_text, result.text))
+            actions[agent] = {"action": vector, "message": message}
+            self._events.append({
+                "type": "llm_call", "agent": agent, "user": user_text, "completion": result.text,
+                "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "seconds": round(result.seconds, 4),
+                "failure": failure,
+            })
+        self.calls += len(agents)
+        self.seconds += time.perf_counter() - started
+        return actions
+
+    # ---- readouts -----------------------------------------------------------------------------
+    def drain_events(self) -> list[dict[str, Any]]:
+        """Events for the recording since the last call (system prompts, one ``llm_call`` per agent-step)."""
+        events, self._events = self._events, []
+        return events
+
+    def cost_summary(self) -> dict[str, Any]:
+        stats = self.engine.stats
+        return {
+            "model": str(self.engine.model_path),
+            "chat_format": self.chat_format,
+            "agent_steps": self.calls,
+            "failures": self.failures,
+            "prompt_tokens": stats.prompt_tokens,
+            "generated_tokens": stats.generated_tokens,
+            "tokens_in_per_agent_step": round(stats.prompt_tokens / self.calls, 1) if self.calls else 0.0,
+            "tokens_out_per_agent_step": round(stats.generated_tokens / self.calls, 1) if self.calls else 0.0,
+            "seconds_per_agent_step": round(self.seconds / self.calls, 4) if self.calls else 0.0,
+            "agent_steps_per_second": round(self.calls / self.seconds, 3) if self.seconds else 0.0,
+            "prompt_tokens_per_second": round(stats.prompt_tokens / stats.prompt_seconds, 1) if stats.prompt_seconds else 0.0,
+            "generation_tokens_per_second": round(stats.generated_tokens / stats.generation_seconds, 1) if stats.generation_seconds else 0.0,
+            "grammar_resamples": stats.grammar_resamples,
+        }
+
+
+__all__ = ["LlamaCppPolicy", "LLMPolicyError", "ModelError", "PromptSettings"]
