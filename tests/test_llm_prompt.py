@@ -1,0 +1,95 @@
+"""Prompt building, grammar construction and answer parsing: pure functions, no model needed."""
+
+import numpy as np
+import pytest
+
+import society_env
+from policies.llm_prompt import (
+    TRAIT_POLES,
+    AnswerError,
+    Options,
+    PromptSettings,
+    action_grammar,
+    agent_system_prompt,
+    parse_answer,
+    read_options,
+    shared_system_prompt,
+    user_message,
+)
+from society_env import GIVE, NORTH, REPRODUCE, STAY, TAKE, view_cell_index
+
+CONFIG = society_env.make_config("small", language=True)
+
+
+def test_shared_prompt_has_rules_poles_and_motivation_and_no_agent_specifics():
+    text = shared_system_prompt(CONFIG, PromptSettings())
+    assert "die at 0 energy or at age 60" in text and "dx>0 is east" in text
+    assert "curious and inventive" in text and "cautious and conventional" in text  # both poles
+    assert "survive" in text
+    assert "agent_" not in text
+    assert "creative" in shared_system_prompt(CONFIG, PromptSettings(motivation="creative"))
+    bare = shared_system_prompt(CONFIG, PromptSettings(motivation="none", personality=False))
+    assert TRAIT_POLES not in bare and "Your goal" not in bare
+
+
+def test_agent_part_has_name_and_trait_values():
+    genome = np.array([0.5, -0.25, 0, 0, 0, 0, 1.0, 0.75])
+    text = agent_system_prompt("agent_7", genome, PromptSettings())
+    assert "agent_7" in text and "openness +0.50" in text and "conscientiousness -0.25" in text and "fertility 0.75" in text
+    assert "openness" not in agent_system_prompt("agent_7", genome, PromptSettings(personality=False))
+
+
+def test_user_message_carries_observation_and_memory():
+    message = user_message("agent_1 | step 3/200 | energy 40", "food was north")
+    assert "energy 40" in message and "food was north" in message
+
+
+def test_options_come_from_the_text_view():
+    env = society_env.parallel_env("small", language=True, num_founders=3)
+    env.reset(seed=0)
+    world = env.world
+    for slot, (row, col) in enumerate([(5, 5), (5, 7), (3, 5)]):
+        world.occupant[tuple(world.position[slot])] = -1
+        world.position[slot] = (row, col)
+        world.occupant[row, col] = slot
+    obs, *_ = env.step({a: {"action": np.zeros(4, np.int64), "message": ""} for a in env.agents})
+    options = read_options(obs["agent_0"]["text"], 49, CONFIG)
+    assert options.offsets == {"agent_2": (0, -2), "agent_1": (2, 0)}
+    assert not options.can_reproduce and read_options(obs["agent_0"]["text"], 80, CONFIG).can_reproduce
+
+
+OPTIONS = Options(targets=["agent_4"], offsets={"agent_4": (1, -2)}, can_reproduce=True, energy=70)
+
+
+def test_answers_map_to_env_actions():
+    vector, message, memory = parse_answer('{"action": "move", "direction": "north", "message": "hi", "memory": "m"}', OPTIONS, CONFIG)
+    assert vector.tolist() == [NORTH, 0, 0, 0] and message == "hi" and memory == "m"
+    vector, *_ = parse_answer('{"action": "give", "target": "agent_4", "amount": 5, "message": "", "memory": ""}', OPTIONS, CONFIG)
+    assert vector.tolist() == [GIVE, view_cell_index(CONFIG, -2, 1), CONFIG.transfer_amounts.index(5), 0]
+    vector, *_ = parse_answer('{"action": "take", "target": "agent_4", "amount": 20, "message": "", "memory": ""}', OPTIONS, CONFIG)
+    assert vector[0] == TAKE
+    assert parse_answer('{"action": "reproduce", "message": "", "memory": ""}', OPTIONS, CONFIG)[0][0] == REPRODUCE
+    assert parse_answer('{"action": "stay", "message": "", "memory": ""}', OPTIONS, CONFIG)[0][0] == STAY
+
+
+@pytest.mark.parametrize("answer,reason", [
+    ("not json", "not valid JSON"),
+    ('{"action": "fly", "message": "", "memory": ""}', "unknown action"),
+    ('{"action": "give", "target": "agent_9", "amount": 5, "message": "", "memory": ""}', "not visible"),
+    ('{"action": "give", "target": "agent_4", "amount": 7, "message": "", "memory": ""}', "amount"),
+    ('{"action": "move", "direction": "up", "message": "", "memory": ""}', "direction"),
+    ('[1, 2]', "not a JSON object"),
+])
+def test_bad_answers_raise_with_the_reason(answer, reason):
+    with pytest.raises(AnswerError, match=reason):
+        parse_answer(answer, OPTIONS, CONFIG)
+
+
+def test_grammar_lists_only_available_actions():
+    grammar = action_grammar(OPTIONS, CONFIG, PromptSettings(message_chars=30, memory_chars=40))
+    assert '\\"agent_4\\"' in grammar and "reproduce" in grammar and "{0,30}" in grammar and "{0,40}" in grammar
+    lonely = Options(targets=[], offsets={}, can_reproduce=False, energy=10)
+    grammar = action_grammar(lonely, CONFIG, PromptSettings())
+    assert "give" not in grammar and "take" not in grammar and "reproduce" not in grammar
+    # the message cap never exceeds the world's limit
+    assert f"{{0,{CONFIG.message_max_chars}}}" in action_grammar(lonely, CONFIG, PromptSettings(message_chars=10_000))
