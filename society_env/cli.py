@@ -82,7 +82,19 @@ def command_run(args: argparse.Namespace) -> int:
     recorder.close(summary)
     if not args.quiet:
         print_summary(summary, run_dir)
+        print_last_messages(run_dir)
     return 0
+
+
+def print_last_messages(run_dir: Path, count: int = 6) -> None:
+    """What the society said last (from the recording), so a run ends with something to read."""
+    from society_env.recording import Recording
+
+    said = [e for e in Recording(run_dir).events() if e["type"] == "message" and e.get("text")]
+    if said:
+        print("last messages:")
+        for event in said[-count:]:
+            print(f"  step {event['step']:>4}  {event['agent']}: {event['text']}")
 
 
 def _llm_options(args: argparse.Namespace) -> dict[str, Any]:

@@ -1,0 +1,113 @@
+"""LLM agent throughput: our batched engine vs the high-level llama-cpp-python API, same prompts, same run.
+
+Three ways to get one constrained JSON action per agent for a step of a small society:
+
+* naive: each agent's full prompt through ``Llama.create_chat_completion`` with a JSON schema, one
+  after another, with the KV cache cleared before each call (an API-style loop, as TerraLingua's);
+* high-level, best use: the same calls without clearing, so consecutive calls reuse the shared
+  system-prompt prefix (llama-cpp-python keeps the longest matching prefix);
+* ours: ``LlamaCppPolicy`` (one context, one sequence per agent, shared prefix decoded once, lazy
+  grammar sampling), batched.
+
+Usage: python benchmarks/llm_throughput.py [--agents 1,4,8,16] [--steps 2] [--threads 2]
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import numpy as np
+
+import society_env
+from policies.llm_engine import LlamaEngine
+from policies.llm_policy import LlamaCppPolicy
+from policies.models import resolve_model
+
+ACTION_SCHEMA = {
+    "type": "object",
+    "properties": {
+        "action": {"type": "string", "enum": ["stay", "move", "give", "take", "reproduce"]},
+        "direction": {"type": "string", "enum": ["north", "south", "east", "west"]},
+        "message": {"type": "string", "maxLength": 60},
+        "memory": {"type": "string", "maxLength": 80},
+    },
+    "required": ["action", "message", "memory"],
+}
+
+
+def society_observations(agents: int, seed: int):
+    env = society_env.parallel_env("small", language=True, num_founders=agents)
+    observations, _ = env.reset(seed=seed)
+    return env, observations
+
+
+def run_high_level(llama, policy, observations, clear_cache: bool, max_tokens: int, temperature: float, seed: int):
+    """Seconds and generated tokens for one action per agent through create_chat_completion."""
+    generated = 0
+    started = time.perf_counter()
+    for index, (agent, observation) in enumerate(observations.items()):
+        messages = policy.build_messages(agent, observation)
+        if clear_cache:
+            llama.reset()
+        out = llama.create_chat_completion(
+            messages=messages, max_tokens=max_tokens, temperature=temperature, seed=seed + index,
+            response_format={"type": "json_object", "schema": ACTION_SCHEMA},
+        )
+        generated += out["usage"]["completion_tokens"]
+    return time.perf_counter() - started, generated
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--model", default=None, help="GGUF path (default: the embedded SmolLM2-135M-Instruct)")
+    parser.add_argument("--agents", default="1,4,8,16", help="comma-separated society sizes")
+    parser.add_argument("--steps", type=int, default=2, help="society steps measured per size and approach")
+    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--max-tokens", type=int, default=96)
+    parser.add_argument("--temperature", type=float, default=0.7)
+    args = parser.parse_args()
+
+    from llama_cpp import Llama
+
+    model = resolve_model(args.model)
+    sizes = [int(x) for x in args.agents.split(",")]
+    llama = Llama(str(model), n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads, verbose=False, seed=0)
+    engine = LlamaEngine(model, n_ctx=1024, max_batch=max(sizes), n_threads=args.threads)
+    print(f"model {model.name}, threads {args.threads}, {args.steps} steps per size, max_tokens {args.max_tokens}")
+    header = f"{'agents':>6} | {'naive s/action':>14} | {'high-level s/action':>19} | {'ours s/action':>13} | " \
+             f"{'ours vs naive':>13} | {'ours vs high-level':>18} | {'ours tok in/out':>15} | {'ours prompt/gen tok/s':>21}"
+    print(header)
+    print("-" * len(header))
+    rows = []
+    for agents in sizes:
+        config = society_env.make_config("small", language=True, num_founders=agents)
+        policy = LlamaCppPolicy(config, engine=engine, temperature=args.temperature, max_tokens=args.max_tokens)
+        naive = high = ours = 0.0
+        actions = 0
+        engine.stats.__init__()
+        for step in range(args.steps):
+            env, observations = society_observations(agents, seed=step)
+            seconds, _ = run_high_level(llama, policy, observations, True, args.max_tokens, args.temperature, step)
+            naive += seconds
+            llama.reset()
+            seconds, _ = run_high_level(llama, policy, observations, False, args.max_tokens, args.temperature, step)
+            high += seconds
+            policy.reset(step)
+            started = time.perf_counter()
+            policy.act(observations, {})
+            ours += time.perf_counter() - started
+            actions += len(observations)
+        stats = engine.stats
+        row = (agents, naive / actions, high / actions, ours / actions)
+        rows.append(row)
+        print(f"{agents:>6} | {row[1]:>14.3f} | {row[2]:>19.3f} | {row[3]:>13.3f} | {row[1] / row[3]:>12.2f}x | "
+              f"{row[2] / row[3]:>17.2f}x | {stats.prompt_tokens / actions:>7.0f}/{stats.generated_tokens / actions:<7.0f} | "
+              f"{stats.prompt_tokens / max(stats.prompt_seconds, 1e-9):>9.0f}/{stats.generated_tokens / max(stats.generation_seconds, 1e-9):<11.0f}")
+    print("\nagent-steps/s of ours:", ", ".join(f"{a} agents: {1 / s:.2f}" for a, _, _, s in rows))
+    print("ratios are measured side by side in this run; absolute times depend on the machine's load.")
+    np.set_printoptions(precision=3)
+
+
+if __name__ == "__main__":
+    main()
