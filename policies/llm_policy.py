@@ -21,6 +21,7 @@ import numpy as np
 
 from policies.llm_engine import GenerationRequest, LlamaEngine, ModelError
 from policies.llm_prompt import (
+    ANSWER_PREFILL,
     AnswerError,
     PromptSettings,
     action_grammar,
@@ -123,6 +124,9 @@ class LlamaCppPolicy:
             raise LLMPolicyError(f"invalid chat template: {error}") from None
 
     def reset(self, seed: int | None = None) -> None:
+        # llama.cpp's numbers depend (in the last bits) on how tokens were grouped into batches, so a
+        # run starts from an empty KV cache: its computation then depends on the run alone.
+        self.engine.reset()
         self.seed = 0 if seed is None else int(seed)
         self.step = 0
         self.memory.clear()
@@ -148,7 +152,7 @@ class LlamaCppPolicy:
         turns = len(self.history[agent])
         while True:
             messages = self.build_messages(agent, observation, turns)
-            prompt = self.formatter(messages=messages).prompt
+            prompt = self.formatter(messages=messages).prompt + ANSWER_PREFILL
             tokens = self.engine.tokenize(prompt, add_special=True)
             if len(tokens) + self.max_tokens <= self.engine.n_ctx_per_sequence:
                 return tokens, messages
@@ -187,6 +191,7 @@ class LlamaCppPolicy:
 
         actions = {}
         for agent, request, result, agent_options, user_text in zip(agents, requests, results, options, user_texts):
+            result.text = ANSWER_PREFILL + result.text
             failure = result.error
             if failure is None and not result.finished:
                 failure = f"answer cut off after {result.tokens_out} tokens (max_tokens {self.max_tokens})"

@@ -91,9 +91,10 @@ TRAIT_POLES = (
 
 
 def describe_personality(genome: np.ndarray) -> str:
-    """Trait values in genome order, e.g. ``openness +0.62, conscientiousness -0.10, ...``."""
-    parts = [f"{name} {value:+.2f}" for value, (name, _, _) in zip(genome[:NUM_TRAITS], TRAIT_NAMES)]
-    parts.append(f"fertility {genome[NUM_TRAITS]:.2f}")
+    """Trait values in genome order, e.g. ``openness +0.6, conscientiousness -0.1, ...``."""
+    # One decimal: every token of the agent-specific part is paid per agent and step.
+    parts = [f"{name} {value:+.1f}" for value, (name, _, _) in zip(genome[:NUM_TRAITS], TRAIT_NAMES)]
+    parts.append(f"fertility {genome[NUM_TRAITS]:.1f}")
     return ", ".join(parts)
 
 
@@ -124,22 +125,26 @@ def _string_rule(name: str, max_chars: int) -> str:
     return f'{name} ::= "\\"" [ !#-[\\]-~]{{0,{max_chars}}} "\\""'
 
 
+ANSWER_PREFILL = '{"action": "'
+"""Written into the assistant turn before generation: the model starts right at the action's name."""
+
+
 def action_grammar(options: Options, config: SocietyConfig, settings: PromptSettings) -> str:
-    """GBNF for this agent's answer: one JSON object with only the actions available now."""
+    """GBNF for this agent's answer after :data:`ANSWER_PREFILL`: only the actions available now."""
     amounts = " | ".join(f'"{a}"' for a in config.transfer_amounts)
-    alternatives = ['"\\"stay\\""', 'move']
-    rules = ['move ::= "\\"move\\", \\"direction\\": " ("\\"north\\"" | "\\"south\\"" | "\\"east\\"" | "\\"west\\"")']
+    alternatives = ['"stay\\""', 'move']
+    rules = ['move ::= "move\\", \\"direction\\": " ("\\"north\\"" | "\\"south\\"" | "\\"east\\"" | "\\"west\\"")']
     if options.targets:
         names = " | ".join(f'"\\"{t}\\""' for t in options.targets)
         rules.append(f"target ::= {names}")
         rules.append(f"amount ::= {amounts}")
         alternatives += ["give", "take"]
-        rules.append('give ::= "\\"give\\", \\"target\\": " target ", \\"amount\\": " amount')
-        rules.append('take ::= "\\"take\\", \\"target\\": " target ", \\"amount\\": " amount')
+        rules.append('give ::= "give\\", \\"target\\": " target ", \\"amount\\": " amount')
+        rules.append('take ::= "take\\", \\"target\\": " target ", \\"amount\\": " amount')
     if options.can_reproduce:
-        alternatives.append('"\\"reproduce\\""')
+        alternatives.append('"reproduce\\""')
     message_chars = min(settings.message_chars, config.message_max_chars)
-    root = ('root ::= "{\\"action\\": " (' + " | ".join(alternatives) + ') ", \\"message\\": " message '
+    root = ('root ::= (' + " | ".join(alternatives) + ') ", \\"message\\": " message '
             '", \\"memory\\": " memory "}"')
     return "\n".join([root, *rules, _string_rule("message", message_chars), _string_rule("memory", settings.memory_chars)])
 

@@ -70,7 +70,6 @@ from society_env.observations import (
     channel_grid,
     numeric_observations,
     observation_size,
-    view_cells,
 )
 from society_env.rules import (
     ACTION_NAMES,
@@ -82,7 +81,7 @@ from society_env.rules import (
     step_world,
 )
 from society_env.state import ALIVE, WorldState, initial_state
-from society_env.text_view import render_text
+from society_env.text_view import render_texts
 
 
 class SocietyEnv(ParallelEnv):
@@ -150,10 +149,12 @@ class SocietyEnv(ParallelEnv):
             reported = np.arange(config.max_agents)
         else:
             reported = np.flatnonzero(before | alive)  # the living, the newly dead, the newborn
-        names = [self.possible_agents[i] for i in reported.tolist()]
-        observations = self._observations(reported)
+        possible = self.possible_agents
+        reported_list = reported.tolist()
+        names = [possible[i] for i in reported_list]
+        observations = self._observations(reported, names)
         rewards = dict(zip(names, outcome.rewards[reported].tolist()))
-        infos = self._infos(reported, outcome)
+        infos = self._infos(reported, outcome, names, reported_list)
 
         if config.fixed_slots:
             ended = self._episode_over
@@ -164,7 +165,12 @@ class SocietyEnv(ParallelEnv):
             terminations = dict(zip(names, died[reported].tolist()))
             truncations = dict(zip(names, (alive[reported] & out_of_time).tolist()))
 
-        self.agents = [] if self._episode_over else [self.possible_agents[i] for i in self._listed_slots()]
+        if self._episode_over:
+            self.agents = []
+        elif config.fixed_slots:
+            self.agents = list(possible)
+        else:
+            self.agents = [possible[i] for i in np.flatnonzero(alive).tolist()]
         return observations, rewards, terminations, truncations, infos
 
     def _listed_slots(self) -> np.ndarray:
@@ -180,26 +186,35 @@ class SocietyEnv(ParallelEnv):
         config = self.config
         parsed = Actions.noop(config.max_agents)
         names = list(actions)
-        slots = np.fromiter((self._index.get(name, -1) for name in names), dtype=np.int64, count=len(names))
-        if (slots < 0).any():
-            raise ValueError(f"unknown agent {names[int(np.argmax(slots < 0))]!r}: not one of possible_agents")
+        vectors = list(actions.values())
+        index = self._index
+        try:
+            slots = np.array([index[name] for name in names], dtype=np.int64)
+        except KeyError:
+            slots = np.array([index.get(name, -1) for name in names], dtype=np.int64)
+            raise ValueError(f"unknown agent {names[int(np.argmax(slots < 0))]!r}: not one of possible_agents") from None
         inactive = self.world.status[slots] != ALIVE
         if inactive.any():
             if not config.fixed_slots:
                 bad = int(np.argmax(inactive))
                 state_name = "dead" if self.world.status[slots[bad]] else "not born yet"
                 raise ValueError(f"agent {names[bad]!r} is {state_name} and cannot act")
-            keep = np.flatnonzero(~inactive)  # inactive slots' actions are ignored
-            names, slots = [names[i] for i in keep], slots[keep]
-        vectors = [actions[name] for name in names]
+            keep = np.flatnonzero(~inactive).tolist()  # inactive slots' actions are ignored
+            names, vectors, slots = [names[i] for i in keep], [vectors[i] for i in keep], slots[keep]
         if config.language:
-            parsed.text = [""] * config.max_agents
-            for k, (name, action) in enumerate(zip(names, vectors)):
-                if not isinstance(action, dict) or set(action) != {"action", "message"}:
-                    raise ValueError(f"agent {name!r}: language actions are dicts with keys 'action' and 'message', got {action!r}")
-                self._check_message(name, action["message"])
-                parsed.text[int(slots[k])] = action["message"]
-                vectors[k] = action["action"]
+            text = parsed.text = [""] * config.max_agents
+            messages = self._plain_messages(vectors)
+            if messages is not None:  # the common case, checked in bulk
+                vectors = [action["action"] for action in vectors]
+                for slot, message in zip(slots.tolist(), messages):
+                    text[slot] = message
+            else:  # check agent by agent, naming the first problem
+                for k, (name, action) in enumerate(zip(names, vectors)):
+                    if not isinstance(action, dict) or set(action) != {"action", "message"}:
+                        raise ValueError(f"agent {name!r}: language actions are dicts with keys 'action' and 'message', got {action!r}")
+                    self._check_message(name, action["message"])
+                    text[int(slots[k])] = action["message"]
+                    vectors[k] = action["action"]
         if not names:
             return parsed
         matrix = self._action_matrix(names, vectors)
@@ -241,6 +256,22 @@ class SocietyEnv(ParallelEnv):
         space = self._action_space["action"] if self.config.language else self._action_space
         return space.nvec.astype(np.int64)
 
+    def _plain_messages(self, actions: list[Any]) -> list[str] | None:
+        """The messages when every action is a well-formed language action whose message is short and
+        plain printable ASCII (" " to "~"); otherwise ``None`` (the caller then checks action by action)."""
+        if not all(type(a) is dict and len(a) == 2 and "action" in a and "message" in a for a in actions):
+            return None
+        messages = [action["message"] for action in actions]
+        try:
+            joined = "".join(messages)  # TypeError unless all are str
+        except TypeError:
+            return None
+        if not (joined.isascii() and joined.isprintable()):
+            return None
+        if joined and max(map(len, messages)) > self.config.message_max_chars:
+            return None
+        return messages
+
     def _check_message(self, agent: str, message: Any) -> None:
         if not isinstance(message, str):
             raise ValueError(f"agent {agent!r}: message must be a str, got {type(message).__name__}")
@@ -251,47 +282,49 @@ class SocietyEnv(ParallelEnv):
             raise ValueError(f"agent {agent!r}: message contains non-printable characters {sorted(bad)!r}")
 
     # ---- observations and infos ---------------------------------------------------------------
-    def _observations(self, slots: np.ndarray) -> dict[str, Any]:
+    def _observations(self, slots: np.ndarray, names: list[str] | None = None) -> dict[str, Any]:
         world, config = self.world, self.config
         numeric = numeric_observations(world, config, slots)
         if config.fixed_slots:
             numeric[world.status[slots] != ALIVE] = 0.0
-        names = [self.possible_agents[i] for i in slots.tolist()]
+        if names is None:
+            possible = self.possible_agents
+            names = [possible[i] for i in slots.tolist()]
         if not config.language:
             return dict(zip(names, numeric))
-        shape = (slots.size, config.view_size, config.view_size)
-        cells = view_cells(world, config, slots)
-        occupant_views = world.occupant.ravel()[cells].reshape(shape)
-        food_views = world.food.ravel()[cells].reshape(shape)
-        observations = {}
-        for k, (name, slot) in enumerate(zip(names, slots.tolist())):
-            if config.fixed_slots and world.status[slot] != ALIVE:
-                text = ""
-            else:
-                text = render_text(world, config, slot, occupant_views[k], food_views[k])
-            observations[name] = {"observation": numeric[k], "text": text}
-        return observations
+        if config.fixed_slots:
+            speaking = world.status[slots] == ALIVE
+            texts = [""] * slots.size
+            for k, text in zip(np.flatnonzero(speaking).tolist(), render_texts(world, config, slots[speaking])):
+                texts[k] = text
+        else:
+            texts = render_texts(world, config, slots)
+        return {name: {"observation": row, "text": text} for name, row, text in zip(names, numeric, texts)}
 
     def _base_info(self, slot: int) -> dict[str, Any]:
         world = self.world
         return {"alive": bool(world.status[slot] == ALIVE), "energy": int(world.energy[slot]), "age": int(world.age[slot])}
 
-    def _infos(self, slots: np.ndarray, outcome: StepOutcome) -> dict[str, dict[str, Any]]:
-        world, names = self.world, self.possible_agents
+    def _infos(
+        self, slots: np.ndarray, outcome: StepOutcome, names: list[str] | None = None, slot_list: list[int] | None = None
+    ) -> dict[str, dict[str, Any]]:
+        world, possible = self.world, self.possible_agents
+        if slot_list is None:
+            slot_list = slots.tolist()
+        if names is None:
+            names = [possible[s] for s in slot_list]
         alive = (world.status[slots] == ALIVE).tolist()
         energy = world.energy[slots].tolist()
         age = world.age[slots].tolist()
-        infos = {
-            names[s]: {"alive": a, "energy": e, "age": g}
-            for s, a, e, g in zip(slots.tolist(), alive, energy, age)
-        }
+        records = [{"alive": a, "energy": e, "age": g} for a, e, g in zip(alive, energy, age)]
+        infos = dict(zip(names, records))
+        by_slot = dict(zip(slot_list, records))
+        event = by_slot.get
 
-        def event(slot: int) -> dict[str, Any] | None:
-            return infos.get(names[slot])
-
-        for slot in np.flatnonzero(outcome.ate).tolist():
+        ate = np.flatnonzero(outcome.ate)
+        for slot, value in zip(ate.tolist(), outcome.ate[ate].tolist()):
             if (info := event(slot)) is not None:
-                info["ate"] = int(outcome.ate[slot])
+                info["ate"] = value
         for slot in np.flatnonzero(outcome.blocked).tolist():
             if (info := event(slot)) is not None:
                 info["blocked"] = True
@@ -303,14 +336,14 @@ class SocietyEnv(ParallelEnv):
             outcome.transfer_dest.tolist(), outcome.transfer_amount.tolist(),
         ):
             if kind == GIVE_TRANSFER:
-                event(source).setdefault("gave", []).append((names[dest], amount))
-                event(dest).setdefault("received", []).append((names[source], amount))
+                event(source).setdefault("gave", []).append((possible[dest], amount))
+                event(dest).setdefault("received", []).append((possible[source], amount))
             else:
-                event(dest).setdefault("took", []).append((names[source], amount))
-                event(source).setdefault("lost", []).append((names[dest], amount))
+                event(dest).setdefault("took", []).append((possible[source], amount))
+                event(source).setdefault("lost", []).append((possible[dest], amount))
         for parent, child in zip(outcome.birth_parent.tolist(), outcome.birth_child.tolist()):
-            event(parent).setdefault("children", []).append(names[child])
-            event(child)["born"] = names[parent]
+            event(parent).setdefault("children", []).append(possible[child])
+            event(child)["born"] = possible[parent]
         for slot, cause in zip(outcome.death_slot.tolist(), outcome.death_cause.tolist()):
             event(slot)["died"] = DEATH_CAUSES[cause]
         return infos

@@ -90,21 +90,126 @@ def view_cells(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> n
     return (rows[:, :, None] * config.width + cols[:, None, :]).reshape(slots.size, -1)
 
 
+def wrap_pad(grid: np.ndarray, radius: int) -> np.ndarray:
+    """``grid`` (height, width, ...) padded by ``radius`` cells on every side with the torus' wrap-around.
+
+    Cell ``(row, col)`` of the padded grid is cell ``((row - radius) % height, (col - radius) % width)``,
+    so the view window of an agent at ``(row, col)`` is the padded block starting at ``(row, col)``.
+    """
+    height, width = grid.shape[:2]
+    if radius > height or radius > width:  # the view wraps more than once around the torus
+        rows = np.arange(-radius, height + radius) % height
+        cols = np.arange(-radius, width + radius) % width
+        return np.ascontiguousarray(grid[rows][:, cols])
+    padded = np.empty((height + 2 * radius, width + 2 * radius) + grid.shape[2:], dtype=grid.dtype)
+    middle = padded[radius : radius + height]
+    middle[:, radius : radius + width] = grid
+    middle[:, :radius] = grid[:, width - radius :]
+    middle[:, radius + width :] = grid[:, :radius]
+    padded[:radius] = padded[height : height + radius]
+    padded[radius + height :] = padded[radius : 2 * radius]
+    return padded
+
+
+def _window_row_starts(padded: np.ndarray, view_size: int) -> np.ndarray:
+    """Read-only view of ``padded`` (C-contiguous, >= 2-d) whose item ``k`` is the run of ``view_size``
+    cells (all their channels) starting at flat padded cell ``k``: shape (cells - view_size + 1, run)."""
+    cells = padded.shape[0] * padded.shape[1]
+    cell_bytes = padded.strides[1]
+    per_cell = cell_bytes // padded.itemsize
+    return np.lib.stride_tricks.as_strided(
+        padded, shape=(cells - view_size + 1, view_size * per_cell), strides=(cell_bytes, padded.itemsize), writeable=False
+    )
+
+
+def _window_rows(padded: np.ndarray, config: SocietyConfig, state: WorldState, slots: np.ndarray) -> np.ndarray:
+    """Each slot's view window out of a padded grid: (n, view_size, view_size * cell items), one gather."""
+    size, padded_width = config.view_size, padded.shape[1]
+    runs = _window_row_starts(padded, size)
+    starts = state.position[slots, 0] * padded_width + state.position[slots, 1]
+    return runs[starts[:, None] + np.arange(0, size * padded_width, padded_width)]
+
+
+def window_views(array: np.ndarray, state: WorldState, config: SocietyConfig, slots: np.ndarray) -> np.ndarray:
+    """Each slot's (view_size, view_size) window of a (height, width) ``array``: shape (n, size, size)."""
+    size = config.view_size
+    if slots.size == 0:
+        return np.empty((0, size, size), dtype=array.dtype)
+    return _window_rows(wrap_pad(array, config.view_radius), config, state, slots)
+
+
+# Lineage ids are exact in float32 below this bound (the kin channel is gathered in float32).
+_EXACT_FLOAT32_INT = 2**24
+# Views are gathered this many agents at a time: the temporary stays small and in cache.
+_GATHER_BLOCK = 128
+
+
+def _padded_channel_grid(state: WorldState, config: SocietyConfig, lineage_as_kin: bool) -> np.ndarray:
+    """:func:`channel_grid`, wrap-padded by the view radius, built in place; with ``lineage_as_kin`` the kin
+    channel holds the occupant's lineage id (-2 on empty cells, never a family id)."""
+    r, height, width = config.view_radius, config.height, config.width
+    if r > height or r > width:
+        grid = channel_grid(state, config)
+        if lineage_as_kin:
+            grid[..., KIN_CHANNEL] = np.where(state.occupant >= 0, state.lineage[state.occupant], -2)
+        return wrap_pad(grid, r)
+    padded_width = width + 2 * r
+    padded = np.empty((height + 2 * r, padded_width, NUM_CHANNELS), dtype=np.float32)
+    middle = padded[r : r + height]
+    centre = middle[:, r : r + width]
+    centre[..., FOOD_CHANNEL] = state.food / config.food_value
+    centre[..., FOOD_CHANNEL + 1 :] = 0.0
+    if lineage_as_kin:
+        centre[..., KIN_CHANNEL] = -2.0
+    cells = np.flatnonzero(state.occupant.ravel() >= 0)
+    who = state.occupant.ravel()[cells]
+    rows, cols = np.divmod(cells, width)
+    at = (rows + r) * padded_width + (cols + r)
+    flat = padded.reshape(-1, NUM_CHANNELS)
+    flat[at, AGENT_CHANNEL] = 1.0
+    flat[at, ENERGY_CHANNEL] = state.energy[who] / config.initial_energy
+    flat[at, MESSAGE_CHANNEL] = state.message[who]
+    if lineage_as_kin:
+        flat[at, KIN_CHANNEL] = state.lineage[who]
+    middle[:, :r] = middle[:, width : width + r]
+    middle[:, r + width :] = middle[:, r : 2 * r]
+    padded[:r] = padded[height : height + r]
+    padded[r + height :] = padded[r : 2 * r]
+    return padded
+
+
 def numeric_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> np.ndarray:
-    """Observations of ``slots`` as a (len(slots), observation_size) float32 array."""
+    """Observations of ``slots`` as a (len(slots), observation_size) float32 array.
+
+    One channel grid is built per call, wrap-padded by the view radius, and each view is gathered as
+    ``view_size`` contiguous runs of ``view_size * NUM_CHANNELS`` floats, a block of agents at a time.
+    While gathering, the kin channel holds the occupant's lineage id; it is then turned into "same
+    family as the viewer" in place.
+    """
     n = slots.size
-    view_size = config.view_size**2 * NUM_CHANNELS
-    out = np.empty((n, view_size + NUM_FEATURES), dtype=np.float32)
+    size = config.view_size
+    view_floats = size * size * NUM_CHANNELS
+    out = np.empty((n, view_floats + NUM_FEATURES), dtype=np.float32)
     if n == 0:
         return out
-    cells = view_cells(state, config, slots)
-    grid = channel_grid(state, config).reshape(-1, NUM_CHANNELS)
-    view = out[:, :view_size].reshape(n, -1, NUM_CHANNELS)
-    np.take(grid, cells, axis=0, out=view)
-    # Kin: same family as the viewer. The lineage grid holds -2 on empty cells, never a family id.
-    lineage_grid = np.where(state.occupant >= 0, state.lineage[state.occupant], -2).ravel()
-    view[..., KIN_CHANNEL] = lineage_grid[cells] == state.lineage[slots, None]
-    features = out[:, view_size:]
+    exact_kin = config.max_agents < _EXACT_FLOAT32_INT
+    padded = _padded_channel_grid(state, config, lineage_as_kin=exact_kin)
+    runs = _window_row_starts(padded, size)
+    padded_width = padded.shape[1]
+    starts = state.position[slots, 0] * padded_width + state.position[slots, 1]
+    row_offsets = np.arange(0, size * padded_width, padded_width)
+    views = out[:, :view_floats].reshape(n, size, size * NUM_CHANNELS)
+    kin = out[:, KIN_CHANNEL:view_floats:NUM_CHANNELS]
+    own_lineage = state.lineage[slots, None].astype(np.float32)
+    for begin in range(0, n, _GATHER_BLOCK):
+        block = slice(begin, begin + _GATHER_BLOCK)
+        views[block] = runs[starts[block, None] + row_offsets]
+        if exact_kin:
+            np.equal(kin[block], own_lineage[block], out=kin[block], casting="unsafe")
+    if not exact_kin:
+        lineage_grid = np.where(state.occupant >= 0, state.lineage[state.occupant], -2)
+        kin[...] = window_views(lineage_grid, state, config, slots).reshape(n, -1) == state.lineage[slots, None]
+    features = out[:, view_floats:]
     features[:, 0] = state.energy[slots] / config.initial_energy
     features[:, 1] = state.age[slots] / config.lifespan
     features[:, 2] = state.position[slots, 0] / config.height

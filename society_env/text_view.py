@@ -7,13 +7,19 @@ Example::
     Food (dx,dy)=value: (+1,-2)=10 (0,+3)=7
     Agents: agent_5 (-1,0) energy 30 kin; agent_9 (+4,+2) energy 12
     Heard: agent_5 (-1,0): "food north"
+
+:func:`render_texts` renders many agents at once (the environment uses it); :func:`render_text` renders
+one agent from its view windows. Both give the same strings.
 """
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from society_env.config import SocietyConfig
+from society_env.observations import wrap_pad
 from society_env.state import WorldState
 
 MAX_FOOD_LISTED = 12
@@ -24,6 +30,27 @@ def _offset(d_col: int, d_row: int) -> str:
     return f"({d_col:+d},{d_row:+d})".replace("+0", "0")
 
 
+@functools.lru_cache(maxsize=16)
+def _view_tables(radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """Listing orders of the view cells (row-major indices) and their offset labels, for ``radius``.
+
+    Food is listed nearest first by (Chebyshev distance, Manhattan distance), agents by Chebyshev
+    distance; ties keep row-major order. Returns (food order, agent order, food labels " (dx,dy)=",
+    agent labels "(dx,dy)"), the labels as object arrays in listing order.
+    """
+    size = 2 * radius + 1
+    d_row, d_col = np.divmod(np.arange(size * size), size)
+    d_row, d_col = d_row - radius, d_col - radius
+    chebyshev = np.maximum(np.abs(d_row), np.abs(d_col))
+    food_order = np.argsort(chebyshev * 100 + np.abs(d_row) + np.abs(d_col), kind="stable")
+    agent_order = np.argsort(chebyshev, kind="stable")
+    labels = np.array([_offset(int(c), int(r)) for r, c in zip(d_row, d_col)], dtype=object)
+    return food_order, agent_order, " " + labels[food_order] + "=", labels[agent_order]
+
+
+_SMALL_INTS = np.array([str(i) for i in range(1024)], dtype=object)
+
+
 def render_text(
     state: WorldState,
     config: SocietyConfig,
@@ -32,46 +59,133 @@ def render_text(
     food_view: np.ndarray,
 ) -> str:
     """Text observation of ``slot`` given its (size, size) occupant and food windows."""
-    r = config.view_radius
-    lines = [
-        f"agent_{slot} | step {state.step}/{config.max_steps} | energy {int(state.energy[slot])}"
-        f" | age {int(state.age[slot])}/{config.lifespan} | family agent_{int(state.lineage[slot])}"
-    ]
+    return render_texts(state, config, np.array([slot], dtype=np.int64), occupant_view[None], food_view[None])[0]
 
-    food_rows, food_cols = np.nonzero(food_view)
-    if food_rows.size:
-        distance = np.maximum(np.abs(food_rows - r), np.abs(food_cols - r)) * 100 + np.abs(food_rows - r) + np.abs(food_cols - r)
-        order = np.argsort(distance, kind="stable")
-        shown = [
-            f"{_offset(int(food_cols[i]) - r, int(food_rows[i]) - r)}={int(food_view[food_rows[i], food_cols[i]])}"
-            for i in order[:MAX_FOOD_LISTED]
-        ]
-        more = f" (+{order.size - MAX_FOOD_LISTED} more)" if order.size > MAX_FOOD_LISTED else ""
-        lines.append("Food (dx,dy)=value: " + " ".join(shown) + more)
+
+def _ordered_views(
+    array: np.ndarray, views: np.ndarray | None, order: np.ndarray, state: WorldState, config: SocietyConfig,
+    slots: np.ndarray,
+) -> np.ndarray:
+    """(n, cells) view windows of ``array`` with the cells in ``order`` (gathered directly when not given)."""
+    if views is not None:
+        return views.reshape(slots.size, -1)[:, order]
+    r, size = config.view_radius, config.view_size
+    padded = wrap_pad(array, r)
+    width = padded.shape[1]
+    offsets = (order // size) * width + order % size
+    return padded.ravel()[(state.position[slots, 0] * width + state.position[slots, 1])[:, None] + offsets]
+
+
+def _listed(mask: np.ndarray, limit: int | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Flat index and row of the True entries of the (rows, columns) ``mask`` in row-major order, keeping
+    the first ``limit`` of each row (all without a limit), and the number of True entries per row."""
+    flat = np.flatnonzero(mask)
+    row = flat // mask.shape[1]
+    counts = np.bincount(row, minlength=mask.shape[0])
+    if limit is not None and flat.size and counts.max() > limit:
+        keep = np.arange(flat.size) - np.repeat(np.cumsum(counts) - counts, counts) < limit
+        flat, row = flat[keep], row[keep]
+    return flat, row, counts
+
+
+def _interleave(*columns: np.ndarray) -> list:
+    """[a0, b0, c0, a1, b1, c1, ...] from equally long columns (object arrays or lists)."""
+    out = np.empty(len(columns[0]) * len(columns), dtype=object)
+    for k, column in enumerate(columns):
+        out[k :: len(columns)] = column
+    return out.tolist()
+
+
+def render_texts(
+    state: WorldState,
+    config: SocietyConfig,
+    slots: np.ndarray,
+    occupant_views: np.ndarray | None = None,
+    food_views: np.ndarray | None = None,
+) -> list[str]:
+    """Text observations of ``slots`` (one string each); the (n, size, size) occupant and food windows
+    are gathered from ``state`` unless given.
+
+    Everything but the final string assembly is done for all slots at once: which cells are listed and
+    in which order, as flat lists of string fragments (labels, names, values) joined per viewer. Each
+    agent seen is formatted once, however many agents see it.
+    """
+    slots = np.asarray(slots, dtype=np.int64)
+    n = slots.size
+    if n == 0:
+        return []
+    food_order, agent_order, food_labels, agent_labels = _view_tables(config.view_radius)
+    cells = config.view_size**2
+
+    # Food: the MAX_FOOD_LISTED nearest tiles of each view, " (dx,dy)=value" each.
+    food = _ordered_views(state.food, food_views, food_order, state, config, slots)
+    flat, viewer, food_count = _listed(food != 0, MAX_FOOD_LISTED)
+    values = food.ravel()[flat]
+    if values.size and 0 <= values.min() and values.max() < _SMALL_INTS.size:
+        value_text = _SMALL_INTS[values]
     else:
-        lines.append("Food: none visible")
+        value_text = [str(v) for v in values.tolist()]
+    food_parts = _interleave(food_labels[flat - viewer * cells], value_text)
 
-    agent_rows, agent_cols = np.nonzero(occupant_view >= 0)
-    others, heard = [], []
-    own_lineage = state.lineage[slot]
-    if agent_rows.size:
-        distance = np.maximum(np.abs(agent_rows - r), np.abs(agent_cols - r))
-        for i in np.argsort(distance, kind="stable"):
-            other = int(occupant_view[agent_rows[i], agent_cols[i]])
-            if other == slot:
-                continue
-            where = _offset(int(agent_cols[i]) - r, int(agent_rows[i]) - r)
-            kin = " kin" if state.lineage[other] == own_lineage else ""
-            others.append(f"agent_{other} {where} energy {int(state.energy[other])}{kin}")
-            text = state.text_message[other]
-            if text:
-                heard.append(f'agent_{other} {where}: "{text}"')
-            elif state.message[other]:
-                heard.append(f"agent_{other} {where}: token {int(state.message[other])}")
-    lines.append("Agents: " + ("; ".join(others) if others else "none visible"))
-    lines.append("Heard: " + (" | ".join(heard) if heard else "nothing"))
+    # Other agents, nearest first: "agent_<id> (dx,dy) energy <e>[ kin]", separated by "; ".
+    occupant = _ordered_views(state.occupant, occupant_views, agent_order, state, config, slots)
+    flat, viewer, seen_count = _listed((occupant >= 0) & (occupant != slots[:, None]))
+    others = occupant.ravel()[flat]
+    where = agent_labels[flat - viewer * cells]
+    first = np.ones(flat.size, dtype=bool)  # the first agent listed in its viewer's line
+    first[1:] = viewer[1:] != viewer[:-1]
+    seen = np.zeros(state.status.shape[0], dtype=bool)
+    seen[others] = True
+    unique = np.flatnonzero(seen)  # every agent seen, formatted once
+    unique_list = unique.tolist()
+    which = np.empty(seen.size, dtype=np.int64)
+    which[unique] = np.arange(unique.size)
+    which = which[others]
+    name = np.array([f"agent_{o} " for o in unique_list], dtype=object)
+    energy_text = np.array([f" energy {e}" for e in state.energy[unique].tolist()], dtype=object)
+    tails = np.stack([energy_text, energy_text + " kin"], axis=1)  # [not kin, kin]
+    kin = (state.lineage[others] == state.lineage[slots][viewer]).astype(np.intp)
+    agent_parts = _interleave(np.where(first, name[which], ("; " + name)[which]), where, tails[which, kin])
 
-    text = "\n".join(lines)
-    if len(text) > config.text_max_chars:
-        text = text[: config.text_max_chars - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
-    return text
+    # What they broadcast last step: "agent_<id> (dx,dy): "text"" or ": token <t>", separated by " | ".
+    text_message = state.text_message
+    said = np.array(
+        [f': "{text}"' if (text := text_message[o]) else (f": token {t}" if t else "")
+         for o, t in zip(unique_list, state.message[unique].tolist())],
+        dtype=object,
+    )
+    speaks = (said != "")[which]
+    heard_viewer = viewer[speaks]
+    first = np.ones(heard_viewer.size, dtype=bool)
+    first[1:] = heard_viewer[1:] != heard_viewer[:-1]
+    speaker = which[speaks]
+    heard_parts = _interleave(np.where(first, name[speaker], (" | " + name)[speaker]), where[speaks], said[speaker])
+
+    food_ends = (2 * np.cumsum(np.minimum(food_count, MAX_FOOD_LISTED))).tolist()
+    agent_ends = (3 * np.cumsum(seen_count)).tolist()
+    heard_ends = (3 * np.cumsum(np.bincount(heard_viewer, minlength=n))).tolist()
+    header = f" | step {state.step}/{config.max_steps} | energy "
+    lifespan, limit = config.lifespan, config.text_max_chars
+    texts = []
+    food_start = agent_start = heard_start = 0
+    for slot, energy, age, lineage, count, food_end, agent_end, heard_end in zip(
+        slots.tolist(), state.energy[slots].tolist(), state.age[slots].tolist(), state.lineage[slots].tolist(),
+        food_count.tolist(), food_ends, agent_ends, heard_ends,
+    ):
+        if count > MAX_FOOD_LISTED:
+            food_line = f"Food (dx,dy)=value:{''.join(food_parts[food_start:food_end])} (+{count - MAX_FOOD_LISTED} more)"
+        elif count:
+            food_line = "Food (dx,dy)=value:" + "".join(food_parts[food_start:food_end])
+        else:
+            food_line = "Food: none visible"
+        agents_line = "".join(agent_parts[agent_start:agent_end]) if agent_end > agent_start else "none visible"
+        heard_line = "".join(heard_parts[heard_start:heard_end]) if heard_end > heard_start else "nothing"
+        text = (
+            f"agent_{slot}{header}{energy} | age {age}/{lifespan} | family agent_{lineage}\n"
+            f"{food_line}\nAgents: {agents_line}\nHeard: {heard_line}"
+        )
+        if len(text) > limit:
+            text = text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
+        texts.append(text)
+        food_start, agent_start, heard_start = food_end, agent_end, heard_end
+    return texts

@@ -33,9 +33,9 @@ def test_shared_prompt_has_rules_poles_and_motivation_and_no_agent_specifics():
 
 
 def test_agent_part_has_name_and_trait_values():
-    genome = np.array([0.5, -0.25, 0, 0, 0, 0, 1.0, 0.75])
+    genome = np.array([0.5, -0.4, 0, 0, 0, 0, 1.0, 0.7])
     text = agent_system_prompt("agent_7", genome, PromptSettings())
-    assert "agent_7" in text and "openness +0.50" in text and "conscientiousness -0.25" in text and "fertility 0.75" in text
+    assert "agent_7" in text and "openness +0.5" in text and "conscientiousness -0.4" in text and "fertility 0.7" in text
     assert "openness" not in agent_system_prompt("agent_7", genome, PromptSettings(personality=False))
 
 
