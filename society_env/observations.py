@@ -82,14 +82,6 @@ def channel_grid(state: WorldState, config: SocietyConfig) -> np.ndarray:
     return grid
 
 
-def view_cells(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> np.ndarray:
-    """Flat grid index (row * width + column) of every cell of each slot's view: shape (n, size * size)."""
-    offsets = np.arange(-config.view_radius, config.view_radius + 1)
-    rows = (state.position[slots, 0, None] + offsets) % config.height
-    cols = (state.position[slots, 1, None] + offsets) % config.width
-    return (rows[:, :, None] * config.width + cols[:, None, :]).reshape(slots.size, -1)
-
-
 def wrap_pad(grid: np.ndarray, radius: int) -> np.ndarray:
     """``grid`` (height, width, ...) padded by ``radius`` cells on every side with the torus' wrap-around.
 
@@ -233,7 +225,3 @@ def view_cell_index(config: SocietyConfig, d_row: int, d_col: int) -> int:
     if abs(d_row) > r or abs(d_col) > r:
         raise ValueError(f"offset ({d_row}, {d_col}) is outside the view radius {r}")
     return (d_row + r) * config.view_size + (d_col + r)
-
-
-def alive_slots(state: WorldState) -> np.ndarray:
-    return np.flatnonzero(state.status == ALIVE)

@@ -8,8 +8,7 @@ Example::
     Agents: agent_5 (-1,0) energy 30 kin; agent_9 (+4,+2) energy 12
     Heard: agent_5 (-1,0): "food north"
 
-:func:`render_texts` renders many agents at once (the environment uses it); :func:`render_text` renders
-one agent from its view windows. Both give the same strings.
+:func:`render_texts` renders many agents at once.
 """
 
 from __future__ import annotations
@@ -49,17 +48,6 @@ def _view_tables(radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
 
 
 _SMALL_INTS = np.array([str(i) for i in range(1024)], dtype=object)
-
-
-def render_text(
-    state: WorldState,
-    config: SocietyConfig,
-    slot: int,
-    occupant_view: np.ndarray,
-    food_view: np.ndarray,
-) -> str:
-    """Text observation of ``slot`` given its (size, size) occupant and food windows."""
-    return render_texts(state, config, np.array([slot], dtype=np.int64), occupant_view[None], food_view[None])[0]
 
 
 def _ordered_views(
