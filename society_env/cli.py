@@ -91,9 +91,13 @@ def print_last_messages(run_dir: Path, count: int = 6) -> None:
     from society_env.recording import Recording
 
     said = [e for e in Recording(run_dir).events() if e["type"] == "message" and e.get("text")]
-    if said:
+    latest: dict[str, dict] = {}
+    for event in said:  # the last message of each distinct text, most recent last
+        latest.pop(event["text"], None)
+        latest[event["text"]] = event
+    if latest:
         print("last messages:")
-        for event in said[-count:]:
+        for event in list(latest.values())[-count:]:
             print(f"  step {event['step']:>4}  {event['agent']}: {event['text']}")
 
 
@@ -167,7 +171,7 @@ def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
         ("gives (energy)", f"{summary['gives']} ({summary['energy_given']})"),
         ("takes (energy)", f"{summary['takes']} ({summary['energy_taken']})"),
         ("messages", summary["messages"]),
-        ("agent-steps/s", f"{summary['agent_steps_per_second']:,.0f}"),
+        ("agent-steps/s", f"{summary['agent_steps_per_second']:,.1f}"),
     ]
     for name, numbers in summary["per_policy"].items():
         rows.append((f"{name}: agents / mean return / mean lifespan",

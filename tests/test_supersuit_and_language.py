@@ -94,3 +94,32 @@ def test_language_rejects_bad_messages():
         env.step({agent: {"action": np.zeros(4, np.int64), "message": "bell\x07"}})
     with pytest.raises(ValueError, match="limit"):
         env.step({agent: {"action": np.zeros(4, np.int64), "message": "x" * 1000}})
+
+
+def test_vectorised_text_view_matches_the_per_agent_reference():
+    from society_env.text_view import render_texts
+    from tests.conftest import random_actions
+    from tests.reference_text import render_text
+
+    for overrides in ({}, {"view_radius": 9, "width": 12, "height": 10}, {"text_max_chars": 150}):
+        env = society_env.parallel_env("small", language=True, num_founders=12, **overrides)
+        env.reset(seed=1)
+        rng = np.random.default_rng(1)
+        config, size = env.config, env.config.view_size
+        compared = 0
+        for _ in range(60):
+            if not env.agents:
+                break
+            env.step(random_actions(env, rng))
+            world = env.world
+            slots = np.flatnonzero(world.status == 1)
+            offsets = np.arange(-config.view_radius, config.view_radius + 1)
+            rows = (world.position[slots, 0, None] + offsets) % config.height
+            cols = (world.position[slots, 1, None] + offsets) % config.width
+            occupant = world.occupant[rows[:, :, None], cols[:, None, :]]
+            food = world.food[rows[:, :, None], cols[:, None, :]]
+            fast = render_texts(world, config, slots)
+            for k, slot in enumerate(slots.tolist()):
+                assert fast[k] == render_text(world, config, slot, occupant[k], food[k])
+                compared += 1
+        assert compared > 100
