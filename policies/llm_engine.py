@@ -19,6 +19,7 @@ import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 
@@ -35,6 +36,9 @@ class GenerationRequest:
     grammar: str
     seed_key: tuple[int, ...]
     """Integers that seed this request's sampling generator (e.g. episode seed, step, agent index)."""
+    forced: Callable[[str], tuple[str, bool]] | None = None
+    """Given the text generated so far, the text the grammar forces next and whether the answer is then
+    complete. Forced text is fed to the model as one multi-token chunk instead of token by token."""
 
 
 @dataclass
@@ -43,6 +47,9 @@ class GenerationResult:
     tokens_in: int = 0
     """Prompt tokens evaluated for this request (shared prefix tokens are counted once per call)."""
     tokens_out: int = 0
+    """Tokens of the answer: sampled ones plus grammar-forced ones."""
+    tokens_forced: int = 0
+    """Of ``tokens_out``, those forced by the grammar and decoded as chunks (not sampled)."""
     finished: bool = False
     """The grammar completed and the model stopped; False means cut off at max_tokens."""
     seconds: float = 0.0
@@ -308,13 +315,25 @@ class LlamaEngine:
                     llama_cpp.llama_sampler_accept(grammars[i], token)
                     pieces[i].append(self.piece(token))
                     results[i].tokens_out += 1
-                    next_entries.append((token, positions[i], i + 1, True))
-                    positions[i] += 1
+                    chunk = [token]
+                    done = False
+                    if requests[i].forced is not None:
+                        forced_text, complete = requests[i].forced(b"".join(pieces[i]).decode("utf-8", "replace"))
+                        forced_tokens, all_accepted = self._force(grammars[i], forced_text, pieces[i], results[i])
+                        chunk += forced_tokens
+                        done = complete and all_accepted
+                    if done:  # the grammar is complete: no need to decode or sample the end token
+                        results[i].finished = True
+                        continue
+                    for k, chunk_token in enumerate(chunk):
+                        next_entries.append((chunk_token, positions[i], i + 1, k == len(chunk) - 1))
+                        positions[i] += 1
                     still.append(i)
                 active = still
                 if next_entries:
                     self._decode(next_entries)
-                    logit_row = {i: row for row, i in enumerate(active)}
+                    wanted = [row for row, entry in enumerate(next_entries) if entry[3]]
+                    logit_row = dict(zip(active, wanted))
         finally:
             for grammar in grammars:
                 if grammar:
@@ -327,17 +346,39 @@ class LlamaEngine:
             self.stats.generated_tokens += result.tokens_out
         return results
 
+    def _force(self, grammar, text: str, pieces: list[bytes], result: GenerationResult) -> tuple[list[int], bool]:
+        """Feed grammar-forced ``text`` to the grammar: (its tokens, whether all were accepted).
+
+        Stops at the first token the grammar rejects (e.g. a tokenizer that prefixes a space), leaving the
+        rest to normal sampling."""
+        if not text:
+            return [], True
+        accepted = []
+        tokens = self.tokenize(text, add_special=False)
+        for token in tokens:
+            if not self._accepts(grammar, token):
+                break
+            self.llama_cpp.llama_sampler_accept(grammar, token)
+            pieces.append(self.piece(token))
+            accepted.append(token)
+        result.tokens_forced += len(accepted)
+        result.tokens_out += len(accepted)
+        return accepted, len(accepted) == len(tokens)
+
+    def _accepts(self, grammar, token: int) -> bool:
+        """Whether the grammar, in its current state, allows ``token`` next."""
+        self._single[0].id = token
+        self._single[0].logit = 0.0
+        self._single[0].p = 0.0
+        single = self.llama_cpp.llama_token_data_array(self._single, 1, -1, False)
+        self.llama_cpp.llama_sampler_apply(grammar, ctypes.byref(single))
+        return bool(np.isfinite(self._single[0].logit))
+
     def _sample(self, row: int, grammar, rng: np.random.Generator, temperature: float) -> int | None:
         llama_cpp = self.llama_cpp
         logits = np.ctypeslib.as_array(llama_cpp.llama_get_logits_ith(self.ctx, row), shape=(self.n_vocab,))
         token = self._pick(logits, rng, temperature)
-        # Lazy check: test only the chosen token against the grammar.
-        self._single[0].id = token
-        self._single[0].logit = 0.0
-        self._single[0].p = 0.0
-        single = llama_cpp.llama_token_data_array(self._single, 1, -1, False)
-        llama_cpp.llama_sampler_apply(grammar, ctypes.byref(single))
-        if np.isfinite(self._single[0].logit):
+        if self._accepts(grammar, token):  # lazy check: only the chosen token is tested
             return token
         # Rejected: filter the whole vocabulary through the grammar and sample again.
         self.stats.grammar_resamples += 1

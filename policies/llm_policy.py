@@ -26,6 +26,7 @@ from policies.llm_prompt import (
     PromptSettings,
     action_grammar,
     agent_system_prompt,
+    forced_continuation,
     parse_answer,
     read_options,
     shared_system_prompt,
@@ -179,7 +180,8 @@ class LlamaCppPolicy:
             options.append(agent_options)
             user_texts.append(messages[-1]["content"])
             requests.append(GenerationRequest(tokens, action_grammar(agent_options, self.config, self.settings),
-                                              (self.seed, self.step, int(agent.rsplit("_", 1)[1]))))
+                                              (self.seed, self.step, int(agent.rsplit("_", 1)[1])),
+                                              forced_continuation))
             if agent not in self._announced:
                 self._announced.add(agent)
                 self._events.append({"type": "llm_system_prompt", "agent": agent, "text": messages[0]["content"]})

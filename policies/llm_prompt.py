@@ -149,6 +149,27 @@ def action_grammar(options: Options, config: SocietyConfig, settings: PromptSett
     return "\n".join([root, *rules, _string_rule("message", message_chars), _string_rule("memory", settings.memory_chars)])
 
 
+_FORCED_AFTER = [
+    # (pattern the generated text ends with, text the grammar forces next, answer complete after it)
+    (re.compile(r'^move"$'), ', "direction": "', False),
+    (re.compile(r'^(give|take)"$'), ', "target": "', False),
+    (re.compile(r'^(give|take)", "target": "agent_\d+"$'), ', "amount": ', False),
+    (re.compile(r'^(stay|reproduce)"$|"direction": "(north|south|east|west)"$'), ', "message": "', False),
+    (re.compile(r', "message": "[^"]*"$'), ', "memory": "', False),
+    (re.compile(r', "memory": "[^"]*"$'), "}", True),
+]
+
+
+def forced_continuation(generated: str) -> tuple[str, bool]:
+    """What :func:`action_grammar` forces after ``generated`` (the answer after :data:`ANSWER_PREFILL`):
+    the JSON keys and separators between values, and whether the answer is complete after them.
+    The engine feeds forced text as one chunk instead of sampling it token by token."""
+    for pattern, text, complete in _FORCED_AFTER:
+        if pattern.search(generated):
+            return text, complete
+    return "", False
+
+
 def parse_answer(text: str, options: Options, config: SocietyConfig) -> tuple[np.ndarray, str, str]:
     """Model answer -> (action vector, message, memory note). Raises ``AnswerError`` with the reason."""
     try:

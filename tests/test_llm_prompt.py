@@ -93,3 +93,18 @@ def test_grammar_lists_only_available_actions():
     assert "give" not in grammar and "take" not in grammar and "reproduce" not in grammar
     # the message cap never exceeds the world's limit
     assert f"{{0,{CONFIG.message_max_chars}}}" in action_grammar(lonely, CONFIG, PromptSettings(message_chars=10_000))
+
+
+def test_forced_continuations_follow_the_grammar_skeleton():
+    from policies.llm_prompt import forced_continuation
+
+    assert forced_continuation('move"') == (', "direction": "', False)
+    assert forced_continuation('move", "direction": "north"') == (', "message": "', False)
+    assert forced_continuation('give"') == (', "target": "', False)
+    assert forced_continuation('give", "target": "agent_12"') == (', "amount": ', False)
+    assert forced_continuation('give", "target": "agent_1') == ("", False)  # agent_1 or agent_12...
+    assert forced_continuation('give", "target": "agent_1", "amount": 1') == ("", False)  # 1 or 10
+    assert forced_continuation('stay"') == (', "message": "', False)
+    assert forced_continuation('stay", "message": "hello') == ("", False)
+    assert forced_continuation('stay", "message": "hello"') == (', "memory": "', False)
+    assert forced_continuation('stay", "message": "", "memory": "north"') == ("}", True)
