@@ -45,7 +45,7 @@ def default_run_dir(preset: str, policy: str, seed: int) -> Path:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from policies import POLICIES, PolicyAssignment, PolicySpecError, make_policy, parse_policy_spec
+    from policies import POLICIES, PolicyAssignment, PolicySpecError, parse_policy_spec
     from society_env.env import SocietyEnv
     from society_env.recording import RecordingError, RecordingWriter
 

@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from society_env.config import SocietyConfig
 from society_env.rules import NUM_ACTION_KINDS
-from society_env.state import ALIVE, GENOME_SIZE, WorldState
+from society_env.state import GENOME_SIZE, WorldState
 
 # View channels.
 FOOD_CHANNEL, AGENT_CHANNEL, ENERGY_CHANNEL, KIN_CHANNEL, MESSAGE_CHANNEL = range(5)

@@ -17,7 +17,6 @@ def random_actions(env, rng: np.random.Generator, bias_social: bool = True) -> d
             if bias_social and rng.random() < 0.4:
                 # aim give/take at a neighbouring cell so that transfers find partners
                 vector[0] = rng.choice([5, 6, 7])
-                r = env.config.view_radius
                 vector[1] = society_env.view_cell_index(env.config, int(rng.integers(-1, 2)), int(rng.integers(-1, 2)))
         if env.config.language:
             actions[agent] = {"action": vector, "message": "hi" if vector[3] else ""}

@@ -1,12 +1,10 @@
 """`society-env run` end to end, recordings, replay, killed runs and user errors."""
 
 import json
-import os
 import signal
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 

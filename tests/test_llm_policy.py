@@ -2,11 +2,10 @@
 
 import json
 
-import numpy as np
 import pytest
 
 import society_env
-from policies.llm_engine import GenerationRequest, LlamaEngine, ModelError
+from policies.llm_engine import LlamaEngine, ModelError
 from policies.llm_policy import LlamaCppPolicy, LLMPolicyError
 from policies.llm_prompt import PromptSettings
 from society_env.cli import main, replay_recording

@@ -105,7 +105,7 @@ def test_vectorised_text_view_matches_the_per_agent_reference():
         env = society_env.parallel_env("small", language=True, num_founders=12, **overrides)
         env.reset(seed=1)
         rng = np.random.default_rng(1)
-        config, size = env.config, env.config.view_size
+        config = env.config
         compared = 0
         for _ in range(60):
             if not env.agents:
