@@ -111,8 +111,7 @@ def resolve_transfers(
     cols = (state.position[actors, 1] + d_col) % config.width
     partner = state.occupant[rows, cols]
     valid = (partner >= 0) & ((d_row != 0) | (d_col != 0))
-    for slot in actors[~valid]:
-        outcome.failed[int(slot)] = "no_agent_at_target"
+    outcome.failed.update(dict.fromkeys(actors[~valid].tolist(), "no_agent_at_target"))
     actors, partner = actors[valid], partner[valid]
     if actors.size == 0:
         return
@@ -131,8 +130,7 @@ def resolve_transfers(
     available = np.maximum(state.energy[source], 0)
     granted = np.clip(available - already_claimed, 0, wanted)
 
-    for slot in actors[granted == 0]:
-        outcome.failed[int(slot)] = "nothing_to_transfer"
+    outcome.failed.update(dict.fromkeys(actors[granted == 0].tolist(), "nothing_to_transfer"))
     keep = granted > 0
     source, dest, granted, actors, is_give = source[keep], dest[keep], granted[keep], actors[keep], is_give[keep]
     np.subtract.at(state.energy, source, granted)
@@ -166,8 +164,7 @@ def resolve_reproduction(
     if wants.size == 0:
         return
     able = state.energy[wants] >= config.reproduce_min_energy
-    for slot in wants[~able]:
-        outcome.failed[int(slot)] = "not_enough_energy"
+    outcome.failed.update(dict.fromkeys(wants[~able].tolist(), "not_enough_energy"))
     parents = wants[able]
     parents = parents[np.argsort(rank[parents], kind="stable")]
     if parents.size == 0:
