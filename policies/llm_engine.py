@@ -17,7 +17,7 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -64,7 +64,6 @@ class EngineStats:
     generation_seconds: float = 0.0
     grammar_resamples: int = 0
     calls: int = 0
-    extra: dict = field(default_factory=dict)
 
 
 def check_gguf_file(path: str | Path) -> Path:

@@ -19,6 +19,7 @@ from typing import Any
 
 import numpy as np
 
+from policies.base import make_action
 from policies.llm_engine import GenerationRequest, LlamaEngine, ModelError
 from policies.llm_prompt import (
     ANSWER_PREFILL,
@@ -210,7 +211,7 @@ class LlamaCppPolicy:
             self.memory[agent] = memory[: self.settings.memory_chars]
             if self.settings.history > 1:
                 self.history[agent].append((user_text, result.text))
-            actions[agent] = {"action": vector, "message": message}
+            actions[agent] = make_action(self.config, *vector.tolist(), text=message)
             self._events.append({
                 "type": "llm_call", "agent": agent, "user": user_text, "completion": result.text,
                 "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "seconds": round(result.seconds, 4),

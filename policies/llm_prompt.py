@@ -9,8 +9,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -54,7 +53,6 @@ class PromptSettings:
     """Describe the agent's personality traits in its system prompt."""
     history: int = 1
     """Steps the agent sees: 1 = only the current one; k > 1 adds the k-1 previous (observation, answer) turns."""
-    extra: dict[str, Any] = field(default_factory=dict)
 
 
 def shared_system_prompt(config: SocietyConfig, settings: PromptSettings) -> str:

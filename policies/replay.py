@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-import numpy as np
 
+from policies.base import make_action
 from society_env.config import SocietyConfig
 from society_env.recording import Recording
 
@@ -39,6 +39,5 @@ class ReplayPolicy:
         for agent in observations:
             if agent not in logged["actions"]:
                 continue  # the agent did not act in the recorded run either
-            vector = np.asarray(logged["actions"][agent], dtype=np.int64)
-            actions[agent] = {"action": vector, "message": texts.get(agent, "")} if self.config.language else vector
+            actions[agent] = make_action(self.config, *logged["actions"][agent], text=texts.get(agent, ""))
         return actions

@@ -72,10 +72,8 @@ from society_env.observations import (
     observation_size,
 )
 from society_env.rules import (
-    ACTION_NAMES,
     DEATH_CAUSES,
     GIVE_TRANSFER,
-    NUM_ACTION_KINDS,
     Actions,
     StepOutcome,
     step_world,
@@ -379,12 +377,6 @@ class SocietyEnv(ParallelEnv):
     @property
     def observation_size(self) -> int:
         return observation_size(self.config)
-
-    @staticmethod
-    def action_name(kind: int) -> str:
-        if not 0 <= kind < NUM_ACTION_KINDS:
-            raise ValueError(f"unknown action kind {kind}")
-        return ACTION_NAMES[kind]
 
 
 def parallel_env(preset: str = "default", render_mode: str | None = None, **overrides: Any) -> SocietyEnv:

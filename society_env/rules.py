@@ -146,13 +146,12 @@ def resolve_transfers(
 
 def mutate_genomes(parent_genomes: np.ndarray, config: SocietyConfig, rng: np.random.Generator) -> np.ndarray:
     """Each genome entry gets N(0, mutation_std) noise with probability mutation_prob, then is clamped."""
-    count = parent_genomes.shape[0]
     mutate = rng.random(parent_genomes.shape) < config.mutation_prob
     noise = rng.normal(0.0, config.mutation_std, size=parent_genomes.shape)
     child = parent_genomes + np.where(mutate, noise, 0.0)
     child[:, :NUM_TRAITS] = np.clip(child[:, :NUM_TRAITS], -1.0, 1.0)
     child[:, FERTILITY] = np.clip(child[:, FERTILITY], 0.5, 1.0)
-    return child.reshape(count, -1)
+    return child
 
 
 def resolve_reproduction(

@@ -10,10 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-CHATML = (
-    "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
-    "{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\n' }}{% endif %}"
-)
+from policies.llm_policy import CHATML_TEMPLATE
+
+CHATML = CHATML_TEMPLATE
 SPECIALS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]
 
 
