@@ -401,20 +401,23 @@ class QESOptimizer:
         """One QES update of ``codes`` (modified in place) from the returns ``[(R(+p), R(-p)), ...]``.
 
         ``generation`` must be the one the perturbations were drawn with, and at least every earlier one.
+        ``codes`` is read one key at a time (``codes[key]`` once per tensor), so it may be a mapping that
+        decodes each tensor on access; the applied steps are also returned in ``UpdateStats.applied``.
         """
         if generation < self.generation:
             raise ValueError(f"generation {generation} was already used (next is {self.generation})")
-        self._check_codes(codes)
         coefficients = shape_fitness(pair_returns)
         changed = hits = 0
         applied, blocked_record = {}, {}
         for key, spec in self.specs.items():
+            array = codes[key]  # read once: ``codes`` may decode tensors lazily, one at a time
+            self._check_codes(key, array)
             grad = self._gradient(key, generation, coefficients, self.sigma)
             step, new_residual, blocked = error_feedback_step(
-                grad, self.residual(key), self.alpha, self.gamma, codes=codes[key],
+                grad, self.residual(key), self.alpha, self.gamma, codes=array,
                 code_range=(spec.code_min, spec.code_max))
             delta = SparseDelta.from_dense(step)
-            codes[key][delta.indices] += delta.values.astype(codes[key].dtype)
+            array[delta.indices] += delta.values.astype(array.dtype)
             applied[key], blocked_record[key] = delta, blocked
             changed += delta.nnz
             hits += blocked.size
@@ -427,12 +430,11 @@ class QESOptimizer:
         total = self.total_codes
         return UpdateStats(generation, changed, total, changed / total, hits, coefficients, applied)
 
-    def _check_codes(self, codes: Mapping[TensorKey, np.ndarray]) -> None:
-        for key, spec in self.specs.items():
-            array = codes[key]
-            if array.shape != (spec.size,) or not np.issubdtype(array.dtype, np.integer):
-                raise ValueError(f"codes[{key!r}] must be a flat integer array of {spec.size} codes "
-                                 f"(got {array.dtype} {array.shape})")
+    def _check_codes(self, key: TensorKey, array: np.ndarray) -> None:
+        size = self.specs[key].size
+        if array.shape != (size,) or not np.issubdtype(array.dtype, np.integer):
+            raise ValueError(f"codes[{key!r}] must be a flat integer array of {size} codes "
+                             f"(got {array.dtype} {array.shape})")
 
     # -- memory and checkpoints --
     @property

@@ -32,13 +32,14 @@ class RecordingError(ValueError):
     """A run directory that cannot be written or read (missing, wrong format or version)."""
 
 
-def write_json_atomic(path: Path, data: Any) -> None:
-    """Write JSON to a temporary file in the same directory, then rename it over ``path``."""
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` to a temporary file in the same directory, fsync it, then rename it over ``path``:
+    readers see the old file or the new one, never a torn one."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
-        with os.fdopen(handle, "w") as file:
-            json.dump(data, file, indent=2, default=_json_default)
+        with os.fdopen(handle, "wb") as file:
+            file.write(data)
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, 0o644)
@@ -47,6 +48,11 @@ def write_json_atomic(path: Path, data: Any) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (see :func:`write_bytes_atomic`)."""
+    write_bytes_atomic(path, json.dumps(data, indent=2, default=_json_default).encode())
 
 
 def _json_default(value: Any) -> Any:
