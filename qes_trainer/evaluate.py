@@ -1,0 +1,110 @@
+"""``qes-eval``: compare a base and a trained GGUF model on held-out episodes.
+
+Both models play the same episodes (seeds ``SEED .. SEED + EPISODES - 1``; training draws its episode
+seeds from a hash of (run seed, generation), so small consecutive seeds are held out in practice) with
+the same co-players and sampling seeds. The report gives each model's mean fitness with its standard
+error, and the paired difference (trained - base) with its standard error, which is the number to look
+at: pairing by episode removes the episodes' own variance.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, mean_and_standard_error
+
+__all__ = ["evaluate_models", "main"]
+
+
+def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSettings, seeds: Sequence[int],
+                    threads: int | None = None, batch_size: int = 8) -> dict[str, Any]:
+    """Fitness of each model (label -> GGUF path, None = default model) on ``seeds``, plus paired differences
+    against the first model."""
+    from policies.llm_engine import LlamaEngine
+    from policies.models import resolve_model
+
+    per_episode: dict[str, list[float]] = {}
+    report: dict[str, Any] = {"seeds": list(seeds), "settings": dataclasses.asdict(settings),
+                              "models": {}}
+    for label, model in models.items():
+        path = resolve_model(model)
+        engine = LlamaEngine(path, n_ctx=settings.n_ctx, max_batch=batch_size, n_threads=threads)
+        try:
+            results = FitnessEvaluator(settings, engine).evaluate(seeds)
+        finally:
+            engine.close()
+        per_episode[label] = [r.fitness for r in results]
+        mean, error = mean_and_standard_error(per_episode[label])
+        report["models"][label] = {"model": str(path), "fitness_mean": mean, "fitness_standard_error": error,
+                                   "per_episode": per_episode[label],
+                                   "llm_failures": sum(r.failures for r in results)}
+    reference = next(iter(per_episode))
+    for label in list(per_episode)[1:]:
+        difference = np.subtract(per_episode[label], per_episode[reference])
+        mean, error = mean_and_standard_error(difference)
+        report["models"][label][f"difference_vs_{reference}"] = {"mean": mean, "standard_error": error}
+    return report
+
+
+def build_parser() -> argparse.ArgumentParser:
+    fitness = FitnessSettings()
+    parser = argparse.ArgumentParser(
+        prog="qes-eval", formatter_class=argparse.RawDescriptionHelpFormatter,
+        description=__doc__,
+        epilog="example:\n  qes-eval --trained runs/qes-demo/model.gguf --episodes 8 --out runs/qes-demo/eval.json")
+    parser.add_argument("--trained", required=True, help="the trained GGUF (e.g. RUN_DIR/model.gguf)")
+    parser.add_argument("--base", default=None, help="the base GGUF (default: the embedded default model)")
+    parser.add_argument("--episodes", type=int, default=8, help="held-out episodes per model (default 8)")
+    parser.add_argument("--seed", type=int, default=10_000, help="first held-out episode seed (default 10000)")
+    parser.add_argument("--preset", default=fitness.preset, help=f"world preset (default {fitness.preset})")
+    parser.add_argument("--policy", default=fitness.policy, help=f"founder policies (default {fitness.policy!r})")
+    parser.add_argument("--max-steps", type=int, default=fitness.max_steps, help=f"steps per episode (default {fitness.max_steps})")
+    parser.add_argument("--n-ctx", type=int, default=fitness.n_ctx, help=f"context tokens per agent (default {fitness.n_ctx})")
+    parser.add_argument("--temperature", type=float, default=fitness.temperature,
+                        help=f"sampling temperature (default {fitness.temperature})")
+    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
+    parser.add_argument("--out", help="also write the report as JSON to this file")
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from rich.console import Console
+    from rich.table import Table
+
+    from policies.llm_engine import ModelError
+    from society_env.recording import write_json_atomic
+
+    if args.episodes < 2:
+        print("qes-eval: error: --episodes must be at least 2 (a standard error needs two)", file=sys.stderr)
+        return 2
+    settings = FitnessSettings(preset=args.preset, policy=args.policy, max_steps=args.max_steps, n_ctx=args.n_ctx,
+                               temperature=args.temperature, episodes=args.episodes)
+    seeds = list(range(args.seed, args.seed + args.episodes))
+    try:
+        report = evaluate_models({"base": args.base, "trained": args.trained}, settings, seeds, threads=args.threads)
+    except (ValueError, ModelError, OSError) as error:
+        print(f"qes-eval: error: {error}", file=sys.stderr)
+        return 2
+    table = Table(title=f"held-out fitness over {args.episodes} episodes (seeds {seeds[0]}..{seeds[-1]})")
+    for column in ("model", "fitness (mean ± SE)", "trained - base (paired)", "LLM failures"):
+        table.add_column(column)
+    for label, numbers in report["models"].items():
+        difference = numbers.get("difference_vs_base")
+        table.add_row(f"{label}: {numbers['model']}", f"{numbers['fitness_mean']:.3f} ± {numbers['fitness_standard_error']:.3f}",
+                      f"{difference['mean']:+.3f} ± {difference['standard_error']:.3f}" if difference else "",
+                      str(numbers["llm_failures"]))
+    Console().print(table)
+    if args.out:
+        write_json_atomic(Path(args.out), report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

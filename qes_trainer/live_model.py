@@ -1,0 +1,137 @@
+"""A private, writable working copy of a GGUF model whose integer codes QES edits in place.
+
+The trainer never touches the user's model file. It copies it (:meth:`LiveModel.create`), memory-maps the
+copy writable and hands the *same path* to llama.cpp, which memory-maps it too: both mappings share the
+kernel's page cache, so a code written here is what the loaded model computes with on its next
+evaluation, with no reload (load it with ``use_extra_bufts=False`` so that repacked types such as Q4_0
+and Q4_K read the file's bytes, and reset the KV cache after every change).
+
+Everything here works on sparse deltas (:class:`qes_trainer.qes.SparseDelta`) and touches only the
+blocks that hold a nonzero delta, so a member's perturb + restore costs time proportional to the
+noise's nonzeros, not to the model size. Restores are exact: the code bytes are a bijection of the codes.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+from typing import Iterator, Mapping
+
+import numpy as np
+
+from qes_trainer.codecs import GGUFTensors, TensorView, open_gguf_tensors, select_trainable
+from qes_trainer.qes import QESOptimizer, SparseDelta, TensorSpec
+
+__all__ = ["LiveModel", "copy_atomic"]
+
+
+def copy_atomic(source: str | Path, target: str | Path) -> None:
+    """Copy a file so that ``target`` is either absent/old or complete (temp file + fsync + rename)."""
+    target = Path(target)
+    temporary = target.with_name(f".{target.name}.tmp")
+    shutil.copyfile(source, temporary)
+    with open(temporary, "rb") as handle:
+        os.fsync(handle.fileno())
+    os.replace(temporary, target)
+
+
+class _LazyCodes(Mapping):
+    """``codes[name]`` decodes one tensor's codes from the file on access (nothing is cached), so the
+    optimizer's update holds one tensor's codes in memory at a time instead of the whole model's."""
+
+    def __init__(self, tensors: dict[str, TensorView]):
+        self._tensors = tensors
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        tensor = self._tensors[name]
+        return tensor.codec.read_codes(tensor.raw)
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._tensors)
+
+    def __len__(self) -> int:
+        return len(self._tensors)
+
+
+class LiveModel:
+    """The working copy's trainable tensors, opened writable (see the module docstring).
+
+    ``trainable`` maps tensor name -> :class:`TensorView` (2-D block attention/MLP weights with a codec);
+    ``skipped`` lists the other tensors with the reason (unsupported types also raise a warning).
+    """
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        self.tensors: GGUFTensors = open_gguf_tensors(self.path, writable=True)
+        trainable, self.skipped = select_trainable(self.tensors)
+        if not trainable:
+            raise ValueError(f"{self.path.name} has no trainable tensors (2-D block attention/MLP weights of a "
+                             f"supported quantized type: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)")
+        self.trainable: dict[str, TensorView] = {tensor.name: tensor for tensor in trainable}
+
+    @classmethod
+    def create(cls, base_model: str | Path, work_path: str | Path) -> "LiveModel":
+        """Copy ``base_model`` to ``work_path`` (atomically) and open the copy."""
+        copy_atomic(base_model, work_path)
+        return cls(work_path)
+
+    # ---- what the optimizer sees --------------------------------------------------------------
+    def specs(self) -> dict[str, TensorSpec]:
+        return {name: TensorSpec(t.n_elements, t.codec.code_min, t.codec.code_max) for name, t in self.trainable.items()}
+
+    def codes(self) -> Mapping[str, np.ndarray]:
+        """A lazily decoding view for :meth:`QESOptimizer.update` (write the returned steps with :meth:`apply`)."""
+        return _LazyCodes(self.trainable)
+
+    @property
+    def total_codes(self) -> int:
+        return sum(t.n_elements for t in self.trainable.values())
+
+    # ---- edits ----------------------------------------------------------------------------------
+    def apply(self, deltas: Mapping[str, SparseDelta]) -> tuple[dict[str, SparseDelta], int]:
+        """Add sparse deltas to the codes in the file, gated at each code range.
+
+        Returns the deltas actually applied (pass them to :meth:`restore`) and how many were gated.
+        """
+        applied: dict[str, SparseDelta] = {}
+        gated = 0
+        for name, delta in deltas.items():
+            if delta.nnz == 0:
+                continue
+            tensor = self.trainable[name]
+            mask = tensor.codec.apply_delta(tensor.raw, delta.indices, delta.values)
+            applied[name] = SparseDelta(delta.indices[mask], delta.values[mask], delta.size)
+            gated += int(delta.nnz - np.count_nonzero(mask))
+        return applied, gated
+
+    def restore(self, applied: Mapping[str, SparseDelta]) -> None:
+        """Undo :meth:`apply` exactly (the negated applied deltas always stay in range)."""
+        _, gated = self.apply({name: -delta for name, delta in applied.items()})
+        if gated:  # cannot happen unless the file changed underneath us
+            raise RuntimeError(f"restore gated {gated} codes: the working model file was modified concurrently")
+
+    def perturb(self, optimizer: QESOptimizer, generation: int, pair: int, sign: int) -> tuple[dict[str, SparseDelta], int]:
+        """Apply member ``sign * pair``'s noise of ``generation``; returns (applied deltas, boundary hits)."""
+        return self.apply({name: optimizer.perturbation(generation, pair, name, sign) for name in self.trainable})
+
+    # ---- comparison, checkpoints, export --------------------------------------------------------
+    def diff_from(self, base: GGUFTensors) -> dict[str, SparseDelta]:
+        """The codes that differ from ``base`` (the original model), as sparse ``current - base`` deltas."""
+        diff = {}
+        for name, tensor in self.trainable.items():
+            change = tensor.codec.read_codes(tensor.raw) - tensor.codec.read_codes(base[name].raw)
+            diff[name] = SparseDelta.from_dense(change)
+        return diff
+
+    def flush(self) -> None:
+        self.tensors.flush()
+
+    def export(self, target: str | Path) -> None:
+        """Write the current model (a complete GGUF any llama.cpp loads) to ``target`` atomically."""
+        self.flush()
+        copy_atomic(self.path, target)
+
+    def close(self) -> None:
+        self.tensors.close()
+        self.trainable = {}

@@ -1,0 +1,374 @@
+"""``qes-train``: fine-tune a quantized GGUF model for the society world with QES.
+
+Reads top to bottom (CleanRL style): hyperparameters in :class:`TrainConfig`, then :func:`train`:
+
+1. resolve the base model (default: the embedded SmolLM2-135M-Instruct) and copy it to a private
+   working file in the run directory (the user's file is never written);
+2. open the copy's trainable codes writable (:class:`~qes_trainer.live_model.LiveModel`) and load the same
+   file into llama.cpp with CPU repacking off, so code edits are what the model computes with;
+3. per generation: every member ``(pair, sign)`` perturbs the codes in place, plays the generation's
+   episodes (the same seeds for every member: common random numbers), and restores the codes exactly;
+   the QES update (pair-difference z-scores, error feedback) is written into the file;
+4. after every generation: an atomic checkpoint (sparse code diff from the base model, optimizer
+   residual, metrics), the metrics files and the fitness plot; at the end the trained model is exported
+   as ``model.gguf``, which the LLM policy loads like any GGUF (``society-env run --model ...``).
+
+``--resume DIR`` rebuilds the working file from the base model and the checkpoint's diff and continues
+with the next generation; the result is byte-identical to an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from qes_trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, episode_seeds
+from qes_trainer.live_model import LiveModel
+from qes_trainer.metrics import write_metrics
+from qes_trainer.qes import QESOptimizer
+
+__all__ = ["TrainConfig", "train", "main", "published_settings"]
+
+WORKING_MODEL = "working-model.gguf"
+TRAINED_MODEL = "model.gguf"
+FOUR_BIT = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"}
+
+
+@dataclass
+class TrainConfig:
+    """Every setting of a training run (saved in its checkpoint; ``--resume`` reuses it)."""
+
+    model: str | None = None
+    """GGUF model to fine-tune; None = the embedded default model."""
+    generations: int = 10
+    pairs: int = 4
+    """Mirrored pairs per generation (population = 2 * pairs). The paper uses 25."""
+    sigma: float | None = None
+    """Noise scale in code units; None = the paper's value for the model's code width (see published_settings)."""
+    alpha: float | None = None
+    """Learning rate; None = the paper's value for the model's code width."""
+    gamma: float = 0.9
+    residual: str = "full"
+    """Error feedback: ``full`` (float16 residual per code), ``replay`` (seed replay) or ``none``."""
+    window: int = 50
+    """Seed-replay window K (generations)."""
+    seed: int = 0
+    """The run's only seed: noise and episode seeds derive from it and the generation."""
+    threads: int | None = None
+    """llama.cpp threads (None = up to 4 cores); part of the run, since it can change the last bits."""
+    batch_size: int = 8
+    """LLM agents generated together in one llama.cpp batch."""
+    fitness: FitnessSettings = field(default_factory=FitnessSettings)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["fitness"]["overrides"] = [list(pair) for pair in self.fitness.overrides]
+        return data
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
+        fitness = dict(data["fitness"])
+        fitness["overrides"] = tuple(tuple(pair) for pair in fitness["overrides"])
+        return cls(**{**data, "fitness": FitnessSettings(**fitness)})
+
+
+def published_settings(tensor_types: Sequence[str]) -> tuple[float, float]:
+    """(sigma, alpha) from the QES paper: INT4 0.01 / 5e-4 for <= 6-bit codes, INT8 0.001 / 1e-4 for Q8_0."""
+    if any(name in FOUR_BIT for name in tensor_types):
+        return 0.01, 5e-4
+    return 0.001, 1e-4
+
+
+@dataclass
+class MemberResult:
+    """Reported to ``on_member`` after each population member is evaluated."""
+
+    generation: int
+    pair: int
+    sign: int
+    fitness: float
+    member_index: int  # 0 .. 2 * pairs - 1 within the generation
+
+
+def train(
+    config: TrainConfig,
+    run_dir: str | Path,
+    resume: bool = False,
+    on_member: Callable[[MemberResult], None] | None = None,
+    on_generation: Callable[[dict[str, Any]], None] | None = None,
+) -> Path:
+    """Run (or, with ``resume``, continue) QES training in ``run_dir``; returns the trained GGUF's path."""
+    from policies.llm_engine import LlamaEngine
+    from policies.models import resolve_model, sha256_of
+    from qes_trainer.codecs import open_gguf_tensors
+
+    run_dir = Path(run_dir)
+    rows: list[dict[str, Any]] = []
+    checkpoint = None
+    if resume:
+        meta, diff, optimizer_state = checkpoint = load_checkpoint(run_dir)
+        saved = TrainConfig.from_dict(meta["config"])
+        config = dataclasses.replace(saved, generations=config.generations)  # only this may change
+        rows = meta["metrics"]
+    else:
+        run_dir.mkdir(parents=True, exist_ok=True)
+        if (run_dir / "checkpoint.npz").exists():
+            raise CheckpointError(f"{run_dir} already holds a training run: use --resume {run_dir} or another --out")
+
+    # 1. the base model and its private working copy
+    base_model = resolve_model(config.model)
+    base_sha256 = sha256_of(base_model)
+    if checkpoint is not None and checkpoint[0]["base_sha256"] != base_sha256:
+        raise CheckpointError(f"the base model {base_model} changed since the checkpoint was written "
+                              f"(SHA-256 {base_sha256[:12]}..., checkpoint has {checkpoint[0]['base_sha256'][:12]}...)")
+    live = LiveModel.create(base_model, run_dir / WORKING_MODEL)
+    base = open_gguf_tensors(base_model)
+    types = sorted({t.tensor_type.name for t in live.trainable.values()})
+    default_sigma, default_alpha = published_settings(types)
+    sigma = default_sigma if config.sigma is None else config.sigma
+    alpha = default_alpha if config.alpha is None else config.alpha
+
+    # 2. the optimizer (resumed: codes from the checkpoint's diff, then its residual) and the live model
+    optimizer = QESOptimizer(live.specs(), sigma=sigma, alpha=alpha, gamma=config.gamma,
+                             residual=config.residual, window=config.window, seed=config.seed)
+    if checkpoint is not None:
+        _, gated = live.apply(diff)
+        if gated:
+            raise CheckpointError(f"the checkpoint's code diff does not fit {base_model} ({gated} codes out of range)")
+        optimizer.load_state_dict(optimizer_state)
+    engine = LlamaEngine(live.path, n_ctx=config.fitness.n_ctx, max_batch=config.batch_size,
+                         n_threads=config.threads, use_extra_bufts=False)
+    evaluator = FitnessEvaluator(config.fitness, engine)
+
+    # 3. generations
+    members = 2 * config.pairs
+    for generation in range(optimizer.generation, config.generations):
+        seeds = episode_seeds(config.seed, generation, config.fitness.episodes)
+        seconds_evaluation = seconds_perturbation = 0.0
+        noise_entries = noise_gated = failures = 0
+        pair_returns, fitnesses = [], []
+        for pair in range(config.pairs):
+            returns = []
+            for sign in (1, -1):
+                started = time.perf_counter()
+                applied, gated = live.perturb(optimizer, generation, pair, sign)
+                noise_entries += gated + sum(delta.nnz for delta in applied.values())
+                noise_gated += gated
+                perturbed = time.perf_counter()
+                results = evaluator.evaluate(seeds)
+                evaluated = time.perf_counter()
+                live.restore(applied)
+                seconds_perturbation += (perturbed - started) + (time.perf_counter() - evaluated)
+                seconds_evaluation += evaluated - perturbed
+                fitness = evaluator.fitness(results)
+                failures += sum(r.failures for r in results)
+                returns.append(fitness)
+                fitnesses.append(fitness)
+                if on_member is not None:
+                    on_member(MemberResult(generation, pair, sign, fitness, len(fitnesses) - 1))
+            pair_returns.append(tuple(returns))
+
+        started = time.perf_counter()
+        stats = optimizer.update(live.codes(), generation, pair_returns)
+        _, gated = live.apply(stats.applied)
+        assert gated == 0, "the optimizer gated the update against the file's own codes"
+        seconds_update = time.perf_counter() - started
+
+        rows.append({
+            "generation": generation,
+            "fitness_mean": float(np.mean(fitnesses)),
+            "fitness_max": float(np.max(fitnesses)),
+            "fitness_min": float(np.min(fitnesses)),
+            "fitness_std": float(np.std(fitnesses)),
+            "update_ratio": stats.update_ratio,
+            "codes_changed": stats.changed,
+            "perturbation_boundary_ratio": noise_gated / noise_entries if noise_entries else 0.0,
+            "update_boundary_hits": stats.boundary_hits,
+            "llm_failures": failures,
+            "seconds_evaluation": round(seconds_evaluation, 3),
+            "seconds_perturbation": round(seconds_perturbation, 4),
+            "seconds_update": round(seconds_update, 3),
+            "sigma": optimizer.sigma,
+            "alpha": optimizer.alpha,
+            "members": members,
+        })
+        # 4. checkpoint (atomic), then the metrics files rebuilt from the rows it holds
+        meta = {"config": config.to_dict(), "base_model": str(base_model), "base_sha256": base_sha256,
+                "generation": generation + 1, "metrics": rows, "tensor_types": types}
+        save_checkpoint(run_dir, meta, live.diff_from(base), optimizer.state_dict())
+        write_metrics(run_dir, rows)
+        if on_generation is not None:
+            on_generation(rows[-1])
+
+    trained = run_dir / TRAINED_MODEL
+    live.export(trained)
+    engine.close()
+    live.close()
+    (run_dir / WORKING_MODEL).unlink(missing_ok=True)
+    return trained
+
+
+# ---------------------------------------------------------------------------------------------
+# command line
+# ---------------------------------------------------------------------------------------------
+HELP = """Fine-tune a quantized GGUF model for the society world with Quantized Evolution Strategies.
+
+Every generation evaluates 2 x PAIRS perturbed copies of the model's integer codes (mirrored pairs) on the
+same EPISODES episodes (common random numbers) and moves the codes along the shaped fitness differences,
+with error feedback. Fitness is the mean episode return of the LLM-driven agents. The model stays a GGUF
+throughout; the trained model is written to OUT/model.gguf and loads with `society-env run --model`.
+
+Files in OUT: checkpoint.npz (after every generation, atomic), metrics.jsonl / metrics.csv, fitness.png,
+model.gguf (at the end). Kill the run at any time and continue it with `qes-train --resume OUT`."""
+
+EXAMPLES = """examples:
+  qes-train --generations 5 --pairs 4 --out runs/qes-demo
+  qes-train --resume runs/qes-demo --generations 10     # continue (and extend) a run
+  qes-eval --trained runs/qes-demo/model.gguf --episodes 8
+see docs/training.md for every option and metric."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qes-train", description=HELP, epilog=EXAMPLES,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    defaults, fitness = TrainConfig(), FitnessSettings()
+    run = parser.add_argument_group("run")
+    run.add_argument("--out", help="run directory (default: runs/qes__PRESET__SEED__TIME)")
+    run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint, with its saved "
+                     "settings (only --generations may be given, to extend it)")
+    run.add_argument("--generations", type=int, help=f"generations to run in total (default {defaults.generations})")
+    run.add_argument("--seed", type=int, help=f"the run's seed (default {defaults.seed})")
+    run.add_argument("--quiet", action="store_true", help="no progress bar")
+    qes = parser.add_argument_group("QES")
+    qes.add_argument("--model", help="GGUF file to fine-tune (default: the embedded SmolLM2-135M-Instruct Q4_1); never modified")
+    qes.add_argument("--pairs", type=int, help=f"mirrored pairs per generation (default {defaults.pairs}; the paper uses 25)")
+    qes.add_argument("--sigma", type=float, help="noise scale in code units (default: 0.01 for 4-6 bit codes, 0.001 for Q8_0)")
+    qes.add_argument("--alpha", type=float, help="learning rate (default: 5e-4 for 4-6 bit codes, 1e-4 for Q8_0)")
+    qes.add_argument("--gamma", type=float, help=f"residual decay (default {defaults.gamma})")
+    qes.add_argument("--residual", choices=("full", "replay", "none"),
+                     help="error feedback: full fp16 residual (default), seed replay, or none")
+    qes.add_argument("--window", type=int, help=f"seed-replay window in generations (default {defaults.window})")
+    episodes = parser.add_argument_group("fitness episodes")
+    episodes.add_argument("--preset", help=f"world preset (default {fitness.preset})")
+    episodes.add_argument("--policy", help=f"founder policies; the llm agents are trained (default {fitness.policy!r})")
+    episodes.add_argument("--set", action="append", metavar="FIELD=VALUE",
+                          help="override a world config field (repeatable), e.g. --set reward_mode=survival")
+    episodes.add_argument("--episodes", type=int, help=f"episodes per member (default {fitness.episodes})")
+    episodes.add_argument("--max-steps", type=int, help=f"steps per episode (default {fitness.max_steps})")
+    llm = parser.add_argument_group("LLM")
+    llm.add_argument("--n-ctx", type=int, help=f"context tokens per agent (default {fitness.n_ctx})")
+    llm.add_argument("--temperature", type=float, help=f"sampling temperature (default {fitness.temperature})")
+    llm.add_argument("--threads", type=int, help="llama.cpp threads (default: up to 4 cores)")
+    llm.add_argument("--llm-batch", type=int, help=f"agents per llama.cpp batch (default {defaults.batch_size})")
+    return parser
+
+
+def config_from_args(args: argparse.Namespace) -> TrainConfig:
+    """A fresh run's config: the given options over the defaults."""
+    from society_env.cli import parse_overrides
+
+    fitness_options = {"preset": args.preset, "policy": args.policy, "episodes": args.episodes,
+                       "max_steps": args.max_steps, "n_ctx": args.n_ctx, "temperature": args.temperature}
+    fitness_options = {key: value for key, value in fitness_options.items() if value is not None}
+    if args.set:
+        fitness_options["overrides"] = tuple(sorted(parse_overrides(args.set).items()))
+    options = {"model": args.model, "generations": args.generations, "pairs": args.pairs, "sigma": args.sigma,
+               "alpha": args.alpha, "gamma": args.gamma, "residual": args.residual, "window": args.window,
+               "seed": args.seed, "threads": args.threads, "batch_size": args.llm_batch}
+    options = {key: value for key, value in options.items() if value is not None}
+    config = TrainConfig(**options, fitness=FitnessSettings(**fitness_options))
+    for name, value, low in (("generations", config.generations, 1), ("pairs", config.pairs, 2),
+                             ("episodes", config.fitness.episodes, 1), ("max-steps", config.fitness.max_steps, 1)):
+        if value < low:
+            raise ValueError(f"--{name} must be at least {low} (got {value})"
+                             + ("; fitness is z-scored across pairs, so one pair learns nothing" if name == "pairs" else ""))
+    return config
+
+
+def _check_resume_options(args: argparse.Namespace) -> None:
+    fixed = [name for name in ("model", "pairs", "sigma", "alpha", "gamma", "residual", "window", "seed", "preset",
+                               "policy", "set", "episodes", "max_steps", "n_ctx", "temperature", "threads", "llm_batch", "out")
+             if getattr(args, name) is not None]
+    if fixed:
+        raise ValueError("--resume continues a run with its saved settings; only --generations may be given "
+                         f"(got --{', --'.join(name.replace('_', '-') for name in fixed)})")
+
+
+def _progress_callbacks(config: TrainConfig, start_generation: int, quiet: bool):
+    """A rich progress bar over all members of all generations, showing the latest fitness."""
+    if quiet:
+        return None, None, None
+    from rich.console import Console
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn
+
+    members = 2 * config.pairs
+    progress = Progress(TextColumn("gen {task.fields[generation]}"), MofNCompleteColumn(), BarColumn(),
+                        TextColumn("{task.fields[live]}"), TimeElapsedColumn(), TimeRemainingColumn(),
+                        console=Console(stderr=True))
+    task = progress.add_task("train", total=(config.generations - start_generation) * members,
+                             completed=0, generation=start_generation, live="")
+    last: dict[str, str] = {"generation": ""}
+
+    def on_member(result: MemberResult) -> None:
+        sign = "+" if result.sign > 0 else "-"
+        progress.update(task, advance=1, generation=result.generation,
+                        live=f"member {sign}{result.pair} fitness {result.fitness:.2f}{last['generation']}")
+
+    def on_generation(row: dict[str, Any]) -> None:
+        last["generation"] = (f" | gen {row['generation']}: mean {row['fitness_mean']:.2f} "
+                              f"max {row['fitness_max']:.2f} changed {row['codes_changed']}")
+        progress.console.print(f"generation {row['generation']}: fitness mean {row['fitness_mean']:.3f} "
+                               f"[{row['fitness_min']:.3f}, {row['fitness_max']:.3f}]  codes changed {row['codes_changed']} "
+                               f"({row['update_ratio']:.2e})  eval {row['seconds_evaluation']:.1f}s  "
+                               f"perturb {row['seconds_perturbation']:.2f}s  update {row['seconds_update']:.2f}s",
+                               markup=False, highlight=False)
+
+    return progress, on_member, on_generation
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        if args.resume:
+            _check_resume_options(args)
+            run_dir = Path(args.resume)
+            meta = load_checkpoint(run_dir)[0]
+            config = TrainConfig.from_dict(meta["config"])
+            if args.generations is not None:
+                config = dataclasses.replace(config, generations=args.generations)
+            start = meta["generation"]
+        else:
+            config = config_from_args(args)
+            run_dir = Path(args.out) if args.out else (
+                Path("runs") / f"qes__{config.fitness.preset}__{config.seed}__{time.strftime('%Y%m%d-%H%M%S')}")
+            start = 0
+        progress, on_member, on_generation = _progress_callbacks(config, start, args.quiet)
+        if progress is not None:
+            with progress:
+                trained = train(config, run_dir, resume=bool(args.resume), on_member=on_member, on_generation=on_generation)
+        else:
+            trained = train(config, run_dir, resume=bool(args.resume))
+    except ImportError as error:
+        print(f'qes-train: error: {error} (install the training extra: pip install "society-env[train]")', file=sys.stderr)
+        return 2
+    except (ValueError, RuntimeError, OSError) as error:
+        print(f"qes-train: error: {error}", file=sys.stderr)
+        return 2
+    rows = load_checkpoint(run_dir)[0]["metrics"]
+    print(json.dumps({"trained_model": str(trained), "generations": len(rows),
+                      "fitness_first": rows[0]["fitness_mean"], "fitness_last": rows[-1]["fitness_mean"],
+                      "metrics": str(run_dir / "metrics.jsonl")}, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
