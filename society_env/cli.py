@@ -1,4 +1,4 @@
-"""``society-env``: run societies, replay recordings.
+"""``society-env``: run societies, replay recordings, report on them and watch them.
 
 This is the application layer at the top of the data flow: it is the only ``society_env`` module
 that imports ``policies`` (the world modules never do).
@@ -259,6 +259,76 @@ def command_replay(args: argparse.Namespace) -> int:
     return 1
 
 
+# ---------------------------------------------------------------------------------------------
+# society-env report / view
+# ---------------------------------------------------------------------------------------------
+def command_report(args: argparse.Namespace) -> int:
+    from society_env.recording import RecordingError
+
+    try:
+        from society_env.analysis.report import (
+            MissingAnalysisDependencies, comparison_rows, require_analysis_dependencies, write_comparison, write_report,
+        )
+
+        require_analysis_dependencies()
+    except ImportError as error:  # MissingAnalysisDependencies, or matplotlib itself failing to import
+        raise UserError(str(error) if "society-env[analysis]" in str(error) else str(MissingAnalysisDependencies())) from None
+    if args.window is not None and args.window < 1:
+        raise UserError("--window must be at least 1 step")
+    reports = []
+    for run_dir in args.run_dirs:
+        try:
+            started = time.perf_counter()
+            report = write_report(run_dir, window=args.window)
+        except RecordingError as error:
+            raise UserError(str(error)) from None
+        reports.append(report)
+        if not args.quiet:
+            print(f"{report.run.run_dir / 'report.html'} written in {time.perf_counter() - started:.1f} s")
+    if not args.quiet:
+        print_comparison(comparison_rows(reports), [report.name for report in reports])
+    if len(reports) > 1:
+        compare_dir = Path(args.compare_dir) if args.compare_dir else _common_parent([Path(r) for r in args.run_dirs])
+        path = write_comparison(reports, compare_dir)
+        if not args.quiet:
+            print(f"comparison: {path}")
+    return 0
+
+
+def _common_parent(paths: list[Path]) -> Path:
+    import os
+
+    return Path(os.path.commonpath([str(path.resolve().parent) for path in paths]))
+
+
+def print_comparison(rows: list[tuple[str, list[str]]], names: list[str]) -> None:
+    """The report's key numbers, one column per run."""
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="society-env report")
+    table.add_column("")
+    for name in names:
+        table.add_column(name, overflow="fold")
+    for label, values in rows:
+        table.add_row(label, *values)
+    Console().print(table)
+
+
+def command_view(args: argparse.Namespace) -> int:
+    from society_env.analysis.viewer import write_replay
+    from society_env.recording import RecordingError
+
+    try:
+        path = write_replay(args.run_dir, args.out)
+    except RecordingError as error:
+        raise UserError(str(error)) from None
+    except OSError as error:
+        raise UserError(f"cannot write {args.out or 'replay.html'}: {error.strerror or error}") from None
+    print(f"{path} ({path.stat().st_size / 1e6:.2f} MB): open it in a browser; no network needed")
+    return 0
+
+
 def command_models(args: argparse.Namespace) -> int:
     from policies.models import DEFAULT_MODEL, ModelPullError, default_model_path, pull_default_model
 
@@ -277,7 +347,7 @@ def command_models(args: argparse.Namespace) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="society-env",
-        description="A society of agents on a grid world: run baselines, record and replay episodes.",
+        description="A society of agents on a grid world: run baselines, record, replay, report on and watch episodes.",
     )
     commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 
@@ -330,6 +400,42 @@ def build_parser() -> argparse.ArgumentParser:
     )
     replay.add_argument("run_dir", help="a run directory written by 'society-env run'")
     replay.set_defaults(handler=command_replay)
+
+    report = commands.add_parser(
+        "report", help="analyse recordings: series, interaction graph, families, plots, report.html",
+        description="Analyse one or more run directories (complete, or partial ones of killed runs) and write into "
+                    "each: report.html (one page with the plots and a table of the numbers), report.json, "
+                    "report-series.csv and report-*.png. Time series: population, food, births, deaths by cause, "
+                    "energy given/taken, messages, artifacts alive; survival per policy; a signed interaction graph "
+                    "(+0.5 per message heard, +0.1 per sighting, +-1 per energy unit given/taken, +10 parent-child, "
+                    "+5 artifact handed over) with density, reciprocity, clustering and Louvain communities over the "
+                    "whole run and in sliding windows; family trees. With several runs, also a side-by-side "
+                    "comparison.html and comparison.png. Needs the analysis extra: pip install \"society-env[analysis]\".",
+        epilog="examples:\n  society-env report runs/small__forager__0__20261123-120000\n"
+               "  society-env report runs/* --compare-dir runs --window 200",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by 'society-env run'")
+    report.add_argument("--window", type=int, default=None,
+                        help="sliding window for the graph metrics, in steps (default: a fifth of the run); "
+                             "windows advance by a quarter of their length")
+    report.add_argument("--compare-dir", default=None,
+                        help="where comparison.html goes when several runs are given (default: their common parent)")
+    report.add_argument("--quiet", action="store_true", help="print nothing")
+    report.set_defaults(handler=command_report)
+
+    view = commands.add_parser(
+        "view", help="write replay.html: watch a recording in the browser",
+        description="Write a self-contained replay.html (data embedded, no network needed) into the run directory: "
+                    "the grid with food and agents (coloured by family or policy, brighter = more energy), a timeline "
+                    "slider, play/pause and speed, the step's messages and events, and an agent's energy, age, "
+                    "personality, last action and message on click. Works on partial recordings of killed runs.",
+        epilog="example:\n  society-env view runs/small__forager__0__20261123-120000 && xdg-open runs/small__forager__0__20261123-120000/replay.html",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    view.add_argument("run_dir", help="a run directory written by 'society-env run'")
+    view.add_argument("--out", default=None, help="output file (default: RUN_DIR/replay.html)")
+    view.set_defaults(handler=command_view)
     return parser
 
 

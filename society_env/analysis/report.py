@@ -1,0 +1,202 @@
+"""``society-env report``: analyse recordings and write the numbers, the plots and one HTML page per run.
+
+Writes into each run directory:
+
+    report.json        every number of the page (totals, per-policy survival, graph metrics, windows, families)
+    report-series.csv  the time series, one row per step
+    report-*.png       plots (series, families, interaction graph, windowed graph metrics)
+    report.html        one page that shows the plots and the numbers
+
+and, for several runs, ``comparison.html`` + ``comparison.png`` (side-by-side table, overlaid curves)
+in a directory of the caller's choice.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from society_env.analysis.files import write_atomic
+from society_env.analysis.interactions import (
+    build_graph, graph_metrics, interaction_log, interaction_totals, top_pairs, window_metrics,
+)
+from society_env.analysis.lineage import family_population, family_tree_text, lineage
+from society_env.analysis.loading import RunData, load_run
+from society_env.analysis.series import TimeSeries, survival_by_policy, time_series
+from society_env.recording import write_json_atomic
+
+WINDOW_FRACTION = 5
+"""Default sliding window: a fifth of the run."""
+WINDOW_STEPS_PER_STRIDE = 4
+"""Windows advance by a quarter of their length."""
+IMAGES = {"series": "report-series.png", "families": "report-families.png", "graph": "report-graph.png",
+          "windows": "report-windows.png"}
+
+
+class MissingAnalysisDependencies(ImportError):
+    """networkx or matplotlib is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__('the report needs networkx and matplotlib: pip install "society-env[analysis]"')
+
+
+def require_analysis_dependencies() -> None:
+    try:
+        import matplotlib  # noqa: F401
+        import networkx  # noqa: F401
+    except ImportError:
+        raise MissingAnalysisDependencies() from None
+
+
+@dataclass
+class RunReport:
+    """The analysis of one run: the numbers (JSON-ready) and the series behind the plots."""
+
+    run: RunData
+    numbers: dict[str, Any]
+    series: TimeSeries
+    graph: Any
+    """The whole-run ``networkx.DiGraph`` (for the graph plot)."""
+    communities: list[list[int]]
+    family_population: dict[int, Any]
+    """Living members per family and step (for the family plot)."""
+
+    @property
+    def name(self) -> str:
+        return self.run.run_dir.name
+
+
+def window_layout(steps: int, window: int | None) -> tuple[int, int]:
+    """(stride, blocks per window) for a window of ``window`` steps (default: a fifth of the run)."""
+    window = max(1, math.ceil(steps / WINDOW_FRACTION)) if window is None else window
+    if window < 1:
+        raise ValueError("the window must be at least 1 step")
+    stride = max(1, window // WINDOW_STEPS_PER_STRIDE)
+    return stride, max(1, math.ceil(window / stride))
+
+
+def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
+    """Compute every number of the report for one run directory (complete or killed)."""
+    require_analysis_dependencies()
+    run = load_run(run_dir)
+    series = time_series(run)
+    tree = lineage(run)
+    stride, window_blocks = window_layout(run.steps, window)
+    log = interaction_log(run, stride)
+    edges = log.edges()
+    graph = build_graph(edges, run, tree.family_of)
+    metrics = graph_metrics(graph)
+    communities = metrics.pop("community_members")
+    deaths = {cause: int(counts.sum()) for cause, counts in series.deaths.items()}
+    numbers = {
+        "run": run.run_dir.name,
+        "complete": run.complete,
+        "preset": run.meta.get("preset"),
+        "policy": run.meta.get("policy"),
+        "seed": run.meta.get("seed"),
+        "steps": run.last_step,
+        "totals": {
+            "population_start": int(series.population[0]),
+            "population_peak": int(series.population.max()),
+            "population_end": int(series.population[-1]),
+            "population_mean": float(series.population[1:].mean()) if run.steps > 1 else 0.0,
+            "agents": len(run.agents),
+            "births": int(series.births.sum()),
+            "deaths": deaths,
+            "energy_given": int(series.energy_given.sum()),
+            "energy_taken": int(series.energy_taken.sum()),
+            "messages": int(series.messages.sum()),
+            "artifacts_created": len(run.events("artifact_created")),
+            "artifacts_alive_end": int(series.artifacts_alive[-1]),
+        },
+        "per_policy": {policy: asdict(numbers) for policy, numbers in survival_by_policy(run).items()},
+        "interactions": {kind: float(amount) for kind, amount in interaction_totals(edges).items()},
+        "top_pairs": {kind: [{"from": f"agent_{s}", "to": f"agent_{t}", "amount": a} for s, t, a in top_pairs(edges, kind)]
+                      for kind in ("gave", "took", "message")},
+        "graph": metrics,
+        "communities": [[f"agent_{slot}" for slot in members] for members in communities[:10]],
+        "window": {"steps": stride * window_blocks, "stride": stride},
+        "windows": window_metrics(log, run, window_blocks),
+        "lineage": {
+            "families": len(tree.families),
+            "generations_reached": tree.generations_reached,
+            "largest_families": [asdict(family) for family in tree.families[:10]],
+            "trees": {f"agent_{family.founder}": family_tree_text(tree, family.founder) for family in tree.families[:3]},
+        },
+    }
+    return RunReport(run, numbers, series, graph, communities, family_population(run, tree.family_of))
+
+
+def write_series_csv(series: TimeSeries, path: Path) -> None:
+    columns = series.as_columns()
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["step", *columns])
+    rounded = [values.round(3) if values.dtype.kind == "f" else values for values in columns.values()]
+    for step, values in enumerate(zip(*(values.tolist() for values in rounded))):
+        writer.writerow([step, *values])
+    write_atomic(path, buffer.getvalue())
+
+
+def write_report(run_dir: str | Path, window: int | None = None) -> RunReport:
+    """Analyse one run and write report.json, report-series.csv, the PNGs and report.html into it."""
+    from society_env.analysis import plots
+    from society_env.analysis.report_html import render_report
+
+    report = analyse_run(run_dir, window)
+    out = report.run.run_dir
+    write_json_atomic(out / "report.json", report.numbers)
+    write_series_csv(report.series, out / "report-series.csv")
+    title = f"{report.name} ({'complete' if report.run.complete else 'partial: killed run'})"
+    plots.plot_series(report.series, out / IMAGES["series"], title)
+    plots.plot_families(report.family_population, out / IMAGES["families"])
+    plots.plot_graph(report.graph, report.communities, out / IMAGES["graph"])
+    plots.plot_windows(report.numbers["windows"], out / IMAGES["windows"])
+    write_atomic(out / "report.html", render_report(report.numbers, IMAGES))
+    return report
+
+
+def comparison_rows(reports: list[RunReport]) -> list[tuple[str, list[str]]]:
+    """(label, one value per run) rows of the side-by-side table, shared by the terminal and the HTML page."""
+    def row(label: str, value) -> tuple[str, list[str]]:
+        return label, [str(value(report.numbers)) for report in reports]
+
+    rows = [
+        row("steps", lambda n: n["steps"] if n["complete"] else f"{n['steps']} (killed)"),
+        row("policy", lambda n: n["policy"]),
+        row("population start / peak / end", lambda n: "{population_start} / {population_peak} / {population_end}".format(**n["totals"])),
+        row("births", lambda n: n["totals"]["births"]),
+        row("deaths (starvation / old age)", lambda n: f"{n['totals']['deaths'].get('starvation', 0)} / {n['totals']['deaths'].get('old_age', 0)}"),
+        row("energy given / taken", lambda n: f"{n['totals']['energy_given']} / {n['totals']['energy_taken']}"),
+        row("messages", lambda n: n["totals"]["messages"]),
+        row("artifacts created / alive at end", lambda n: f"{n['totals']['artifacts_created']} / {n['totals']['artifacts_alive_end']}"),
+        row("generations reached", lambda n: n["lineage"]["generations_reached"]),
+        row("graph density / reciprocity / clustering", lambda n: "{density:.3f} / {reciprocity:.3f} / {clustering:.3f}".format(**n["graph"])),
+        row("communities (largest)", lambda n: f"{n['graph']['communities']} ({n['graph']['largest_community']})"),
+    ]
+    policies = sorted({policy for report in reports for policy in report.numbers["per_policy"]})
+    for policy in policies:
+        rows.append(row(f"{policy}: agents / mean lifespan / mean return", lambda n, p=policy: (
+            "{agents} / {mean_lifespan:.1f} / {mean_return:.1f}".format(**n["per_policy"][p]) if p in n["per_policy"] else "-")))
+    return rows
+
+
+def write_comparison(reports: list[RunReport], out_dir: str | Path) -> Path:
+    """Side-by-side table and overlaid curves of several runs: ``comparison.html`` and ``comparison.png``."""
+    from society_env.analysis import plots
+    from society_env.analysis.report_html import render_comparison
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    plots.plot_overlay({report.name: report.series for report in reports}, out_dir / "comparison.png")
+    names = [report.name for report in reports]
+    links = [str(Path(report.run.run_dir.resolve(), "report.html").relative_to(out_dir.resolve()))
+             if report.run.run_dir.resolve().is_relative_to(out_dir.resolve()) else str(report.run.run_dir.resolve() / "report.html")
+             for report in reports]
+    path = out_dir / "comparison.html"
+    write_atomic(path, render_comparison(names, links, comparison_rows(reports), "comparison.png"))
+    return path

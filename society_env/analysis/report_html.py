@@ -1,0 +1,109 @@
+"""HTML of ``report.html`` (one run) and ``comparison.html`` (several runs): plain static pages, no scripts.
+
+The PNGs sit next to the page and are linked by relative name, so a run directory can be moved or
+zipped as a whole.
+"""
+
+from __future__ import annotations
+
+from html import escape
+from typing import Any, Iterable
+
+STYLE = """
+body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
+h1{font-size:1.4em;margin-bottom:.2em} h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ddd}
+table{border-collapse:collapse;font-size:.9em;margin:.5em 0} td,th{border:1px solid #ddd;padding:.25em .6em;text-align:left}
+th{background:#f4f4f4} td.n{text-align:right;font-variant-numeric:tabular-nums}
+img{max-width:100%;border:1px solid #eee} .grid{display:grid;grid-template-columns:1fr 1fr;gap:1em}
+.note{color:#666;font-size:.85em} pre{background:#f8f8f8;padding:.5em;font-size:.8em;max-height:20em;overflow:auto}
+"""
+
+
+def _page(title: str, body: str) -> str:
+    return (f"<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>{escape(title)}</title>"
+            f"<style>{STYLE}</style></head><body>\n{body}\n</body></html>\n")
+
+
+def _table(header: Iterable[str] | None, rows: Iterable[Iterable[Any]]) -> str:
+    head = "<tr>" + "".join(f"<th>{escape(str(cell))}</th>" for cell in header) + "</tr>" if header else ""
+    body = "".join(
+        "<tr>" + "".join(f"<td class=\"n\">{_number(cell)}</td>" if isinstance(cell, (int, float)) else f"<td>{escape(str(cell))}</td>"
+                         for cell in row) + "</tr>"
+        for row in rows)
+    return f"<table>{head}{body}</table>"
+
+
+def _number(value: int | float) -> str:
+    return f"{value:,.3f}".rstrip("0").rstrip(".") if isinstance(value, float) else f"{value:,}"
+
+
+def render_report(numbers: dict[str, Any], images: dict[str, str]) -> str:
+    totals, graph, lineage = numbers["totals"], numbers["graph"], numbers["lineage"]
+    status = "complete run" if numbers["complete"] else "partial recording of a killed run (no summary.json)"
+    parts = [
+        f"<h1>Society report: {escape(numbers['run'])}</h1>",
+        f"<p class=\"note\">preset <b>{escape(str(numbers['preset']))}</b>, policy <b>{escape(str(numbers['policy']))}</b>, "
+        f"seed {numbers['seed']}, {numbers['steps']} steps, {status}.</p>",
+        "<h2>Population, food, events</h2>",
+        f"<img src=\"{images['series']}\" alt=\"time series\">",
+        _table(["quantity", "value"], [
+            ("population start / peak / end", f"{totals['population_start']} / {totals['population_peak']} / {totals['population_end']}"),
+            ("mean population", totals["population_mean"]),
+            ("agents that lived", totals["agents"]),
+            ("births", totals["births"]),
+            *((f"deaths: {cause}", count) for cause, count in totals["deaths"].items()),
+            ("energy given", totals["energy_given"]),
+            ("energy taken", totals["energy_taken"]),
+            ("messages", totals["messages"]),
+            ("artifacts created / alive at end", f"{totals['artifacts_created']} / {totals['artifacts_alive_end']}"),
+        ]),
+        "<h2>Survival per policy</h2>",
+        _table(["policy", "agents", "founders", "born", "alive at end", "mean lifespan", "mean return", "deaths"], [
+            (policy, p["agents"], p["founders"], p["births"], p["alive_at_end"], p["mean_lifespan"], p["mean_return"],
+             ", ".join(f"{cause} {count}" for cause, count in p["deaths"].items()) or "-")
+            for policy, p in numbers["per_policy"].items()]),
+        "<h2>Interaction graph</h2>",
+        "<p class=\"note\">Edge a&rarr;b: +0.5 per message of a heard by b, +0.1 per sighting, +1 per energy unit "
+        "a gave b, &minus;1 per unit a took from b, +10 parent&rarr;child, +5 per artifact a handed to b. "
+        "Communities: Louvain on the positive ties.</p>",
+        "<div class=\"grid\">",
+        f"<div><img src=\"{images['graph']}\" alt=\"interaction graph\"></div><div>",
+        _table(["metric", "whole run"], [(key, graph[key]) for key in
+                                         ("nodes", "edges", "density", "reciprocity", "clustering", "negative_edges",
+                                          "communities", "largest_community", "modularity")]),
+        _table(["interaction", "units"], list(numbers["interactions"].items())),
+        "</div></div>",
+        *(f"<p><b>most {escape(kind)}</b>: " + ", ".join(
+            f"{escape(pair['from'])}&rarr;{escape(pair['to'])} ({_number(pair['amount'])})" for pair in pairs) + "</p>"
+          for kind, pairs in numbers["top_pairs"].items() if pairs),
+        f"<p class=\"note\">Largest communities: " + "; ".join(
+            escape(", ".join(members[:8]) + (f" +{len(members) - 8}" if len(members) > 8 else ""))
+            for members in numbers["communities"][:5] if len(members) > 1) + "</p>",
+        f"<h3>Sliding windows ({numbers['window']['steps']} steps, every {numbers['window']['stride']})</h3>",
+        f"<img src=\"{images['windows']}\" alt=\"graph metrics in windows\">",
+        _table(["steps", "nodes", "edges", "density", "reciprocity", "clustering", "communities", "modularity"], [
+            (f"{w['start_step']}-{w['end_step']}", w["nodes"], w["edges"], w["density"], w["reciprocity"],
+             w["clustering"], w["communities"], w["modularity"]) for w in numbers["windows"]]),
+        "<h2>Families</h2>",
+        f"<p>{lineage['families']} families, {lineage['generations_reached']} generations reached.</p>",
+        f"<img src=\"{images['families']}\" alt=\"family sizes over time\">",
+        _table(["founder", "policy", "members", "alive at end", "generations", "peak alive"], [
+            (f"agent_{f['founder']}", f["policy"], f["members"], f["alive_at_end"], f["generations"], f["peak_alive"])
+            for f in lineage["largest_families"]]),
+        *(f"<details><summary>family tree of {escape(founder)}</summary><pre>{escape(chr(10).join(lines))}</pre></details>"
+          for founder, lines in lineage["trees"].items()),
+        "<p class=\"note\">Numbers: report.json; series per step: report-series.csv. "
+        "Watch the run: <code>society-env view RUN_DIR</code> writes replay.html.</p>",
+    ]
+    return _page(f"society report {numbers['run']}", "\n".join(parts))
+
+
+def render_comparison(names: list[str], links: list[str], rows: list[tuple[str, list[str]]], image: str) -> str:
+    header = ["", *(f"run {index + 1}" for index in range(len(names)))]
+    parts = [
+        "<h1>Society runs compared</h1>",
+        "<ol>" + "".join(f"<li><a href=\"{escape(link)}\">{escape(name)}</a></li>" for name, link in zip(names, links)) + "</ol>",
+        _table(header, [(label, *values) for label, values in rows]),
+        f"<img src=\"{escape(image)}\" alt=\"overlaid curves\">",
+    ]
+    return _page("society runs compared", "\n".join(parts))

@@ -1,0 +1,165 @@
+"""Time series of a run (one value per snapshot step) and per-policy survival.
+
+Everything is recomputed from the recording itself, not from ``summary.json``, so killed runs (which
+have no summary) get the same report. Returns are rebuilt from the recorded facts with the run's own
+reward settings: food eaten is the food value of the cell an agent ends the step on in the previous
+snapshot (nothing changes food between a snapshot and the next step's eating), a blocked move is a move
+action after which the agent stands where it stood, transfers and deaths come from the events.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from society_env.analysis.loading import RunData, slot_of
+
+DEATH_CAUSES = ("starvation", "old_age")
+ARTIFACT_ENDINGS = ("artifact_destroyed", "artifact_expired")
+MOVE_KINDS = (1, 2, 3, 4)  # north, south, west, east
+
+
+@dataclass
+class TimeSeries:
+    """One array per quantity, index = snapshot step (``steps`` entries; step 0 holds the founders)."""
+
+    population: np.ndarray
+    food_tiles: np.ndarray
+    food_total: np.ndarray
+    mean_energy: np.ndarray
+    births: np.ndarray
+    deaths: dict[str, np.ndarray]
+    energy_given: np.ndarray
+    energy_taken: np.ndarray
+    messages: np.ndarray
+    artifacts_alive: np.ndarray
+
+    def as_columns(self) -> dict[str, np.ndarray]:
+        """Flat name -> array mapping (deaths split by cause), for tables, CSV and plots."""
+        columns = {"population": self.population, "food_tiles": self.food_tiles, "food_total": self.food_total,
+                   "mean_energy": self.mean_energy, "births": self.births}
+        columns.update({f"deaths_{cause}": counts for cause, counts in self.deaths.items()})
+        columns.update({"energy_given": self.energy_given, "energy_taken": self.energy_taken,
+                        "messages": self.messages, "artifacts_alive": self.artifacts_alive})
+        return columns
+
+
+def _segment_sums(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Sum of each step's segment of a flat per-step array (empty segments sum to 0)."""
+    step = np.repeat(np.arange(lengths.size), lengths)
+    return np.bincount(step, weights=values, minlength=lengths.size).round().astype(np.int64)
+
+
+def _per_step(run: RunData, event_type: str, amount_field: str | None = None) -> np.ndarray:
+    """Count (or sum ``amount_field`` of) events of one type per step."""
+    counts = np.zeros(run.steps, dtype=np.int64)
+    for step, events in run.events_by_step.items():
+        counts[step] = sum((event[amount_field] if amount_field else 1) for event in events if event["type"] == event_type)
+    return counts
+
+
+def time_series(run: RunData) -> TimeSeries:
+    population = np.diff(run.agent_offsets)
+    food_tiles = np.diff(run.food_offsets)
+    food_total = _segment_sums(run.food_value, food_tiles)
+    mean_energy = _segment_sums(run.energy, population) / np.maximum(population, 1)
+
+    deaths = {cause: np.zeros(run.steps, dtype=np.int64) for cause in DEATH_CAUSES}
+    artifact_change = np.zeros(run.steps, dtype=np.int64)
+    for step, events in run.events_by_step.items():
+        for event in events:
+            if event["type"] == "died":
+                deaths.setdefault(event["cause"], np.zeros(run.steps, dtype=np.int64))[step] += 1
+            elif event["type"] == "artifact_created":
+                artifact_change[step] += 1
+            elif event["type"] in ARTIFACT_ENDINGS:
+                artifact_change[step] -= 1
+    return TimeSeries(
+        population=population, food_tiles=food_tiles, food_total=food_total, mean_energy=mean_energy,
+        births=_per_step(run, "born"), deaths=deaths,
+        energy_given=_per_step(run, "gave", "amount"), energy_taken=_per_step(run, "took", "amount"),
+        messages=_per_step(run, "message"), artifacts_alive=np.cumsum(artifact_change),
+    )
+
+
+def lifespans(run: RunData) -> dict[int, int]:
+    """Age at death, or age at the last snapshot for agents still alive (as the run summary counts it)."""
+    return {slot: life.age_at_death if life.age_at_death is not None else run.last_step - life.birth_step
+            for slot, life in run.agents.items()}
+
+
+def agent_returns(run: RunData) -> np.ndarray:
+    """Episode return per slot, rebuilt from the recording with the run's reward settings."""
+    config = run.config
+    shaped = config.reward_mode == "shaped"
+    returns = np.zeros(max(run.num_slots, 1), dtype=np.float64)
+    position = np.zeros((returns.size, 2), dtype=np.int64)
+    food = np.zeros(config.height * config.width, dtype=np.int64)
+    for step in range(1, run.steps):
+        before, after = run.agents_at(step - 1), run.agents_at(step)
+        active = run.slot[before]  # alive at the start of the step: they eat, pay and may die
+        start_position = np.stack([run.row[before], run.col[before]], axis=1)
+        position[run.slot[after], 0], position[run.slot[after], 1] = run.row[after], run.col[after]
+        events = run.events_by_step.get(step, [])
+        died = [event for event in events if event["type"] == "died"]
+        for event in died:
+            position[slot_of(event["agent"])] = event["position"]
+        end_position = position[active]
+
+        if shaped:
+            food[:] = 0
+            food[run.food_cell[run.food_at(step - 1)]] = run.food_value[run.food_at(step - 1)]
+            returns[active] += config.reward_eat_per_unit * food[end_position[:, 0] * config.width + end_position[:, 1]]
+            kinds = run.actions_by_step[step]
+            moved_kind = np.array([kinds.get(slot, -1) for slot in active.tolist()], dtype=np.int64)
+            blocked = np.isin(moved_kind, MOVE_KINDS) & np.all(end_position == start_position, axis=1)
+            returns[active[blocked]] += config.reward_blocked_move
+            for event in events:
+                if event["type"] == "gave":
+                    returns[slot_of(event["agent"])] += config.reward_give_giver * event["amount"]
+                    returns[slot_of(event["to"])] += config.reward_give_receiver * event["amount"]
+                elif event["type"] == "took":
+                    returns[slot_of(event["agent"])] += config.reward_take_taker * event["amount"]
+                    returns[slot_of(event["from"])] += config.reward_take_victim * event["amount"]
+            for event in died:
+                returns[slot_of(event["agent"])] += config.reward_death
+        else:
+            survivors = np.setdiff1d(active, [slot_of(event["agent"]) for event in died])
+            returns[survivors] += 1.0
+    return returns
+
+
+@dataclass
+class PolicySurvival:
+    """How one policy's agents fared."""
+
+    agents: int
+    founders: int
+    births: int
+    alive_at_end: int
+    mean_lifespan: float
+    mean_return: float
+    deaths: dict[str, int] = field(default_factory=dict)
+
+
+def survival_by_policy(run: RunData) -> dict[str, PolicySurvival]:
+    ages = lifespans(run)
+    returns = agent_returns(run)
+    result: dict[str, PolicySurvival] = {}
+    for policy in sorted({life.policy for life in run.agents.values()}):
+        members = [life for life in run.agents.values() if life.policy == policy]
+        deaths: dict[str, int] = {}
+        for life in members:
+            if life.death_cause:
+                deaths[life.death_cause] = deaths.get(life.death_cause, 0) + 1
+        result[policy] = PolicySurvival(
+            agents=len(members),
+            founders=sum(life.parent < 0 for life in members),
+            births=sum(life.parent >= 0 for life in members),
+            alive_at_end=sum(life.death_step is None for life in members),
+            mean_lifespan=float(np.mean([ages[life.slot] for life in members])),
+            mean_return=float(np.mean([returns[life.slot] for life in members])),
+            deaths=deaths,
+        )
+    return result
