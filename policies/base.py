@@ -6,6 +6,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
+from society_env.artifacts import artifact_action
 from society_env.config import SocietyConfig
 
 
@@ -26,9 +27,16 @@ class Policy(Protocol):
 
 
 def make_action(config: SocietyConfig, kind: int, target: int = 0, amount: int = 0, message: int = 0,
-                text: str = "") -> Any:
-    """An action in the format the env expects for ``config`` (vector, or dict with the language option)."""
+                text: str = "", artifact: dict[str, Any] | None = None) -> Any:
+    """An action in the format the env expects for ``config`` (vector, or dict with the language option).
+
+    ``artifact`` (``society_env.artifacts.artifact_action(...)``) is passed on when the world has
+    artifacts and the language option; otherwise it must be ``None``.
+    """
     vector = np.array([kind, target, amount, message], dtype=np.int64)
     if config.language:
-        return {"action": vector, "message": text}
+        action = {"action": vector, "message": text}
+        if config.artifacts:
+            action["artifact"] = artifact if artifact is not None else artifact_action()
+        return action
     return vector

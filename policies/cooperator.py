@@ -1,4 +1,10 @@
-"""Cooperator: a forager that gives energy to weak neighbours and announces food by message."""
+"""Cooperator: a forager that gives energy to weak neighbours and announces food by message.
+
+In worlds with artifacts it also keeps food notes: with probability ``NOTE_PROBABILITY`` per step it
+rewrites the first artifact lying under it (a new version: "agent_3: 4 food in sight"), or, if there
+is none and it sees food, creates a note named "food note" there with the second shortest lifespan.
+It reads what it stands on through the text view, so in the ``inert`` condition only creation works.
+"""
 
 from __future__ import annotations
 
@@ -7,8 +13,10 @@ from typing import Any
 from policies.base import make_action
 from policies.forager import ForagerPolicy
 from policies.perception import Perception, amount_index
+from society_env.artifacts import artifact_action
 from society_env.observations import view_cell_index
 from society_env.rules import GIVE
+from society_env.text_view import read_artifact_view
 
 FOOD_TOKEN = 1
 """Message token meaning "I see food"; cooperators walk towards agents that send it."""
@@ -17,6 +25,8 @@ WEAK_ENERGY = 20
 HELPER_ENERGY = 60
 """A cooperator only gives while it has at least this much."""
 GIFT = 10
+NOTE_PROBABILITY = 0.1
+"""Chance per step that a cooperator writes a food note (artifact worlds only)."""
 
 
 class CooperatorPolicy(ForagerPolicy):
@@ -44,3 +54,16 @@ class CooperatorPolicy(ForagerPolicy):
 
     def text(self, seen: Perception) -> str:
         return "food near me, come" if seen.food_offsets() else ""
+
+    def artifact_action(self, agent: str, seen: Perception, text: str) -> dict[str, Any] | None:
+        if self.rng.random() >= NOTE_PROBABILITY:
+            return None
+        food = len(seen.food_offsets())
+        note = f"{agent}: {food} food in sight"[: self.config.artifact_text_max_chars]
+        here = [name for name, dx, dy in read_artifact_view(text)[0] if dx == 0 and dy == 0]
+        if here:
+            return artifact_action("modify", name=here[0], text=note)
+        if food:
+            return artifact_action("create", name="food note", text=note,
+                                   lifespan=min(1, len(self.config.artifact_lifespans) - 1))
+        return None

@@ -32,7 +32,16 @@ class ForagerPolicy:
         self.heading = {}
 
     def act(self, observations: dict[str, Any], infos: dict[str, dict]) -> dict[str, Any]:
-        return {agent: self.decide(agent, Perception.read(obs, self.config)) for agent, obs in observations.items()}
+        actions = {}
+        with_artifacts = self.config.language and self.config.artifacts
+        for agent, observation in observations.items():
+            seen = Perception.read(observation, self.config)
+            actions[agent] = action = self.decide(agent, seen)
+            if with_artifacts:
+                artifact = self.artifact_action(agent, seen, observation.get("text", ""))
+                if artifact is not None:
+                    action["artifact"] = artifact
+        return actions
 
     def decide(self, agent: str, seen: Perception) -> Any:
         social = self.social_action(agent, seen)
@@ -62,6 +71,10 @@ class ForagerPolicy:
 
     # Hooks for the social variants.
     def social_action(self, agent: str, seen: Perception) -> Any | None:
+        return None
+
+    def artifact_action(self, agent: str, seen: Perception, text: str) -> dict[str, Any] | None:
+        """An artifact action to do alongside this step's action (worlds with artifacts only), or None."""
         return None
 
     def message(self, seen: Perception) -> int:

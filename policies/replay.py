@@ -35,9 +35,11 @@ class ReplayPolicy:
         logged = self._steps[self.step]
         self.step += 1
         texts = logged.get("text", {})
+        artifacts = logged.get("artifact", {})
         actions = {}
         for agent in observations:
             if agent not in logged["actions"]:
                 continue  # the agent did not act in the recorded run either
-            actions[agent] = make_action(self.config, *logged["actions"][agent], text=texts.get(agent, ""))
+            actions[agent] = make_action(self.config, *logged["actions"][agent], text=texts.get(agent, ""),
+                                         artifact=artifacts.get(agent))
         return actions

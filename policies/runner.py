@@ -30,6 +30,10 @@ class EpisodeStats:
     takes: int = 0
     energy_taken: int = 0
     messages: int = 0
+    artifact_events: Counter = field(default_factory=Counter)
+    """Artifact events by type without the ``artifact_`` prefix (created, modified, expired, ...)."""
+    artifacts_alive: int = 0
+    """Artifacts in the world after the last step."""
     agent_steps: int = 0
     seconds: float = 0.0
     returns: dict[str, float] = field(default_factory=lambda: defaultdict(float))
@@ -58,6 +62,9 @@ class EpisodeStats:
         if env.config.language:
             spoke |= np.fromiter((bool(text) for text in world.text_message), bool, len(world.text_message))
         self.messages += int(np.count_nonzero(spoke))
+        if env.last_outcome is not None:
+            self.artifact_events.update(e["type"].removeprefix("artifact_") for e in env.last_outcome.artifact_events)
+        self.artifacts_alive = len(world.artifacts)
         self.population.append(int(np.count_nonzero(world.status == ALIVE)))
         self.food_tiles.append(int(np.count_nonzero(world.food)))
 
@@ -90,6 +97,9 @@ class EpisodeStats:
             "takes": self.takes,
             "energy_taken": self.energy_taken,
             "messages": self.messages,
+            "artifacts": {"created": self.artifact_events["created"], "modified": self.artifact_events["modified"],
+                          "alive_end": self.artifacts_alive, **{kind: self.artifact_events[kind] for kind in
+                          ("picked_up", "dropped", "given", "destroyed", "expired")}},
             "agent_steps": self.agent_steps,
             "seconds": round(self.seconds, 3),
             "agent_steps_per_second": round(self.agent_steps / self.seconds, 1) if self.seconds > 0 else 0.0,
@@ -138,7 +148,7 @@ def run_episode(
                 for policy in policies.values() if hasattr(policy, "drain_events")
                 for event in policy.drain_events()
             ]
-            recorder.record_step(actions, env.world, infos, assignment.policy_of, extra)
+            recorder.record_step(actions, env.world, infos, assignment.policy_of, extra, env.last_outcome.artifact_events)
         if on_step is not None:
             on_step(env, stats)
     stats.seconds = time.perf_counter() - started

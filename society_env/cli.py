@@ -199,7 +199,7 @@ def replay_recording(run_dir: str | Path) -> dict[str, Any]:
     from policies.assignment import PolicyAssignment
     from policies.replay import ReplayPolicy
     from society_env.env import SocietyEnv
-    from society_env.recording import Recording, founder_events, snapshot, step_events
+    from society_env.recording import WORLD_EVENT_TYPES, Recording, founder_events, snapshot, step_events
 
     recording = Recording(run_dir)
     config = recording.config
@@ -216,10 +216,10 @@ def replay_recording(run_dir: str | Path) -> dict[str, Any]:
         actions = policy.act({a: observations[a] for a in env.agents}, infos)
         observations, _, _, _, infos = env.step(actions)
         assignment.update(infos)
-        events.extend(step_events(env.world, infos, assignment.policy_of))
+        events.extend(step_events(env.world, infos, assignment.policy_of, env.last_outcome.artifact_events))
         snapshots.append(snapshot(env.world))
 
-    recorded_events = [e for e in recording.events() if e["type"] in {"added", "born", "died", "gave", "took", "message"}]
+    recorded_events = [e for e in recording.events() if e["type"] in WORLD_EVENT_TYPES]
     recorded_snapshots = list(recording.snapshots())
     replayed_events = json.loads(json.dumps(events))
     replayed_snapshots = json.loads(json.dumps(snapshots))

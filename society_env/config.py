@@ -105,6 +105,39 @@ class SocietyConfig:
     reward_blocked_move: float = -0.5
     reward_death: float = -100.0
 
+    # ---- artifacts (text objects; acted on in the language option) -------
+    artifacts: bool = False
+    """Artifacts exist: named text objects on cells or in inventories (``society_env.artifacts``).
+    Acting on them needs the language option (the action dict gains an ``artifact`` entry)."""
+    artifact_visible: bool = True
+    """Artifacts appear in observations and can be picked up, given, modified and destroyed. ``False``
+    (the ``inert`` condition): they can still be created, but nobody sees or reads them and every other
+    artifact action fails with ``artifacts_inert``."""
+    artifact_create_cost: int = 0
+    """Energy paid to create an artifact (creating fails with ``not_enough_energy`` below it)."""
+    artifact_max_total: int = 256
+    """Artifacts in the world at once (on cells and in inventories); creating beyond fails with ``world_full``."""
+    artifact_max_per_cell: int = 4
+    """Artifacts lying on one cell; creating or dropping beyond fails with ``cell_full``."""
+    artifact_max_inventory: int = 4
+    """Artifacts one agent can carry; picking up or receiving beyond fails with ``inventory_full``."""
+    artifact_name_max_chars: int = 24
+    """Longest artifact name (printable ASCII without quotes, backslashes or line breaks)."""
+    artifact_text_max_chars: int = 280
+    """Longest artifact text; longer creations or modifications fail with ``text_too_long``."""
+    artifact_max_versions: int = 8
+    """Versions (texts) the world state keeps per artifact, newest last; the recording keeps all of them."""
+    artifact_lifespans: tuple[int, ...] = (10, 50, 200, 0)
+    """Lifespans (in steps) a creator can choose from (the action's ``lifespan`` index); 0 = forever."""
+
+    # ---- prompt defaults for LLM agents (the TerraLingua conditions) -----
+    prompt_history: int = 1
+    """Steps an LLM agent sees: 1 = only the current one (the LLM policy's default; --history overrides)."""
+    prompt_motivation: str = "base"
+    """Motivation in the LLM system prompt: ``base``, ``creative`` or ``none`` (--motivation overrides)."""
+    prompt_personality: bool = True
+    """Describe each LLM agent's personality in its prompt (--no-personality / --personality override)."""
+
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Free-form metadata carried along (e.g. by later features); ignored by the rules."""
 
@@ -134,9 +167,27 @@ class SocietyConfig:
             problems.append("initial_food exceeds the free cells")
         if self.max_steps < 1 or self.lifespan < 1:
             problems.append("max_steps and lifespan must be positive")
+        if min(self.artifact_max_total, self.artifact_max_per_cell, self.artifact_max_inventory,
+               self.artifact_name_max_chars, self.artifact_text_max_chars, self.artifact_max_versions) < 1:
+            problems.append("artifact caps must be at least 1")
+        if not self.artifact_lifespans or min(self.artifact_lifespans) < 0:
+            problems.append("artifact_lifespans must be a non-empty tuple of ints >= 0 (0 = forever)")
+        if self.artifact_create_cost < 0:
+            problems.append("artifact_create_cost must be >= 0")
+        if self.prompt_history < 1:
+            problems.append("prompt_history must be at least 1")
+        if self.prompt_motivation not in ("base", "creative", "none"):
+            problems.append(f"prompt_motivation must be 'base', 'creative' or 'none', got {self.prompt_motivation!r}")
         if problems:
             raise ValueError("invalid SocietyConfig: " + "; ".join(problems))
         object.__setattr__(self, "transfer_amounts", tuple(int(a) for a in self.transfer_amounts))
+        object.__setattr__(self, "artifact_lifespans", tuple(int(a) for a in self.artifact_lifespans))
+
+    @property
+    def artifact_action_max_chars(self) -> int:
+        """Longest name or text an artifact action may carry at all (its ``Text`` spaces' bound): beyond
+        it the action is malformed (``ValueError``); beyond the artifact caps it only fails as a rule."""
+        return max(self.text_max_chars, self.artifact_text_max_chars, self.artifact_name_max_chars)
 
     @property
     def view_size(self) -> int:
@@ -147,6 +198,7 @@ class SocietyConfig:
         """JSON-friendly dict of every field."""
         data = dataclasses.asdict(self)
         data["transfer_amounts"] = list(self.transfer_amounts)
+        data["artifact_lifespans"] = list(self.artifact_lifespans)
         return data
 
     @classmethod
@@ -162,16 +214,38 @@ def _from_fields(base: SocietyConfig, overrides: dict[str, Any]) -> SocietyConfi
         raise ValueError(
             f"unknown SocietyConfig field(s): {', '.join(unknown)}. Valid fields: {', '.join(sorted(names))}"
         )
-    if "transfer_amounts" in overrides:
-        overrides = {**overrides, "transfer_amounts": tuple(overrides["transfer_amounts"])}
+    for name in ("transfer_amounts", "artifact_lifespans"):
+        if name in overrides:
+            overrides = {**overrides, name: tuple(overrides[name])}
     return dataclasses.replace(base, **overrides)
 
+
+_CORE: dict[str, Any] = {"language": True, "artifacts": True, "prompt_history": 1}
+CONDITIONS: dict[str, dict[str, Any]] = {
+    # TerraLingua's core condition: 1-step history, one clustered food zone, free artifacts.
+    "core": _CORE,
+    # 20 steps of history in the prompt.
+    "long_memory": {**_CORE, "prompt_history": 20},
+    # 20 steps of history and food spawning uniformly over the whole grid.
+    "abundant": {**_CORE, "prompt_history": 20, "food_distribution": "uniform"},
+    # Creating an artifact costs 10 energy.
+    "artifact_cost": {**_CORE, "artifact_create_cost": 10},
+    # The prompt asks agents to be creative.
+    "creative": {**_CORE, "prompt_motivation": "creative"},
+    # Artifacts can be created but are invisible and inert.
+    "inert": {**_CORE, "artifact_visible": False},
+    # No motivation sentence in the prompt.
+    "no_motivation": {**_CORE, "prompt_motivation": "none"},
+    # No personality in the prompt.
+    "no_personality": {**_CORE, "prompt_personality": False},
+}
+"""The eight conditions TerraLingua compares, as presets over the default (core) world."""
 
 PRESETS: dict[str, dict[str, Any]] = {
     # TerraLingua's core setting: 50x50 torus, 20 founders, one clustered food zone.
     "default": {},
-    # Food spawns uniformly over the whole grid instead of in one zone.
-    "abundant": {"food_distribution": "uniform"},
+    # The eight TerraLingua conditions (docs/conditions.md); "abundant" is one of them.
+    **CONDITIONS,
     # Fast: for tests, demos and LLM societies on a laptop.
     "small": {
         "width": 16,

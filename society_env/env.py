@@ -21,13 +21,17 @@ See ``docs/world.md`` for every rule and number.
 | 3 | message token broadcast this step (0 = silent) |
 
 With ``language=True`` the action is ``{"action": <the above>, "message": Text}`` (printable ASCII).
+With ``language=True`` and ``artifacts=True`` it also has ``"artifact": {"kind", "name", "text", "lifespan",
+"target"}`` (``society_env.artifacts.artifact_action``): kind 0 none, 1 create, 2 pick up, 3 drop,
+4 give (to the agent on view cell ``target``), 5 modify, 6 destroy; done in the same step as the rest.
 
 ## Observation Space
-``Box(float32, (view_size**2 * 5 + 12,))``: the egocentric view (row, column, channel) with channels
+``Box(float32, (view_size**2 * 6 + 12,))``: the egocentric view (row, column, channel) with channels
 food value / food_value, agent present, agent energy / initial_energy, same family (kin), message
-token heard; then own energy / initial_energy, age / lifespan, row / height, column / width and the
+token heard, artifacts on the cell (plus those carried by the agent there); then own energy / initial_energy, age / lifespan, row / height, column / width and the
 8 genome entries. With ``language=True``: ``{"observation": <the above>, "text": Text}``, the text
-being the same view in words (``society_env.text_view``).
+being the same view in words (``society_env.text_view``), with artifacts: their names in view, and
+the text of those under and carried by the agent.
 
 ## Rewards
 ``shaped`` (default, TerraLingua): +value eaten, +0.5/unit to a giver and +1/unit to its receiver,
@@ -46,11 +50,15 @@ says which slots live.
 
 ## Arguments
 ``society_env.parallel_env(preset="default", render_mode=None, **overrides)``: ``preset`` is one of
-``default``, ``abundant``, ``small``, ``large``; overrides are any :class:`SocietyConfig` field.
+``default``, ``small``, ``large`` or one of the eight TerraLingua conditions (``core``, ``long_memory``,
+``abundant``, ``artifact_cost``, ``creative``, ``inert``, ``no_motivation``, ``no_personality``); overrides are any :class:`SocietyConfig` field.
 ``render_mode`` is ``"ansi"`` or ``"rgb_array"``.
 
 ## Version History
 * v0: initial release.
+* v1: artifacts (config ``artifacts``; the language action's ``artifact`` entry); the numeric observation
+  gains a sixth view channel (artifacts), so its size is ``view_size**2 * 6 + 12``; ``infos`` gain
+  ``artifact_failed`` and ``artifacts``. The numeric action space is unchanged.
 """
 
 from __future__ import annotations
@@ -63,6 +71,7 @@ from pettingzoo import ParallelEnv
 from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
 
 from society_env import render as rendering
+from society_env.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, ArtifactCommand
 from society_env.config import SocietyConfig, make_config
 from society_env.observations import (
     PRINTABLE_CHARSET,
@@ -201,6 +210,8 @@ class SocietyEnv(ParallelEnv):
             names, vectors, slots = [names[i] for i in keep], [vectors[i] for i in keep], slots[keep]
         if config.language:
             text = parsed.text = [""] * config.max_agents
+            if config.artifacts:
+                parsed.artifact = self._artifact_commands(names, vectors, slots)
             messages = self._plain_messages(vectors)
             if messages is not None:  # the common case, checked in bulk
                 vectors = [action["action"] for action in vectors]
@@ -208,8 +219,10 @@ class SocietyEnv(ParallelEnv):
                     text[slot] = message
             else:  # check agent by agent, naming the first problem
                 for k, (name, action) in enumerate(zip(names, vectors)):
-                    if not isinstance(action, dict) or set(action) != {"action", "message"}:
-                        raise ValueError(f"agent {name!r}: language actions are dicts with keys 'action' and 'message', got {action!r}")
+                    allowed = {"action", "message", "artifact"} if config.artifacts else {"action", "message"}
+                    if not isinstance(action, dict) or not {"action", "message"} <= set(action) <= allowed:
+                        raise ValueError(f"agent {name!r}: language actions are dicts with keys 'action' and 'message'"
+                                         f"{' (and optionally artifact)' if config.artifacts else ''}, got {action!r}")
                     self._check_message(name, action["message"])
                     text[int(slots[k])] = action["message"]
                     vectors[k] = action["action"]
@@ -257,7 +270,8 @@ class SocietyEnv(ParallelEnv):
     def _plain_messages(self, actions: list[Any]) -> list[str] | None:
         """The messages when every action is a well-formed language action whose message is short and
         plain printable ASCII (" " to "~"); otherwise ``None`` (the caller then checks action by action)."""
-        if not all(type(a) is dict and len(a) == 2 and "action" in a and "message" in a for a in actions):
+        keys = 3 if self.config.artifacts else 2
+        if not all(type(a) is dict and len(a) in (2, keys) and "action" in a and "message" in a for a in actions):
             return None
         messages = [action["message"] for action in actions]
         try:
@@ -269,6 +283,33 @@ class SocietyEnv(ParallelEnv):
         if joined and max(map(len, messages)) > self.config.message_max_chars:
             return None
         return messages
+
+    def _artifact_commands(self, names: list[str], actions: list[Any], slots: np.ndarray) -> dict[int, ArtifactCommand]:
+        """Check the optional ``artifact`` entries (raising ``ValueError`` naming the agent, before anything
+        changes) and turn the real ones (kind != 0) into commands by slot."""
+        commands = {}
+        config = self.config
+        for name, action, slot in zip(names, actions, slots.tolist()):
+            entry = action.get("artifact") if isinstance(action, dict) else None
+            if entry is None:
+                continue
+            if not isinstance(entry, dict) or not set(entry) <= ARTIFACT_ACTION_KEYS or "kind" not in entry:
+                raise ValueError(f"agent {name!r}: the artifact action must be a dict with 'kind' and optionally "
+                                 f"{sorted(ARTIFACT_ACTION_KEYS - {'kind'})}, got {entry!r}")
+            numbers = {"kind": NUM_ARTIFACT_KINDS, "lifespan": len(config.artifact_lifespans), "target": config.view_size**2}
+            for key, size in numbers.items():
+                value = entry.get(key, 0)
+                if not isinstance(value, (int, np.integer)) or isinstance(value, bool) or not 0 <= value < size:
+                    raise ValueError(f"agent {name!r}: artifact {key} must be an int in [0, {size}), got {value!r}")
+            for key in ("name", "text"):
+                value = entry.get(key, "")
+                if not isinstance(value, str) or len(value) > config.artifact_action_max_chars or set(value) - PRINTABLE_CHARSET:
+                    raise ValueError(f"agent {name!r}: artifact {key} must be printable text of at most "
+                                     f"{config.artifact_action_max_chars} characters, got {value!r:.80}")
+            if entry["kind"] != NO_ARTIFACT_ACTION:
+                commands[slot] = ArtifactCommand(int(entry["kind"]), entry.get("name", ""), entry.get("text", ""),
+                                                 int(entry.get("lifespan", 0)), int(entry.get("target", 0)))
+        return commands
 
     def _check_message(self, agent: str, message: Any) -> None:
         if not isinstance(message, str):
@@ -344,6 +385,12 @@ class SocietyEnv(ParallelEnv):
             event(child)["born"] = possible[parent]
         for slot, cause in zip(outcome.death_slot.tolist(), outcome.death_cause.tolist()):
             event(slot)["died"] = DEATH_CAUSES[cause]
+        for slot, reason in outcome.artifact_failed.items():
+            if (info := event(slot)) is not None:
+                info["artifact_failed"] = reason
+        for record in outcome.artifact_events:
+            if record["agent"] is not None and (info := infos.get(record["agent"])) is not None:
+                info.setdefault("artifacts", []).append(record)
         return infos
 
     # ---- global state, rendering --------------------------------------------------------------

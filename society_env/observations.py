@@ -12,14 +12,17 @@ import string
 import numpy as np
 from gymnasium import spaces
 
+from society_env import artifacts
 from society_env.config import SocietyConfig
 from society_env.rules import NUM_ACTION_KINDS
 from society_env.state import GENOME_SIZE, WorldState
 
 # View channels.
-FOOD_CHANNEL, AGENT_CHANNEL, ENERGY_CHANNEL, KIN_CHANNEL, MESSAGE_CHANNEL = range(5)
-NUM_CHANNELS = 5
-CHANNEL_NAMES = ("food", "agent", "energy", "kin", "message")
+FOOD_CHANNEL, AGENT_CHANNEL, ENERGY_CHANNEL, KIN_CHANNEL, MESSAGE_CHANNEL, ARTIFACT_CHANNEL = range(6)
+NUM_CHANNELS = 6
+CHANNEL_NAMES = ("food", "agent", "energy", "kin", "message", "artifacts")
+"""The artifact channel counts artifacts lying on a cell plus those carried by the agent standing there
+(always 0 without artifacts, or when they are invisible)."""
 # Own-state features (after the view).
 FEATURE_NAMES = ("energy", "age", "row", "column") + tuple(f"genome_{i}" for i in range(GENOME_SIZE))
 NUM_FEATURES = len(FEATURE_NAMES)
@@ -41,6 +44,7 @@ def numeric_observation_space(config: SocietyConfig) -> spaces.Box:
     view_high[..., ENERGY_CHANNEL] = np.inf
     view_high[..., KIN_CHANNEL] = 1.0
     view_high[..., MESSAGE_CHANNEL] = config.message_vocab_size - 1
+    view_high[..., ARTIFACT_CHANNEL] = config.artifact_max_per_cell + config.artifact_max_inventory
     feature_low = np.array([-np.inf, 0.0, 0.0, 0.0] + [-1.0] * GENOME_SIZE, dtype=np.float32)
     feature_high = np.array([np.inf, np.inf, 1.0, 1.0] + [1.0] * GENOME_SIZE, dtype=np.float32)
     low = np.concatenate([view_low.ravel(), feature_low])
@@ -64,10 +68,27 @@ def build_spaces(config: SocietyConfig) -> tuple[spaces.Space, spaces.Space]:
         observation = spaces.Dict(
             {"observation": observation, "text": spaces.Text(max_length=config.text_max_chars, min_length=0, charset=charset)}
         )
-        action = spaces.Dict(
-            {"action": action, "message": spaces.Text(max_length=config.message_max_chars, min_length=0, charset=charset)}
-        )
+        entries = {"action": action, "message": spaces.Text(max_length=config.message_max_chars, min_length=0, charset=charset)}
+        if config.artifacts:
+            entries["artifact"] = artifact_action_space(config, charset)
+        action = spaces.Dict(entries)
     return observation, action
+
+
+def artifact_action_space(config: SocietyConfig, charset: str) -> spaces.Dict:
+    """The ``artifact`` entry of a language action (``society_env.artifacts.artifact_action``).
+
+    Name and text may be as long as ``config.artifact_action_max_chars``; the tighter artifact caps are rules, so
+    exceeding them fails cleanly (``infos[agent]["artifact_failed"]``) instead of being a bad action.
+    """
+    text = spaces.Text(max_length=config.artifact_action_max_chars, min_length=0, charset=charset)
+    return spaces.Dict({
+        "kind": spaces.Discrete(artifacts.NUM_ARTIFACT_KINDS),
+        "name": text,
+        "text": text,
+        "lifespan": spaces.Discrete(len(config.artifact_lifespans)),
+        "target": spaces.Discrete(config.view_size**2),
+    })
 
 
 def channel_grid(state: WorldState, config: SocietyConfig) -> np.ndarray:
@@ -79,6 +100,7 @@ def channel_grid(state: WorldState, config: SocietyConfig) -> np.ndarray:
     grid[occupied, AGENT_CHANNEL] = 1.0
     grid[occupied, ENERGY_CHANNEL] = state.energy[who] / config.initial_energy
     grid[occupied, MESSAGE_CHANNEL] = state.message[who]
+    grid[..., ARTIFACT_CHANNEL] = artifacts.count_grid(state, config)
     return grid
 
 
@@ -163,6 +185,8 @@ def _padded_channel_grid(state: WorldState, config: SocietyConfig, lineage_as_ki
     flat[at, MESSAGE_CHANNEL] = state.message[who]
     if lineage_as_kin:
         flat[at, KIN_CHANNEL] = state.lineage[who]
+    if state.artifacts and config.artifact_visible:
+        centre[..., ARTIFACT_CHANNEL] = artifacts.count_grid(state, config)
     middle[:, :r] = middle[:, width : width + r]
     middle[:, r + width :] = middle[:, r : 2 * r]
     padded[:r] = padded[height : height + r]

@@ -3,7 +3,7 @@
 Layout (format version 1, documented in docs/recording.md)::
 
     RUN_DIR/meta.json        format name + version, resolved config, seed, policy assignment (atomic)
-    RUN_DIR/events.jsonl     one event per line: added, born, died, gave, took, message
+    RUN_DIR/events.jsonl     one event per line: added, born, died, gave, took, message, artifact_*
     RUN_DIR/snapshots.jsonl  one line per step: living agents' positions and energy, food tiles
     RUN_DIR/actions.jsonl    one line per step: every agent's action vector (and text message)
     RUN_DIR/summary.json     written at the end of a run (atomic); absent if the run was killed
@@ -18,7 +18,7 @@ import json
 import os
 import tempfile
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
@@ -78,8 +78,16 @@ def snapshot(world: WorldState) -> dict[str, Any]:
     }
 
 
-def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, str]) -> list[dict[str, Any]]:
-    """Events of the step that produced ``world``, in a fixed order, from the env's infos."""
+ARTIFACT_EVENT_TYPES = ("artifact_created", "artifact_picked_up", "artifact_dropped", "artifact_given",
+                        "artifact_modified", "artifact_destroyed", "artifact_expired")
+WORLD_EVENT_TYPES = frozenset(("added", "born", "died", "gave", "took", "message") + ARTIFACT_EVENT_TYPES)
+"""Event types that follow from the world's rules alone (a replay must reproduce them exactly)."""
+
+
+def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, str],
+                artifact_events: Sequence[dict[str, Any]] = ()) -> list[dict[str, Any]]:
+    """Events of the step that produced ``world``, in a fixed order, from the env's infos and the step's
+    artifact events (``env.last_outcome.artifact_events``, already in the recording's format)."""
     step = world.step
     events: list[dict[str, Any]] = []
     for agent, info in infos.items():
@@ -99,6 +107,7 @@ def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, 
     for slot in np.flatnonzero((world.message != 0) | np.fromiter((bool(t) for t in world.text_message), bool, len(world.text_message))).tolist():
         events.append({"step": step, "type": "message", "agent": f"agent_{slot}", "token": int(world.message[slot]),
                        "text": world.text_message[slot]})
+    events.extend(artifact_events)
     return events
 
 
@@ -112,17 +121,24 @@ def founder_events(world: WorldState, policy_of: dict[str, str]) -> list[dict[st
 
 
 def action_record(step: int, actions: dict[str, Any]) -> dict[str, Any]:
-    """One line of actions.jsonl: vectors per agent, plus text messages when the language option is on."""
-    vectors, texts = {}, {}
+    """One line of actions.jsonl: vectors per agent, plus text messages and artifact actions (other than
+    "none") when the language option is on."""
+    vectors, texts, artifacts = {}, {}, {}
     for agent, action in actions.items():
         if isinstance(action, dict):
             if action.get("message"):
                 texts[agent] = action["message"]
+            artifact = action.get("artifact")
+            if artifact and artifact.get("kind"):
+                artifacts[agent] = {key: (value.item() if isinstance(value, np.generic) else value)
+                                    for key, value in artifact.items()}
             action = action["action"]
         vectors[agent] = np.asarray(action).tolist()
     record: dict[str, Any] = {"step": step, "actions": vectors}
     if texts:
         record["text"] = texts
+    if artifacts:
+        record["artifact"] = artifacts
     return record
 
 
@@ -152,10 +168,11 @@ class RecordingWriter:
         self.flush()
 
     def record_step(self, actions: dict[str, Any], world: WorldState, infos: dict[str, dict],
-                    policy_of: dict[str, str], extra_events: list[dict[str, Any]] | None = None) -> None:
+                    policy_of: dict[str, str], extra_events: list[dict[str, Any]] | None = None,
+                    artifact_events: Sequence[dict[str, Any]] = ()) -> None:
         """Log the actions taken at step ``world.step - 1`` and what they led to."""
         self._write("actions", [action_record(world.step - 1, actions)])
-        self._write("events", step_events(world, infos, policy_of) + list(extra_events or []))
+        self._write("events", step_events(world, infos, policy_of, artifact_events) + list(extra_events or []))
         self._write("snapshots", [snapshot(world)])
         self.flush()
 

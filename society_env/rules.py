@@ -20,6 +20,10 @@ mutates its inputs and draws all randomness from ``rng``. Phases, in order:
 8. **food decay** then **regrowth** (Poisson count, drawn from the density on empty cells).
 9. **messages**: survivors' broadcasts become the state's ``message`` (heard through the view).
 
+With artifacts (``society_env.artifacts``, language option) three phases join: **artifact actions**
+right after give/take, **inventories of the dead** fall on their cells right after death, and
+**artifact ageing** (expiry) at the very end. They draw no random numbers.
+
 Cost grows with agents + cells: no loop over pairs of agents. The only Python loop is over the
 (few) parents that reproduce in a step.
 """
@@ -30,6 +34,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from society_env.artifacts import ArtifactCommand, age_artifacts, drop_inventories, resolve_artifact_actions
 from society_env.config import SocietyConfig
 from society_env.state import ALIVE, DEAD, FERTILITY, NUM_TRAITS, WorldState, spawn_food_cells
 
@@ -60,6 +65,7 @@ class Actions:
     amount: np.ndarray  # int64 [max_agents]: index into config.transfer_amounts
     message: np.ndarray  # int64 [max_agents]: message token, 0 = silent
     text: list[str] | None = None  # free-text messages (language option)
+    artifact: dict[int, ArtifactCommand] | None = None  # slot -> artifact action (language option)
 
     @classmethod
     def noop(cls, max_agents: int) -> "Actions":
@@ -83,6 +89,8 @@ class StepOutcome:
     birth_child: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     death_slot: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     death_cause: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    artifact_failed: dict[int, str] = field(default_factory=dict)  # slot -> reason an artifact action failed
+    artifact_events: list[dict] = field(default_factory=list)  # recording-ready artifact events, in order
 
 
 def view_offsets(config: SocietyConfig, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -237,11 +245,13 @@ def step_world(
     n = config.max_agents
     living = state.status == ALIVE  # alive at the start of the step; agents without an action stay
     acting = actions.acting & living
+    commands = {slot: c for slot, c in (actions.artifact or {}).items() if living[slot]} if config.artifacts else {}
     actions = Actions(acting, actions.kind, actions.target, actions.amount, actions.message, actions.text)
     outcome = StepOutcome(rewards=np.zeros(n), ate=np.zeros(n, dtype=np.int64), blocked=np.zeros(n, dtype=bool))
 
     rank = assign_priority(state, rng)
     resolve_transfers(state, actions, config, rank, outcome)
+    resolve_artifact_actions(state, commands, config, rank, outcome)
     resolve_reproduction(state, actions, config, rank, rng, outcome)
     resolve_moves(state, actions, config, rank, outcome)
 
@@ -271,6 +281,7 @@ def step_world(
         outcome.death_cause = np.where(starving[dying], STARVATION, OLD_AGE).astype(np.int64)
         if config.reward_mode == "shaped":
             outcome.rewards[dead] += config.reward_death
+        drop_inventories(state, dead, config, outcome)
     if config.reward_mode == "survival":
         outcome.rewards[active[~dying]] += 1.0
 
@@ -294,5 +305,6 @@ def step_world(
     else:
         state.text_message = [""] * n
 
+    age_artifacts(state, outcome)
     state.step += 1
     return state, outcome

@@ -8,10 +8,11 @@ which returns a new state and never touches the old one.
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
+from society_env.artifacts import Artifact, copy_artifacts
 from society_env.config import NUM_TRAITS, SocietyConfig
 
 UNBORN, ALIVE, DEAD = 0, 1, 2
@@ -41,16 +42,19 @@ class WorldState:
     food: np.ndarray  # int64 [height, width]: food value per cell, 0 = no food
     occupant: np.ndarray  # int64 [height, width]: slot standing on the cell, -1 = empty
     food_density: np.ndarray  # float64 [height * width]: spawn density (fixed per episode)
+    artifacts: dict[int, Artifact] = field(default_factory=dict)
+    """Artifacts in the world by id (at most ``artifact_max_total``); see ``society_env.artifacts``."""
+    next_artifact_id: int = 0
+    """Id of the next artifact created (ids are never reused within an episode)."""
 
     def copy(self) -> "WorldState":
-        """Deep copy (arrays and the message list)."""
-        return dataclasses.replace(
-            self,
-            **{
-                f.name: (getattr(self, f.name).copy() if hasattr(getattr(self, f.name), "copy") else getattr(self, f.name))
-                for f in dataclasses.fields(self)
-            },
-        )
+        """Deep copy (arrays, the message list and every artifact)."""
+        copied = {
+            f.name: (getattr(self, f.name).copy() if hasattr(getattr(self, f.name), "copy") else getattr(self, f.name))
+            for f in dataclasses.fields(self)
+        }
+        copied["artifacts"] = copy_artifacts(self.artifacts)
+        return dataclasses.replace(self, **copied)
 
     @property
     def alive(self) -> np.ndarray:

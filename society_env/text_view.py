@@ -8,12 +8,20 @@ Example::
     Agents: agent_5 (-1,0) energy 30 kin; agent_9 (+4,+2) energy 12
     Heard: agent_5 (-1,0): "food north"
 
-:func:`render_texts` renders many agents at once.
+With artifacts (visible ones), three more parts: the names of the artifacts lying in view, what the
+agent carries, and the current text of every artifact under it or carried by it::
+
+    Artifacts (dx,dy): "map" (0,0); "law" (+2,-1)
+    Carrying: "note"
+    Read "map" (by agent_3, v2): food is north of the rock
+
+:func:`render_texts` renders many agents at once; :func:`read_artifact_view` parses the artifact part.
 """
 
 from __future__ import annotations
 
 import functools
+import re
 
 import numpy as np
 
@@ -154,6 +162,10 @@ def render_texts(
     heard_ends = (3 * np.cumsum(np.bincount(heard_viewer, minlength=n))).tolist()
     header = f" | step {state.step}/{config.max_steps} | energy "
     lifespan, limit = config.lifespan, config.text_max_chars
+    if config.artifacts and config.artifact_visible:
+        artifact_parts = iter(artifact_lines(state, config, slots))
+    else:
+        artifact_parts = iter(("",) * n)
     texts = []
     food_start = agent_start = heard_start = 0
     for slot, energy, age, lineage, count, food_end, agent_end, heard_end in zip(
@@ -170,10 +182,62 @@ def render_texts(
         heard_line = "".join(heard_parts[heard_start:heard_end]) if heard_end > heard_start else "nothing"
         text = (
             f"agent_{slot}{header}{energy} | age {age}/{lifespan} | family agent_{lineage}\n"
-            f"{food_line}\nAgents: {agents_line}\nHeard: {heard_line}"
+            f"{food_line}\nAgents: {agents_line}\nHeard: {heard_line}{next(artifact_parts)}"
         )
         if len(text) > limit:
             text = text[: limit - len(TRUNCATION_MARKER)] + TRUNCATION_MARKER
         texts.append(text)
         food_start, agent_start, heard_start = food_end, agent_end, heard_end
     return texts
+
+
+def _one_line(text: str) -> str:
+    return text.replace("\r", " ").replace("\n", " ").replace("\t", " ")
+
+
+def artifact_lines(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> list[str]:
+    """The artifact part of each slot's text (starting with a line break): names in view (nearest first,
+    then row-major, then by id), names carried, and the current text of those under and carried by it."""
+    r, height, width = config.view_radius, config.height, config.width
+    ground = [a for a in state.artifacts.values() if a.holder < 0]
+    carried: dict[int, list] = {}
+    for artifact in state.artifacts.values():
+        if artifact.holder >= 0:
+            carried.setdefault(artifact.holder, []).append(artifact)
+    if ground:
+        positions = state.position[slots]
+        d_row = (np.array([a.row for a in ground])[None, :] - positions[:, :1] + r) % height - r
+        d_col = (np.array([a.col for a in ground])[None, :] - positions[:, 1:] + r) % width - r
+        visible = (np.abs(d_row) <= r) & (np.abs(d_col) <= r)
+        distance = np.maximum(np.abs(d_row), np.abs(d_col))
+    lines = []
+    for k, slot in enumerate(slots.tolist()):
+        seen, here = [], []
+        if ground:
+            for j in sorted(np.flatnonzero(visible[k]).tolist(), key=lambda j: (distance[k, j], d_row[k, j], d_col[k, j])):
+                seen.append(f'"{ground[j].name}" {_offset(int(d_col[k, j]), int(d_row[k, j]))}')
+                if d_row[k, j] == 0 and d_col[k, j] == 0:
+                    here.append(ground[j])
+        held = carried.get(slot, [])
+        part = "\nArtifacts (dx,dy): " + ("; ".join(seen) if seen else "none visible")
+        part += "\nCarrying: " + ("; ".join(f'"{a.name}"' for a in held) if held else "nothing")
+        for artifact in here + held:
+            part += f'\nRead "{artifact.name}" (by agent_{artifact.creator}, v{artifact.version}): {_one_line(artifact.text)}'
+        lines.append(part)
+    return lines
+
+
+_SEEN = re.compile(r'"([^"]*)" \(([+-]?\d+),([+-]?\d+)\)')
+_QUOTED = re.compile(r'"([^"]*)"')
+
+
+def read_artifact_view(text: str) -> tuple[list[tuple[str, int, int]], list[str]]:
+    """From a text observation: artifacts in view as (name, dx, dy), and the names carried."""
+    seen: list[tuple[str, int, int]] = []
+    carried: list[str] = []
+    for line in text.splitlines():
+        if line.startswith("Artifacts (dx,dy): "):
+            seen = [(name, int(dx), int(dy)) for name, dx, dy in _SEEN.findall(line)]
+        elif line.startswith("Carrying: "):
+            carried = _QUOTED.findall(line)
+    return seen, carried

@@ -25,6 +25,22 @@ def random_actions(env, rng: np.random.Generator, bias_social: bool = True) -> d
     return actions
 
 
+ARTIFACT_NAMES = ("map", "law", "song")
+
+
+def random_artifact_action(config, rng: np.random.Generator) -> dict:
+    """A seeded random artifact action: few names (so actions find their artifacts), texts around the cap,
+    targets next to the actor (so gifts find receivers)."""
+    from society_env.artifacts import artifact_action
+
+    return artifact_action(
+        int(rng.integers(7)), name=str(rng.choice(ARTIFACT_NAMES)),
+        text="x" * int(rng.integers(0, config.artifact_text_max_chars + 5)),
+        lifespan=int(rng.integers(len(config.artifact_lifespans))),
+        target=society_env.view_cell_index(config, int(rng.integers(-1, 2)), int(rng.integers(-1, 2))),
+    )
+
+
 @pytest.fixture
 def small_env():
     return society_env.parallel_env("small")

@@ -3,19 +3,23 @@
 import numpy as np
 
 import society_env
-from tests.conftest import random_actions
+from tests.conftest import random_actions, random_artifact_action
 
 
-def trajectory(seed: int, steps: int, **overrides):
-    env = society_env.parallel_env("default", **overrides)
+def trajectory(seed: int, steps: int, preset: str = "default", **overrides):
+    env = society_env.parallel_env(preset, **overrides)
     obs, infos = env.reset(seed=seed)
     rng = np.random.default_rng(seed)
     yield ("reset", obs, infos, list(env.agents))
     for _ in range(steps):
         if not env.agents:
             break
-        out = env.step(random_actions(env, rng, bias_social=False))
-        yield ("step", *out, list(env.agents))
+        actions = random_actions(env, rng, bias_social=False)
+        if env.config.artifacts:
+            for action in actions.values():
+                action["artifact"] = random_artifact_action(env.config, rng)
+        out = env.step(actions)
+        yield ("step", *out, list(env.agents), env.last_outcome.artifact_events, sorted(env.world.artifacts))
 
 
 def assert_same(a, b):
@@ -68,3 +72,14 @@ def test_reset_without_seed_continues_the_generator():
     assert any(not np.array_equal(first[a], second.get(a, first[a] * 0)) for a in first)
     assert second.keys() == second_again.keys()
     assert all(np.array_equal(second[a], second_again[a]) for a in second)
+
+
+def test_artifact_worlds_are_deterministic_too():
+    kinds = set()
+    settings = dict(width=14, height=14, num_founders=24, initial_food=40, artifact_max_total=30, artifact_text_max_chars=20)
+    for first, second in zip(trajectory(9, 400, "core", **settings), trajectory(9, 400, "core", **settings), strict=True):
+        assert_same(first, second)
+        if first[0] == "step":
+            kinds.update(event["type"] for event in first[7])
+    assert kinds >= {"artifact_created", "artifact_picked_up", "artifact_dropped", "artifact_given",
+                     "artifact_modified", "artifact_destroyed", "artifact_expired"}

@@ -5,6 +5,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import society_env
+from society_env.artifacts import NUM_ARTIFACT_KINDS, artifact_action
 from society_env.state import ALIVE
 
 CONFIG = society_env.make_config("small", num_founders=8, view_radius=2, transfer_amounts=(1, 5, 30))
@@ -47,3 +48,63 @@ def test_random_action_sequences_conserve_energy(seed, plan):
         assert (after.occupant[cells[:, 0], cells[:, 1]] == np.flatnonzero(alive_after)).all()
         assert np.count_nonzero(after.occupant >= 0) == np.count_nonzero(alive_after)
         assert set(rewards) == set(terminations) == set(truncations) == set(infos)
+
+
+ARTIFACT_CONFIG = society_env.make_config(
+    "core", width=8, height=8, num_founders=10, initial_food=10, view_radius=2, artifact_max_total=6,
+    artifact_max_per_cell=2, artifact_max_inventory=2, artifact_text_max_chars=8, artifact_name_max_chars=3,
+    artifact_max_versions=3, artifact_lifespans=(2, 5, 0), artifact_create_cost=3,
+)
+artifact_entry = st.builds(
+    artifact_action,
+    kind=st.integers(0, NUM_ARTIFACT_KINDS - 1),
+    name=st.sampled_from(["a", "b", "abcd", "", 'q"']),
+    text=st.text(st.sampled_from("xy \n"), max_size=12),
+    lifespan=st.integers(0, len(ARTIFACT_CONFIG.artifact_lifespans) - 1),
+    target=st.integers(0, ARTIFACT_CONFIG.view_size**2 - 1),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1),
+       plan=st.lists(st.lists(st.tuples(st.integers(0, 4), artifact_entry), min_size=1, max_size=16), min_size=1, max_size=40))
+def test_random_artifact_actions_keep_every_cap(seed, plan):
+    config = ARTIFACT_CONFIG
+    env = society_env.SocietyEnv(config)
+    env.reset(seed=seed)
+    seen_ids: set[int] = set()
+    for step_actions in plan:
+        if not env.agents:
+            break
+        actions = {}
+        for i, agent in enumerate(env.agents):
+            move, artifact = step_actions[i % len(step_actions)]
+            actions[agent] = {"action": np.array([move, 0, 0, 0]), "message": "", "artifact": artifact}
+        alive_before = env.world.status == ALIVE
+        total_before = int(env.world.energy[alive_before].sum())
+        env.step(actions)
+        world, outcome = env.world, env.last_outcome
+        artifacts = list(world.artifacts.values())
+        assert len(artifacts) <= config.artifact_max_total
+        cells, inventories = {}, {}
+        for a in artifacts:
+            if a.holder >= 0:
+                assert world.status[a.holder] == ALIVE and a.row == a.col == -1
+                inventories[a.holder] = inventories.get(a.holder, 0) + 1
+            else:
+                cells[(a.row, a.col)] = cells.get((a.row, a.col), 0) + 1
+            assert len(a.versions) <= config.artifact_max_versions and len(a.holders) <= config.artifact_max_versions
+            assert all(len(text) <= config.artifact_text_max_chars for *_, text in a.versions)
+            assert len(a.name) <= config.artifact_name_max_chars and '"' not in a.name
+            assert a.versions[-1][0] == a.version and a.lifespan_left != 0
+        assert max(cells.values(), default=0) <= config.artifact_max_per_cell
+        assert max(inventories.values(), default=0) <= config.artifact_max_inventory
+        created = [e["artifact"] for e in outcome.artifact_events if e["type"] == "artifact_created"]
+        assert not seen_ids & set(created) and all(i < world.next_artifact_id for i in world.artifacts)
+        seen_ids.update(created)
+        # energy: creation costs are the only new flow
+        births = outcome.birth_child.size
+        expected = (total_before + int(outcome.ate.sum()) - config.energy_per_step * int(alive_before.sum())
+                    - config.reproduce_cost * births + config.child_energy * births
+                    - int(world.energy[outcome.death_slot].sum()) - config.artifact_create_cost * len(created))
+        assert int(world.energy[world.status == ALIVE].sum()) == expected

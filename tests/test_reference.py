@@ -50,7 +50,9 @@ def test_vectorised_rules_match_reference(preset, seed):
 
 
 def test_reference_match_survival_rewards_and_uniform_food():
-    env = society_env.parallel_env("abundant", reward_mode="survival", num_founders=40)
+    # the abundant condition's world (uniform food) with numeric actions: the reference has no text actions
+    env = society_env.parallel_env("abundant", language=False, reward_mode="survival", num_founders=40)
+    assert env.config.food_distribution == "uniform"
     seen = run_against_reference(env, 11, steps=200)
     assert seen["deaths"] > 0
 
