@@ -60,8 +60,9 @@ class LlamaCppPolicy:
     (context tokens per agent), ``n_threads``, ``n_gpu_layers`` (passed to llama.cpp), ``temperature``
     (0 = greedy), ``chat_format`` (``chatml``, ``plain`` or a Jinja template; default: the model's own),
     ``batch_size`` (agents per llama.cpp batch), ``batched`` (False = one agent at a time),
-    ``max_tokens`` (generation cap per answer), ``prompt`` (:class:`PromptSettings`), ``engine`` (share
-    a loaded :class:`LlamaEngine`).
+    ``max_tokens`` (generation cap per answer), ``prompt`` (:class:`PromptSettings`; default: the world
+    config's ``prompt_*`` fields, i.e. the preset's TerraLingua condition), ``engine`` (share a loaded
+    :class:`LlamaEngine`).
     """
 
     name = "llm"
@@ -87,7 +88,7 @@ class LlamaCppPolicy:
         self.temperature = temperature
         self.batched = batched
         self.max_tokens = max_tokens
-        self.settings = prompt or PromptSettings()
+        self.settings = prompt or PromptSettings.from_config(config)  # the preset's condition by default
         if self.settings.motivation not in ("base", "creative", "none"):
             raise LLMPolicyError(f"unknown motivation {self.settings.motivation!r}; use base, creative or none")
         if engine is None:
@@ -198,10 +199,10 @@ class LlamaCppPolicy:
             failure = result.error
             if failure is None and not result.finished:
                 failure = f"answer cut off after {result.tokens_out} tokens (max_tokens {self.max_tokens})"
-            vector, message, memory = np.zeros(4, dtype=np.int64), "", self.memory.get(agent, "")
+            vector, message, memory, artifact = np.zeros(4, dtype=np.int64), "", self.memory.get(agent, ""), None
             if failure is None:
                 try:
-                    vector, message, memory = parse_answer(result.text, agent_options, self.config)
+                    vector, message, memory, artifact = parse_answer(result.text, agent_options, self.config)
                 except AnswerError as error:
                     failure = str(error)
             if failure is not None:
@@ -211,7 +212,7 @@ class LlamaCppPolicy:
             self.memory[agent] = memory[: self.settings.memory_chars]
             if self.settings.history > 1:
                 self.history[agent].append((user_text, result.text))
-            actions[agent] = make_action(self.config, *vector.tolist(), text=message)
+            actions[agent] = make_action(self.config, *vector.tolist(), text=message, artifact=artifact)
             self._events.append({
                 "type": "llm_call", "agent": agent, "user": user_text, "completion": result.text,
                 "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "seconds": round(result.seconds, 4),

@@ -9,13 +9,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
+from society_env.artifacts import artifact_action
 from society_env.config import NUM_TRAITS, TRAIT_NAMES, SocietyConfig
 from society_env.observations import view_cell_index
 from society_env.rules import EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST
+from society_env.text_view import read_artifact_view
 
 MOTIVATIONS = {
     "base": "Your goal is to survive as long as possible, and to help your family line prosper.",
@@ -39,6 +42,14 @@ class Options:
     offsets: dict[str, tuple[int, int]]  # name -> (dx, dy)
     can_reproduce: bool
     energy: int
+    artifacts_here: list[str] = field(default_factory=list)
+    """Names of the artifacts lying on the agent's cell (worlds with visible artifacts)."""
+    artifacts_carried: list[str] = field(default_factory=list)
+    """Names of the artifacts the agent carries."""
+    can_create: bool = False
+    """The world has artifacts and the agent can pay for one."""
+    can_pick_up: bool = False
+    """Its inventory has room."""
 
 
 @dataclass
@@ -53,6 +64,17 @@ class PromptSettings:
     """Describe the agent's personality traits in its system prompt."""
     history: int = 1
     """Steps the agent sees: 1 = only the current one; k > 1 adds the k-1 previous (observation, answer) turns."""
+    artifact_chars: int = 80
+    """Longest artifact text the model may write (also capped by the world's artifact_text_max_chars)."""
+
+    @classmethod
+    def from_config(cls, config: SocietyConfig, **overrides: Any) -> "PromptSettings":
+        """The settings a world's preset asks for (its ``prompt_*`` fields: the TerraLingua conditions),
+        with explicit ``overrides`` (e.g. command-line options) winning."""
+        values = {"history": config.prompt_history, "motivation": config.prompt_motivation,
+                  "personality": config.prompt_personality}
+        values.update({key: value for key, value in overrides.items() if value is not None})
+        return cls(**values)
 
 
 def shared_system_prompt(config: SocietyConfig, settings: PromptSettings) -> str:
@@ -72,6 +94,8 @@ def shared_system_prompt(config: SocietyConfig, settings: PromptSettings) -> str
         f"(up to {settings.memory_chars} characters) that you will read next step.",
         'Answer with JSON only, e.g. {"action":"move","direction":"north","message":"","memory":"food north"}.',
     ]
+    if config.artifacts:
+        lines.append(artifact_rules(config, settings))
     if settings.personality:
         lines.append(TRAIT_POLES)
     motivation = MOTIVATIONS[settings.motivation]
@@ -86,6 +110,25 @@ TRAIT_POLES = (
     + "; and fertility from 0.5 to 1 (how strongly it wants children). Act according to yours."
 )
 """Both poles of every trait: part of the shared prompt, so only the values are agent-specific."""
+
+
+def artifact_rules(config: SocietyConfig, settings: PromptSettings) -> str:
+    """The prompt's paragraph on artifacts (only in worlds that have them)."""
+    lifespans = ", ".join(_lifespan_word(v) for v in config.artifact_lifespans)
+    cost = f" Creating one costs {config.artifact_create_cost} energy." if config.artifact_create_cost else ""
+    create = ('{"action":"create","name":"map","text":"food north","lifespan":"50",...} leaves a named text '
+              f"(up to {min(settings.artifact_chars, config.artifact_text_max_chars)} characters) on your cell; "
+              f"lifespan in steps: {lifespans}.{cost}")
+    if not config.artifact_visible:
+        return "Artifacts: you may create artifacts instead of another action: " + create
+    return ("Artifacts are texts that stay in the world and outlive their makers; instead of another action you "
+            "may: " + create + " pick_up one on your cell; drop or give_artifact (to a visible agent) one you "
+            "carry; modify (rewrite its text) or destroy one on your cell or carried. You read the artifacts "
+            f"you stand on or carry. You can carry {config.artifact_max_inventory}.")
+
+
+def _lifespan_word(steps: int) -> str:
+    return str(steps) if steps else "forever"
 
 
 def describe_personality(genome: np.ndarray) -> str:
@@ -115,7 +158,14 @@ def read_options(observation_text: str, energy: int, config: SocietyConfig) -> O
     for name, dx, dy, _ in AGENT_LINE.findall(agents_line):
         targets.append(name)
         offsets[name] = (int(dx), int(dy))
-    return Options(targets, offsets, energy >= config.reproduce_min_energy, energy)
+    options = Options(targets, offsets, energy >= config.reproduce_min_energy, energy)
+    if config.artifacts:
+        seen, carried = read_artifact_view(observation_text)
+        options.artifacts_here = list(dict.fromkeys(name for name, dx, dy in seen if dx == 0 and dy == 0))
+        options.artifacts_carried = list(dict.fromkeys(carried))
+        options.can_create = energy >= config.artifact_create_cost
+        options.can_pick_up = len(carried) < config.artifact_max_inventory
+    return options
 
 
 def _string_rule(name: str, max_chars: int) -> str:
@@ -141,14 +191,64 @@ def action_grammar(options: Options, config: SocietyConfig, settings: PromptSett
         rules.append('take ::= "take\\", \\"target\\": " target ", \\"amount\\": " amount')
     if options.can_reproduce:
         alternatives.append('"reproduce\\""')
+    if config.artifacts:
+        _artifact_grammar(options, config, settings, alternatives, rules)
     message_chars = min(settings.message_chars, config.message_max_chars)
     root = ('root ::= (' + " | ".join(alternatives) + ') ", \\"message\\": " message '
             '", \\"memory\\": " memory "}"')
     return "\n".join([root, *rules, _string_rule("message", message_chars), _string_rule("memory", settings.memory_chars)])
 
 
+def _choice(names: list[str]) -> str:
+    return " | ".join(f'"\\"{name}\\""' for name in names)
+
+
+def _artifact_grammar(options: Options, config: SocietyConfig, settings: PromptSettings, alternatives: list[str],
+                      rules: list[str]) -> None:
+    """Add the artifact actions available now: create when affordable, the others only with artifacts that
+    the agent stands on or carries (names from its observation)."""
+    text_rule_needed = False
+    if options.can_create:
+        alternatives.append("create")
+        lifespans = " | ".join(f'"\\"{_lifespan_word(v)}\\""' for v in dict.fromkeys(config.artifact_lifespans))
+        rules.append('create ::= "create\\", \\"name\\": " aname ", \\"text\\": " atext '
+                     f'", \\"lifespan\\": " ({lifespans})')
+        rules.append(f'aname ::= "\\"" [ !#-[\\]-~]{{1,{config.artifact_name_max_chars}}} "\\""')
+        text_rule_needed = True
+    here, carried = options.artifacts_here, options.artifacts_carried
+    reachable = list(dict.fromkeys(carried + here))
+    if here and options.can_pick_up:
+        alternatives.append("pickup")
+        rules.append(f'pickup ::= "pick_up\\", \\"artifact\\": " ({_choice(here)})')
+    if carried:
+        alternatives += ["drop"]
+        rules.append(f'carried ::= {_choice(carried)}')
+        rules.append('drop ::= "drop\\", \\"artifact\\": " carried')
+        if options.targets:
+            alternatives.append("giveartifact")
+            rules.append('giveartifact ::= "give_artifact\\", \\"artifact\\": " carried ", \\"target\\": " target')
+    if reachable:
+        alternatives += ["modify", "destroy"]
+        rules.append(f'reachable ::= {_choice(reachable)}')
+        rules.append('modify ::= "modify\\", \\"artifact\\": " reachable ", \\"text\\": " atext')
+        rules.append('destroy ::= "destroy\\", \\"artifact\\": " reachable')
+        text_rule_needed = True
+    if text_rule_needed:
+        rules.append(_string_rule("atext", min(settings.artifact_chars, config.artifact_text_max_chars)))
+
+
 _FORCED_AFTER = [
     # (pattern the generated text ends with, text the grammar forces next, answer complete after it)
+    (re.compile(r'^create"$'), ', "name": "', False),
+    (re.compile(r'^create", "name": "[^"]*"$'), ', "text": "', False),
+    (re.compile(r'^create", "name": "[^"]*", "text": "[^"]*"$'), ', "lifespan": "', False),
+    (re.compile(r'^(pick_up|drop|give_artifact|modify|destroy)"$'), ', "artifact": "', False),
+    (re.compile(r'^give_artifact", "artifact": "[^"]*"$'), ', "target": "', False),
+    (re.compile(r'^modify", "artifact": "[^"]*"$'), ', "text": "', False),
+    (re.compile(r'^(create", "name": "[^"]*", "text": "[^"]*", "lifespan": "[^"]*"'
+                r'|(pick_up|drop|destroy)", "artifact": "[^"]*"'
+                r'|give_artifact", "artifact": "[^"]*", "target": "agent_\d+"'
+                r'|modify", "artifact": "[^"]*", "text": "[^"]*")$'), ', "message": "', False),
     (re.compile(r'^move"$'), ', "direction": "', False),
     (re.compile(r'^(give|take)"$'), ', "target": "', False),
     (re.compile(r'^(give|take)", "target": "agent_\d+"$'), ', "amount": ', False),
@@ -168,8 +268,9 @@ def forced_continuation(generated: str) -> tuple[str, bool]:
     return "", False
 
 
-def parse_answer(text: str, options: Options, config: SocietyConfig) -> tuple[np.ndarray, str, str]:
-    """Model answer -> (action vector, message, memory note). Raises ``AnswerError`` with the reason."""
+def parse_answer(text: str, options: Options, config: SocietyConfig) -> tuple[np.ndarray, str, str, dict | None]:
+    """Model answer -> (action vector, message, memory note, artifact action or ``None``).
+    Raises ``AnswerError`` with the reason. An artifact action comes with a "stay" vector."""
     try:
         answer = json.loads(text)
     except json.JSONDecodeError as error:
@@ -203,6 +304,34 @@ def parse_answer(text: str, options: Options, config: SocietyConfig) -> tuple[np
         if not options.can_reproduce:
             raise AnswerError("not enough energy to reproduce")
         vector[0] = REPRODUCE
+    elif config.artifacts and action in ARTIFACT_ANSWERS:
+        return vector, message, memory, _artifact_answer(action, answer, options, config)
     else:
         raise AnswerError(f"unknown action {action!r}")
-    return vector, message, memory
+    return vector, message, memory, None
+
+
+ARTIFACT_ANSWERS = ("create", "pick_up", "drop", "give_artifact", "modify", "destroy")
+
+
+def _artifact_answer(action: str, answer: dict, options: Options, config: SocietyConfig) -> dict:
+    """The env's artifact action for an artifact answer (the world's rules judge caps and costs)."""
+    text = answer.get("text", "")
+    if not isinstance(text, str):
+        raise AnswerError("the artifact text must be a string")
+    if action == "create":
+        words = [_lifespan_word(v) for v in config.artifact_lifespans]
+        lifespan = str(answer.get("lifespan"))
+        if lifespan not in words:
+            raise AnswerError(f"lifespan {answer.get('lifespan')!r} is not one of {words}")
+        return artifact_action("create", name=str(answer.get("name", "")), text=text, lifespan=words.index(lifespan))
+    name = answer.get("artifact")
+    if name not in options.artifacts_here + options.artifacts_carried:
+        raise AnswerError(f"artifact {name!r} is neither here nor carried")
+    if action == "give_artifact":
+        target = answer.get("target")
+        if target not in options.offsets:
+            raise AnswerError(f"target {target!r} is not visible")
+        dx, dy = options.offsets[target]
+        return artifact_action("give", name=name, target=view_cell_index(config, dy, dx))
+    return artifact_action(action, name=name, text=text)

@@ -45,45 +45,60 @@ def default_run_dir(preset: str, policy: str, seed: int) -> Path:
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from policies import POLICIES, PolicyAssignment, PolicySpecError, parse_policy_spec
-    from society_env.env import SocietyEnv
-    from society_env.recording import RecordingError, RecordingWriter
+    run_dir = Path(args.out) if args.out else default_run_dir(args.preset, args.policy, args.seed)
+    summary = record_run(args, args.preset, args.seed, run_dir)
+    if not args.quiet:
+        print_summary(summary, run_dir)
+        print_last_messages(run_dir)
+    return 0
+
+
+def run_config(args: argparse.Namespace, preset: str):
+    """(policy entries, config) of a run: ``preset`` plus the ``--set`` overrides; the language option is
+    switched on when LLM agents take part (they read the text view)."""
+    from policies import POLICIES, PolicySpecError, parse_policy_spec
 
     try:
         entries = parse_policy_spec(args.policy, POLICIES)
         overrides = parse_overrides(args.set)
         if any(name == "llm" for name, _ in entries):
-            overrides.setdefault("language", True)  # LLM agents read the text view
-        config = make_config(args.preset, **overrides)
+            overrides.setdefault("language", True)
+        return entries, make_config(preset, **overrides)
     except (ValueError, PolicySpecError) as error:
         raise UserError(str(error)) from None
-    env = SocietyEnv(config, render_mode="ansi" if args.render == "ansi" else None)
+
+
+def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, command: str = "run") -> dict[str, Any]:
+    """Run and record one episode of ``preset`` with ``seed`` (policies, steps, overrides and LLM options
+    from ``args``) into ``run_dir``; returns the run's summary."""
+    from policies import PolicyAssignment
+    from society_env.env import SocietyEnv
+    from society_env.recording import RecordingError, RecordingWriter
+
+    entries, config = run_config(args, preset)
+    env = SocietyEnv(config, render_mode="ansi" if getattr(args, "render", "none") == "ansi" else None)
     assignment = PolicyAssignment(entries, config.num_founders)
     policies = {name: _build_policy(name, config, args) for name, _ in entries}
-    run_dir = Path(args.out) if args.out else default_run_dir(args.preset, args.policy, args.seed)
     steps = config.max_steps if args.steps is None else args.steps
     meta = {
-        "preset": args.preset,
-        "seed": args.seed,
+        "preset": preset,
+        "seed": seed,
         "steps_requested": steps,
         "policy": args.policy,
         "assignment": assignment.policy_of,
         "config": config.to_dict(),
-        "command": "run",
-        "llm": _llm_options(args) if "llm" in policies else None,
+        "command": command,
+        "llm": _llm_options(args, config) if "llm" in policies else None,
     }
     try:
         recorder = RecordingWriter(run_dir, meta)
     except RecordingError as error:
         raise UserError(str(error)) from None
 
-    stats = _run_with_progress(env, assignment, policies, args.seed, steps, recorder, args.render, args.quiet)
+    stats = _run_with_progress(env, assignment, policies, seed, steps, recorder, getattr(args, "render", "none"), args.quiet)
     summary = stats.summary(assignment.policy_of)
     recorder.close(summary)
-    if not args.quiet:
-        print_summary(summary, run_dir)
-        print_last_messages(run_dir)
-    return 0
+    return summary
 
 
 def print_last_messages(run_dir: Path, count: int = 6) -> None:
@@ -101,13 +116,22 @@ def print_last_messages(run_dir: Path, count: int = 6) -> None:
             print(f"  step {event['step']:>4}  {event['agent']}: {event['text']}")
 
 
-def _llm_options(args: argparse.Namespace) -> dict[str, Any]:
-    return {
+def _llm_options(args: argparse.Namespace, config=None) -> dict[str, Any]:
+    """The LLM policy's options from the command line; with ``config``, the prompt settings are the
+    effective ones (the preset's condition, overridden by explicit --history/--motivation/--personality)."""
+    options = {
         "model": args.model, "n_ctx": args.n_ctx, "n_threads": args.threads, "n_gpu_layers": args.n_gpu_layers,
         "temperature": args.temperature, "chat_format": args.chat_format, "batch_size": args.llm_batch,
         "batched": not args.sequential, "max_tokens": args.max_tokens,
-        "history": args.history, "motivation": args.motivation, "personality": not args.no_personality,
+        "history": args.history, "motivation": args.motivation, "personality": args.personality,
     }
+    if config is not None:
+        from policies.llm_prompt import PromptSettings
+
+        prompt = PromptSettings.from_config(config, history=args.history, motivation=args.motivation,
+                                            personality=args.personality)
+        options.update(history=prompt.history, motivation=prompt.motivation, personality=prompt.personality)
+    return options
 
 
 def _build_policy(name: str, config, args: argparse.Namespace):
@@ -119,7 +143,7 @@ def _build_policy(name: str, config, args: argparse.Namespace):
     from policies.llm_policy import LLMPolicyError, PromptSettings
     from policies.models import ModelPullError
 
-    options = _llm_options(args)
+    options = _llm_options(args, config)
     prompt = PromptSettings(history=options.pop("history"), motivation=options.pop("motivation"),
                             personality=options.pop("personality"))
     try:
@@ -171,6 +195,9 @@ def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
         ("gives (energy)", f"{summary['gives']} ({summary['energy_given']})"),
         ("takes (energy)", f"{summary['takes']} ({summary['energy_taken']})"),
         ("messages", summary["messages"]),
+        *([("artifacts created / modified / alive at end",
+            "{created} / {modified} / {alive_end}".format(**summary["artifacts"]))]
+          if summary.get("artifacts", {}).get("created") else []),
         ("agent-steps/s", f"{summary['agent_steps_per_second']:,.1f}"),
     ]
     for name, numbers in summary["per_policy"].items():
@@ -344,6 +371,27 @@ def command_models(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------------------------
+def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
+    """The LLM policy's options (``run`` and ``experiment``)."""
+    llm = parser.add_argument_group("LLM agents (policy 'llm'; the language option is switched on automatically)")
+    llm.add_argument("--model", default=None,
+                     help="GGUF file (default: the embedded SmolLM2-135M-Instruct Q4_1, fetched on first use)")
+    llm.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
+    llm.add_argument("--n-ctx", type=int, default=1024, help="context tokens per agent (default 1024)")
+    llm.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp (default: up to 4)")
+    llm.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU, if llama.cpp has one")
+    llm.add_argument("--chat-format", default=None, help="chatml, plain or a Jinja template (default: the model's own)")
+    llm.add_argument("--llm-batch", type=int, default=8, help="agents generated together in one llama.cpp batch (default 8)")
+    llm.add_argument("--sequential", action="store_true", help="generate one agent at a time instead of batched")
+    llm.add_argument("--max-tokens", type=int, default=160, help="generation cap per answer (default 160)")
+    llm.add_argument("--history", type=int, default=None,
+                     help="steps of history in the prompt (1 = current only; default: the preset's prompt_history)")
+    llm.add_argument("--motivation", choices=["base", "creative", "none"], default=None,
+                     help="motivation in the system prompt (default: the preset's prompt_motivation)")
+    llm.add_argument("--personality", action=argparse.BooleanOptionalAction, default=None,
+                     help="describe personality traits in the prompt (default: the preset's prompt_personality)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="society-env",
@@ -372,21 +420,12 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a SocietyConfig field (repeatable), e.g. --set width=20")
     run.add_argument("--render", choices=["none", "ansi"], default="none", help="print the grid every step")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
-    llm = run.add_argument_group("LLM agents (policy 'llm'; the language option is switched on automatically)")
-    llm.add_argument("--model", default=None,
-                     help="GGUF file (default: the embedded SmolLM2-135M-Instruct Q4_1, fetched on first use)")
-    llm.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
-    llm.add_argument("--n-ctx", type=int, default=1024, help="context tokens per agent (default 1024)")
-    llm.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp (default: up to 4)")
-    llm.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU, if llama.cpp has one")
-    llm.add_argument("--chat-format", default=None, help="chatml, plain or a Jinja template (default: the model's own)")
-    llm.add_argument("--llm-batch", type=int, default=8, help="agents generated together in one llama.cpp batch (default 8)")
-    llm.add_argument("--sequential", action="store_true", help="generate one agent at a time instead of batched")
-    llm.add_argument("--max-tokens", type=int, default=160, help="generation cap per answer (default 160)")
-    llm.add_argument("--history", type=int, default=1, help="steps of history in the prompt (default 1 = current only)")
-    llm.add_argument("--motivation", choices=["base", "creative", "none"], default="base", help="motivation in the system prompt")
-    llm.add_argument("--no-personality", action="store_true", help="leave personality traits out of the prompt")
+    add_llm_arguments(run)
     run.set_defaults(handler=command_run)
+
+    from society_env.experiment import add_experiment_parser
+
+    add_experiment_parser(commands)
 
     models = commands.add_parser("models", help="manage the embedded default model",
                                  description="Fetch the default GGUF model into the cache (done automatically on first use).")

@@ -240,3 +240,26 @@ def test_recorded_artifact_actions_replay_identically(tmp_path):
     assert stats.summary(assignment.policy_of)["artifacts"]["created"] > 0
     result = replay_recording(tmp_path / "run")
     assert result["identical"], result
+
+
+def test_experiment_command_runs_presets_by_seeds_into_one_directory(tmp_path, capsys):
+    import json
+
+    from society_env.cli import main, replay_recording
+
+    out = tmp_path / "exp"
+    assert main(["experiment", "--presets", "core,inert", "--seeds", "2", "--policy", "cooperator", "--steps", "40",
+                 "--set", "width=14", "--set", "height=14", "--set", "initial_food=30", "--out", str(out), "--quiet"]) == 0
+    record = json.loads((out / "experiment.json").read_text())
+    assert [(run["preset"], run["seed"]) for run in record["runs"]] == [("core", 0), ("core", 1), ("inert", 0), ("inert", 1)]
+    table = dict((label, cells) for label, cells in record["table"])
+    assert set(table) >= {"run length (steps)", "mean population", "births", "deaths: starvation",
+                          "artifacts created", "artifacts modified", "artifacts alive at end", "messages"}
+    assert table["run length (steps)"] == ["40 ± 0.0", "40 ± 0.0"]
+    assert table["artifacts modified"][1] == "0 ± 0.0"  # inert artifacts cannot be read, so never rewritten
+    assert "| `core` | `inert` |" in (out / "table.md").read_text()
+    printed = capsys.readouterr().out
+    assert "artifacts created" in printed and "inert" in printed
+    assert replay_recording(out / "inert__seed1")["identical"]
+    assert main(["experiment", "--presets", "core,nope", "--out", str(tmp_path / "bad")]) == 2
+    assert "unknown preset(s) nope" in capsys.readouterr().err

@@ -2,6 +2,7 @@
 
 import json
 
+import numpy as np
 import pytest
 
 import society_env
@@ -53,6 +54,33 @@ def test_constrained_generation_always_parses_even_with_random_weights(tiny_engi
         assert answer["action"] in {"stay", "move", "give", "take", "reproduce"}
     assert policy.failures == 0
     assert tiny_engine.stats.grammar_resamples > 0  # the lazy check did reject tokens of this random model
+
+
+def test_llm_agents_act_on_artifacts_and_answers_always_parse(tiny_engine):
+    config = society_env.make_config("core", width=10, height=10, num_founders=4, initial_food=10, view_radius=3,
+                                     artifact_name_max_chars=6)
+    policy = LlamaCppPolicy(config, temperature=1.0, max_tokens=256, engine=tiny_engine,
+                            prompt=PromptSettings(message_chars=8, memory_chars=8, artifact_chars=8))
+    env = society_env.SocietyEnv(config)
+    env.reset(seed=1)
+    from society_env.artifacts import artifact_action
+
+    # every agent starts on an artifact of its own, so pick_up / modify / destroy are on offer too
+    observations, _, _, _, infos = env.step({a: {"action": np.zeros(4, dtype=np.int64), "message": "",
+                                                 "artifact": artifact_action("create", name=f"n{a[-1]}", text="hi")}
+                                             for a in env.agents})
+    policy.reset(1)
+    kinds = set()
+    for _ in range(5):
+        actions = policy.act({a: observations[a] for a in env.agents}, infos)
+        assert all(env.action_space(a).contains(action) for a, action in actions.items())
+        observations, _, _, _, infos = env.step(actions)
+        kinds.update(e["type"] for e in env.last_outcome.artifact_events)
+    calls = [e for e in policy.drain_events() if e["type"] == "llm_call"]
+    assert policy.failures == 0 and all(call["failure"] is None for call in calls)
+    answered = {json.loads(call["completion"])["action"] for call in calls}
+    assert answered & {"create", "pick_up", "drop", "give_artifact", "modify", "destroy"}, answered
+    assert kinds, "the artifact answers became artifact events"
 
 
 def test_same_seed_same_actions_batched_and_sequential(tiny_model, tiny_engine):
@@ -127,6 +155,28 @@ def test_cli_llm_run_records_calls_and_replays_without_the_model(tiny_model, tmp
     assert recording.meta["config"]["language"] is True
     result = replay_recording(out)  # replays from the logged actions: no model is loaded
     assert result["identical"] and result["steps"] == 4
+
+
+def test_cli_experiment_carries_each_conditions_prompt_to_llm_agents(tiny_model, tmp_path):
+    import json
+
+    settings = ["--set", "width=10", "--set", "height=10", "--set", "num_founders=2", "--set", "initial_food=10",
+                "--model", str(tiny_model), "--max-tokens", "400", "--threads", "1", "--n-ctx", "4096", "--quiet"]
+    assert main(["experiment", "--presets", "long_memory,no_personality,creative", "--policy", "llm=1,cooperator=1",
+                 "--steps", "2", "--out", str(tmp_path / "exp"), *settings]) == 0
+    prompts = {}
+    for preset in ("long_memory", "no_personality", "creative"):
+        recording = Recording(tmp_path / "exp" / f"{preset}__seed0")
+        prompts[preset] = next(e["text"] for e in recording.events() if e["type"] == "llm_system_prompt")
+        assert replay_recording(recording.run_dir)["identical"]
+    assert json.loads((tmp_path / "exp" / "long_memory__seed0" / "meta.json").read_text())["llm"]["history"] == 20
+    assert "Your personality" not in prompts["no_personality"] and "Your personality" in prompts["long_memory"]
+    assert "be creative" in prompts["creative"] and "be creative" not in prompts["long_memory"]
+    assert "pick_up" in prompts["creative"]  # artifacts are part of every condition's prompt
+    # an explicit option beats the preset
+    assert main(["run", "--preset", "long_memory", "--policy", "llm=1", "--history", "3", "--steps", "1",
+                 "--out", str(tmp_path / "run"), *settings]) == 0
+    assert Recording(tmp_path / "run").meta["llm"]["history"] == 3
 
 
 def test_unknown_model_path_is_a_one_line_cli_error(tmp_path, capsys):

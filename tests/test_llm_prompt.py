@@ -62,8 +62,8 @@ OPTIONS = Options(targets=["agent_4"], offsets={"agent_4": (1, -2)}, can_reprodu
 
 
 def test_answers_map_to_env_actions():
-    vector, message, memory = parse_answer('{"action": "move", "direction": "north", "message": "hi", "memory": "m"}', OPTIONS, CONFIG)
-    assert vector.tolist() == [NORTH, 0, 0, 0] and message == "hi" and memory == "m"
+    vector, message, memory, artifact = parse_answer('{"action": "move", "direction": "north", "message": "hi", "memory": "m"}', OPTIONS, CONFIG)
+    assert vector.tolist() == [NORTH, 0, 0, 0] and message == "hi" and memory == "m" and artifact is None
     vector, *_ = parse_answer('{"action": "give", "target": "agent_4", "amount": 5, "message": "", "memory": ""}', OPTIONS, CONFIG)
     assert vector.tolist() == [GIVE, view_cell_index(CONFIG, -2, 1), CONFIG.transfer_amounts.index(5), 0]
     vector, *_ = parse_answer('{"action": "take", "target": "agent_4", "amount": 20, "message": "", "memory": ""}', OPTIONS, CONFIG)
@@ -108,3 +108,86 @@ def test_forced_continuations_follow_the_grammar_skeleton():
     assert forced_continuation('stay", "message": "hello') == ("", False)
     assert forced_continuation('stay", "message": "hello"') == (', "memory": "', False)
     assert forced_continuation('stay", "message": "", "memory": "north"') == ("}", True)
+
+
+ARTIFACT_CONFIG = society_env.make_config("core", artifact_create_cost=10)
+ARTIFACT_OPTIONS = Options(targets=["agent_4"], offsets={"agent_4": (1, -2)}, can_reproduce=False, energy=30,
+                           artifacts_here=["map"], artifacts_carried=["note"], can_create=True, can_pick_up=True)
+
+
+def test_artifacts_appear_in_the_prompt_and_grammar_only_in_worlds_that_have_them():
+    assert "Artifacts" not in shared_system_prompt(CONFIG, PromptSettings())
+    text = shared_system_prompt(ARTIFACT_CONFIG, PromptSettings())
+    assert "pick_up" in text and "costs 10 energy" in text and "forever" in text
+    inert = society_env.make_config("inert")
+    assert "create" in shared_system_prompt(inert, PromptSettings()) and "pick_up" not in shared_system_prompt(inert, PromptSettings())
+    assert "create" not in action_grammar(OPTIONS, CONFIG, PromptSettings())
+    grammar = action_grammar(ARTIFACT_OPTIONS, ARTIFACT_CONFIG, PromptSettings(artifact_chars=33))
+    for piece in ("create", "pick_up", "give_artifact", "modify", "destroy", '"\\"map\\""', "{0,33}", '"\\"forever\\""'):
+        assert piece in grammar, piece
+    poor = Options(targets=[], offsets={}, can_reproduce=False, energy=5, can_create=False, can_pick_up=True)
+    grammar = action_grammar(poor, ARTIFACT_CONFIG, PromptSettings())
+    assert "create" not in grammar and "pick_up" not in grammar and "modify" not in grammar
+
+
+def test_artifact_options_come_from_the_text_view():
+    env = society_env.parallel_env("core", width=12, height=12, num_founders=2, initial_food=0, view_radius=3)
+    env.reset(seed=0)
+    from society_env.artifacts import artifact_action
+
+    stay = {"action": np.zeros(4, np.int64), "message": ""}
+    env.step({"agent_0": {**stay, "artifact": artifact_action("create", name="map", text="t")}, "agent_1": stay})
+    obs, *_ = env.step({"agent_0": {**stay, "artifact": artifact_action("create", name="law", text="t")}, "agent_1": stay})
+    options = read_options(obs["agent_0"]["text"], 48, env.config)
+    assert options.artifacts_here == ["map", "law"] and options.artifacts_carried == [] and options.can_create
+
+
+def test_artifact_answers_map_to_env_artifact_actions():
+    from society_env.artifacts import artifact_action
+
+    def parse(text):
+        vector, _, _, artifact = parse_answer(text, ARTIFACT_OPTIONS, ARTIFACT_CONFIG)
+        assert vector.tolist() == [STAY, 0, 0, 0]
+        return artifact
+
+    tail = ', "message": "", "memory": ""}'
+    assert parse('{"action": "create", "name": "law", "text": "share", "lifespan": "forever"' + tail) == artifact_action(
+        "create", name="law", text="share", lifespan=3)
+    assert parse('{"action": "pick_up", "artifact": "map"' + tail) == artifact_action("pick_up", name="map")
+    assert parse('{"action": "give_artifact", "artifact": "note", "target": "agent_4"' + tail) == artifact_action(
+        "give", name="note", target=view_cell_index(ARTIFACT_CONFIG, -2, 1))
+    assert parse('{"action": "modify", "artifact": "note", "text": "v2"' + tail) == artifact_action("modify", name="note", text="v2")
+    with pytest.raises(AnswerError, match="neither here nor carried"):
+        parse('{"action": "destroy", "artifact": "ghost"' + tail)
+    with pytest.raises(AnswerError, match="lifespan"):
+        parse('{"action": "create", "name": "x", "text": "", "lifespan": "7"' + tail)
+    with pytest.raises(AnswerError, match="unknown action"):
+        parse_answer('{"action": "create", "name": "x", "text": "", "lifespan": "10"' + tail, OPTIONS, CONFIG)
+
+
+def test_forced_continuations_of_artifact_answers():
+    from policies.llm_prompt import forced_continuation
+
+    assert forced_continuation('create"') == (', "name": "', False)
+    assert forced_continuation('create", "name": "law"') == (', "text": "', False)
+    assert forced_continuation('create", "name": "law", "text": "be kind"') == (', "lifespan": "', False)
+    assert forced_continuation('create", "name": "law", "text": "be kind", "lifespan": "10') == ("", False)
+    assert forced_continuation('create", "name": "law", "text": "be kind", "lifespan": "10"') == (', "message": "', False)
+    assert forced_continuation('give_artifact"') == (', "artifact": "', False)
+    assert forced_continuation('give_artifact", "artifact": "map"') == (', "target": "', False)
+    assert forced_continuation('give_artifact", "artifact": "map", "target": "agent_1') == ("", False)
+    assert forced_continuation('give_artifact", "artifact": "map", "target": "agent_1"') == (', "message": "', False)
+    assert forced_continuation('modify", "artifact": "map"') == (', "text": "', False)
+    assert forced_continuation('modify", "artifact": "map", "text": "new"') == (', "message": "', False)
+    assert forced_continuation('destroy", "artifact": "map"') == (', "message": "', False)
+    assert forced_continuation('drop", "artifact": "ma') == ("", False)
+
+
+def test_prompt_settings_default_to_the_presets_condition_and_explicit_options_win():
+    assert PromptSettings.from_config(society_env.make_config("long_memory")).history == 20
+    assert PromptSettings.from_config(society_env.make_config("creative")).motivation == "creative"
+    assert PromptSettings.from_config(society_env.make_config("no_motivation")).motivation == "none"
+    assert PromptSettings.from_config(society_env.make_config("no_personality")).personality is False
+    core = PromptSettings.from_config(society_env.make_config("core"))
+    assert (core.history, core.motivation, core.personality) == (1, "base", True)
+    assert PromptSettings.from_config(society_env.make_config("long_memory"), history=3, motivation=None).history == 3

@@ -1,0 +1,152 @@
+"""``society-env experiment``: run a list of presets x seeds into one directory and compare them.
+
+This is application layer, like ``society_env.cli`` (whose run/recording machinery it reuses): one
+recording per run, then a side-by-side table of the runs' summaries, one column per preset (means over
+the seeds, with the standard deviation when there are several). Layout::
+
+    OUT/PRESET__seedS/   one recording per run (docs/recording.md); `society-env replay` works on each
+    OUT/experiment.json  the command, every run's summary, and the table (rewritten after every run)
+    OUT/table.md         the table in Markdown (at the end)
+
+Typical use is comparing the eight TerraLingua conditions (docs/conditions.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from society_env.config import PRESETS
+
+METRICS: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
+    ("run length (steps)", lambda s: s["steps"]),
+    ("mean population", lambda s: s["population_mean"]),
+    ("peak population", lambda s: s["population_peak"]),
+    ("births", lambda s: s["births"]),
+    ("deaths: starvation", lambda s: s["deaths"].get("starvation", 0)),
+    ("deaths: old age", lambda s: s["deaths"].get("old_age", 0)),
+    ("artifacts created", lambda s: s.get("artifacts", {}).get("created", 0)),
+    ("artifacts modified", lambda s: s.get("artifacts", {}).get("modified", 0)),
+    ("artifacts alive at end", lambda s: s.get("artifacts", {}).get("alive_end", 0)),
+    ("messages", lambda s: s["messages"]),
+    ("gives / takes", lambda s: (s["gives"], s["takes"])),
+]
+"""(row label, value of one run's summary) of the comparison table."""
+
+
+def _format(values: list[Any]) -> str:
+    if isinstance(values[0], tuple):
+        return " / ".join(_format([v[k] for v in values]) for k in range(len(values[0])))
+    mean = float(np.mean(values))
+    text = f"{mean:.0f}" if mean == round(mean) else f"{mean:.1f}"
+    if len(values) > 1:
+        text += f" ± {float(np.std(values)):.1f}"
+    return text
+
+
+def experiment_table(runs: list[dict[str, Any]], presets: list[str]) -> list[tuple[str, list[str]]]:
+    """Rows (label, one cell per preset) from the runs' summaries; presets without runs get "-"."""
+    rows = []
+    for label, value in METRICS:
+        cells = []
+        for preset in presets:
+            summaries = [run["summary"] for run in runs if run["preset"] == preset]
+            cells.append(_format([value(s) for s in summaries]) if summaries else "-")
+        rows.append((label, cells))
+    return rows
+
+
+def markdown_table(rows: list[tuple[str, list[str]]], presets: list[str]) -> str:
+    lines = ["| | " + " | ".join(f"`{p}`" for p in presets) + " |", "|---|" + "---|" * len(presets)]
+    lines += [f"| {label} | " + " | ".join(cells) + " |" for label, cells in rows]
+    return "\n".join(lines) + "\n"
+
+
+def print_table(rows: list[tuple[str, list[str]]], presets: list[str], title: str) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title=title)
+    table.add_column("")
+    for preset in presets:
+        table.add_column(preset, justify="right")
+    for label, cells in rows:
+        table.add_row(label, *cells)
+    Console().print(table)
+
+
+def parse_presets(text: str) -> list[str]:
+    from society_env.cli import UserError
+
+    presets = [p.strip() for p in text.split(",") if p.strip()]
+    unknown = [p for p in presets if p not in PRESETS]
+    if not presets or unknown:
+        raise UserError(f"unknown preset(s) {', '.join(unknown) or '(none given)'}; choose from {', '.join(PRESETS)}")
+    if len(set(presets)) != len(presets):
+        raise UserError(f"a preset is listed twice in {text!r}")
+    return presets
+
+
+def command_experiment(args: argparse.Namespace) -> int:
+    from society_env.cli import UserError, record_run, run_config
+    from society_env.recording import write_bytes_atomic, write_json_atomic
+
+    presets = parse_presets(args.presets)
+    if args.seeds < 1:
+        raise UserError("--seeds must be at least 1")
+    for preset in presets:  # every configuration is checked before the first run starts
+        run_config(args, preset)
+    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+    out = Path(args.out) if args.out else Path("runs") / f"experiment__{'+'.join(presets)}__{time.strftime('%Y%m%d-%H%M%S')}"
+    command = {"presets": presets, "seeds": seeds, "policy": args.policy, "steps": args.steps, "set": args.set}
+    runs: list[dict[str, Any]] = []
+    total = len(presets) * len(seeds)
+    started = time.perf_counter()
+    for number, (preset, seed) in enumerate(((p, s) for p in presets for s in seeds), start=1):
+        run_dir = out / f"{preset}__seed{seed}"
+        if not args.quiet:
+            print(f"[{number}/{total}] {preset}, seed {seed} -> {run_dir}", file=sys.stderr)
+        summary = record_run(args, preset, seed, run_dir, command="experiment")
+        runs.append({"preset": preset, "seed": seed, "run_dir": str(run_dir), "summary": summary})
+        rows = experiment_table(runs, presets)
+        write_json_atomic(out / "experiment.json", {**command, "runs": runs, "table": rows})
+    title = f"{args.policy}, {len(seeds)} seed(s), {args.steps or 'max'} steps ({time.perf_counter() - started:.0f} s)"
+    write_bytes_atomic(out / "table.md", (f"{title}\n\n" + markdown_table(rows, presets)).encode())
+    print_table(rows, presets, title)
+    print(f"experiment: {out}")
+    return 0
+
+
+def add_experiment_parser(commands: Any) -> None:
+    """Register ``society-env experiment`` on the CLI's subcommands."""
+    from society_env.cli import add_llm_arguments
+
+    experiment = commands.add_parser(
+        "experiment", help="run presets x seeds and compare them side by side",
+        description="Run every preset of a list with every seed (one recording each, in one directory) and print a "
+                    "table comparing them: run length, population, births, deaths, artifacts, messages.",
+        epilog="examples:\n"
+               "  society-env experiment --presets core,inert --seeds 3 --policy cooperator=1,forager=1 --steps 300\n"
+               "  society-env experiment --presets core,long_memory,creative --policy llm=3 --steps 20 \\\n"
+               "      --set width=12 --set height=12 --set num_founders=3 --set initial_food=20",
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    experiment.add_argument("--presets", required=True,
+                            help="comma-separated presets, e.g. the eight conditions: core,long_memory,abundant,"
+                                 "artifact_cost,creative,inert,no_motivation,no_personality")
+    experiment.add_argument("--seeds", type=int, default=1, help="seeds per preset (default 1)")
+    experiment.add_argument("--first-seed", type=int, default=0, help="the first seed; runs use first..first+seeds-1")
+    experiment.add_argument("--policy", default="cooperator=1,forager=1",
+                            help="policy assignment for every run, as in 'run' (default cooperator=1,forager=1)")
+    experiment.add_argument("--steps", type=int, default=None, help="steps per run (default: each preset's max_steps)")
+    experiment.add_argument("--out", default=None, help="output directory (default: runs/experiment__PRESETS__TIME)")
+    experiment.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
+                            help="override a SocietyConfig field in every run (repeatable)")
+    experiment.add_argument("--quiet", action="store_true", help="no progress output (the table is still printed)")
+    add_llm_arguments(experiment)
+    experiment.set_defaults(handler=command_experiment)
