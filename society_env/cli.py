@@ -457,7 +457,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by 'society-env run'")
     report.add_argument("--window", type=int, default=None,
                         help="sliding window for the graph metrics, in steps (default: a fifth of the run); "
-                             "windows advance by a quarter of their length")
+                             "windows advance by half their length")
     report.add_argument("--compare-dir", default=None,
                         help="where comparison.html goes when several runs are given (default: their common parent)")
     report.add_argument("--quiet", action="store_true", help="print nothing")

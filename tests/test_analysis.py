@@ -6,11 +6,14 @@ import json
 import re
 import shutil
 
+import networkx as nx
 import numpy as np
 import pytest
 
+from society_env.analysis import interactions
 from society_env.analysis.interactions import (
-    WEIGHTS, build_graph, graph_metrics, interaction_log, neighbour_pairs, view_displacements,
+    WEIGHTS, build_graph, graph_metrics, interaction_log, interaction_totals, neighbour_pairs, positive_ties,
+    top_pairs, view_displacements,
 )
 from society_env.analysis.lineage import lineage
 from society_env.analysis.loading import load_run
@@ -75,7 +78,7 @@ def test_neighbour_pairs_wrap_around_the_torus_and_never_repeat():
 
 def test_graph_weights_follow_terralingua_rules(tiny):
     assert WEIGHTS == {"message": 0.5, "sighting": 0.1, "gave": 1.0, "took": -1.0, "parent_child": 10.0, "artifact": 5.0}
-    edges = interaction_log(tiny, stride=10).edges()
+    edges = interaction_log(tiny, stride=10).edges().as_dict()
     weight = {pair: round(edge["weight"], 6) for pair, edge in edges.items()}
     assert weight == {
         (0, 1): 0.8,    # 3 sightings + "hello" heard
@@ -89,10 +92,15 @@ def test_graph_weights_follow_terralingua_rules(tiny):
         (3, 2): 0.2,
     }
     assert edges[(0, 1)]["sighting"] == 3 and edges[(0, 1)]["message"] == 1 and edges[(1, 0)]["took"] == 5
+    table = interaction_log(tiny, stride=1).edges()  # blocks of one step sum to the same
+    assert {pair: round(edge["weight"], 6) for pair, edge in table.as_dict().items()} == weight
+    assert top_pairs(table, "took") == [(1, 0, 5)] and top_pairs(table, "message") == [(0, 1, 1), (2, 0, 1), (2, 3, 1)]
+    assert interaction_totals(table) == {"message": 3, "sighting": 20, "gave": 3, "took": 5, "parent_child": 1, "artifact": 1}
 
 
 def test_graph_metrics_by_hand(tiny):
-    metrics = graph_metrics(build_graph(interaction_log(tiny, stride=10).edges(), tiny))
+    edges = interaction_log(tiny, stride=10).edges()
+    metrics = graph_metrics(edges)
     assert metrics["nodes"] == 4 and metrics["edges"] == 10
     assert metrics["density"] == pytest.approx(10 / 12)
     # action ties: 0->1 (message), 1->0 (theft), 2->0, 0->3, 2->3: only 0<->1 answer each other
@@ -100,18 +108,30 @@ def test_graph_metrics_by_hand(tiny):
     # positive ties 0-2, 0-3, 1-3, 2-3 (0-1 sums to -3.9): clustering (1 + 0 + 1 + 1/3) / 4
     assert metrics["clustering"] == pytest.approx(7 / 12)
     assert metrics["negative_edges"] == 1
-    assert sorted(map(len, metrics["community_members"]), reverse=True)[0] >= 2
-    assert sum(map(len, metrics["community_members"])) == 4
+    assert metrics["clustering_exact"] and metrics["total_weight"] == pytest.approx(0.8 - 4.7 + 0.2 + 3.7 + 15.2 + 0.2 + 0.1 + 0.1 + 0.7 + 0.2)
+    assert sorted(sum(metrics["community_members"], [])) == [0, 1, 2, 3]
+    ties = positive_ties(edges)
+    assert metrics["modularity"] == pytest.approx(nx.community.modularity(ties, metrics["community_members"]))
+    graph = build_graph(edges, tiny)  # the networkx view carries the same weights and units
+    assert graph[0][3]["weight"] == pytest.approx(15.2) and graph[0][3]["parent_child"] == 1
+    assert graph.nodes[1]["policy"] == "raider"
+
+
+def test_large_graphs_get_a_seeded_clustering_estimate(tiny, monkeypatch):
+    monkeypatch.setattr(interactions, "CLUSTERING_EXACT_MAX_TIES", 0)
+    metrics = graph_metrics(interaction_log(tiny, stride=10).edges())
+    assert not metrics["clustering_exact"] and metrics["clustering"] == pytest.approx(7 / 12, abs=0.02)
+    assert metrics["clustering"] == graph_metrics(interaction_log(tiny, stride=10).edges())["clustering"]
 
 
 def test_sliding_windows_are_sums_of_blocks(tiny):
     stride, blocks = window_layout(tiny.steps, 2)
     assert (stride, blocks) == (1, 2)
     log = interaction_log(tiny, stride)
-    first = log.edges(0, 2)  # steps 0-1: agents 0 and 1 see each other twice; the theft and "hello"
+    first = log.edges(0, 2).as_dict()  # steps 0-1: agents 0 and 1 see each other twice; the theft and "hello"
     assert {pair: round(edge["weight"], 6) for pair, edge in first.items()} == {(0, 1): 0.7, (1, 0): -4.8}
-    whole = log.edges()
-    by_block = [log.edges(block, block + 1) for block in range(log.blocks)]
+    whole = log.edges().as_dict()
+    by_block = [log.edges(block, block + 1).as_dict() for block in range(log.blocks)]
     assert whole[(0, 3)]["weight"] == pytest.approx(sum(b.get((0, 3), {"weight": 0})["weight"] for b in by_block))
     windows = analyse_run(tiny.run_dir, window=2).numbers["windows"]
     assert [(w["start_step"], w["end_step"], w["nodes"], w["edges"]) for w in windows] == \

@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from society_env.analysis.files import write_atomic  # noqa: E402
+from society_env.recording import write_bytes_atomic  # noqa: E402
 from society_env.analysis.series import TimeSeries  # noqa: E402
 
 DPI = 80
@@ -28,7 +28,7 @@ def save_figure(figure, path: Path) -> Path:
     buffer = io.BytesIO()
     figure.savefig(buffer, format="png", dpi=DPI, bbox_inches="tight")
     plt.close(figure)
-    write_atomic(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue())
     return path
 
 
@@ -90,30 +90,30 @@ def plot_families(population: dict[int, np.ndarray], path: Path, shown: int = 9)
     return save_figure(figure, path)
 
 
-def plot_graph(graph, communities: list[list[int]], path: Path, max_nodes: int = 150) -> Path:
-    """The interaction graph: nodes coloured by community, edges green (positive) or red (negative)."""
+def plot_graph(shown, communities: list[list[int]], total_agents: int, path: Path) -> Path:
+    """The strongest agents' interaction graph (``strongest_subgraph``): nodes coloured by community and sized
+    by strength, edges green (positive) or red (negative)."""
     import networkx as nx
 
-    strength = {node: sum(abs(w) for _, _, w in graph.edges(node, data="weight")) +
-                sum(abs(w) for _, _, w in graph.in_edges(node, data="weight")) for node in graph.nodes}
-    kept = sorted(strength, key=lambda node: (-strength[node], node))[:max_nodes]
-    shown = graph.subgraph(kept)
     community_of = {node: index for index, members in enumerate(communities) for node in members}
     figure, axis = plt.subplots(figsize=(7, 7))
     if shown.number_of_nodes():
-        layout = nx.spring_layout(shown.to_undirected(), seed=0, weight=None, iterations=60)
-        top = max(strength[node] for node in kept) or 1.0
-        colours = [FAMILY_COLOURS[community_of.get(node, 0) % len(FAMILY_COLOURS)] for node in shown.nodes]
-        sizes = [30 + 300 * strength[node] / top for node in shown.nodes]
-        weights = [abs(w) for _, _, w in shown.edges(data="weight")]
-        heaviest = max(weights, default=1.0) or 1.0
-        nx.draw_networkx_edges(shown, layout, ax=axis, arrows=False,
-                               edge_color=["tab:green" if w > 0 else "tab:red" for _, _, w in shown.edges(data="weight")],
-                               width=[0.3 + 2.5 * abs(w) / heaviest for _, _, w in shown.edges(data="weight")], alpha=0.5)
-        nx.draw_networkx_nodes(shown, layout, ax=axis, node_color=colours, node_size=sizes, linewidths=0)
+        # a larger spring length than networkx's 1/sqrt(n) keeps the dense family clusters readable
+        layout = nx.spring_layout(shown.to_undirected(), seed=0, weight=None, iterations=80,
+                                  k=3 / shown.number_of_nodes() ** 0.5)
+        strength = dict(shown.nodes(data="strength"))
+        top = max(strength.values()) or 1.0
+        weights = [w for _, _, w in shown.edges(data="weight")]
+        heaviest = max(map(abs, weights), default=1.0) or 1.0
+        nx.draw_networkx_edges(shown, layout, ax=axis, arrows=False, alpha=0.5,
+                               edge_color=["tab:green" if w > 0 else "tab:red" for w in weights],
+                               width=[0.3 + 2.5 * abs(w) / heaviest for w in weights])
+        nx.draw_networkx_nodes(shown, layout, ax=axis, linewidths=0,
+                               node_color=[FAMILY_COLOURS[community_of.get(n, 0) % len(FAMILY_COLOURS)] for n in shown.nodes],
+                               node_size=[12 + 160 * strength[n] / top for n in shown.nodes])
     title = "interaction graph (colour = community; green +, red -)"
-    if graph.number_of_nodes() > max_nodes:
-        title += f"\n{max_nodes} strongest of {graph.number_of_nodes()} agents"
+    if total_agents > shown.number_of_nodes():
+        title += f"\n{shown.number_of_nodes()} strongest of {total_agents} agents"
     axis.set_title(title, fontsize=10)
     axis.axis("off")
     return save_figure(figure, path)

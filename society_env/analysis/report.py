@@ -20,19 +20,21 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from society_env.analysis.files import write_atomic
 from society_env.analysis.interactions import (
-    build_graph, graph_metrics, interaction_log, interaction_totals, top_pairs, window_metrics,
+    EdgeTable, build_graph, graph_metrics, interaction_log, interaction_totals, strongest_subgraph, top_pairs,
+    window_metrics,
 )
-from society_env.analysis.lineage import family_population, family_tree_text, lineage
+from society_env.analysis.lineage import Lineage, family_population, family_tree_text, lineage
 from society_env.analysis.loading import RunData, load_run
 from society_env.analysis.series import TimeSeries, survival_by_policy, time_series
-from society_env.recording import write_json_atomic
+from society_env.recording import write_bytes_atomic, write_json_atomic
 
 WINDOW_FRACTION = 5
 """Default sliding window: a fifth of the run."""
-WINDOW_STEPS_PER_STRIDE = 4
-"""Windows advance by a quarter of their length."""
+WINDOW_STEPS_PER_STRIDE = 2
+"""Windows advance by half their length."""
+GRAPH_PLOT_NODES = 150
+"""The graph plot shows this many agents, the strongest (largest total |weight|)."""
 IMAGES = {"series": "report-series.png", "families": "report-families.png", "graph": "report-graph.png",
           "windows": "report-windows.png"}
 
@@ -59,15 +61,24 @@ class RunReport:
     run: RunData
     numbers: dict[str, Any]
     series: TimeSeries
-    graph: Any
-    """The whole-run ``networkx.DiGraph`` (for the graph plot)."""
+    edges: EdgeTable
+    """The whole-run interaction edges."""
     communities: list[list[int]]
     family_population: dict[int, Any]
     """Living members per family and step (for the family plot)."""
+    lineage: Lineage
 
     @property
     def name(self) -> str:
         return self.run.run_dir.name
+
+    def graph(self):
+        """The whole-run interaction graph as a ``networkx.DiGraph`` (nodes carry policy and family)."""
+        return build_graph(self.edges, self.run, self.family_of)
+
+    @property
+    def family_of(self) -> dict[int, int]:
+        return self.lineage.family_of
 
 
 def window_layout(steps: int, window: int | None) -> tuple[int, int]:
@@ -88,8 +99,7 @@ def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
     stride, window_blocks = window_layout(run.steps, window)
     log = interaction_log(run, stride)
     edges = log.edges()
-    graph = build_graph(edges, run, tree.family_of)
-    metrics = graph_metrics(graph)
+    metrics = graph_metrics(edges)
     communities = metrics.pop("community_members")
     deaths = {cause: int(counts.sum()) for cause, counts in series.deaths.items()}
     numbers = {
@@ -114,13 +124,13 @@ def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
             "artifacts_alive_end": int(series.artifacts_alive[-1]),
         },
         "per_policy": {policy: asdict(numbers) for policy, numbers in survival_by_policy(run).items()},
-        "interactions": {kind: float(amount) for kind, amount in interaction_totals(edges).items()},
+        "interactions": interaction_totals(edges),
         "top_pairs": {kind: [{"from": f"agent_{s}", "to": f"agent_{t}", "amount": a} for s, t, a in top_pairs(edges, kind)]
                       for kind in ("gave", "took", "message")},
         "graph": metrics,
         "communities": [[f"agent_{slot}" for slot in members] for members in communities[:10]],
         "window": {"steps": stride * window_blocks, "stride": stride},
-        "windows": window_metrics(log, run, window_blocks),
+        "windows": window_metrics(log, window_blocks, run.steps),
         "lineage": {
             "families": len(tree.families),
             "generations_reached": tree.generations_reached,
@@ -128,7 +138,7 @@ def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
             "trees": {f"agent_{family.founder}": family_tree_text(tree, family.founder) for family in tree.families[:3]},
         },
     }
-    return RunReport(run, numbers, series, graph, communities, family_population(run, tree.family_of))
+    return RunReport(run, numbers, series, edges, communities, family_population(run, tree.family_of), tree)
 
 
 def write_series_csv(series: TimeSeries, path: Path) -> None:
@@ -139,7 +149,7 @@ def write_series_csv(series: TimeSeries, path: Path) -> None:
     rounded = [values.round(3) if values.dtype.kind == "f" else values for values in columns.values()]
     for step, values in enumerate(zip(*(values.tolist() for values in rounded))):
         writer.writerow([step, *values])
-    write_atomic(path, buffer.getvalue())
+    write_bytes_atomic(path, buffer.getvalue().encode())
 
 
 def write_report(run_dir: str | Path, window: int | None = None) -> RunReport:
@@ -154,9 +164,10 @@ def write_report(run_dir: str | Path, window: int | None = None) -> RunReport:
     title = f"{report.name} ({'complete' if report.run.complete else 'partial: killed run'})"
     plots.plot_series(report.series, out / IMAGES["series"], title)
     plots.plot_families(report.family_population, out / IMAGES["families"])
-    plots.plot_graph(report.graph, report.communities, out / IMAGES["graph"])
+    shown = strongest_subgraph(report.edges, report.run, GRAPH_PLOT_NODES)
+    plots.plot_graph(shown, report.communities, report.numbers["graph"]["nodes"], out / IMAGES["graph"])
     plots.plot_windows(report.numbers["windows"], out / IMAGES["windows"])
-    write_atomic(out / "report.html", render_report(report.numbers, IMAGES))
+    write_bytes_atomic(out / "report.html", render_report(report.numbers, IMAGES).encode())
     return report
 
 
@@ -198,5 +209,5 @@ def write_comparison(reports: list[RunReport], out_dir: str | Path) -> Path:
              if report.run.run_dir.resolve().is_relative_to(out_dir.resolve()) else str(report.run.run_dir.resolve() / "report.html")
              for report in reports]
     path = out_dir / "comparison.html"
-    write_atomic(path, render_comparison(names, links, comparison_rows(reports), "comparison.png"))
+    write_bytes_atomic(path, render_comparison(names, links, comparison_rows(reports), "comparison.png").encode())
     return path

@@ -17,10 +17,10 @@ from importlib import resources
 from pathlib import Path
 from typing import Any
 
-from society_env.analysis.files import write_atomic
 from society_env.analysis.lineage import lineage
 from society_env.analysis.loading import RunData, load_run, slot_of
 from society_env.config import TRAIT_NAMES
+from society_env.recording import write_bytes_atomic
 
 EVENT_FIELDS = 5
 """Integers per event in the page: type, agent slot, other slot, amount, text index (-1 = none)."""
@@ -143,6 +143,6 @@ def write_replay(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``replay.html`` for a run directory (complete or killed); returns its path."""
     run = load_run(run_dir)
     path = Path(out) if out is not None else run.run_dir / "replay.html"
-    write_atomic(path, render_replay(replay_data(run)))
+    write_bytes_atomic(path, render_replay(replay_data(run)).encode())
     return path
 
