@@ -65,8 +65,9 @@ def test_slider_changes_the_picture_and_the_step(viewer_page):
 def test_clicking_an_agent_shows_it(viewer_page):
     move_slider(viewer_page, 20)
     x, y, slot, energy = viewer_page.evaluate("""(() => {
-      const v = replayViewer, d = v.data, i = d.agent_offsets[20], box = document.getElementById('grid').getBoundingClientRect();
-      return [box.left + (d.col[i] + 0.5) * v.cell, box.top + (d.row[i] + 0.5) * v.cell, d.slot[i], d.energy[i]]; })()""")
+      const v = replayViewer, d = v.data, i = d.agent_offsets[20], canvas = document.getElementById('grid');
+      const box = canvas.getBoundingClientRect(), scale = box.width / canvas.width;
+      return [box.left + (d.col[i] + 0.5) * v.cell * scale, box.top + (d.row[i] + 0.5) * v.cell * scale, d.slot[i], d.energy[i]]; })()""")
     viewer_page.click(x, y)
     panel = viewer_page.evaluate("document.getElementById('agent').innerText")
     assert f"agent_{slot}" in panel and f"energy\t{energy}" in panel

@@ -31,8 +31,8 @@ from society_env.recording import write_bytes_atomic, write_json_atomic
 
 WINDOW_FRACTION = 5
 """Default sliding window: a fifth of the run."""
-WINDOW_STEPS_PER_STRIDE = 2
-"""Windows advance by half their length."""
+WINDOW_BLOCKS = 2
+"""Windows advance by half their length (a window is two blocks of interactions; odd lengths round down)."""
 GRAPH_PLOT_NODES = 150
 """The graph plot shows this many agents, the strongest (largest total |weight|)."""
 IMAGES = {"series": "report-series.png", "families": "report-families.png", "graph": "report-graph.png",
@@ -86,8 +86,9 @@ def window_layout(steps: int, window: int | None) -> tuple[int, int]:
     window = max(1, math.ceil(steps / WINDOW_FRACTION)) if window is None else window
     if window < 1:
         raise ValueError("the window must be at least 1 step")
-    stride = max(1, window // WINDOW_STEPS_PER_STRIDE)
-    return stride, max(1, math.ceil(window / stride))
+    if window < WINDOW_BLOCKS:
+        return window, 1
+    return window // WINDOW_BLOCKS, WINDOW_BLOCKS
 
 
 def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
