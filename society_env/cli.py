@@ -292,14 +292,14 @@ def command_replay(args: argparse.Namespace) -> int:
 def command_report(args: argparse.Namespace) -> int:
     from society_env.recording import RecordingError
 
-    try:
-        from society_env.analysis.report import (
-            MissingAnalysisDependencies, comparison_rows, require_analysis_dependencies, write_comparison, write_report,
-        )
+    from society_env.analysis.report import (
+        MissingAnalysisDependencies, comparison_rows, require_analysis_dependencies, write_comparison, write_report,
+    )
 
+    try:
         require_analysis_dependencies()
-    except ImportError as error:  # MissingAnalysisDependencies, or matplotlib itself failing to import
-        raise UserError(str(error) if "society-env[analysis]" in str(error) else str(MissingAnalysisDependencies())) from None
+    except MissingAnalysisDependencies as error:
+        raise UserError(str(error)) from None
     if args.window is not None and args.window < 1:
         raise UserError("--window must be at least 1 step")
     reports = []

@@ -1,11 +1,9 @@
-"""Recordings for the analysis tests: a hand-written tiny one with known numbers, and a real scripted run."""
+"""A hand-written tiny recording with known numbers, for the analysis tests (the real run is a conftest fixture)."""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-
-import pytest
 
 from society_env.config import make_config
 from society_env.recording import FORMAT_NAME, FORMAT_VERSION, write_json_atomic
@@ -65,15 +63,4 @@ def write_tiny_recording(run_dir: Path) -> Path:
     ]
     for name, records in (("snapshots", snapshots), ("events", events), ("actions", actions)):
         (run_dir / f"{name}.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
-    return run_dir
-
-
-@pytest.fixture(scope="session")
-def recorded_run(tmp_path_factory) -> Path:
-    """A real 60-step small-preset run of scripted foragers and raiders (complete, with summary.json)."""
-    from society_env.cli import main
-
-    run_dir = tmp_path_factory.mktemp("analysis") / "small_run"
-    assert main(["run", "--preset", "small", "--policy", "forager=3,raider=2", "--steps", "60", "--seed", "1",
-                 "--out", str(run_dir), "--quiet"]) == 0
     return run_dir

@@ -44,3 +44,14 @@ def random_artifact_action(config, rng: np.random.Generator) -> dict:
 @pytest.fixture
 def small_env():
     return society_env.parallel_env("small")
+
+
+@pytest.fixture(scope="session")
+def recorded_run(tmp_path_factory):
+    """A real 60-step small-preset run of scripted foragers and raiders (complete, with summary.json)."""
+    from society_env.cli import main
+
+    run_dir = tmp_path_factory.mktemp("analysis") / "small_run"
+    assert main(["run", "--preset", "small", "--policy", "forager=3,raider=2", "--steps", "60", "--seed", "1",
+                 "--out", str(run_dir), "--quiet"]) == 0
+    return run_dir

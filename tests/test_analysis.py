@@ -21,7 +21,7 @@ from society_env.analysis.report import analyse_run, window_layout
 from society_env.analysis.series import agent_returns, survival_by_policy, time_series
 from society_env.analysis.viewer import replay_data
 from society_env.cli import main
-from tests.analysis_runs import TINY_CONFIG, recorded_run, write_tiny_recording  # noqa: F401 (fixture)
+from tests.analysis_runs import TINY_CONFIG, write_tiny_recording
 
 
 @pytest.fixture
@@ -146,6 +146,17 @@ def test_lineage_of_the_tiny_run(tiny):
     assert (largest.founder, largest.members, largest.alive_at_end, largest.generations, largest.peak_alive) == (0, 2, 2, 1, 2)
 
 
+def test_an_agent_without_its_birth_event_is_still_analysed(tmp_path):
+    run_dir = write_tiny_recording(tmp_path / "damaged")
+    events = (run_dir / "events.jsonl").read_text().splitlines(keepends=True)
+    (run_dir / "events.jsonl").write_text("".join(line for line in events if '"born"' not in line))
+    run = load_run(run_dir)
+    assert run.num_slots == 4 and 3 not in run.agents
+    assert agent_returns(run).tolist() == [-7.5, -95.5, 1.0, 7.0]
+    assert analyse_run(run_dir).numbers["totals"]["births"] == 0
+    assert replay_data(run)["agents"]["family"][3] == 3
+
+
 def test_replay_data_is_compact_and_complete(tiny):
     data = replay_data(tiny)
     assert data["steps_at"] == [0, 1, 2, 3] and data["agent_offsets"] == [0, 3, 6, 10, 13]
@@ -232,6 +243,8 @@ def test_user_errors_are_one_line(tmp_path, capsys, monkeypatch):
     assert main(["report", str(run_dir)]) == 2
     error = capsys.readouterr().err
     assert 'pip install "society-env[analysis]"' in error and error.count("\n") == 1
+    monkeypatch.setitem(__import__("sys").modules, "matplotlib", None)
+    assert main(["view", str(run_dir)]) == 0  # the viewer needs neither
 
 
 def test_help_explains_report_and_view(capsys):

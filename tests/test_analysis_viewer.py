@@ -3,7 +3,6 @@
 import pytest
 
 from society_env.analysis.viewer import write_replay
-from tests.analysis_runs import recorded_run  # noqa: F401 (fixture)
 from tests.browser import Browser, find_chromium
 
 CHROMIUM = find_chromium()

@@ -93,8 +93,11 @@ class RunData:
 
     @property
     def num_slots(self) -> int:
-        """Slots used by the run (founders + births): agent ids are ``0 .. num_slots - 1``."""
-        return max(self.agents, default=-1) + 1
+        """Slots used by the run (founders + births): agent ids are ``0 .. num_slots - 1``.
+
+        Counts snapshot slots too, so an agent whose birth event was lost from a damaged log still fits.
+        """
+        return max(max(self.agents, default=-1), int(self.slot.max(initial=-1))) + 1
 
 
 def _flatten(lines: list[list[Any]], dtype=np.int64) -> tuple[np.ndarray, np.ndarray]:

@@ -76,7 +76,7 @@ def render_report(numbers: dict[str, Any], images: dict[str, str]) -> str:
         *(f"<p><b>most {escape(kind)}</b>: " + ", ".join(
             f"{escape(pair['from'])}&rarr;{escape(pair['to'])} ({_number(pair['amount'])})" for pair in pairs) + "</p>"
           for kind, pairs in numbers["top_pairs"].items() if pairs),
-        f"<p class=\"note\">Largest communities: " + "; ".join(
+        "<p class=\"note\">Largest communities: " + "; ".join(
             escape(", ".join(members[:8]) + (f" +{len(members) - 8}" if len(members) > 8 else ""))
             for members in numbers["communities"][:5] if len(members) > 1) + "</p>",
         f"<h3>Sliding windows ({numbers['window']['steps']} steps, every {numbers['window']['stride']})</h3>",
