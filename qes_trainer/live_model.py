@@ -103,6 +103,7 @@ class LiveModel:
             mask = tensor.codec.apply_delta(tensor.raw, delta.indices, delta.values)
             applied[name] = SparseDelta(delta.indices[mask], delta.values[mask], delta.size)
             gated += int(delta.nnz - np.count_nonzero(mask))
+        self.tensors.release_pages()  # llama.cpp maps the same pages: don't keep a second mapping resident
         return applied, gated
 
     def restore(self, applied: Mapping[str, SparseDelta]) -> None:
@@ -115,15 +116,7 @@ class LiveModel:
         """Apply member ``sign * pair``'s noise of ``generation``; returns (applied deltas, boundary hits)."""
         return self.apply({name: optimizer.perturbation(generation, pair, name, sign) for name in self.trainable})
 
-    # ---- comparison, checkpoints, export --------------------------------------------------------
-    def diff_from(self, base: GGUFTensors) -> dict[str, SparseDelta]:
-        """The codes that differ from ``base`` (the original model), as sparse ``current - base`` deltas."""
-        diff = {}
-        for name, tensor in self.trainable.items():
-            change = tensor.codec.read_codes(tensor.raw) - tensor.codec.read_codes(base[name].raw)
-            diff[name] = SparseDelta.from_dense(change)
-        return diff
-
+    # ---- files --------------------------------------------------------
     def flush(self) -> None:
         self.tensors.flush()
 

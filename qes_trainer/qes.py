@@ -101,6 +101,14 @@ class SparseDelta:
         dense[self.indices] = self.values
         return dense
 
+    def __add__(self, other: "SparseDelta") -> "SparseDelta":
+        """The sum of two deltas on the same vector (entries that cancel are dropped)."""
+        if other.size != self.size:
+            raise ValueError(f"cannot add deltas of sizes {self.size} and {other.size}")
+        dense = self.to_dense()
+        dense[other.indices] += other.values
+        return SparseDelta.from_dense(dense)
+
     @staticmethod
     def from_dense(dense: np.ndarray) -> "SparseDelta":
         indices = np.flatnonzero(dense)
@@ -449,13 +457,18 @@ class QESOptimizer:
                 "gamma": self.gamma, "residual": self.residual_mode, "window": self.window, "seed": self.seed,
                 "noise_method": self.noise_method}
 
-    def state_dict(self) -> dict:
-        """Everything a resumed run needs to continue bit-exactly (numpy arrays and Python scalars; copies)."""
+    def state_dict(self, copy: bool = True) -> dict:
+        """Everything a resumed run needs to continue bit-exactly (numpy arrays and Python scalars).
+
+        ``copy=False`` returns the live arrays (for writing a checkpoint right away without doubling the
+        residual's memory); don't keep that dict across updates.
+        """
+        duplicate = np.copy if copy else (lambda array: array)
         return {
             "config": self._config(), "sigma": self.sigma, "alpha": self.alpha, "generation": self.generation,
-            "residuals": {key: array.copy() for key, array in self.residuals.items()},
-            "records": [{"generation": r.generation, "coefficients": r.coefficients.copy(), "sigma": r.sigma,
-                         "alpha": r.alpha, "blocked": {k: b.copy() for k, b in r.blocked.items()}}
+            "residuals": {key: duplicate(array) for key, array in self.residuals.items()},
+            "records": [{"generation": r.generation, "coefficients": duplicate(r.coefficients), "sigma": r.sigma,
+                         "alpha": r.alpha, "blocked": {k: duplicate(b) for k, b in r.blocked.items()}}
                         for r in self.records],
         }
 

@@ -34,7 +34,7 @@ from qes_trainer.checkpoint import CheckpointError, load_checkpoint, save_checkp
 from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, episode_seeds
 from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
-from qes_trainer.qes import QESOptimizer
+from qes_trainer.qes import QESOptimizer, SparseDelta
 
 __all__ = ["TrainConfig", "train", "main", "published_settings"]
 
@@ -109,7 +109,6 @@ def train(
     """Run (or, with ``resume``, continue) QES training in ``run_dir``; returns the trained GGUF's path."""
     from policies.llm_engine import LlamaEngine
     from policies.models import resolve_model, sha256_of
-    from qes_trainer.codecs import open_gguf_tensors
 
     run_dir = Path(run_dir)
     rows: list[dict[str, Any]] = []
@@ -131,7 +130,6 @@ def train(
         raise CheckpointError(f"the base model {base_model} changed since the checkpoint was written "
                               f"(SHA-256 {base_sha256[:12]}..., checkpoint has {checkpoint[0]['base_sha256'][:12]}...)")
     live = LiveModel.create(base_model, run_dir / WORKING_MODEL)
-    base = open_gguf_tensors(base_model)
     types = sorted({t.tensor_type.name for t in live.trainable.values()})
     default_sigma, default_alpha = published_settings(types)
     sigma = default_sigma if config.sigma is None else config.sigma
@@ -140,7 +138,10 @@ def train(
     # 2. the optimizer (resumed: codes from the checkpoint's diff, then its residual) and the live model
     optimizer = QESOptimizer(live.specs(), sigma=sigma, alpha=alpha, gamma=config.gamma,
                              residual=config.residual, window=config.window, seed=config.seed)
+    trained_diff = {name: SparseDelta(np.empty(0, np.int64), np.empty(0, np.int16), spec.size)  # codes - base codes
+                    for name, spec in live.specs().items()}
     if checkpoint is not None:
+        trained_diff = diff
         _, gated = live.apply(diff)
         if gated:
             raise CheckpointError(f"the checkpoint's code diff does not fit {base_model} ({gated} codes out of range)")
@@ -181,6 +182,8 @@ def train(
         stats = optimizer.update(live.codes(), generation, pair_returns)
         _, gated = live.apply(stats.applied)
         assert gated == 0, "the optimizer gated the update against the file's own codes"
+        trained_diff = {name: delta + stats.applied[name] if name in stats.applied else delta
+                        for name, delta in trained_diff.items()}
         seconds_update = time.perf_counter() - started
 
         rows.append({
@@ -204,7 +207,7 @@ def train(
         # 4. checkpoint (atomic), then the metrics files rebuilt from the rows it holds
         meta = {"config": config.to_dict(), "base_model": str(base_model), "base_sha256": base_sha256,
                 "generation": generation + 1, "metrics": rows, "tensor_types": types}
-        save_checkpoint(run_dir, meta, live.diff_from(base), optimizer.state_dict())
+        save_checkpoint(run_dir, meta, trained_diff, optimizer.state_dict(copy=False))
         write_metrics(run_dir, rows)
         if on_generation is not None:
             on_generation(rows[-1])

@@ -115,11 +115,16 @@ def test_checkpoint_round_trip_restores_codes_and_optimizer_state(residual, tiny
 
     live = LiveModel.create(tiny_q8, tmp_path / "work.gguf")
     optimizer = QESOptimizer(live.specs(), sigma=0.5, alpha=1.0, residual=residual, seed=2)
+    diff = {}
     for generation in range(2):
         stats = optimizer.update(live.codes(), generation, [(1.0, 0.0), (0.0, 3.0), (2.0, 2.5)])
         live.apply(stats.applied)
+        diff = {name: diff[name] + delta if name in diff else delta for name, delta in stats.applied.items()}
     base = open_gguf_tensors(tiny_q8)
-    diff = live.diff_from(base)
+    for name, delta in diff.items():  # the summed updates are exactly the codes' change from the base
+        codec = live.trainable[name].codec
+        change = codec.read_codes(live.trainable[name].raw) - codec.read_codes(base[name].raw)
+        np.testing.assert_array_equal(change, delta.to_dense())
     save_checkpoint(tmp_path, {"generation": 2, "note": "x"}, diff, optimizer.state_dict())
     meta, loaded_diff, state = load_checkpoint(tmp_path)
     assert meta["note"] == "x" and meta["generation"] == 2
