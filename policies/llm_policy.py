@@ -53,11 +53,17 @@ class LLMPolicyError(ValueError):
     """A configuration problem of the LLM policy (not a model output problem: those never raise)."""
 
 
+def default_context(config: SocietyConfig, settings: PromptSettings) -> int:
+    """Context tokens per agent when none is given: 1024, or 2048 when the prompt also explains artifacts
+    or carries history (the TerraLingua conditions), so the default model fits without options."""
+    return 2048 if config.artifacts or settings.history > 1 else 1024
+
+
 class LlamaCppPolicy:
     """Drives agents with a GGUF model through llama-cpp-python (see the module docstring).
 
     Arguments: ``model`` (GGUF path; ``None`` = the embedded default SmolLM2-135M-Instruct), ``n_ctx``
-    (context tokens per agent), ``n_threads``, ``n_gpu_layers`` (passed to llama.cpp), ``temperature``
+    (context tokens per agent; default :func:`default_context`), ``n_threads``, ``n_gpu_layers`` (passed to llama.cpp), ``temperature``
     (0 = greedy), ``chat_format`` (``chatml``, ``plain`` or a Jinja template; default: the model's own),
     ``batch_size`` (agents per llama.cpp batch), ``batched`` (False = one agent at a time),
     ``max_tokens`` (generation cap per answer), ``prompt`` (:class:`PromptSettings`; default: the world
@@ -71,7 +77,7 @@ class LlamaCppPolicy:
         self,
         config: SocietyConfig,
         model: str | Path | None = None,
-        n_ctx: int = 1024,
+        n_ctx: int | None = None,
         n_threads: int | None = None,
         n_gpu_layers: int = 0,
         temperature: float = 0.7,
@@ -91,6 +97,8 @@ class LlamaCppPolicy:
         self.settings = prompt or PromptSettings.from_config(config)  # the preset's condition by default
         if self.settings.motivation not in ("base", "creative", "none"):
             raise LLMPolicyError(f"unknown motivation {self.settings.motivation!r}; use base, creative or none")
+        if n_ctx is None:
+            n_ctx = default_context(config, self.settings)
         if engine is None:
             engine = LlamaEngine(resolve_model(model), n_ctx=n_ctx, max_batch=batch_size if batched else 1,
                                  n_threads=n_threads, n_gpu_layers=n_gpu_layers)

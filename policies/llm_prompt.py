@@ -116,15 +116,16 @@ def artifact_rules(config: SocietyConfig, settings: PromptSettings) -> str:
     """The prompt's paragraph on artifacts (only in worlds that have them)."""
     lifespans = ", ".join(_lifespan_word(v) for v in config.artifact_lifespans)
     cost = f" Creating one costs {config.artifact_create_cost} energy." if config.artifact_create_cost else ""
-    create = ('{"action":"create","name":"map","text":"food north","lifespan":"50",...} leaves a named text '
-              f"(up to {min(settings.artifact_chars, config.artifact_text_max_chars)} characters) on your cell; "
+    create = ('create leaves a named text (up to '
+              f"{min(settings.artifact_chars, config.artifact_text_max_chars)} characters) on your cell, e.g. "
+              '{"action":"create","name":"map","text":"food north","lifespan":"50",...}; '
               f"lifespan in steps: {lifespans}.{cost}")
     if not config.artifact_visible:
-        return "Artifacts: you may create artifacts instead of another action: " + create
-    return ("Artifacts are texts that stay in the world and outlive their makers; instead of another action you "
-            "may: " + create + " pick_up one on your cell; drop or give_artifact (to a visible agent) one you "
-            "carry; modify (rewrite its text) or destroy one on your cell or carried. You read the artifacts "
-            f"you stand on or carry. You can carry {config.artifact_max_inventory}.")
+        return "Artifacts: instead of another action you may create an artifact: " + create
+    return ("Artifacts are texts that stay in the world and outlive their makers. Instead of another action you "
+            "may: " + create + " Or pick_up one on your cell, drop or give_artifact (to a visible agent) one you "
+            "carry, modify (rewrite its text) or destroy one on your cell or carried. You read the artifacts "
+            f"you stand on or carry, and can carry {config.artifact_max_inventory}.")
 
 
 def _lifespan_word(steps: int) -> str:

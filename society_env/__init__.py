@@ -3,9 +3,11 @@
     import society_env
     env = society_env.parallel_env()            # TerraLingua's core setting
     env = society_env.parallel_env("small", language=True)
+    env = society_env.parallel_env("core")        # a TerraLingua condition: language + artifacts
 """
 
-from society_env.config import PRESETS, SocietyConfig, make_config
+from society_env.artifacts import ARTIFACT_ACTION_NAMES, artifact_action
+from society_env.config import CONDITIONS, PRESETS, SocietyConfig, make_config
 from society_env.env import SocietyEnv, env, parallel_env, raw_env
 from society_env.observations import split_observation, view_cell_index
 from society_env.rules import ACTION_NAMES, EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST
@@ -14,6 +16,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "ACTION_NAMES",
+    "ARTIFACT_ACTION_NAMES",
+    "CONDITIONS",
     "EAST",
     "GIVE",
     "NORTH",
@@ -25,6 +29,7 @@ __all__ = [
     "SocietyEnv",
     "TAKE",
     "WEST",
+    "artifact_action",
     "env",
     "make_config",
     "parallel_env",

@@ -95,7 +95,16 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
     except RecordingError as error:
         raise UserError(str(error)) from None
 
-    stats = _run_with_progress(env, assignment, policies, seed, steps, recorder, getattr(args, "render", "none"), args.quiet)
+    try:
+        stats = _run_with_progress(env, assignment, policies, seed, steps, recorder, getattr(args, "render", "none"),
+                                   args.quiet)
+    except ValueError as error:  # e.g. an LLM prompt that outgrows its context: the recording so far is kept
+        from policies.llm_policy import LLMPolicyError
+
+        if not isinstance(error, LLMPolicyError):
+            raise
+        recorder.close()
+        raise UserError(f"{error} (recording so far: {run_dir})") from None
     summary = stats.summary(assignment.policy_of)
     recorder.close(summary)
     return summary
@@ -377,7 +386,8 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--model", default=None,
                      help="GGUF file (default: the embedded SmolLM2-135M-Instruct Q4_1, fetched on first use)")
     llm.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
-    llm.add_argument("--n-ctx", type=int, default=1024, help="context tokens per agent (default 1024)")
+    llm.add_argument("--n-ctx", type=int, default=None,
+                     help="context tokens per agent (default 1024; 2048 in worlds with artifacts or history)")
     llm.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp (default: up to 4)")
     llm.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU, if llama.cpp has one")
     llm.add_argument("--chat-format", default=None, help="chatml, plain or a Jinja template (default: the model's own)")
