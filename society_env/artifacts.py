@@ -186,7 +186,8 @@ def resolve_artifact_actions(
             failed[slot] = reason
 
 
-def _create(state, slot, row, col, command, config, outcome) -> str | None:
+def _create(state: "WorldState", slot: int, row: int, col: int, command: ArtifactCommand,
+            config: SocietyConfig, outcome: "StepOutcome") -> str | None:
     problem = name_problem(command.name, config)
     if problem is not None:
         return problem
@@ -214,7 +215,8 @@ def _create(state, slot, row, col, command, config, outcome) -> str | None:
     return None
 
 
-def _pick_up(state, slot, row, col, command, config, outcome) -> str | None:
+def _pick_up(state: "WorldState", slot: int, row: int, col: int, command: ArtifactCommand,
+             config: SocietyConfig, outcome: "StepOutcome") -> str | None:
     artifact = _find(on_cell(state, row, col), command.name)
     if artifact is None:
         return "no_such_artifact"
@@ -225,7 +227,8 @@ def _pick_up(state, slot, row, col, command, config, outcome) -> str | None:
     return None
 
 
-def _drop(state, slot, row, col, command, config, outcome) -> str | None:
+def _drop(state: "WorldState", slot: int, row: int, col: int, command: ArtifactCommand,
+          config: SocietyConfig, outcome: "StepOutcome") -> str | None:
     artifact = _find(carried_by(state, slot), command.name)
     if artifact is None:
         return "no_such_artifact"
@@ -236,7 +239,8 @@ def _drop(state, slot, row, col, command, config, outcome) -> str | None:
     return None
 
 
-def _give(state, slot, row, col, command, config, outcome) -> str | None:
+def _give(state: "WorldState", slot: int, row: int, col: int, command: ArtifactCommand,
+          config: SocietyConfig, outcome: "StepOutcome") -> str | None:
     artifact = _find(carried_by(state, slot), command.name)
     if artifact is None:
         return "no_such_artifact"
@@ -251,7 +255,8 @@ def _give(state, slot, row, col, command, config, outcome) -> str | None:
     return None
 
 
-def _modify_or_destroy(state, slot, row, col, command, config, outcome) -> str | None:
+def _modify_or_destroy(state: "WorldState", slot: int, row: int, col: int, command: ArtifactCommand,
+                       config: SocietyConfig, outcome: "StepOutcome") -> str | None:
     artifact = _find(carried_by(state, slot) + on_cell(state, row, col), command.name)
     if artifact is None:
         return "no_such_artifact"

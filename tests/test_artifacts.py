@@ -263,3 +263,19 @@ def test_experiment_command_runs_presets_by_seeds_into_one_directory(tmp_path, c
     assert replay_recording(out / "inert__seed1")["identical"]
     assert main(["experiment", "--presets", "core,nope", "--out", str(tmp_path / "bad")]) == 2
     assert "unknown preset(s) nope" in capsys.readouterr().err
+
+
+def test_recordings_from_before_artifacts_still_load_and_replay(tmp_path):
+    import json
+
+    from society_env.cli import main, replay_recording
+    from society_env.recording import Recording
+
+    out = tmp_path / "old"
+    assert main(["run", "--preset", "small", "--policy", "cooperator", "--steps", "30", "--quiet", "--out", str(out)]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    meta["config"] = {k: v for k, v in meta["config"].items() if not k.startswith(("artifact", "prompt_"))}
+    (out / "meta.json").write_text(json.dumps(meta))  # as written before artifacts existed
+    assert not Recording(out).config.artifacts
+    assert not any(e["type"].startswith("artifact_") for e in Recording(out).events())
+    assert replay_recording(out)["identical"]
