@@ -6,6 +6,7 @@ import string
 
 import numpy as np
 
+from society_env.artifacts import count_grid
 from society_env.config import SocietyConfig
 from society_env.state import ALIVE, WorldState
 
@@ -16,10 +17,12 @@ FOOD_COLOUR = np.array([40, 200, 70], dtype=np.float64)
 
 
 def render_ansi(state: WorldState, config: SocietyConfig) -> str:
-    """One character per cell: a letter per family for agents, ``*`` full food, ``:`` partly eaten, ``.`` empty."""
+    """One character per cell: a letter per family for agents, ``?`` an artifact lying there (visible
+    artifacts only), ``*`` full food, ``:`` partly eaten, ``.`` empty."""
     grid = np.full((config.height, config.width), ".", dtype="<U1")
     grid[state.food > 0] = ":"
     grid[state.food >= config.food_value] = "*"
+    grid[count_grid(state, config) > 0] = "?"
     occupied = state.occupant >= 0
     families = state.lineage[state.occupant[occupied]]
     grid[occupied] = np.array(list(FAMILY_LETTERS))[families % len(FAMILY_LETTERS)]
@@ -28,6 +31,8 @@ def render_ansi(state: WorldState, config: SocietyConfig) -> str:
         f"step {state.step}/{config.max_steps}  alive {alive}  born {state.num_born}  "
         f"food tiles {int(np.count_nonzero(state.food))}  (letters = families, * food)"
     )
+    if config.artifacts:
+        header += f"  artifacts {len(state.artifacts)} (?)"
     return header + "\n" + "\n".join("".join(row) for row in grid)
 
 

@@ -279,3 +279,14 @@ def test_recordings_from_before_artifacts_still_load_and_replay(tmp_path):
     assert not Recording(out).config.artifacts
     assert not any(e["type"].startswith("artifact_") for e in Recording(out).events())
     assert replay_recording(out)["identical"]
+
+
+def test_ansi_render_marks_artifacts_lying_on_free_cells():
+    env = society_env.parallel_env("core", width=12, height=12, num_founders=1, initial_food=0, render_mode="ansi")
+    env.reset(seed=0)
+    place(env, 0, 5, 5)
+    act(env, {0: create()}, moves=None)
+    assert "?" not in env.render().splitlines()[1:][5]  # under its creator: the agent's letter shows
+    act(env, moves={0: society_env.NORTH})
+    rows = env.render().splitlines()
+    assert rows[0].endswith("artifacts 1 (?)") and rows[1:][5][5] == "?"
