@@ -10,6 +10,8 @@ from __future__ import annotations
 import csv
 import io
 import json
+import subprocess
+import sys
 import warnings
 from pathlib import Path
 from typing import Any, Sequence
@@ -48,7 +50,11 @@ def write_metrics(run_dir: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     writer.writeheader()
     writer.writerows(rows)
     write_bytes_atomic(run_dir / "metrics.csv", buffer.getvalue().encode())
-    plot_fitness(rows, run_dir / "fitness.png")
+    # matplotlib costs the trainer ~40 MB of resident memory for good once imported: plot in a child.
+    process = subprocess.run([sys.executable, "-m", "qes_trainer.metrics", str(run_dir)], capture_output=True, text=True)
+    if process.returncode != 0 or process.stderr.strip():
+        warnings.warn(f"fitness plot: {process.stderr.strip().splitlines()[-1] if process.stderr.strip() else 'failed'}",
+                      stacklevel=2)
 
 
 def plot_fitness(rows: Sequence[dict[str, Any]], path: str | Path) -> bool:
@@ -59,7 +65,7 @@ def plot_fitness(rows: Sequence[dict[str, Any]], path: str | Path) -> bool:
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
     except ImportError:
-        warnings.warn('no fitness plot: matplotlib is not installed (pip install "society-env[train]")', stacklevel=2)
+        print('no fitness plot: matplotlib is not installed (pip install "society-env[train]")', file=sys.stderr)
         return False
     generations = [row["generation"] for row in rows]
     figure, axis = plt.subplots(figsize=(6, 3.5), dpi=100)
@@ -77,3 +83,9 @@ def plot_fitness(rows: Sequence[dict[str, Any]], path: str | Path) -> bool:
     plt.close(figure)
     write_bytes_atomic(path, buffer.getvalue())
     return True
+
+
+if __name__ == "__main__":  # python -m qes_trainer.metrics RUN_DIR: (re)draw RUN_DIR/fitness.png
+    directory = Path(sys.argv[1])
+    lines = (directory / "metrics.jsonl").read_text().splitlines()
+    sys.exit(0 if plot_fitness([json.loads(line) for line in lines], directory / "fitness.png") else 1)

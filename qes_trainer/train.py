@@ -31,9 +31,10 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from qes_trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, episode_seeds
+from qes_trainer.fitness import FitnessSettings, episode_seeds
 from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
+from qes_trainer.population import MemberOutcome, generation_members
 from qes_trainer.qes import QESOptimizer, SparseDelta
 
 __all__ = ["TrainConfig", "train", "main", "published_settings"]
@@ -88,27 +89,16 @@ def published_settings(tensor_types: Sequence[str]) -> tuple[float, float]:
     return 0.001, 1e-4
 
 
-@dataclass
-class MemberResult:
-    """Reported to ``on_member`` after each population member is evaluated."""
-
-    generation: int
-    pair: int
-    sign: int
-    fitness: float
-    member_index: int  # 0 .. 2 * pairs - 1 within the generation
-
-
 def train(
     config: TrainConfig,
     run_dir: str | Path,
     resume: bool = False,
-    on_member: Callable[[MemberResult], None] | None = None,
+    on_member: Callable[[MemberOutcome], None] | None = None,
     on_generation: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
     """Run (or, with ``resume``, continue) QES training in ``run_dir``; returns the trained GGUF's path."""
-    from policies.llm_engine import LlamaEngine
     from policies.models import resolve_model, sha256_of
+    from qes_trainer.population import LocalPopulation
 
     run_dir = Path(run_dir)
     rows: list[dict[str, Any]] = []
@@ -146,42 +136,24 @@ def train(
         if gated:
             raise CheckpointError(f"the checkpoint's code diff does not fit {base_model} ({gated} codes out of range)")
         optimizer.load_state_dict(optimizer_state)
-    engine = LlamaEngine(live.path, n_ctx=config.fitness.n_ctx, max_batch=config.batch_size,
-                         n_threads=config.threads, use_extra_bufts=False)
-    evaluator = FitnessEvaluator(config.fitness, engine)
+    population = LocalPopulation(live, optimizer, config.fitness, batch_size=config.batch_size, threads=config.threads)
 
-    # 3. generations
-    members = 2 * config.pairs
+    # 3. generations: evaluate every member on the same episodes, then update the codes
+    members = generation_members(config.pairs)
     for generation in range(optimizer.generation, config.generations):
         seeds = episode_seeds(config.seed, generation, config.fitness.episodes)
-        seconds_evaluation = seconds_perturbation = 0.0
-        noise_entries = noise_gated = failures = 0
-        pair_returns, fitnesses = [], []
-        for pair in range(config.pairs):
-            returns = []
-            for sign in (1, -1):
-                started = time.perf_counter()
-                applied, gated = live.perturb(optimizer, generation, pair, sign)
-                noise_entries += gated + sum(delta.nnz for delta in applied.values())
-                noise_gated += gated
-                perturbed = time.perf_counter()
-                results = evaluator.evaluate(seeds)
-                evaluated = time.perf_counter()
-                live.restore(applied)
-                seconds_perturbation += (perturbed - started) + (time.perf_counter() - evaluated)
-                seconds_evaluation += evaluated - perturbed
-                fitness = evaluator.fitness(results)
-                failures += sum(r.failures for r in results)
-                returns.append(fitness)
-                fitnesses.append(fitness)
-                if on_member is not None:
-                    on_member(MemberResult(generation, pair, sign, fitness, len(fitnesses) - 1))
-            pair_returns.append(tuple(returns))
+        outcomes = {(o.pair, o.sign): o for o in population.evaluate(generation, members, seeds, on_member)}
+        if set(outcomes) != set(members):  # never update from a partial population
+            raise RuntimeError(f"generation {generation}: {len(members) - len(outcomes)} member(s) were not evaluated")
+        pair_returns = [(outcomes[(pair, 1)].fitness, outcomes[(pair, -1)].fitness) for pair in range(config.pairs)]
+        fitnesses = [outcome.fitness for outcome in outcomes.values()]
+        noise_entries = sum(o.noise_entries for o in outcomes.values())
 
         started = time.perf_counter()
         stats = optimizer.update(live.codes(), generation, pair_returns)
         _, gated = live.apply(stats.applied)
         assert gated == 0, "the optimizer gated the update against the file's own codes"
+        population.apply_update(stats.applied)
         trained_diff = {name: delta + stats.applied[name] if name in stats.applied else delta
                         for name, delta in trained_diff.items()}
         seconds_update = time.perf_counter() - started
@@ -194,15 +166,15 @@ def train(
             "fitness_std": float(np.std(fitnesses)),
             "update_ratio": stats.update_ratio,
             "codes_changed": stats.changed,
-            "perturbation_boundary_ratio": noise_gated / noise_entries if noise_entries else 0.0,
+            "perturbation_boundary_ratio": sum(o.noise_gated for o in outcomes.values()) / max(noise_entries, 1),
             "update_boundary_hits": stats.boundary_hits,
-            "llm_failures": failures,
-            "seconds_evaluation": round(seconds_evaluation, 3),
-            "seconds_perturbation": round(seconds_perturbation, 4),
+            "llm_failures": sum(o.llm_failures for o in outcomes.values()),
+            "seconds_evaluation": round(sum(o.seconds_evaluation for o in outcomes.values()), 3),
+            "seconds_perturbation": round(sum(o.seconds_perturbation for o in outcomes.values()), 4),
             "seconds_update": round(seconds_update, 3),
             "sigma": optimizer.sigma,
             "alpha": optimizer.alpha,
-            "members": members,
+            "members": len(members),
         })
         # 4. checkpoint (atomic), then the metrics files rebuilt from the rows it holds
         meta = {"config": config.to_dict(), "base_model": str(base_model), "base_sha256": base_sha256,
@@ -214,7 +186,7 @@ def train(
 
     trained = run_dir / TRAINED_MODEL
     live.export(trained)
-    engine.close()
+    population.close()
     live.close()
     (run_dir / WORKING_MODEL).unlink(missing_ok=True)
     return trained
@@ -321,7 +293,7 @@ def _progress_callbacks(config: TrainConfig, start_generation: int, quiet: bool)
                              completed=0, generation=start_generation, live="")
     last: dict[str, str] = {"generation": ""}
 
-    def on_member(result: MemberResult) -> None:
+    def on_member(result: MemberOutcome) -> None:
         sign = "+" if result.sign > 0 else "-"
         progress.update(task, advance=1, generation=result.generation,
                         live=f"member {sign}{result.pair} fitness {result.fitness:.2f}{last['generation']}")
