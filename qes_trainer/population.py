@@ -4,7 +4,8 @@ A member is ``(pair, sign)`` of a generation; its noise is regenerated from (see
 tensor) by :meth:`qes_trainer.qes.QESOptimizer.perturbation`, so evaluating a member needs only those
 integers, the generation's episode seeds and the current codes. :class:`LocalPopulation` evaluates them
 one after another in this process, on the trainer's own working model file. A distributed backend
-offers the same two methods (``evaluate`` and ``apply_update``), with one model copy per worker.
+offers the same methods (``evaluate``, ``apply_update``, ``generation_stats``, ``close``), with one model
+copy per worker (:class:`qes_trainer.distributed.RayPopulation`).
 """
 
 from __future__ import annotations
@@ -84,6 +85,10 @@ class LocalPopulation:
 
     def apply_update(self, applied: Mapping[str, SparseDelta]) -> None:
         """Nothing to do: the trainer's update was written into the same file this population reads."""
+
+    def generation_stats(self) -> dict:
+        """Backend figures for the generation's metrics row (a distributed backend reports traffic here)."""
+        return {}
 
     def close(self) -> None:
         self.engine.close()

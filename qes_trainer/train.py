@@ -69,6 +69,13 @@ class TrainConfig:
     batch_size: int = 8
     """LLM agents generated together in one llama.cpp batch."""
     fitness: FitnessSettings = field(default_factory=FitnessSettings)
+    workers: int = 0
+    """Ray workers evaluating the population (0 = in this process; see docs/distributed.md). Does not change
+    the result, so ``--resume`` may change it (as ``ray_address`` and ``member_timeout``)."""
+    ray_address: str | None = None
+    """An existing Ray cluster to evaluate on (None with ``workers`` > 0: a local Ray started for the run)."""
+    member_timeout: float | None = None
+    """Seconds after which a Ray worker still evaluating one member is replaced and the member re-queued."""
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -100,13 +107,19 @@ def train(
     from policies.models import resolve_model, sha256_of
     from qes_trainer.population import LocalPopulation
 
+    distributed = bool(config.workers or config.ray_address)
+    if distributed:
+        from qes_trainer.distributed import RayPopulation, require_ray
+
+        require_ray()  # before any file is written
     run_dir = Path(run_dir)
     rows: list[dict[str, Any]] = []
     checkpoint = None
     if resume:
         meta, diff, optimizer_state = checkpoint = load_checkpoint(run_dir)
         saved = TrainConfig.from_dict(meta["config"])
-        config = dataclasses.replace(saved, generations=config.generations)  # only this may change
+        config = dataclasses.replace(saved, generations=config.generations, workers=config.workers,  # only these
+                                     ray_address=config.ray_address, member_timeout=config.member_timeout)  # may change
         rows = meta["metrics"]
     else:
         run_dir.mkdir(parents=True, exist_ok=True)
@@ -136,7 +149,12 @@ def train(
         if gated:
             raise CheckpointError(f"the checkpoint's code diff does not fit {base_model} ({gated} codes out of range)")
         optimizer.load_state_dict(optimizer_state)
-    population = LocalPopulation(live, optimizer, config.fitness, batch_size=config.batch_size, threads=config.threads)
+    if distributed:  # one model copy per Ray worker, brought to the current codes from the base and the diff
+        population = RayPopulation(base_model, trained_diff, optimizer, config.fitness, batch_size=config.batch_size,
+                                   threads=config.threads, workers=config.workers, address=config.ray_address,
+                                   member_timeout=config.member_timeout)
+    else:
+        population = LocalPopulation(live, optimizer, config.fitness, batch_size=config.batch_size, threads=config.threads)
 
     # 3. generations: evaluate every member on the same episodes, then update the codes
     members = generation_members(config.pairs)
@@ -175,6 +193,7 @@ def train(
             "sigma": optimizer.sigma,
             "alpha": optimizer.alpha,
             "members": len(members),
+            **population.generation_stats(),
         })
         # 4. checkpoint (atomic), then the metrics files rebuilt from the rows it holds
         meta = {"config": config.to_dict(), "base_model": str(base_model), "base_sha256": base_sha256,
@@ -219,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     run = parser.add_argument_group("run")
     run.add_argument("--out", help="run directory (default: runs/qes__PRESET__SEED__TIME)")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint, with its saved "
-                     "settings (only --generations may be given, to extend it)")
+                     "settings (only --generations may be given, to extend it, and the distributed options)")
     run.add_argument("--generations", type=int, help=f"generations to run in total (default {defaults.generations})")
     run.add_argument("--seed", type=int, help=f"the run's seed (default {defaults.seed})")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -244,6 +263,14 @@ def build_parser() -> argparse.ArgumentParser:
     llm.add_argument("--temperature", type=float, help=f"sampling temperature (default {fitness.temperature})")
     llm.add_argument("--threads", type=int, help="llama.cpp threads (default: up to 4 cores)")
     llm.add_argument("--llm-batch", type=int, help=f"agents per llama.cpp batch (default {defaults.batch_size})")
+    ray = parser.add_argument_group("distributed (Ray; pip install \"society-env[distributed]\"; docs/distributed.md)")
+    ray.add_argument("--workers", type=int, help="evaluate the population on N Ray workers, each with its own model "
+                     "copy (a local Ray is started unless --ray-address is given; default: in this process). "
+                     "Same result as one process; may change on --resume")
+    ray.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (e.g. auto or HEAD_IP:6379); "
+                     "without --workers: one worker per THREADS cluster CPUs")
+    ray.add_argument("--member-timeout", type=float, metavar="SECONDS",
+                     help="replace a worker that has not finished a member after SECONDS and re-queue the member")
     return parser
 
 
@@ -258,9 +285,11 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         fitness_options["overrides"] = tuple(sorted(parse_overrides(args.set).items()))
     options = {"model": args.model, "generations": args.generations, "pairs": args.pairs, "sigma": args.sigma,
                "alpha": args.alpha, "gamma": args.gamma, "residual": args.residual, "window": args.window,
-               "seed": args.seed, "threads": args.threads, "batch_size": args.llm_batch}
+               "seed": args.seed, "threads": args.threads, "batch_size": args.llm_batch, "workers": args.workers,
+               "ray_address": args.ray_address, "member_timeout": args.member_timeout}
     options = {key: value for key, value in options.items() if value is not None}
     config = TrainConfig(**options, fitness=FitnessSettings(**fitness_options))
+    _check_distribution_options(args)
     for name, value, low in (("generations", config.generations, 1), ("pairs", config.pairs, 2),
                              ("episodes", config.fitness.episodes, 1), ("max-steps", config.fitness.max_steps, 1)):
         if value < low:
@@ -269,12 +298,20 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     return config
 
 
+def _check_distribution_options(args: argparse.Namespace) -> None:
+    if args.workers is not None and args.workers < 0:
+        raise ValueError(f"--workers must be at least 0 (got {args.workers})")
+    if args.member_timeout is not None and not args.member_timeout > 0:
+        raise ValueError(f"--member-timeout must be positive (got {args.member_timeout})")
+
+
 def _check_resume_options(args: argparse.Namespace) -> None:
     fixed = [name for name in ("model", "pairs", "sigma", "alpha", "gamma", "residual", "window", "seed", "preset",
                                "policy", "set", "episodes", "max_steps", "n_ctx", "temperature", "threads", "llm_batch", "out")
              if getattr(args, name) is not None]
     if fixed:
-        raise ValueError("--resume continues a run with its saved settings; only --generations may be given "
+        raise ValueError("--resume continues a run with its saved settings; only --generations and where to "
+                         "evaluate (--workers, --ray-address, --member-timeout) may be given "
                          f"(got --{', --'.join(name.replace('_', '-') for name in fixed)})")
 
 
@@ -320,6 +357,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             config = TrainConfig.from_dict(meta["config"])
             if args.generations is not None:
                 config = dataclasses.replace(config, generations=args.generations)
+            _check_distribution_options(args)
+            for name in ("workers", "ray_address", "member_timeout"):  # where to evaluate may change
+                if getattr(args, name) is not None:
+                    config = dataclasses.replace(config, **{name: getattr(args, name)})
             start = meta["generation"]
         else:
             config = config_from_args(args)
