@@ -195,6 +195,7 @@ class _Slot:
 
     def __init__(self, index: int, actor):
         self.index, self.actor = index, actor
+        self.starting = None  # a replacement's readiness call: its members' timeout clock starts when it resolves
 
 
 class RayPopulation:
@@ -255,6 +256,7 @@ class RayPopulation:
         except Exception:  # already dead
             pass
         slot.actor = self._start_worker()
+        slot.starting = slot.actor.info.remote()
         self.totals["workers_replaced"] += 1
         self._stats["workers_replaced"] += 1
 
@@ -277,7 +279,9 @@ class RayPopulation:
         members = list(members)
         seeds = [int(seed) for seed in seeds]
         sigma = self.noise.sigma
-        queue, idle = deque(members), list(self.slots)
+        queue = deque(members)
+        idle = [slot for slot in self.slots if slot.starting is None]
+        starting = {slot.starting: slot for slot in self.slots if slot.starting is not None}
         pending: dict[Any, tuple[_Slot, Member, float]] = {}
         attempts: dict[Member, int] = {}
         outcomes: dict[Member, MemberOutcome] = {}
@@ -291,21 +295,39 @@ class RayPopulation:
             queue.appendleft(member)
             self._stats["members_requeued"] += 1
             self.totals["members_requeued"] += 1
+            replace(slot)
+
+        def replace(slot: _Slot) -> None:
+            if self._stats["workers_replaced"] >= self.max_attempts * len(self.slots):
+                raise RuntimeError(f"generation {generation}: {self._stats['workers_replaced']} workers lost "
+                                   f"or failed to start; giving up (is the cluster still there?)")
             self._replace(slot)
-            idle.append(slot)
+            starting[slot.starting] = slot
 
         while queue or pending:
+            if not pending and not idle and not starting:
+                raise RuntimeError(f"generation {generation}: no worker left")  # cannot happen: lost() replaces
             while queue and idle:
                 slot, member = idle.pop(0), queue.popleft()
                 arguments = (generation, member[0], member[1], seeds, sigma)
                 self._stats["bytes_sent"] += pickled_size(arguments)
                 pending[slot.actor.evaluate.remote(*arguments)] = (slot, member, time.monotonic())
             wait = None
-            if self.member_timeout is not None:
+            if self.member_timeout is not None and pending:
                 oldest = min(start for _, _, start in pending.values())
                 wait = max(0.0, oldest + self.member_timeout - time.monotonic())
-            ready, _ = self.ray.wait(list(pending), num_returns=1, timeout=wait)
+            ready, _ = self.ray.wait(list(pending) + list(starting), num_returns=1, timeout=wait)
             for ref in ready:
+                if ref in starting:  # a replacement worker is up (or failed to start: replace it again)
+                    slot = starting.pop(ref)
+                    slot.starting = None
+                    try:
+                        self.ray.get(ref)
+                    except lost_errors + (self.ray.exceptions.RayTaskError,):
+                        replace(slot)
+                    else:
+                        idle.append(slot)
+                    continue
                 slot, member, _ = pending.pop(ref)
                 try:
                     outcome = self.ray.get(ref)

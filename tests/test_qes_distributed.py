@@ -5,6 +5,7 @@ import dataclasses
 import json
 import os
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -167,3 +168,92 @@ def test_resumed_on_other_workers_and_a_worker_lost_mid_generation_the_result_is
     assert sum(rows[2]["members_per_worker"]) == 2 * CONFIG.pairs  # every member counted once
     assert sha256_of(run / "model.gguf") == sha256_of(reference_model)
     assert _strip(rows) == _strip(reference_rows)
+
+
+# ---- the driver's failure handling, on workers without a model (fast, no timing margins) ----------------
+
+class InstantWorker(QESWorker):
+    """No model: a member's fitness is a function of (pair, sign); ``evaluate`` answers at once unless
+    ``misbehave`` says otherwise. The first call of each actor process to ``misbehave`` for a member that
+    ``should_fail`` (checked through a marker file shared by the run's workers) hangs or dies."""
+
+    mode = "hang"
+
+    def __init__(self, settings, *args, **kwargs):
+        self.scratch, self.seconds_setup = Path(settings.scratch_dir), 0.0
+
+    def should_fail(self, generation, pair, sign):
+        return (pair, sign) == (1, -1)
+
+    def evaluate(self, generation, pair, sign, seeds, sigma):
+        from qes_trainer.population import MemberOutcome
+
+        if self.should_fail(generation, pair, sign):
+            if self.mode == "hang":
+                time.sleep(3600)
+            os._exit(1)
+        return MemberOutcome(generation, pair, sign, float(10 * pair + sign), 0, 0, 0, 0.0, 0.0)
+
+    def apply_update(self, packed):
+        return 0
+
+    def close(self):
+        pass
+
+
+class HangOnceWorker(InstantWorker):
+    def should_fail(self, generation, pair, sign):
+        if (pair, sign) != (1, -1):
+            return False
+        try:
+            os.close(os.open(self.scratch / "hung-once", os.O_CREAT | os.O_EXCL | os.O_WRONLY))
+            return True
+        except FileExistsError:
+            return False
+
+
+class AlwaysDiesWorker(InstantWorker):
+    mode = "die"
+
+
+def _population(model, worker_class, **options):
+    from qes_trainer.distributed import RayPopulation
+    from qes_trainer.live_model import LiveModel
+    from qes_trainer.qes import QESOptimizer
+
+    live = LiveModel(model)
+    noise = QESOptimizer(live.specs(), sigma=0.5, alpha=0.1, residual="none")
+    live.close()
+    return RayPopulation(model, {}, noise, CONFIG.fitness, threads=1, workers=2, worker_class=worker_class, **options)
+
+
+@pytest.mark.slow
+def test_a_member_that_times_out_is_requeued_on_a_fresh_worker(local_ray, tiny_model):
+    from qes_trainer.population import generation_members
+
+    population = _population(tiny_model, HangOnceWorker, member_timeout=5.0)
+    try:
+        members = generation_members(3)
+        seen = []
+        outcomes = population.evaluate(0, members, [1, 2], on_member=seen.append)
+        assert [(o.pair, o.sign) for o in outcomes] == members  # complete, in member order
+        assert [o.fitness for o in outcomes] == [1.0, -1.0, 11.0, 9.0, 21.0, 19.0]
+        assert len(seen) == len(members)
+        stats = population.generation_stats()
+        assert stats["workers_replaced"] == 1 and stats["members_requeued"] == 1
+        assert sum(stats["members_per_worker"]) == len(members)
+        assert [(o.pair, o.sign) for o in population.evaluate(1, members, [3])] == members  # the replacement works
+    finally:
+        population.close()
+
+
+@pytest.mark.slow
+def test_a_member_that_kills_every_worker_stops_the_run_instead_of_being_left_out(local_ray, tiny_model):
+    from qes_trainer.population import generation_members
+
+    population = _population(tiny_model, AlwaysDiesWorker)
+    try:
+        with pytest.raises(RuntimeError, match=r"member -1 failed on 3 workers"):
+            population.evaluate(0, generation_members(2), [1])
+    finally:
+        population.close()
