@@ -59,8 +59,11 @@ x86/ARM): load with ``use_extra_bufts=False`` for those. Call ``engine.reset()``
 
 from __future__ import annotations
 
+import json
 import mmap
 import re
+import subprocess
+import sys
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -71,7 +74,7 @@ from gguf import GGMLQuantizationType, GGUFReader
 
 __all__ = [
     "Codec", "CODECS", "codec_for", "UnsupportedTensorType", "UnsupportedTensorTypeWarning",
-    "TensorView", "GGUFTensors", "open_gguf_tensors", "select_trainable", "TRAINABLE_WEIGHTS",
+    "TensorView", "TensorInfo", "GGUFTensors", "open_gguf_tensors", "read_tensor_table", "select_trainable", "TRAINABLE_WEIGHTS",
 ]
 
 CODE_DTYPE = np.int16
@@ -368,27 +371,59 @@ class TensorView:
         return codec_for(self.tensor_type)
 
 
-class GGUFTensors:
-    """The tensors of a GGUF file opened through ``gguf.GGUFReader`` (keeps the memmap alive)."""
+@dataclass(frozen=True)
+class TensorInfo:
+    """Where a tensor lives in a GGUF file (what :func:`read_tensor_table` returns)."""
 
-    def __init__(self, path: str | Path, writable: bool):
+    name: str
+    tensor_type: int
+    shape: tuple[int, ...]  # dequantized numpy shape (rows, cols)
+    n_elements: int
+    data_offset: int  # absolute byte offset in the file
+    n_bytes: int
+
+
+def read_tensor_table(path: str | Path) -> list[TensorInfo]:
+    """The tensors of a GGUF file, parsed by ``gguf.GGUFReader``."""
+    reader = GGUFReader(path, mode="r")
+    return [TensorInfo(t.name, int(t.tensor_type), tuple(int(n) for n in reversed(t.shape.tolist())), int(t.n_elements),
+                       int(t.data_offset), int(t.n_bytes)) for t in reader.tensors]
+
+
+_TABLE_SCRIPT = ("import dataclasses, json, sys; from qes_trainer.codecs import read_tensor_table; "
+                 "json.dump([dataclasses.astuple(t) for t in read_tensor_table(sys.argv[1])], sys.stdout)")
+
+
+def _read_tensor_table_in_child(path: Path) -> list[TensorInfo]:
+    # GGUFReader builds ~10^5 small numpy objects for a 49k-token vocabulary (a ~175 MB peak); once freed,
+    # Python's allocator keeps ~70 MB of it resident as fragmented arenas. A long-lived process (the
+    # trainer) parses in a short-lived child and keeps only the table.
+    process = subprocess.run([sys.executable, "-c", _TABLE_SCRIPT, str(path)], capture_output=True, text=True)
+    if process.returncode != 0:
+        raise ValueError(process.stderr.strip().splitlines()[-1] if process.stderr.strip() else "parse failed")
+    return [TensorInfo(name, kind, tuple(shape), *rest) for name, kind, shape, *rest in json.loads(process.stdout)]
+
+
+class GGUFTensors:
+    """The tensors of a GGUF file as byte views into one ``numpy.memmap`` of the file."""
+
+    def __init__(self, path: str | Path, writable: bool, parse_in_child: bool = False):
         self.path = Path(path)
         self.writable = writable
-        self.reader = GGUFReader(self.path, mode="r+" if writable else "r")
-        self.tensors = [self._view(t) for t in self.reader.tensors]
+        try:
+            table = _read_tensor_table_in_child(self.path) if parse_in_child else read_tensor_table(self.path)
+        except ValueError as error:  # gguf raises ValueError for a bad magic/version
+            raise ValueError(f"{self.path} is not a readable GGUF file: {error}") from None
+        self.data = np.memmap(self.path, mode="r+" if writable else "r")
+        self.tensors = [self._view(info) for info in table]
         self._by_name = {t.name: t for t in self.tensors}
-        # The parsed metadata (the tokenizer alone is ~10^5 small numpy arrays, ~150 MB for a 49k vocab)
-        # is not needed to edit tensors: drop it, keeping the tensors' own info fields.
-        self.reader.fields.clear()
 
-    def _view(self, tensor) -> TensorView:
-        raw = tensor.data.reshape(-1)
-        if raw.dtype != np.uint8:  # F32/F16/I*: the reader gives typed views; expose their bytes too
-            raw = self.reader.data[tensor.data_offset:tensor.data_offset + tensor.n_bytes]
-        assert np.shares_memory(raw, self.reader.data) and raw.size == tensor.n_bytes, tensor.name
-        shape = tuple(int(n) for n in reversed(tensor.shape.tolist()))
-        return TensorView(tensor.name, GGMLQuantizationType(tensor.tensor_type), shape,
-                          int(tensor.n_elements), int(tensor.data_offset), raw)
+    def _view(self, info: TensorInfo) -> TensorView:
+        raw = self.data[info.data_offset:info.data_offset + info.n_bytes]
+        if raw.size != info.n_bytes:
+            raise ValueError(f"{self.path} is truncated: tensor {info.name} ends past the end of the file")
+        return TensorView(info.name, GGMLQuantizationType(info.tensor_type), info.shape, info.n_elements,
+                          info.data_offset, raw)
 
     def __getitem__(self, name: str) -> TensorView:
         return self._by_name[name]
@@ -402,21 +437,28 @@ class GGUFTensors:
     def flush(self) -> None:
         """Write dirty pages of the memmap back to the file."""
         if self.writable:
-            self.reader.data.flush()
+            self.data.flush()
 
-    def release_pages(self) -> None:
-        """Drop this process's page-table entries of the file mapping (``MADV_DONTNEED``).
+    def release_pages(self, start: int = 0, length: int = 0) -> None:
+        """Drop this process's page-table entries for ``[start, start + length)`` of the file mapping
+        (the whole file if ``length`` is 0) with ``MADV_DONTNEED``.
 
         The data stays in the kernel's page cache (dirty pages of a shared file mapping are kept and
         written back), so nothing is lost and the next access refaults it cheaply; but pages touched
         here stop counting twice in the resident set of a process that also has llama.cpp map the file.
         """
-        self.reader.data._mmap.madvise(mmap.MADV_DONTNEED)
+        if length:
+            page = mmap.PAGESIZE
+            first = start // page * page
+            length = -(-(start + length - first) // page) * page
+            self.data._mmap.madvise(mmap.MADV_DONTNEED, first, min(length, len(self.data._mmap) - first))
+        else:
+            self.data._mmap.madvise(mmap.MADV_DONTNEED)
 
     def close(self) -> None:
         self.flush()
         self.tensors, self._by_name = [], {}
-        self.reader = None  # drop the memmap (it is unmapped once no view is left)
+        self.data = None  # drop the memmap (it is unmapped once no view is left)
 
     def __enter__(self) -> "GGUFTensors":
         return self
@@ -425,13 +467,15 @@ class GGUFTensors:
         self.close()
 
 
-def open_gguf_tensors(path: str | Path, writable: bool = False) -> GGUFTensors:
+def open_gguf_tensors(path: str | Path, writable: bool = False, parse_in_child: bool = False) -> GGUFTensors:
     """Open a GGUF file's tensors as byte views into a memmap (``mode="r+"`` when ``writable``).
 
     Writes into ``tensor.raw`` of a writable file reach the file (call ``flush()``) and, because
     llama.cpp memory-maps the same file, a loaded model (see the module docstring for repacked types).
+    ``parse_in_child`` parses the header in a short-lived process (saves ~70 MB of resident memory in
+    a long-lived one, costs ~1 s).
     """
-    return GGUFTensors(path, writable)
+    return GGUFTensors(path, writable, parse_in_child)
 
 
 # ---- trainable tensors -----------------------------------------------------------------------------

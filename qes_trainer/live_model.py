@@ -40,12 +40,14 @@ class _LazyCodes(Mapping):
     """``codes[name]`` decodes one tensor's codes from the file on access (nothing is cached), so the
     optimizer's update holds one tensor's codes in memory at a time instead of the whole model's."""
 
-    def __init__(self, tensors: dict[str, TensorView]):
-        self._tensors = tensors
+    def __init__(self, file: GGUFTensors, tensors: dict[str, TensorView]):
+        self._file, self._tensors = file, tensors
 
     def __getitem__(self, name: str) -> np.ndarray:
         tensor = self._tensors[name]
-        return tensor.codec.read_codes(tensor.raw)
+        codes = tensor.codec.read_codes(tensor.raw)
+        self._file.release_pages(tensor.file_offset, tensor.raw.size)
+        return codes
 
     def __iter__(self) -> Iterator[str]:
         return iter(self._tensors)
@@ -63,7 +65,7 @@ class LiveModel:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        self.tensors: GGUFTensors = open_gguf_tensors(self.path, writable=True)
+        self.tensors: GGUFTensors = open_gguf_tensors(self.path, writable=True, parse_in_child=True)
         trainable, self.skipped = select_trainable(self.tensors)
         if not trainable:
             raise ValueError(f"{self.path.name} has no trainable tensors (2-D block attention/MLP weights of a "
@@ -82,7 +84,7 @@ class LiveModel:
 
     def codes(self) -> Mapping[str, np.ndarray]:
         """A lazily decoding view for :meth:`QESOptimizer.update` (write the returned steps with :meth:`apply`)."""
-        return _LazyCodes(self.trainable)
+        return _LazyCodes(self.tensors, self.trainable)
 
     @property
     def total_codes(self) -> int:
@@ -101,9 +103,10 @@ class LiveModel:
                 continue
             tensor = self.trainable[name]
             mask = tensor.codec.apply_delta(tensor.raw, delta.indices, delta.values)
+            # llama.cpp maps the same pages: don't keep them resident a second time through our mapping.
+            self.tensors.release_pages(tensor.file_offset, tensor.raw.size)
             applied[name] = SparseDelta(delta.indices[mask], delta.values[mask], delta.size)
             gated += int(delta.nnz - np.count_nonzero(mask))
-        self.tensors.release_pages()  # llama.cpp maps the same pages: don't keep a second mapping resident
         return applied, gated
 
     def restore(self, applied: Mapping[str, SparseDelta]) -> None:

@@ -11,6 +11,7 @@ import pytest
 
 gguf = pytest.importorskip("gguf")
 from gguf import GGMLQuantizationType as T  # noqa: E402
+from gguf import GGUFReader  # noqa: E402
 
 from qes_trainer.codecs import (  # noqa: E402
     CODECS, UnsupportedTensorType, UnsupportedTensorTypeWarning, codec_for, open_gguf_tensors, select_trainable,
@@ -192,11 +193,13 @@ def test_writes_through_the_memmap_reach_the_file_and_restore_it(tmp_path, name)
     file_bytes = path.read_bytes()
 
     with open_gguf_tensors(path, writable=True) as tensors:
-        for tensor, reader_tensor in zip(tensors, tensors.reader.tensors):
+        reader = GGUFReader(path)
+        for tensor, reader_tensor in zip(tensors, reader.tensors):
+            assert tensor.name == reader_tensor.name
             assert tensor.raw.dtype == np.uint8 and tensor.raw.size == reader_tensor.n_bytes
             assert tensor.raw.tobytes() == file_bytes[tensor.file_offset:tensor.file_offset + tensor.raw.size]
-            if tensor.tensor_type != T.F32:  # quantized: the reader's own view is the raw bytes
-                assert reader_tensor.data.dtype == np.uint8 and np.shares_memory(tensor.raw, reader_tensor.data)
+            if tensor.tensor_type != T.F32:  # quantized: the reader's own view holds the same bytes
+                assert reader_tensor.data.tobytes() == tensor.raw.tobytes()
         tensor = tensors["blk.1.ffn_down.weight"]
         assert tensor.tensor_type == T[name] and tensor.shape == (64, 128)
         codec = tensor.codec
