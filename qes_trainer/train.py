@@ -379,6 +379,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, RuntimeError, OSError) as error:
         print(f"qes-train: error: {error}", file=sys.stderr)
         return 2
+    except KeyboardInterrupt:
+        try:
+            saved = f"the checkpoint holds {load_checkpoint(run_dir)[0]['generation']} generation(s)"
+        except CheckpointError:
+            saved = "no generation was completed"
+        print(f"qes-train: interrupted; {saved}; continue with: qes-train --resume {run_dir}", file=sys.stderr)
+        return 130
     rows = load_checkpoint(run_dir)[0]["metrics"]
     print(json.dumps({"trained_model": str(trained), "generations": len(rows),
                       "fitness_first": rows[0]["fitness_mean"], "fitness_last": rows[-1]["fitness_mean"],

@@ -292,3 +292,25 @@ def test_one_generation_end_to_end_on_the_default_model(tmp_path):
     assert rows[0]["sigma"] == 0.01 and rows[0]["alpha"] == 5e-4  # the paper's INT4 settings for Q4_1 codes
     assert rows[0]["llm_failures"] == 0
     assert Path(summary["trained_model"]).stat().st_size == Path(load_checkpoint(run)[0]["base_model"]).stat().st_size
+
+
+def test_ctrl_c_leaves_a_resumable_run_and_says_how_to_continue(tiny_q8, tmp_path, monkeypatch, capsys):
+    from qes_trainer import population
+
+    played = []
+    original_play = population.FitnessEvaluator.play
+
+    def play(self, seed):
+        played.append(seed)
+        if len(played) == 6:  # in generation 1 (4 members per generation, one episode each)
+            raise KeyboardInterrupt
+        return original_play(self, seed)
+
+    monkeypatch.setattr(population.FitnessEvaluator, "play", play)
+    run = tmp_path / "run"
+    arguments = ["--model", str(tiny_q8), "--out", str(run), "--generations", "2", "--pairs", "2", "--episodes", "1",
+                 "--max-steps", "2", "--n-ctx", "4096", "--threads", "1", "--llm-batch", "4", "--quiet"]
+    assert train_main(arguments) == 130
+    error = capsys.readouterr().err
+    assert "checkpoint holds 1 generation" in error and f"qes-train --resume {run}" in error
+    assert load_checkpoint(run)[0]["generation"] == 1
