@@ -242,7 +242,12 @@ class RayPopulation:
         self._stats: dict[str, Any] = {}
         self._reset_stats()
         self.slots = [_Slot(index, self._start_worker()) for index in range(workers)]
-        ray.get([slot.actor.info.remote() for slot in self.slots])  # fail here if workers cannot start at all
+        try:  # fail here, clearly, if workers cannot start at all (bad model, missing package on a node)
+            ray.get([slot.actor.info.remote() for slot in self.slots])
+        except (ray.exceptions.RayError, OSError) as error:
+            self.close()
+            message = str(error).strip().splitlines()
+            raise RuntimeError(f"Ray workers could not start: {message[-1] if message else type(error).__name__}") from None
 
     # -- workers --
     def _start_worker(self):

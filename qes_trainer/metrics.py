@@ -37,6 +37,16 @@ METRIC_FIELDS = {
     "seconds_checkpoint": "time spent writing the checkpoint (previous generation's; 0 for the first)",
     "sigma": "noise scale used",
     "alpha": "learning rate used",
+    "members": "members evaluated (2 x pairs)",
+    # only with --workers / --ray-address (qes_trainer.distributed):
+    "workers": "Ray workers",
+    "bytes_sent": "bytes the driver sent to workers (member requests + the packed update to every worker)",
+    "bytes_update": "bytes of the packed update (changed codes only), sent once to each worker",
+    "bytes_received": "bytes of member outcomes (returns and timing) received from workers",
+    "members_requeued": "members re-queued because their worker died or timed out",
+    "workers_replaced": "workers replaced (died, timed out, or lost while applying the update)",
+    "seconds_wall_evaluation": "wall time of the generation's population evaluation on the workers",
+    "members_per_worker": "members each worker slot evaluated",
 }
 
 
@@ -45,7 +55,7 @@ def write_metrics(run_dir: str | Path, rows: Sequence[dict[str, Any]]) -> None:
     run_dir = Path(run_dir)
     write_bytes_atomic(run_dir / "metrics.jsonl", "".join(json.dumps(row) + "\n" for row in rows).encode())
     buffer = io.StringIO()
-    fields = list(rows[0]) if rows else list(METRIC_FIELDS)
+    fields = list(dict.fromkeys(key for row in rows for key in row)) if rows else list(METRIC_FIELDS)  # a resume may add columns
     writer = csv.DictWriter(buffer, fieldnames=fields, extrasaction="ignore")
     writer.writeheader()
     writer.writerows(rows)

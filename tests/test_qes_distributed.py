@@ -231,7 +231,7 @@ def _population(model, worker_class, **options):
 def test_a_member_that_times_out_is_requeued_on_a_fresh_worker(local_ray, tiny_model):
     from qes_trainer.population import generation_members
 
-    population = _population(tiny_model, HangOnceWorker, member_timeout=5.0)
+    population = _population(tiny_model, HangOnceWorker, member_timeout=10.0)
     try:
         members = generation_members(3)
         seen = []
@@ -257,3 +257,14 @@ def test_a_member_that_kills_every_worker_stops_the_run_instead_of_being_left_ou
             population.evaluate(0, generation_members(2), [1])
     finally:
         population.close()
+
+
+class BrokenWorker(InstantWorker):
+    def __init__(self, settings, *args, **kwargs):
+        raise ValueError("this node cannot load the model")
+
+
+@pytest.mark.slow
+def test_workers_that_cannot_start_fail_with_one_clear_error(local_ray, tiny_model):
+    with pytest.raises(RuntimeError, match="Ray workers could not start: .*cannot load the model"):
+        _population(tiny_model, BrokenWorker)
