@@ -26,6 +26,7 @@ nothing: for the same seeds the trained model is byte-identical to the single-pr
 
 from __future__ import annotations
 
+import atexit
 import os
 import pickle
 import shutil
@@ -225,12 +226,15 @@ class RayPopulation:
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
-                ray.init(num_cpus=max(os.cpu_count() or 1, workers * self.threads), include_dashboard=False,
-                         log_to_driver=False)
+                # address="local": a new Ray for this run, even if a `ray start` cluster runs on this machine
+                ray.init(address="local", num_cpus=max(os.cpu_count() or 1, workers * self.threads),
+                         include_dashboard=False, log_to_driver=False)
         if workers <= 0:
             workers = max(1, int(ray.cluster_resources().get("CPU", 1)) // self.threads)
         self.scratch_root = None if address else tempfile.mkdtemp(
             prefix="qes-workers-", dir="/dev/shm" if os.access("/dev/shm", os.W_OK) else None)
+        if self.scratch_root is not None:  # the workers' model copies, also when the run stops on an error
+            atexit.register(shutil.rmtree, self.scratch_root, True)
         base_model = Path(base_model).resolve()
         self.settings = WorkerSettings(str(base_model), base_model.stat().st_size, fitness, batch_size, self.threads,
                                        noise.seed, noise.noise_method, self.scratch_root)

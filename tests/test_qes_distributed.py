@@ -51,7 +51,7 @@ def reference(tiny_model, tmp_path_factory):
 @pytest.fixture(scope="module")
 def local_ray():
     ray = pytest.importorskip("ray")  # CI installs it (the test extra includes the distributed one)
-    ray.init(num_cpus=2, include_dashboard=False, log_to_driver=False)
+    ray.init(address="local", num_cpus=2, include_dashboard=False, log_to_driver=False)
     yield ray
     ray.shutdown()
 
