@@ -97,7 +97,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         table.add_column(column)
     for label, numbers in report["models"].items():
         difference = numbers.get("difference_vs_base")
-        table.add_row(f"{label}: {numbers['model']}", f"{numbers['fitness_mean']:.3f} ± {numbers['fitness_standard_error']:.3f}",
+        table.add_row(f"{label}: {Path(numbers['model']).name}", f"{numbers['fitness_mean']:.3f} ± {numbers['fitness_standard_error']:.3f}",
                       f"{difference['mean']:+.3f} ± {difference['standard_error']:.3f}" if difference else "",
                       str(numbers["llm_failures"]))
     Console().print(table)
