@@ -21,7 +21,6 @@ import json
 import subprocess
 import sys
 import tempfile
-from pathlib import Path
 
 CHILD_INFERENCE = """
 import json, resource, sys, time

@@ -23,7 +23,6 @@ import argparse
 import math
 import tempfile
 import time
-from pathlib import Path
 
 
 def run(config, label: str) -> dict:
