@@ -1,15 +1,19 @@
 """LLM agent throughput: our batched engine vs the high-level llama-cpp-python API, same prompts, same run.
 
-Three ways to get one constrained JSON action per agent for a step of a small society:
+Three ways to get one constrained JSON action per agent, for consecutive steps of a small society:
 
 * naive: each agent's full prompt through ``Llama.create_chat_completion`` with a JSON schema, one
   after another, with the KV cache cleared before each call (an API-style loop, as TerraLingua's);
 * high-level, best use: the same calls without clearing, so consecutive calls reuse the shared
   system-prompt prefix (llama-cpp-python keeps the longest matching prefix);
-* ours: ``LlamaCppPolicy`` (one context, one sequence per agent, shared prefix decoded once, lazy
-  grammar sampling), batched.
+* ours: ``LlamaCppPolicy`` (one context, one KV sequence per living agent kept across steps, shared
+  prefix decoded once, all agents of a step advanced together, lazy grammar sampling).
 
-Usage: python benchmarks/llm_throughput.py [--agents 1,4,8,16] [--steps 2] [--threads 2]
+The society runs on ours's actions; at every step the three approaches answer the same prompts (built
+before ours acts), so all three pay for the same text. Each size starts a fresh episode (every approach
+starts with an empty cache) and measures ``--steps`` consecutive steps of it.
+
+Usage: python benchmarks/llm_throughput.py [--agents 1,4,8,16] [--steps 3] [--threads 2]
 """
 
 from __future__ import annotations
@@ -36,18 +40,11 @@ ACTION_SCHEMA = {
 }
 
 
-def society_observations(agents: int, seed: int):
-    env = society_env.parallel_env("small", language=True, num_founders=agents)
-    observations, _ = env.reset(seed=seed)
-    return env, observations
-
-
-def run_high_level(llama, policy, observations, clear_cache: bool, max_tokens: int, temperature: float, seed: int):
+def run_high_level(llama, prompts, clear_cache: bool, max_tokens: int, temperature: float, seed: int):
     """Seconds and generated tokens for one action per agent through create_chat_completion."""
     generated = 0
     started = time.perf_counter()
-    for index, (agent, observation) in enumerate(observations.items()):
-        messages = policy.build_messages(agent, observation)
+    for index, messages in enumerate(prompts):
         if clear_cache:
             llama.reset()
         out = llama.create_chat_completion(
@@ -62,7 +59,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="GGUF path (default: the embedded SmolLM2-135M-Instruct)")
     parser.add_argument("--agents", default="1,4,8,16", help="comma-separated society sizes")
-    parser.add_argument("--steps", type=int, default=2, help="society steps measured per size and approach")
+    parser.add_argument("--steps", type=int, default=3, help="consecutive society steps measured per size and approach")
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--temperature", type=float, default=0.7)
@@ -81,23 +78,27 @@ def main() -> None:
     print("-" * len(header))
     rows = []
     for agents in sizes:
-        config = society_env.make_config("small", language=True, num_founders=agents)
-        policy = LlamaCppPolicy(config, engine=engine, temperature=args.temperature, max_tokens=args.max_tokens)
+        env = society_env.parallel_env("small", language=True, num_founders=agents)
+        policy = LlamaCppPolicy(env.config, engine=engine, temperature=args.temperature, max_tokens=args.max_tokens)
+        observations, infos = env.reset(seed=agents)
+        policy.reset(agents)
+        llama.reset()
         naive = high = ours = 0.0
         actions = 0
         engine.stats.__init__()
         for step in range(args.steps):
-            env, observations = society_observations(agents, seed=step)
-            seconds, _ = run_high_level(llama, policy, observations, True, args.max_tokens, args.temperature, step)
+            if not observations:
+                break
+            prompts = [policy.build_messages(agent, observation) for agent, observation in observations.items()]
+            seconds, _ = run_high_level(llama, prompts, True, args.max_tokens, args.temperature, step)
             naive += seconds
-            llama.reset()
-            seconds, _ = run_high_level(llama, policy, observations, False, args.max_tokens, args.temperature, step)
+            seconds, _ = run_high_level(llama, prompts, False, args.max_tokens, args.temperature, step)
             high += seconds
-            policy.reset(step)
             started = time.perf_counter()
-            policy.act(observations, {})
+            chosen = policy.act(observations, infos)
             ours += time.perf_counter() - started
             actions += len(observations)
+            observations, _, _, _, infos = env.step(chosen)
         stats = engine.stats
         row = (agents, naive / actions, high / actions, ours / actions)
         rows.append(row)

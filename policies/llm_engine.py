@@ -1,9 +1,12 @@
 """Batched, grammar-constrained generation on llama.cpp's low-level API.
 
-One llama.cpp context serves many agents: each prompt gets its own sequence. The prompts' longest
-common prefix (the shared system prompt) is decoded once into sequence 0 and kept across calls;
-each agent's sequence starts by sharing those KV cells (``llama_memory_seq_cp``), so only the agent's
-own suffix is evaluated. Generation then advances all sequences together, one token each per decode.
+One llama.cpp context serves many agents: each agent (a *session*) keeps its own sequence for as
+long as it lives. The prompts' longest common prefix (the shared system prompt) is decoded once into
+sequence 0; a new session starts by sharing those KV cells (``llama_memory_seq_cp``). On later calls a
+session keeps the KV of the longest common prefix of its new prompt and what it holds (its name,
+personality, the chat template up to the per-step text), so each step only the text that changed is
+evaluated. Generation then advances all sequences of a batch together, one token each per decode.
+When the cache is full, the least recently used idle sessions are evicted (and rebuilt when needed).
 
 Sampling is done here in numpy from the logits, with a *lazy* grammar check: sample a token, test
 only that token against the sequence's grammar, and only if it is rejected filter the whole
@@ -17,13 +20,16 @@ from __future__ import annotations
 import ctypes
 import os
 import time
-from dataclasses import dataclass
+from collections import OrderedDict
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
+from typing import Callable, Hashable
 
 import numpy as np
 
 GGUF_MAGIC = b"GGUF"
+LLAMA_MAX_SEQ = 256
+"""Sequences a llama.cpp context can hold (``LLAMA_MAX_SEQ`` in llama.cpp, measured: 257 fails)."""
 
 
 class ModelError(RuntimeError):
@@ -39,13 +45,16 @@ class GenerationRequest:
     forced: Callable[[str], tuple[str, bool]] | None = None
     """Given the text generated so far, the text the grammar forces next and whether the answer is then
     complete. Forced text is fed to the model as one multi-token chunk instead of token by token."""
+    session: Hashable | None = None
+    """Key of a session (e.g. the agent's name) whose KV is kept for its next request; ``None`` = one-off."""
 
 
 @dataclass
 class GenerationResult:
     text: str = ""
     tokens_in: int = 0
-    """Prompt tokens evaluated for this request (shared prefix tokens are counted once per call)."""
+    """Prompt tokens evaluated for this request: its own, plus its share of the shared-prefix tokens this
+    call evaluated (so the results of a call add up to the tokens the engine evaluated)."""
     tokens_out: int = 0
     """Tokens of the answer: sampled ones plus grammar-forced ones."""
     tokens_forced: int = 0
@@ -64,6 +73,17 @@ class EngineStats:
     generation_seconds: float = 0.0
     grammar_resamples: int = 0
     calls: int = 0
+    reused_tokens: int = 0
+    """Prompt tokens whose KV a session already held (not evaluated again)."""
+    evictions: int = 0
+    """Sessions dropped from a full cache (their next prompt is evaluated in full)."""
+
+
+@dataclass
+class _Session:
+    sequence: int
+    tokens: list[int] = field(default_factory=list)
+    """The tokens whose KV the sequence holds, at positions 0..len-1."""
 
 
 def check_gguf_file(path: str | Path) -> Path:
@@ -111,6 +131,7 @@ class LlamaEngine:
         n_gpu_layers: int = 0,
         use_extra_bufts: bool = True,
         n_batch: int = 512,
+        max_sessions: int = 64,
     ):
         import llama_cpp
 
@@ -136,7 +157,11 @@ class LlamaEngine:
         context_params.n_ctx = n_ctx * (max_batch + 1)
         context_params.n_batch = n_batch
         context_params.n_ubatch = n_batch
-        context_params.n_seq_max = max_batch + 1  # sequence 0 holds the shared prefix
+        # Sequence 0 holds the shared prefix; the others are sessions (at least one per agent of a batch).
+        n_sequences = min(LLAMA_MAX_SEQ, max(max_batch, max_sessions) + 1)
+        if n_sequences < max_batch + 1:
+            raise ModelError(f"max_batch {max_batch} exceeds llama.cpp's {LLAMA_MAX_SEQ - 1} sequences per context")
+        context_params.n_seq_max = n_sequences
         context_params.kv_unified = True  # copied prefix cells are shared, not duplicated
         context_params.n_threads = self.n_threads
         context_params.n_threads_batch = self.n_threads
@@ -151,6 +176,10 @@ class LlamaEngine:
         self.memory = llama_cpp.llama_get_memory(self.ctx)
         self.batch = llama_cpp.llama_batch_init(max(n_batch, max_batch + 1), 0, max_batch + 1)
         self._prefix: list[int] = []
+        self._sessions: OrderedDict[Hashable, _Session] = OrderedDict()  # least recently used first
+        self._free_sequences = list(range(n_sequences - 1, 0, -1))
+        self._n_sequences = n_sequences
+        self._busy: set[int] = set()  # sequences of the batch being generated (never evicted)
         self.stats = EngineStats()
         self._candidates = (llama_cpp.llama_token_data * self.n_vocab)()
         self._candidate_view = np.ctypeslib.as_array(self._candidates)
@@ -195,9 +224,54 @@ class LlamaEngine:
 
     # ---- KV cache --------------------------------------------------------------------------
     def reset(self) -> None:
-        """Forget every cached token (required after the model weights change)."""
+        """Forget every cached token and session (required after the model weights change)."""
         self.llama_cpp.llama_memory_clear(self.memory, True)
         self._prefix = []
+        self._sessions.clear()
+        self._free_sequences = list(range(self._n_sequences - 1, 0, -1))
+
+    def release(self, session: Hashable) -> None:
+        """Drop a session's KV (e.g. its agent died); unknown keys are ignored."""
+        entry = self._sessions.pop(session, None)
+        if entry is not None:
+            self._free(entry.sequence)
+
+    def _free(self, sequence: int) -> None:
+        self.llama_cpp.llama_memory_seq_rm(self.memory, sequence, -1, -1)
+        self._free_sequences.append(sequence)
+
+    def _evict_idle(self) -> bool:
+        """Evict the least recently used session that is not part of the current batch."""
+        for key, entry in self._sessions.items():
+            if entry.sequence not in self._busy:
+                del self._sessions[key]
+                self._free(entry.sequence)
+                self.stats.evictions += 1
+                return True
+        return False
+
+    def _sequence_for(self, request: GenerationRequest) -> tuple[int, int]:
+        """(sequence, tokens of the prompt whose KV it already holds) for a request, set up for decoding
+        the rest of the prompt from that position."""
+        prompt = request.prompt_tokens
+        entry = self._sessions.get(request.session) if request.session is not None else None
+        if entry is not None:
+            self._sessions.move_to_end(request.session)
+            keep = min(_common_length(entry.tokens, prompt), len(prompt) - 1)  # >= 1 token to decode
+            self.llama_cpp.llama_memory_seq_rm(self.memory, entry.sequence, keep, -1)
+            entry.tokens = prompt[:keep]
+            self.stats.reused_tokens += keep
+            return entry.sequence, keep
+        if not self._free_sequences and not self._evict_idle():
+            raise ModelError(f"no free llama.cpp sequence for a new agent ({self._n_sequences - 1} in use)")
+        sequence = self._free_sequences.pop()
+        self.llama_cpp.llama_memory_seq_rm(self.memory, sequence, -1, -1)
+        keep = min(_common_length(self._prefix, prompt), len(prompt) - 1)
+        if keep:
+            self.llama_cpp.llama_memory_seq_cp(self.memory, 0, sequence, 0, keep)
+        if request.session is not None:
+            self._sessions[request.session] = _Session(sequence, prompt[:keep])
+        return sequence, keep
 
     def _chunk_starts(self, count: int) -> list[int]:
         """Chunk boundaries such that the *last* chunk is a full one (it holds the logit rows we need)."""
@@ -218,16 +292,16 @@ class LlamaEngine:
                 batch.logits[i] = logits
             batch.n_tokens = len(chunk)
             status = self.llama_cpp.llama_decode(self.ctx, batch)
+            # 1 = no room in the KV cache (nothing of the chunk was decoded): make room and retry.
+            while status == 1 and self._evict_idle():
+                status = self.llama_cpp.llama_decode(self.ctx, batch)
             if status != 0:
                 raise ModelError(f"llama_decode failed with status {status} (context full? n_ctx per agent {self.n_ctx_per_sequence})")
 
-    def _ensure_prefix(self, prefix: list[int]) -> None:
-        """Make sequence 0 hold exactly ``prefix``, re-using the longest matching part already cached."""
-        keep = 0
-        for a, b in zip(self._prefix, prefix):
-            if a != b:
-                break
-            keep += 1
+    def _ensure_prefix(self, prefix: list[int]) -> int:
+        """Make sequence 0 hold exactly ``prefix``, re-using the longest matching part already cached;
+        returns the number of tokens evaluated."""
+        keep = _common_length(self._prefix, prefix)
         if keep < len(self._prefix):
             self.llama_cpp.llama_memory_seq_rm(self.memory, 0, keep, -1)
         new = prefix[keep:]
@@ -235,6 +309,7 @@ class LlamaEngine:
             self._decode([(t, keep + i, 0, False) for i, t in enumerate(new)])
             self.stats.prompt_tokens += len(new)
         self._prefix = list(prefix)
+        return len(new)
 
     # ---- generation -------------------------------------------------------------------------
     def generate(self, requests: list[GenerationRequest], max_tokens: int, temperature: float) -> list[GenerationResult]:
@@ -245,7 +320,6 @@ class LlamaEngine:
         return results
 
     def _generate_batch(self, requests: list[GenerationRequest], max_tokens: int, temperature: float) -> list[GenerationResult]:
-        llama_cpp = self.llama_cpp
         started = time.perf_counter()
         self.stats.calls += 1
         results = [GenerationResult() for _ in requests]
@@ -256,35 +330,55 @@ class LlamaEngine:
                     f"{self.n_ctx_per_sequence} tokens per agent; raise n_ctx or shorten the history"
                 )
 
-        # Shared prefix: the longest common prefix of all prompts (leave >= 1 token per suffix).
-        prefix_length = min(len(r.prompt_tokens) for r in requests) - 1
-        first = requests[0].prompt_tokens
-        for request in requests[1:]:
-            tokens = request.prompt_tokens
-            common = 0
-            while common < prefix_length and tokens[common] == first[common]:
-                common += 1
-            prefix_length = common
+        # New sessions start from sequence 0, which holds the longest common prefix of their prompts
+        # (the shared system prompt); sessions that already exist keep their own cached tokens.
+        new = [i for i, r in enumerate(requests) if r.session is None or r.session not in self._sessions]
         prompt_started = time.perf_counter()
-        self._ensure_prefix(first[:prefix_length])
+        if new:
+            first = requests[new[0]].prompt_tokens
+            prefix_length = min(len(requests[i].prompt_tokens) for i in new) - 1
+            for i in new[1:]:
+                prefix_length = min(prefix_length, _common_length(first[:prefix_length], requests[i].prompt_tokens))
+            evaluated = self._ensure_prefix(first[:prefix_length])
+            for rank, i in enumerate(new):  # the new requests share the cost of the prefix
+                results[i].tokens_in = evaluated // len(new) + (rank < evaluated % len(new))
 
-        entries, finals = [], []
-        for index, request in enumerate(requests):
-            sequence = index + 1
-            llama_cpp.llama_memory_seq_rm(self.memory, sequence, -1, -1)
-            if prefix_length:
-                llama_cpp.llama_memory_seq_cp(self.memory, 0, sequence, 0, prefix_length)
-            suffix = request.prompt_tokens[prefix_length:]
-            for offset, token in enumerate(suffix[:-1]):
-                entries.append((token, prefix_length + offset, sequence, False))
-            # Each sequence's last prompt token goes at the very end, so all logit rows land in the last chunk.
-            finals.append((suffix[-1], prefix_length + len(suffix) - 1, sequence, True))
-            results[index].tokens_in = len(suffix)
-        entries += finals
-        self._decode(entries)
-        self.stats.prompt_tokens += len(entries)
-        self.stats.prompt_seconds += time.perf_counter() - prompt_started
+        entries, finals, sequences = [], [], []
+        self._busy = set()
+        decoded = None
+        try:
+            for index, request in enumerate(requests):
+                sequence, keep = self._sequence_for(request)
+                self._busy.add(sequence)
+                sequences.append(sequence)
+                suffix = request.prompt_tokens[keep:]
+                for offset, token in enumerate(suffix[:-1]):
+                    entries.append((token, keep + offset, sequence, False))
+                # Each sequence's last prompt token goes at the very end, so all logit rows land in the last chunk.
+                finals.append((suffix[-1], keep + len(suffix) - 1, sequence, True))
+                results[index].tokens_in += len(suffix)
+            entries += finals
+            self._decode(entries)
+            self.stats.prompt_tokens += len(entries)
+            self.stats.prompt_seconds += time.perf_counter() - prompt_started
+            decoded = self._generate_answers(requests, results, sequences, entries, max_tokens, temperature)
+        finally:
+            self._busy = set()
+            for index, sequence in enumerate(sequences):
+                request = requests[index]
+                if request.session is None:  # one-off requests never keep their sequence
+                    self._free(sequence)
+                elif decoded is not None:  # what the sequence now holds (on failure: no more than before)
+                    self._sessions[request.session].tokens = request.prompt_tokens + decoded[index]
+        elapsed = time.perf_counter() - started
+        for result in results:
+            result.seconds = elapsed / len(requests)
+        return results
 
+    def _generate_answers(self, requests, results, sequences, entries, max_tokens, temperature) -> list[list[int]]:
+        """Sample every request's answer after its prompt; returns the answer tokens decoded into each
+        sequence (the KV the session now holds after its prompt)."""
+        llama_cpp = self.llama_cpp
         # Logit rows of this decode: the last token of each suffix, in order.
         generation_started = time.perf_counter()
         grammars = [llama_cpp.llama_sampler_init_grammar(self.vocab, r.grammar.encode(), b"root") for r in requests]
@@ -294,6 +388,7 @@ class LlamaEngine:
                     results[index].error = "invalid grammar"
             rngs = [np.random.default_rng(list(r.seed_key)) for r in requests]
             pieces: list[list[bytes]] = [[] for _ in requests]
+            decoded: list[list[int]] = [[] for _ in requests]
             positions = [len(r.prompt_tokens) for r in requests]
             active = [i for i in range(len(requests)) if grammars[i]]
             # llama_get_logits_ith takes the row within the last decoded chunk: the finals are its tail.
@@ -325,8 +420,9 @@ class LlamaEngine:
                         results[i].finished = True
                         continue
                     for k, chunk_token in enumerate(chunk):
-                        next_entries.append((chunk_token, positions[i], i + 1, k == len(chunk) - 1))
+                        next_entries.append((chunk_token, positions[i], sequences[i], k == len(chunk) - 1))
                         positions[i] += 1
+                    decoded[i] += chunk
                     still.append(i)
                 active = still
                 if next_entries:
@@ -337,13 +433,11 @@ class LlamaEngine:
             for grammar in grammars:
                 if grammar:
                     llama_cpp.llama_sampler_free(grammar)
-        elapsed = time.perf_counter() - started
         self.stats.generation_seconds += time.perf_counter() - generation_started
         for index, result in enumerate(results):
             result.text = b"".join(pieces[index]).decode("utf-8", "replace")
-            result.seconds = elapsed / len(requests)
             self.stats.generated_tokens += result.tokens_out
-        return results
+        return decoded
 
     def _force(self, grammar, text: str, pieces: list[bytes], result: GenerationResult) -> tuple[list[int], bool]:
         """Feed grammar-forced ``text`` to the grammar: (its tokens, whether all were accepted).
@@ -421,3 +515,13 @@ class LlamaEngine:
             self.close()
         except Exception:
             pass
+
+
+def _common_length(a: list[int], b: list[int]) -> int:
+    """Length of the longest common prefix of two token lists."""
+    length = 0
+    for x, y in zip(a, b):
+        if x != y:
+            break
+        length += 1
+    return length

@@ -114,6 +114,7 @@ class LlamaCppPolicy:
         self.seconds = 0.0
         self._events: list[dict[str, Any]] = []
         self._announced: set[str] = set()
+        self._acting: set[str] = set()
 
     # ---- set-up -------------------------------------------------------------------------------
     def _make_formatter(self, chat_format: str | None):
@@ -143,6 +144,7 @@ class LlamaCppPolicy:
         self.memory.clear()
         self.history.clear()
         self._announced.clear()
+        self._acting.clear()
 
     # ---- prompting ----------------------------------------------------------------------------
     def build_messages(self, agent: str, observation: Any, history_turns: int | None = None) -> list[dict[str, str]]:
@@ -178,6 +180,9 @@ class LlamaCppPolicy:
     def act(self, observations: dict[str, Any], infos: dict[str, dict]) -> dict[str, Any]:
         self.step += 1
         agents = list(observations)
+        for gone in self._acting - set(agents):  # died since last step: free its KV cache session
+            self.engine.release(gone)
+        self._acting = set(agents)
         if not agents:
             return {}
         started = time.perf_counter()
@@ -191,7 +196,7 @@ class LlamaCppPolicy:
             user_texts.append(messages[-1]["content"])
             requests.append(GenerationRequest(tokens, action_grammar(agent_options, self.config, self.settings),
                                               (self.seed, self.step, int(agent.rsplit("_", 1)[1])),
-                                              forced_continuation))
+                                              forced_continuation, session=agent))
             if agent not in self._announced:
                 self._announced.add(agent)
                 self._events.append({"type": "llm_system_prompt", "agent": agent, "text": messages[0]["content"]})
