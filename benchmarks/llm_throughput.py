@@ -69,7 +69,9 @@ def main() -> None:
 
     model = resolve_model(args.model)
     sizes = [int(x) for x in args.agents.split(",")]
-    llama = Llama(str(model), n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads, verbose=False, seed=0)
+    # One Llama object per high-level approach, so the best-use run never profits from the naive run's cache.
+    naive_llama, best_llama = (Llama(str(model), n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads,
+                                     verbose=False, seed=0) for _ in range(2))
     engine = LlamaEngine(model, n_ctx=1024, max_batch=max(sizes), n_threads=args.threads)
     print(f"model {model.name}, threads {args.threads}, {args.steps} steps per size, max_tokens {args.max_tokens}")
     header = f"{'agents':>6} | {'naive s/action':>14} | {'high-level s/action':>19} | {'ours s/action':>13} | " \
@@ -82,7 +84,7 @@ def main() -> None:
         policy = LlamaCppPolicy(env.config, engine=engine, temperature=args.temperature, max_tokens=args.max_tokens)
         observations, infos = env.reset(seed=agents)
         policy.reset(agents)
-        llama.reset()
+        best_llama.reset()
         naive = high = ours = 0.0
         actions = 0
         engine.stats.__init__()
@@ -90,9 +92,9 @@ def main() -> None:
             if not observations:
                 break
             prompts = [policy.build_messages(agent, observation) for agent, observation in observations.items()]
-            seconds, _ = run_high_level(llama, prompts, True, args.max_tokens, args.temperature, step)
+            seconds, _ = run_high_level(naive_llama, prompts, True, args.max_tokens, args.temperature, step)
             naive += seconds
-            seconds, _ = run_high_level(llama, prompts, False, args.max_tokens, args.temperature, step)
+            seconds, _ = run_high_level(best_llama, prompts, False, args.max_tokens, args.temperature, step)
             high += seconds
             started = time.perf_counter()
             chosen = policy.act(observations, infos)

@@ -120,7 +120,14 @@ def _silence_llama_logs() -> None:
 
 
 class LlamaEngine:
-    """A GGUF model and one multi-sequence context, with batched constrained generation."""
+    """A GGUF model and one multi-sequence context, with batched constrained generation.
+
+    Arguments: ``n_ctx`` (context tokens per sequence; the cache holds ``n_ctx * (max_batch + 1)`` cells
+    shared by all sessions), ``max_batch`` (sequences advanced together), ``n_threads``, ``n_gpu_layers``,
+    ``use_extra_bufts`` (False keeps weights in the memory-mapped file, for live weight edits),
+    ``n_batch`` (tokens per ``llama_decode``), ``max_sessions`` (agents whose KV is kept between calls;
+    at most 255).
+    """
 
     def __init__(
         self,

@@ -251,6 +251,8 @@ class LlamaCppPolicy:
             "prompt_tokens": stats.prompt_tokens,
             "generated_tokens": stats.generated_tokens,
             "tokens_in_per_agent_step": round(stats.prompt_tokens / self.calls, 1) if self.calls else 0.0,
+            "tokens_reused_per_agent_step": round(stats.reused_tokens / self.calls, 1) if self.calls else 0.0,
+            "kv_evictions": stats.evictions,
             "tokens_out_per_agent_step": round(stats.generated_tokens / self.calls, 1) if self.calls else 0.0,
             "seconds_per_agent_step": round(self.seconds / self.calls, 4) if self.calls else 0.0,
             "agent_steps_per_second": round(self.calls / self.seconds, 3) if self.seconds else 0.0,

@@ -216,6 +216,8 @@ def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
         rows += [
             (f"{name}: agent-steps/s (s per agent-step)", f"{cost['agent_steps_per_second']:.2f} ({cost['seconds_per_agent_step']:.3f})"),
             (f"{name}: tokens in / out per agent-step", f"{cost['tokens_in_per_agent_step']} / {cost['tokens_out_per_agent_step']}"),
+            (f"{name}: prompt tokens reused from the agent's KV", f"{cost.get('tokens_reused_per_agent_step', 0)} per agent-step"
+             + (f", {cost['kv_evictions']} evictions" if cost.get("kv_evictions") else "")),
             (f"{name}: prompt / generation tok/s", f"{cost['prompt_tokens_per_second']:.0f} / {cost['generation_tokens_per_second']:.0f}"),
             (f"{name}: failed answers (agent stayed)", cost["failures"]),
         ]
