@@ -18,13 +18,13 @@ checkpoint, never a torn one.
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from qes_trainer.qes import SparseDelta
+from society_env.recording import atomic_file
 
 __all__ = ["CHECKPOINT_NAME", "CheckpointError", "save_checkpoint", "load_checkpoint"]
 
@@ -65,12 +65,8 @@ def _flatten(meta: dict[str, Any], diff: dict[str, SparseDelta], optimizer_state
 def save_checkpoint(run_dir: str | Path, meta: dict[str, Any], diff: dict[str, SparseDelta], optimizer_state: dict) -> Path:
     """Write ``run_dir/checkpoint.npz`` atomically; ``meta`` must be JSON-serialisable."""
     target = Path(run_dir) / CHECKPOINT_NAME
-    temporary = target.with_name(f".{target.name}.tmp")
-    with open(temporary, "wb") as handle:
+    with atomic_file(target) as handle:  # streamed: the residual is not copied into one bytes object
         np.savez(handle, **_flatten(meta, diff, optimizer_state))
-        handle.flush()
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
     return target
 
 

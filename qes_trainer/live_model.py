@@ -13,7 +13,6 @@ noise's nonzeros, not to the model size. Restores are exact: the code bytes are 
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -22,18 +21,15 @@ import numpy as np
 
 from qes_trainer.codecs import GGUFTensors, TensorView, open_gguf_tensors, select_trainable
 from qes_trainer.qes import QESOptimizer, SparseDelta, TensorSpec
+from society_env.recording import atomic_file
 
 __all__ = ["LiveModel", "copy_atomic"]
 
 
 def copy_atomic(source: str | Path, target: str | Path) -> None:
-    """Copy a file so that ``target`` is either absent/old or complete (temp file + fsync + rename)."""
-    target = Path(target)
-    temporary = target.with_name(f".{target.name}.tmp")
-    shutil.copyfile(source, temporary)
-    with open(temporary, "rb") as handle:
-        os.fsync(handle.fileno())
-    os.replace(temporary, target)
+    """Copy a file so that ``target`` is either absent/old or complete (see :func:`atomic_file`)."""
+    with open(source, "rb") as original, atomic_file(target) as copy:
+        shutil.copyfileobj(original, copy, 1 << 20)
 
 
 class _LazyCodes(Mapping):

@@ -17,8 +17,9 @@ from __future__ import annotations
 import json
 import os
 import tempfile
+from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import IO, Any, Iterator, Sequence
 
 import numpy as np
 
@@ -32,14 +33,16 @@ class RecordingError(ValueError):
     """A run directory that cannot be written or read (missing, wrong format or version)."""
 
 
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` to a temporary file in the same directory, fsync it, then rename it over ``path``:
-    readers see the old file or the new one, never a torn one."""
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
+    """A binary file to write ``path`` through: it goes to a temporary file in the same directory, which is
+    fsynced and renamed over ``path`` when the block ends (and removed if it raises), so readers see the
+    old file or the new one, never a torn one."""
     path = Path(path)
     handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(handle, "wb") as file:
-            file.write(data)
+            yield file
             file.flush()
             os.fsync(file.fileno())
         os.chmod(temporary, 0o644)
@@ -48,6 +51,12 @@ def write_bytes_atomic(path: str | Path, data: bytes) -> None:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as file:
+        file.write(data)
 
 
 def write_json_atomic(path: str | Path, data: Any) -> None:
