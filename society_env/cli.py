@@ -324,7 +324,8 @@ def command_report(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"{report.run.run_dir / 'report.html'} written in {time.perf_counter() - started:.1f} s")
     if not args.quiet:
-        print_comparison(comparison_rows(reports), [report.name for report in reports])
+        print_columns("society-env report", [report.name for report in reports], comparison_rows(reports),
+                      overflow="fold")
     if len(reports) > 1:
         compare_dir = Path(args.compare_dir) if args.compare_dir else _common_parent([Path(r) for r in args.run_dirs])
         path = write_comparison(reports, compare_dir)
@@ -339,15 +340,16 @@ def _common_parent(paths: list[Path]) -> Path:
     return Path(os.path.commonpath([str(path.resolve().parent) for path in paths]))
 
 
-def print_comparison(rows: list[tuple[str, list[str]]], names: list[str]) -> None:
-    """The report's key numbers, one column per run."""
+def print_columns(title: str, names: list[str], rows: list[tuple[str, list[str]]], **column_style: Any) -> None:
+    """A table with one labelled row per number and one column per run or preset (``column_style`` goes to
+    rich's ``add_column``, e.g. ``justify`` or ``overflow``)."""
     from rich.console import Console
     from rich.table import Table
 
-    table = Table(title="society-env report")
+    table = Table(title=title)
     table.add_column("")
     for name in names:
-        table.add_column(name, overflow="fold")
+        table.add_column(name, **column_style)
     for label, values in rows:
         table.add_row(label, *values)
     Console().print(table)

@@ -67,19 +67,6 @@ def markdown_table(rows: list[tuple[str, list[str]]], presets: list[str]) -> str
     return "\n".join(lines) + "\n"
 
 
-def print_table(rows: list[tuple[str, list[str]]], presets: list[str], title: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title)
-    table.add_column("")
-    for preset in presets:
-        table.add_column(preset, justify="right")
-    for label, cells in rows:
-        table.add_row(label, *cells)
-    Console().print(table)
-
-
 def parse_presets(text: str) -> list[str]:
     from society_env.cli import UserError
 
@@ -93,7 +80,7 @@ def parse_presets(text: str) -> list[str]:
 
 
 def command_experiment(args: argparse.Namespace) -> int:
-    from society_env.cli import UserError, record_run, run_config
+    from society_env.cli import UserError, print_columns, record_run, run_config
     from society_env.recording import write_bytes_atomic, write_json_atomic
 
     presets = parse_presets(args.presets)
@@ -117,7 +104,7 @@ def command_experiment(args: argparse.Namespace) -> int:
         write_json_atomic(out / "experiment.json", {**command, "runs": runs, "table": rows})
     title = f"{args.policy}, {len(seeds)} seed(s), {args.steps or 'max'} steps ({time.perf_counter() - started:.0f} s)"
     write_bytes_atomic(out / "table.md", (f"{title}\n\n" + markdown_table(rows, presets)).encode())
-    print_table(rows, presets, title)
+    print_columns(title, presets, rows, justify="right")
     print(f"experiment: {out}")
     return 0
 
