@@ -144,6 +144,13 @@ class LlamaEngine:
 
         self.llama_cpp = llama_cpp
         self.model_path = check_gguf_file(model_path)
+        # Sequence 0 holds the shared prefix; the others are sessions (at least one per agent of a batch).
+        n_sequences = min(LLAMA_MAX_SEQ, max(max_batch, max_sessions) + 1)
+        if n_sequences < max_batch + 1:
+            raise ModelError(f"max_batch {max_batch} exceeds llama.cpp's {LLAMA_MAX_SEQ - 1} sequences per context")
+        if n_batch < n_sequences:  # llama.cpp would abort the process (an assertion), not fail
+            raise ModelError(f"n_batch {n_batch} must be at least the number of sequences, {n_sequences} "
+                             "(max(max_batch, max_sessions) + 1)")
         _silence_llama_logs()
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
@@ -164,10 +171,6 @@ class LlamaEngine:
         context_params.n_ctx = n_ctx * (max_batch + 1)
         context_params.n_batch = n_batch
         context_params.n_ubatch = n_batch
-        # Sequence 0 holds the shared prefix; the others are sessions (at least one per agent of a batch).
-        n_sequences = min(LLAMA_MAX_SEQ, max(max_batch, max_sessions) + 1)
-        if n_sequences < max_batch + 1:
-            raise ModelError(f"max_batch {max_batch} exceeds llama.cpp's {LLAMA_MAX_SEQ - 1} sequences per context")
         context_params.n_seq_max = n_sequences
         context_params.kv_unified = True  # copied prefix cells are shared, not duplicated
         context_params.n_threads = self.n_threads

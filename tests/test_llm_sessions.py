@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import society_env
-from policies.llm_engine import GenerationRequest, LlamaEngine
+from policies.llm_engine import GenerationRequest, LlamaEngine, ModelError
 from policies.llm_policy import LlamaCppPolicy
 from policies.llm_prompt import PromptSettings
 from tests.tiny_gguf import write_tiny_model
@@ -108,3 +108,10 @@ def test_policy_evaluates_only_what_changed_and_frees_dead_agents(tiny_model):
     policy.act(survivors, infos)
     assert set(policy.engine._sessions) == set(survivors)
     policy.engine.close()
+
+
+def test_a_batch_size_smaller_than_the_sequence_count_is_a_clear_error_not_an_abort(tiny_model):
+    # llama.cpp asserts (and kills the process) when n_batch < n_seq_max; the engine refuses first.
+    with pytest.raises(ModelError, match="n_batch 32 must be at least the number of sequences, 65"):
+        LlamaEngine(tiny_model, n_batch=32, max_sessions=64, n_threads=1)
+    LlamaEngine(tiny_model, n_batch=32, max_batch=4, max_sessions=8, n_threads=1).close()
