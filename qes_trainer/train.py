@@ -36,6 +36,7 @@ from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
 from qes_trainer.population import MemberOutcome, generation_members
 from qes_trainer.qes import QESOptimizer, SparseDelta
+from society_env.recording import remove_orphaned_temporaries
 
 __all__ = ["TrainConfig", "train", "main", "published_settings"]
 
@@ -117,6 +118,7 @@ def train(
     checkpoint = None
     if resume:
         meta, diff, optimizer_state = checkpoint = load_checkpoint(run_dir)
+        remove_orphaned_temporaries(run_dir)  # half-written files of the killed run (a checkpoint, a model copy)
         saved = TrainConfig.from_dict(meta["config"])
         config = dataclasses.replace(saved, generations=config.generations, workers=config.workers,  # only these
                                      ray_address=config.ray_address, member_timeout=config.member_timeout)  # may change

@@ -53,6 +53,16 @@ def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
         raise
 
 
+def remove_orphaned_temporaries(directory: str | Path) -> list[Path]:
+    """Delete what :func:`atomic_file` leaves behind when its process is killed mid-write (its temporary
+    files, ``.<name>.<random>.tmp``) in ``directory``, and return their paths. Call it only where no other
+    process is writing, e.g. when a killed run is resumed."""
+    orphans = sorted(Path(directory).glob(".*.*.tmp"))
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
+
+
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:
     """Write ``data`` atomically (see :func:`atomic_file`)."""
     with atomic_file(path) as file:

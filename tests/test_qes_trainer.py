@@ -236,8 +236,13 @@ def test_killed_mid_generation_then_resumed_gives_the_same_bytes_as_an_uninterru
     assert process.returncode == -signal.SIGKILL, process.stderr
     assert load_checkpoint(killed)[0]["generation"] == 1  # generation 0 was saved, generation 1 was cut
     assert not (killed / "model.gguf").exists()
+    # what a kill in the middle of an atomic write would have left (temporary files of atomic_file)
+    orphans = [killed / ".checkpoint.npz.k1ll3d.tmp", killed / ".working-model.gguf.k1ll3d.tmp"]
+    for orphan in orphans:
+        orphan.write_bytes(b"half a file")
 
     assert train_main(["--resume", str(killed), "--quiet"]) == 0
+    assert not any(orphan.exists() for orphan in orphans)
     assert sha256_of(killed / "model.gguf") == sha256_of(reference)
     assert sha256_of(reference) != sha256_of(tiny_q8)
     assert (killed / "metrics.jsonl").read_text() != ""
