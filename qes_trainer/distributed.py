@@ -63,10 +63,15 @@ def require_ray():
     return ray
 
 
-def default_threads(threads: int | None) -> int:
+def default_threads(threads: int | None, local_workers: int = 0) -> int:
     """The llama.cpp thread count, resolved once by the driver so every worker uses the same one
-    (llama.cpp's results can depend on it), with the same default as :class:`policies.llm_engine.LlamaEngine`."""
-    return threads or max(1, min(os.cpu_count() or 1, 4))
+    (llama.cpp's results can depend on it): the same default as :class:`policies.llm_engine.LlamaEngine`
+    (up to 4 cores), except that ``local_workers`` on this machine share its cores (``cores // workers``
+    each): oversubscribed, llama.cpp's threads wait for each other at every operation (5-10x slower)."""
+    if threads:
+        return threads
+    cores = os.cpu_count() or 1
+    return max(1, min(cores // max(local_workers, 1), 4))
 
 
 # ---- what travels: the sparse update ------------------------------------------------------------------
@@ -217,7 +222,7 @@ class RayPopulation:
         ray = require_ray()
         self.ray = ray
         self.noise = noise
-        self.threads = default_threads(threads)
+        self.threads = default_threads(threads, 0 if address else workers)
         self.member_timeout = member_timeout
         self.max_attempts = max_attempts
         self.diff = {name: delta for name, delta in diff.items()}

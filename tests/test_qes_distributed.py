@@ -13,7 +13,7 @@ import pytest
 
 from policies.models import sha256_of
 from qes_trainer.checkpoint import load_checkpoint
-from qes_trainer.distributed import QESWorker, pack_update, pickled_size, unpack_update
+from qes_trainer.distributed import QESWorker, default_threads, pack_update, pickled_size, unpack_update
 from qes_trainer.qes import SparseDelta
 from qes_trainer.train import main as train_main, train
 from tests.test_qes_trainer import TINY_TRAIN
@@ -268,3 +268,11 @@ class BrokenWorker(InstantWorker):
 def test_workers_that_cannot_start_fail_with_one_clear_error(local_ray, tiny_model):
     with pytest.raises(RuntimeError, match="Ray workers could not start: .*cannot load the model"):
         _population(tiny_model, BrokenWorker)
+
+
+def test_local_workers_share_the_cores_instead_of_oversubscribing_them(monkeypatch):
+    monkeypatch.setattr(os, "cpu_count", lambda: 8)
+    assert default_threads(None) == 4  # one process: up to 4 cores, as the LLM engine's default
+    assert default_threads(None, local_workers=4) == 2
+    assert default_threads(None, local_workers=16) == 1
+    assert default_threads(3, local_workers=16) == 3  # an explicit count always wins
