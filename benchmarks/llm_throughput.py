@@ -13,7 +13,12 @@ The society runs on ours's actions; at every step the three approaches answer th
 before ours acts), so all three pay for the same text. Each size starts a fresh episode (every approach
 starts with an empty cache) and measures ``--steps`` consecutive steps of it.
 
-Usage: python benchmarks/llm_throughput.py [--agents 1,4,8,16] [--steps 3] [--threads 2]
+``--prompt reference`` shrinks the prompt to the sizes of the measurement the performance targets were
+set with (../shared/DESIGN.md section 5: system prompt ~270 tokens, observation ~80, answer ~25): view
+radius 2, no personality, no motivation, 30-character message and memory note. ``default`` is the
+``small`` preset as users run it.
+
+Usage: python benchmarks/llm_throughput.py [--agents 1,4,8,16] [--steps 3] [--threads 2] [--prompt default]
 """
 
 from __future__ import annotations
@@ -26,21 +31,31 @@ import numpy as np
 import society_env
 from policies.llm_engine import LlamaEngine
 from policies.llm_policy import LlamaCppPolicy
+from policies.llm_prompt import PromptSettings
 from policies.models import resolve_model
 
-ACTION_SCHEMA = {
-    "type": "object",
-    "properties": {
-        "action": {"type": "string", "enum": ["stay", "move", "give", "take", "reproduce"]},
-        "direction": {"type": "string", "enum": ["north", "south", "east", "west"]},
-        "message": {"type": "string", "maxLength": 60},
-        "memory": {"type": "string", "maxLength": 80},
-    },
-    "required": ["action", "message", "memory"],
+PROMPTS = {
+    "default": ({}, None),  # the preset's own prompt settings
+    "reference": ({"view_radius": 2}, PromptSettings(personality=False, motivation="none", message_chars=30, memory_chars=30)),
 }
+"""--prompt choices: (world overrides of the ``small`` preset, prompt settings)."""
 
 
-def run_high_level(llama, prompts, clear_cache: bool, max_tokens: int, temperature: float, seed: int):
+def action_schema(settings: PromptSettings) -> dict:
+    """The high-level approaches' JSON schema: the same answer fields and length caps as our grammar."""
+    return {
+        "type": "object",
+        "properties": {
+            "action": {"type": "string", "enum": ["stay", "move", "give", "take", "reproduce"]},
+            "direction": {"type": "string", "enum": ["north", "south", "east", "west"]},
+            "message": {"type": "string", "maxLength": settings.message_chars},
+            "memory": {"type": "string", "maxLength": settings.memory_chars},
+        },
+        "required": ["action", "message", "memory"],
+    }
+
+
+def run_high_level(llama, prompts, schema: dict, clear_cache: bool, max_tokens: int, temperature: float, seed: int):
     """Seconds and generated tokens for one action per agent through create_chat_completion."""
     generated = 0
     started = time.perf_counter()
@@ -49,7 +64,7 @@ def run_high_level(llama, prompts, clear_cache: bool, max_tokens: int, temperatu
             llama.reset()
         out = llama.create_chat_completion(
             messages=messages, max_tokens=max_tokens, temperature=temperature, seed=seed + index,
-            response_format={"type": "json_object", "schema": ACTION_SCHEMA},
+            response_format={"type": "json_object", "schema": schema},
         )
         generated += out["usage"]["completion_tokens"]
     return time.perf_counter() - started, generated
@@ -63,6 +78,8 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--max-tokens", type=int, default=96)
     parser.add_argument("--temperature", type=float, default=0.7)
+    parser.add_argument("--prompt", choices=sorted(PROMPTS), default="default",
+                        help="default: the small preset's prompt; reference: the prompt sizes the targets were set with")
     args = parser.parse_args()
 
     from llama_cpp import Llama
@@ -73,15 +90,19 @@ def main() -> None:
     naive_llama, best_llama = (Llama(str(model), n_ctx=2048, n_threads=args.threads, n_threads_batch=args.threads,
                                      verbose=False, seed=0) for _ in range(2))
     engine = LlamaEngine(model, n_ctx=1024, max_batch=max(sizes), n_threads=args.threads)
-    print(f"model {model.name}, threads {args.threads}, {args.steps} steps per size, max_tokens {args.max_tokens}")
+    world, settings = PROMPTS[args.prompt]
+    print(f"model {model.name}, threads {args.threads}, {args.steps} steps per size, max_tokens {args.max_tokens}, "
+          f"prompt {args.prompt}")
     header = f"{'agents':>6} | {'naive s/action':>14} | {'high-level s/action':>19} | {'ours s/action':>13} | " \
              f"{'ours vs naive':>13} | {'ours vs high-level':>18} | {'ours tok in/out':>15} | {'ours prompt/gen tok/s':>21}"
     print(header)
     print("-" * len(header))
     rows = []
     for agents in sizes:
-        env = society_env.parallel_env("small", language=True, num_founders=agents)
-        policy = LlamaCppPolicy(env.config, engine=engine, temperature=args.temperature, max_tokens=args.max_tokens)
+        env = society_env.parallel_env("small", language=True, num_founders=agents, **world)
+        policy = LlamaCppPolicy(env.config, engine=engine, temperature=args.temperature, max_tokens=args.max_tokens,
+                                prompt=settings)
+        schema = action_schema(policy.settings)
         observations, infos = env.reset(seed=agents)
         policy.reset(agents)
         best_llama.reset()
@@ -92,9 +113,9 @@ def main() -> None:
             if not observations:
                 break
             prompts = [policy.build_messages(agent, observation) for agent, observation in observations.items()]
-            seconds, _ = run_high_level(naive_llama, prompts, True, args.max_tokens, args.temperature, step)
+            seconds, _ = run_high_level(naive_llama, prompts, schema, True, args.max_tokens, args.temperature, step)
             naive += seconds
-            seconds, _ = run_high_level(best_llama, prompts, False, args.max_tokens, args.temperature, step)
+            seconds, _ = run_high_level(best_llama, prompts, schema, False, args.max_tokens, args.temperature, step)
             high += seconds
             started = time.perf_counter()
             chosen = policy.act(observations, infos)
