@@ -14,7 +14,7 @@ before ours acts), so all three pay for the same text. Each size starts a fresh 
 starts with an empty cache) and measures ``--steps`` consecutive steps of it.
 
 ``--prompt reference`` shrinks the prompt to the sizes of the measurement the performance targets were
-set with (../shared/DESIGN.md section 5: system prompt ~270 tokens, observation ~80, answer ~25): view
+set with (the project design notes: system prompt ~270 tokens, observation ~80, answer ~25): view
 radius 2, no personality, no motivation, 30-character message and memory note. ``default`` is the
 ``small`` preset as users run it.
 
