@@ -27,6 +27,7 @@ from policies.llm_prompt import (
     PromptSettings,
     action_grammar,
     agent_system_prompt,
+    answer_length_bound,
     forced_continuation,
     parse_answer,
     read_options,
@@ -66,7 +67,8 @@ class LlamaCppPolicy:
     (context tokens per agent; default :func:`default_context`), ``n_threads``, ``n_gpu_layers`` (passed to llama.cpp), ``temperature``
     (0 = greedy), ``chat_format`` (``chatml``, ``plain`` or a Jinja template; default: the model's own),
     ``batch_size`` (agents per llama.cpp batch), ``batched`` (False = one agent at a time),
-    ``max_tokens`` (generation cap per answer), ``prompt`` (:class:`PromptSettings`; default: the world
+    ``max_tokens`` (generation cap per answer; default: the longest answer the grammar allows, so no valid
+    answer is cut off), ``prompt`` (:class:`PromptSettings`; default: the world
     config's ``prompt_*`` fields, i.e. the preset's TerraLingua condition), ``engine`` (share a loaded
     :class:`LlamaEngine`).
     """
@@ -84,7 +86,7 @@ class LlamaCppPolicy:
         chat_format: str | None = None,
         batch_size: int = 8,
         batched: bool = True,
-        max_tokens: int = 160,
+        max_tokens: int | None = None,
         prompt: PromptSettings | None = None,
         engine: LlamaEngine | None = None,
     ):
@@ -93,10 +95,10 @@ class LlamaCppPolicy:
         self.config = config
         self.temperature = temperature
         self.batched = batched
-        self.max_tokens = max_tokens
         self.settings = prompt or PromptSettings.from_config(config)  # the preset's condition by default
         if self.settings.motivation not in ("base", "creative", "none"):
             raise LLMPolicyError(f"unknown motivation {self.settings.motivation!r}; use base, creative or none")
+        self.max_tokens = max_tokens or answer_length_bound(config, self.settings) + 1  # + the end token
         if n_ctx is None:
             n_ctx = default_context(config, self.settings)
         if engine is None:

@@ -238,6 +238,25 @@ def _artifact_grammar(options: Options, config: SocietyConfig, settings: PromptS
         rules.append(_string_rule("atext", min(settings.artifact_chars, config.artifact_text_max_chars)))
 
 
+def answer_length_bound(config: SocietyConfig, settings: PromptSettings) -> int:
+    """The most characters an answer of :func:`action_grammar` can have (after :data:`ANSWER_PREFILL`):
+    its longest action alternative, then message and memory at their caps. The grammar allows printable
+    ASCII only, so every token of an answer is at least one character: with this many tokens (plus one
+    for the end token) no valid answer is ever cut off."""
+    target = len(f'"agent_{config.max_agents - 1}"')
+    actions = [len('reproduce"'), len('move", "direction": "north"'),
+               len('give", "target": ') + target + len(', "amount": ') + max(len(str(a)) for a in config.transfer_amounts)]
+    if config.artifacts:
+        name = config.artifact_name_max_chars + 2
+        text = min(settings.artifact_chars, config.artifact_text_max_chars) + 2
+        lifespan = max(len(_lifespan_word(v)) for v in config.artifact_lifespans) + 2
+        actions += [len('create", "name": ') + name + len(', "text": ') + text + len(', "lifespan": ') + lifespan,
+                    len('modify", "artifact": ') + name + len(', "text": ') + text,
+                    len('give_artifact", "artifact": ') + name + len(', "target": ') + target]
+    message = min(settings.message_chars, config.message_max_chars) + 2
+    return max(actions) + len(', "message": ') + message + len(', "memory": ') + settings.memory_chars + 2 + len("}")
+
+
 _FORCED_AFTER = [
     # (pattern the generated text ends with, text the grammar forces next, answer complete after it)
     (re.compile(r'^create"$'), ', "name": "', False),

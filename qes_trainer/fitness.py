@@ -40,7 +40,8 @@ class FitnessSettings:
     max_steps: int = 12
     n_ctx: int = 1024
     temperature: float = 0.7
-    max_tokens: int = 160
+    max_tokens: int | None = None
+    """None: the longest answer the action grammar allows (see :class:`policies.llm_policy.LlamaCppPolicy`)."""
     chat_format: str | None = None
     history: int = 1
     motivation: str = "base"

@@ -397,7 +397,8 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--chat-format", default=None, help="chatml, plain or a Jinja template (default: the model's own)")
     llm.add_argument("--llm-batch", type=int, default=8, help="agents generated together in one llama.cpp batch (default 8)")
     llm.add_argument("--sequential", action="store_true", help="generate one agent at a time instead of batched")
-    llm.add_argument("--max-tokens", type=int, default=160, help="generation cap per answer (default 160)")
+    llm.add_argument("--max-tokens", type=int, default=None,
+                     help="generation cap per answer (default: the longest answer the action grammar allows)")
     llm.add_argument("--history", type=int, default=None,
                      help="steps of history in the prompt (1 = current only; default: the preset's prompt_history)")
     llm.add_argument("--motivation", choices=["base", "creative", "none"], default=None,

@@ -8,7 +8,7 @@ import pytest
 import society_env
 from policies.llm_engine import LlamaEngine, ModelError
 from policies.llm_policy import LlamaCppPolicy, LLMPolicyError
-from policies.llm_prompt import PromptSettings
+from policies.llm_prompt import ANSWER_PREFILL, PromptSettings, answer_length_bound
 from society_env.cli import main, replay_recording
 from society_env.recording import Recording
 from tests.tiny_gguf import write_tiny_model
@@ -81,6 +81,19 @@ def test_llm_agents_act_on_artifacts_and_answers_always_parse(tiny_engine):
     answered = {json.loads(call["completion"])["action"] for call in calls}
     assert answered & {"create", "pick_up", "drop", "give_artifact", "modify", "destroy"}, answered
     assert kinds, "the artifact answers became artifact events"
+
+
+def test_the_default_generation_cap_never_cuts_off_a_valid_answer(tiny_engine):
+    # Full-size caps in a world with artifacts; this random byte-level model writes one character per token
+    # and often fills every text field, so answers run far beyond a fixed cap such as the old default 160.
+    config = society_env.make_config("core", width=10, height=10, num_founders=4, initial_food=10, view_radius=3)
+    policy = LlamaCppPolicy(config, temperature=1.0, engine=tiny_engine)
+    assert policy.max_tokens == answer_length_bound(config, policy.settings) + 1
+    play(policy, steps=4, preset="core", width=10, height=10, num_founders=4, initial_food=10, view_radius=3)
+    calls = [e for e in policy.drain_events() if e["type"] == "llm_call"]
+    assert policy.failures == 0 and all(call["failure"] is None for call in calls)
+    assert max(call["tokens_out"] for call in calls) > 160
+    assert max(len(call["completion"]) - len(ANSWER_PREFILL) for call in calls) <= answer_length_bound(config, policy.settings)
 
 
 def test_same_seed_same_actions_batched_and_sequential(tiny_model, tiny_engine):

@@ -11,6 +11,7 @@ from policies.llm_prompt import (
     PromptSettings,
     action_grammar,
     agent_system_prompt,
+    answer_length_bound,
     parse_answer,
     read_options,
     shared_system_prompt,
@@ -191,3 +192,17 @@ def test_prompt_settings_default_to_the_presets_condition_and_explicit_options_w
     core = PromptSettings.from_config(society_env.make_config("core"))
     assert (core.history, core.motivation, core.personality) == (1, "base", True)
     assert PromptSettings.from_config(society_env.make_config("long_memory"), history=3, motivation=None).history == 3
+
+
+def test_the_answer_length_bound_is_the_longest_answer_the_grammar_allows():
+    settings = PromptSettings()
+    small = society_env.make_config("small", language=True)  # 64 agent slots, amounts up to 20
+    longest = 'take", "target": "agent_63", "amount": 20, "message": "' + "m" * 60 + '", "memory": "' + "n" * 80 + '"}'
+    assert answer_length_bound(small, settings) == len(longest)
+    parse_answer('{"action": "' + longest, Options(["agent_63"], {"agent_63": (1, 0)}, False, 50), small)  # valid
+
+    core = society_env.make_config("core")  # artifacts: names up to 24 characters, texts capped at 80 here
+    longest = ('create", "name": "' + "a" * 24 + '", "text": "' + "t" * 80 + '", "lifespan": "forever", "message": "'
+               + "m" * 60 + '", "memory": "' + "n" * 80 + '"}')
+    assert answer_length_bound(core, settings) == len(longest)
+    assert answer_length_bound(core, PromptSettings(message_chars=10, memory_chars=10, artifact_chars=10)) == len(longest) - 50 - 70 - 70
