@@ -38,7 +38,7 @@ class FitnessSettings:
     """World config overrides (``--set FIELD=VALUE``), e.g. ``(("reward_mode", "survival"),)``."""
     episodes: int = 2
     max_steps: int = 12
-    n_ctx: int = 1024
+    n_ctx: int = 1280
     temperature: float = 0.7
     max_tokens: int | None = None
     """None: the longest answer the action grammar allows (see :class:`policies.llm_policy.LlamaCppPolicy`)."""
