@@ -3,7 +3,7 @@ next to the slow per-agent reference step, MAgent2's C++ grid engine, and the la
 
 For 20, 200, 1000 and 5000 agents (``--sizes``) it measures:
 
-* **numeric**: ``society_env`` with the numeric observation (13x13 view, 5 channels, 12 features);
+* **numeric**: ``society_env`` with the numeric observation (13x13 view, 6 channels, 12 features);
 * **language**: the same world with ``language=True`` (a text observation rendered per agent, actions
   with a free-text message), compared with TerraLingua's ~4k agent-steps/s (a quoted figure, not measured);
 * **reference**: ``tests/reference_world.py`` (plain Python, one agent at a time) driven with the same
