@@ -146,6 +146,8 @@ class LlamaEngine:
         self.model_path = check_gguf_file(model_path)
         # Sequence 0 holds the shared prefix; the others are sessions (at least one per agent of a batch).
         n_sequences = min(LLAMA_MAX_SEQ, max(max_batch, max_sessions) + 1)
+        if max_batch < 1:
+            raise ModelError(f"max_batch must be at least 1, got {max_batch}")
         if n_sequences < max_batch + 1:
             raise ModelError(f"max_batch {max_batch} exceeds llama.cpp's {LLAMA_MAX_SEQ - 1} sequences per context")
         if n_batch < n_sequences:  # llama.cpp would abort the process (an assertion), not fail

@@ -94,6 +94,12 @@ class LlamaCppPolicy:
     ):
         if not config.language:
             raise LLMPolicyError("the LLM policy reads text observations: create the env with language=True")
+        for option, value in (("batch_size", batch_size), ("n_ctx", n_ctx), ("n_threads", n_threads),
+                              ("max_tokens", max_tokens)):
+            if value is not None and value < 1:
+                raise LLMPolicyError(f"{option} must be at least 1, got {value}")
+        if temperature < 0:
+            raise LLMPolicyError(f"temperature must be >= 0 (0 = greedy), got {temperature}")
         self.config = config
         self.temperature = temperature
         self.batched = batched

@@ -84,6 +84,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.episodes < 2:
         print("qes-eval: error: --episodes must be at least 2 (a standard error needs two)", file=sys.stderr)
         return 2
+    for option, value in (("--threads", args.threads), ("--n-ctx", args.n_ctx), ("--max-steps", args.max_steps)):
+        if value is not None and value < 1:
+            print(f"qes-eval: error: {option} must be at least 1 (got {value})", file=sys.stderr)
+            return 2
     settings = FitnessSettings(preset=args.preset, policy=args.policy, max_steps=args.max_steps, n_ctx=args.n_ctx,
                                temperature=args.temperature, episodes=args.episodes)
     seeds = list(range(args.seed, args.seed + args.episodes))

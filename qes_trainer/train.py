@@ -293,7 +293,9 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig(**options, fitness=FitnessSettings(**fitness_options))
     _check_distribution_options(args)
     for name, value, low in (("generations", config.generations, 1), ("pairs", config.pairs, 2),
-                             ("episodes", config.fitness.episodes, 1), ("max-steps", config.fitness.max_steps, 1)):
+                             ("episodes", config.fitness.episodes, 1), ("max-steps", config.fitness.max_steps, 1),
+                             ("threads", 1 if config.threads is None else config.threads, 1), ("llm-batch", config.batch_size, 1),
+                             ("n-ctx", config.fitness.n_ctx, 1)):
         if value < low:
             raise ValueError(f"--{name} must be at least {low} (got {value})"
                              + ("; fitness is z-scored across pairs, so one pair learns nothing" if name == "pairs" else ""))

@@ -192,6 +192,19 @@ def test_cli_experiment_carries_each_conditions_prompt_to_llm_agents(tiny_model,
     assert Recording(tmp_path / "run").meta["llm"]["history"] == 3
 
 
+@pytest.mark.parametrize("option, value, message", [
+    ("--llm-batch", "0", "batch_size must be at least 1, got 0"),
+    ("--max-tokens", "0", "max_tokens must be at least 1, got 0"),
+    ("--threads", "0", "n_threads must be at least 1, got 0"),
+    ("--n-ctx", "-5", "n_ctx must be at least 1, got -5"),
+    ("--temperature", "-1", "temperature must be >= 0"),
+])
+def test_nonsense_llm_options_are_one_line_cli_errors(tmp_path, capsys, option, value, message):
+    # (0 used to mean "the default" for some of these, and --llm-batch 0 crashed with a traceback)
+    assert main(["run", "--policy", "llm", "--steps", "1", "--quiet", option, value, "--out", str(tmp_path / "run")]) == 2
+    assert message in capsys.readouterr().err
+
+
 def test_unknown_model_path_is_a_one_line_cli_error(tmp_path, capsys):
     assert main(["run", "--policy", "llm", "--steps", "1", "--quiet", "--model", str(tmp_path / "nope.gguf"),
                  "--out", str(tmp_path / "run")]) == 2

@@ -256,6 +256,10 @@ def test_killed_mid_generation_then_resumed_gives_the_same_bytes_as_an_uninterru
 def test_qes_train_command_line_errors_are_one_line(tiny_q8, tmp_path, capsys):
     assert train_main(["--model", str(tiny_q8), "--pairs", "1", "--out", str(tmp_path / "a")]) == 2
     assert "one pair learns nothing" in capsys.readouterr().err
+    for option in ("--threads", "--llm-batch", "--n-ctx"):  # 0 used to mean the default, or crash later
+        assert train_main(["--model", str(tiny_q8), option, "0", "--out", str(tmp_path / "a")]) == 2
+        assert f"{option} must be at least 1 (got 0)" in capsys.readouterr().err
+    assert not (tmp_path / "a").exists()  # refused before anything was written
     assert train_main(["--resume", str(tmp_path / "nothing-here")]) == 2
     assert "no checkpoint" in capsys.readouterr().err
     not_gguf = tmp_path / "model.gguf"
@@ -281,6 +285,8 @@ def test_qes_eval_compares_base_and_trained_on_the_same_seeds(tiny_q8, tmp_path,
     assert base["per_episode"] == trained["per_episode"]  # same model, same seeds: identical episodes
     assert trained["difference_vs_base"]["mean"] == 0.0
     assert "held-out fitness" in capsys.readouterr().out
+    assert eval_main(["--trained", str(tiny_q8), "--threads", "0"]) == 2
+    assert "--threads must be at least 1 (got 0)" in capsys.readouterr().err
 
 
 @pytest.mark.slow
