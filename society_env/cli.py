@@ -58,6 +58,8 @@ def run_config(args: argparse.Namespace, preset: str):
     switched on when LLM agents take part (they read the text view)."""
     from policies import POLICIES, PolicySpecError, parse_policy_spec
 
+    if args.steps is not None and args.steps < 1:
+        raise UserError(f"--steps must be at least 1 (got {args.steps})")
     try:
         entries = parse_policy_spec(args.policy, POLICIES)
         overrides = parse_overrides(args.set)

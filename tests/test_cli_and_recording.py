@@ -112,6 +112,13 @@ def test_user_errors_give_one_clear_line_and_nonzero_exit(args, message):
     assert len(result.stderr.strip().splitlines()) == 1
 
 
+@pytest.mark.parametrize("command", [["run"], ["experiment", "--presets", "small"]])
+def test_a_run_of_no_steps_is_refused_before_anything_is_written(tmp_path, capsys, command):
+    assert main([*command, "--steps", "0", "--quiet", "--out", str(tmp_path / "out")]) == 2
+    assert "--steps must be at least 1 (got 0)" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()
+
+
 def test_recording_from_another_format_version_is_refused(tmp_path):
     out = tmp_path / "run"
     assert main(["run", "--steps", "3", "--quiet", "--out", str(out)]) == 0
