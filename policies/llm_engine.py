@@ -100,6 +100,13 @@ def check_gguf_file(path: str | Path) -> Path:
     return path
 
 
+def default_thread_count(processes: int = 1) -> int:
+    """llama.cpp threads when none are given: this machine's cores shared by ``processes`` llama.cpp
+    contexts (at least 1, at most 4 each). Oversubscribed, llama.cpp's threads wait for each other at
+    every operation (measured 5-10x slower)."""
+    return max(1, min((os.cpu_count() or 1) // max(processes, 1), 4))
+
+
 _LOG_CALLBACK = None
 
 
@@ -167,7 +174,7 @@ class LlamaEngine:
         self.n_vocab = llama_cpp.llama_vocab_n_tokens(self.vocab)
         self.max_batch = max_batch
         self.n_ctx_per_sequence = n_ctx
-        self.n_threads = n_threads or max(1, min(os.cpu_count() or 1, 4))
+        self.n_threads = n_threads or default_thread_count()
 
         context_params = llama_cpp.llama_context_default_params()
         context_params.n_ctx = n_ctx * (max_batch + 1)

@@ -39,6 +39,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
+from policies.llm_engine import default_thread_count
 from qes_trainer.fitness import FitnessSettings
 from qes_trainer.population import Member, MemberOutcome
 from qes_trainer.qes import QESOptimizer, SparseDelta
@@ -65,13 +66,9 @@ def require_ray():
 
 def default_threads(threads: int | None, local_workers: int = 0) -> int:
     """The llama.cpp thread count, resolved once by the driver so every worker uses the same one
-    (llama.cpp's results can depend on it): the same default as :class:`policies.llm_engine.LlamaEngine`
-    (up to 4 cores), except that ``local_workers`` on this machine share its cores (``cores // workers``
-    each): oversubscribed, llama.cpp's threads wait for each other at every operation (5-10x slower)."""
-    if threads:
-        return threads
-    cores = os.cpu_count() or 1
-    return max(1, min(cores // max(local_workers, 1), 4))
+    (llama.cpp's results can depend on it): the engine's default, with ``local_workers`` on this machine
+    sharing its cores."""
+    return threads or default_thread_count(local_workers)
 
 
 # ---- what travels: the sparse update ------------------------------------------------------------------
