@@ -340,6 +340,37 @@ class LlamaEngine:
 
     def _generate_batch(self, requests: list[GenerationRequest], max_tokens: int, temperature: float) -> list[GenerationResult]:
         started = time.perf_counter()
+        results, sequences, entries = self._decode_prompts(requests, max_tokens)
+        decoded = None
+        try:
+            decoded = self._generate_answers(requests, results, sequences, entries, max_tokens, temperature)
+        finally:
+            self._release_batch(requests, sequences, decoded)
+        elapsed = time.perf_counter() - started
+        for result in results:
+            result.seconds = elapsed / len(requests)
+        return results
+
+    def next_token_logits(self, requests: list[GenerationRequest]) -> np.ndarray:
+        """The logits of the token after each request's prompt, ``(len(requests), n_vocab)`` float32,
+        without generating anything (``grammar`` and ``seed_key`` are ignored). Sessions keep the prompt's
+        KV as in :meth:`generate`, so a longer prompt of the same session next evaluates only its tail."""
+        rows = []
+        for start in range(0, len(requests), self.max_batch):
+            batch = requests[start : start + self.max_batch]
+            results, sequences, entries = self._decode_prompts(batch, 0)
+            try:
+                last_chunk = len(entries) - self._chunk_starts(len(entries))[-1]
+                for i in range(len(batch)):
+                    pointer = self.llama_cpp.llama_get_logits_ith(self.ctx, last_chunk - len(batch) + i)
+                    rows.append(np.ctypeslib.as_array(pointer, shape=(self.n_vocab,)).copy())
+            finally:
+                self._release_batch(batch, sequences, [[] for _ in batch])
+        return np.stack(rows) if rows else np.zeros((0, self.n_vocab), dtype=np.float32)
+
+    def _decode_prompts(self, requests: list[GenerationRequest], max_tokens: int):
+        """Decode every request's prompt into its sequence; returns (results, sequences, decoded entries).
+        The last entries are each prompt's final token, in request order (their logits are computed)."""
         self.stats.calls += 1
         results = [GenerationResult() for _ in requests]
         for request, result in zip(requests, results):
@@ -364,7 +395,6 @@ class LlamaEngine:
 
         entries, finals, sequences = [], [], []
         self._busy = set()
-        decoded = None
         try:
             for index, request in enumerate(requests):
                 sequence, keep = self._sequence_for(request)
@@ -378,21 +408,23 @@ class LlamaEngine:
                 results[index].tokens_in += len(suffix)
             entries += finals
             self._decode(entries)
-            self.stats.prompt_tokens += len(entries)
-            self.stats.prompt_seconds += time.perf_counter() - prompt_started
-            decoded = self._generate_answers(requests, results, sequences, entries, max_tokens, temperature)
-        finally:
-            self._busy = set()
-            for index, sequence in enumerate(sequences):
-                request = requests[index]
-                if request.session is None:  # one-off requests never keep their sequence
-                    self._free(sequence)
-                elif decoded is not None:  # what the sequence now holds (on failure: no more than before)
-                    self._sessions[request.session].tokens = request.prompt_tokens + decoded[index]
-        elapsed = time.perf_counter() - started
-        for result in results:
-            result.seconds = elapsed / len(requests)
-        return results
+        except BaseException:
+            self._release_batch(requests, sequences, None)
+            raise
+        self.stats.prompt_tokens += len(entries)
+        self.stats.prompt_seconds += time.perf_counter() - prompt_started
+        return results, sequences, entries
+
+    def _release_batch(self, requests: list[GenerationRequest], sequences: list[int], decoded: list[list[int]] | None) -> None:
+        """After a batch: free one-off sequences; sessions record the tokens their KV now holds after the
+        prompt (``decoded``; None after a failure: no more than before)."""
+        self._busy = set()
+        for index, sequence in enumerate(sequences):
+            request = requests[index]
+            if request.session is None:  # one-off requests never keep their sequence
+                self._free(sequence)
+            elif decoded is not None:
+                self._sessions[request.session].tokens = request.prompt_tokens + decoded[index]
 
     def _generate_answers(self, requests, results, sequences, entries, max_tokens, temperature) -> list[list[int]]:
         """Sample every request's answer after its prompt; returns the answer tokens decoded into each
@@ -476,6 +508,16 @@ class LlamaEngine:
         result.tokens_forced += len(accepted)
         result.tokens_out += len(accepted)
         return accepted, len(accepted) == len(tokens)
+
+    def grammar_mask(self, grammar) -> np.ndarray:
+        """Which tokens of the vocabulary ``grammar`` (a llama.cpp grammar sampler) allows next."""
+        view = self._candidate_view
+        view["id"] = np.arange(self.n_vocab)
+        view["logit"] = 0.0
+        view["p"] = 0.0
+        full = self.llama_cpp.llama_token_data_array(self._candidates, self.n_vocab, -1, False)
+        self.llama_cpp.llama_sampler_apply(grammar, ctypes.byref(full))
+        return np.isfinite(np.asarray(view["logit"], dtype=np.float64))
 
     def _accepts(self, grammar, token: int) -> bool:
         """Whether the grammar, in its current state, allows ``token`` next."""

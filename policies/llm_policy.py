@@ -12,6 +12,7 @@ Sampling seeds derive from (policy seed, step, agent index), so a run is reprodu
 
 from __future__ import annotations
 
+import functools
 import time
 from collections import defaultdict, deque
 from pathlib import Path
@@ -23,7 +24,9 @@ from policies.base import make_action
 from policies.llm_engine import GenerationRequest, LlamaEngine, ModelError
 from policies.llm_prompt import (
     ANSWER_PREFILL,
+    MOTIVATIONS,
     AnswerError,
+    Options,
     PromptSettings,
     action_grammar,
     agent_system_prompt,
@@ -37,6 +40,7 @@ from policies.llm_prompt import (
 from policies.models import resolve_model
 from society_env.config import SocietyConfig
 from society_env.observations import split_observation
+from society_env.rules import EAST, NORTH, SOUTH, STAY, WEST
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
@@ -48,6 +52,24 @@ PLAIN_TEMPLATE = (
 )
 """Used for models without a chat template (and no ``chat_format`` override)."""
 CHAT_FORMATS = {"chatml": CHATML_TEMPLATE, "plain": PLAIN_TEMPLATE}
+
+
+MOVE_KINDS = (STAY, NORTH, SOUTH, WEST, EAST)
+"""The answers of the move-only action set, in the column order of :meth:`LlamaCppPolicy.move_distribution`."""
+
+
+def _allowed_softmax(logits: np.ndarray, allowed: np.ndarray, temperature: float) -> np.ndarray:
+    """Row-wise softmax(logits / temperature) over the ``allowed`` tokens (zero elsewhere); greedy
+    (one-hot on the best allowed token) at temperature 0, as the engine samples."""
+    masked = np.where(allowed, logits.astype(np.float64), -np.inf)
+    if temperature <= 0:
+        result = np.zeros_like(masked)
+        result[np.arange(len(masked)), np.argmax(masked, axis=1)] = 1.0
+        return result
+    scaled = masked / temperature
+    scaled -= scaled.max(axis=1, keepdims=True)
+    weights = np.exp(scaled)
+    return weights / weights.sum(axis=1, keepdims=True)
 
 
 class LLMPolicyError(ValueError):
@@ -104,8 +126,10 @@ class LlamaCppPolicy:
         self.temperature = temperature
         self.batched = batched
         self.settings = prompt or PromptSettings.from_config(config)  # the preset's condition by default
-        if self.settings.motivation not in ("base", "creative", "none"):
-            raise LLMPolicyError(f"unknown motivation {self.settings.motivation!r}; use base, creative or none")
+        if self.settings.motivation not in MOTIVATIONS:
+            raise LLMPolicyError(f"unknown motivation {self.settings.motivation!r}; use {', '.join(MOTIVATIONS)}")
+        if self.settings.actions not in ("all", "move"):
+            raise LLMPolicyError(f"unknown action set {self.settings.actions!r}; use all or move")
         self.max_tokens = max_tokens or answer_length_bound(config, self.settings) + 1  # + the end token
         if n_ctx is None:
             n_ctx = default_context(config, self.settings)
@@ -115,6 +139,7 @@ class LlamaCppPolicy:
         self.engine = engine
         self.formatter = self._make_formatter(chat_format)
         self.shared_prompt = shared_system_prompt(config, self.settings)
+        self._forced = functools.partial(forced_continuation, talk=self.settings.talk)
         self.seed = 0
         self.step = 0
         self.memory: dict[str, str] = {}
@@ -167,7 +192,8 @@ class LlamaCppPolicy:
         for past_user, past_answer in turns:
             messages.append({"role": "user", "content": past_user})
             messages.append({"role": "assistant", "content": past_answer})
-        messages.append({"role": "user", "content": user_message(observation["text"], self.memory.get(agent, ""))})
+        messages.append({"role": "user", "content": user_message(observation["text"], self.memory.get(agent, ""),
+                                                                 self.settings.talk)})
         return messages
 
     def prompt_tokens(self, agent: str, observation: Any) -> tuple[list[int], list[dict[str, str]]]:
@@ -206,7 +232,7 @@ class LlamaCppPolicy:
             user_texts.append(messages[-1]["content"])
             requests.append(GenerationRequest(tokens, action_grammar(agent_options, self.config, self.settings),
                                               (self.seed, self.step, int(agent.rsplit("_", 1)[1])),
-                                              forced_continuation, session=agent))
+                                              self._forced, session=agent))
             if agent not in self._announced:
                 self._announced.add(agent)
                 self._events.append({"type": "llm_system_prompt", "agent": agent, "text": messages[0]["content"]})
@@ -244,6 +270,63 @@ class LlamaCppPolicy:
         self.calls += len(agents)
         self.seconds += time.perf_counter() - started
         return actions
+
+    # ---- exact decision probabilities (for low-variance fitness) ------------------------------
+    def move_distribution(self, observations: list[tuple[str, Any]]) -> np.ndarray:
+        """The probability with which this policy's next answer is each of ``MOVE_KINDS`` (stay, north,
+        south, west, east), for each ``(agent, observation)``: ``(n, 5)``, rows summing to 1.
+
+        Computed from the logits, not sampled: the first answer token decides between stay and move (the
+        grammar's alternatives start with different letters), the first token after ``move", "direction":
+        "`` decides the direction. Each distribution is what :meth:`act` samples from at this temperature
+        (the engine's lazy grammar check renormalises the softmax over the tokens the grammar allows),
+        along the answer's usual tokenization. Needs ``actions="move"`` prompt settings (an answer with
+        give/take/reproduce would need targets and amounts too)."""
+        if self.settings.actions != "move":
+            raise LLMPolicyError("move_distribution needs the move-only action set (prompt actions='move')")
+        first_mask, first_kind, direction_mask, direction_kind = self._decision_tokens()
+        prompts = [self.prompt_tokens(agent, observation)[0] for agent, observation in observations]
+        move_tail = self.engine.tokenize('move"', add_special=False) + self.engine.tokenize(', "direction": "', add_special=False)
+        sessions = [("decision", index) for index in range(len(prompts))]
+        try:
+            first = self.engine.next_token_logits([GenerationRequest(p, "", (), session=key) for p, key in zip(prompts, sessions)])
+            direction = self.engine.next_token_logits([GenerationRequest(p + move_tail, "", (), session=key)
+                                                       for p, key in zip(prompts, sessions)])
+        finally:
+            for key in sessions:
+                self.engine.release(key)
+        p_first = _allowed_softmax(first, first_mask, self.temperature)
+        p_direction = _allowed_softmax(direction, direction_mask, self.temperature)
+        result = np.zeros((len(prompts), len(MOVE_KINDS)))
+        result[:, 0] = p_first[:, first_kind == 0].sum(axis=1)
+        p_move = p_first[:, first_kind == 1].sum(axis=1)
+        for column in range(1, len(MOVE_KINDS)):
+            result[:, column] = p_move * p_direction[:, direction_kind == column].sum(axis=1)
+        return result
+
+    def _decision_tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+        """Tokens the move-only grammar allows first (mask, and 0 = stay / 1 = move for each), and after
+        ``move", "direction": "`` (mask, and the column of MOVE_KINDS for each). Cached."""
+        if getattr(self, "_decision_cache", None) is None:
+            engine, llama_cpp = self.engine, self.engine.llama_cpp
+            grammar_text = action_grammar(Options([], {}, False, 0), self.config, self.settings)
+            masks = []
+            for accepted in ("", 'move", "direction": "'):
+                grammar = llama_cpp.llama_sampler_init_grammar(engine.vocab, grammar_text.encode(), b"root")
+                try:
+                    for token in engine.tokenize(accepted, add_special=False) if accepted else []:
+                        llama_cpp.llama_sampler_accept(grammar, token)
+                    masks.append(engine.grammar_mask(grammar))
+                finally:
+                    llama_cpp.llama_sampler_free(grammar)
+            letters = {"s": 0, "m": 1}
+            first_kind = np.array([letters.get(engine.piece(t)[:1].decode("ascii", "replace"), -1) if masks[0][t] else -1
+                                   for t in range(engine.n_vocab)])
+            columns = {"n": 1, "s": 2, "w": 3, "e": 4}
+            direction_kind = np.array([columns.get(engine.piece(t)[:1].decode("ascii", "replace"), -1) if masks[1][t] else -1
+                                       for t in range(engine.n_vocab)])
+            self._decision_cache = (masks[0], first_kind, masks[1], direction_kind)
+        return self._decision_cache
 
     # ---- readouts -----------------------------------------------------------------------------
     def drain_events(self) -> list[dict[str, Any]]:

@@ -24,6 +24,7 @@ MOTIVATIONS = {
     "base": "Your goal is to survive as long as possible, and to help your family line prosper.",
     "creative": "Your goal is to survive, and to be creative: invent new ways to cooperate, communicate and "
                 "leave your mark on this world.",
+    "forage": "Your goal is to eat as much food as possible: step onto food cells.",
     "none": "",
 }
 DIRECTION_KINDS = {"north": NORTH, "south": SOUTH, "west": WEST, "east": EAST}
@@ -66,13 +67,18 @@ class PromptSettings:
     """Steps the agent sees: 1 = only the current one; k > 1 adds the k-1 previous (observation, answer) turns."""
     artifact_chars: int = 80
     """Longest artifact text the model may write (also capped by the world's artifact_text_max_chars)."""
+    talk: bool = True
+    """The answer carries a message and a memory note; False = the action alone."""
+    actions: str = "all"
+    """``all`` actions the agent can take now, or ``move`` (move or stay only)."""
 
     @classmethod
     def from_config(cls, config: SocietyConfig, **overrides: Any) -> "PromptSettings":
         """The settings a world's preset asks for (its ``prompt_*`` fields: the TerraLingua conditions),
         with explicit ``overrides`` (e.g. command-line options) winning."""
         values = {"history": config.prompt_history, "motivation": config.prompt_motivation,
-                  "personality": config.prompt_personality}
+                  "personality": config.prompt_personality, "talk": config.prompt_talk,
+                  "actions": config.prompt_actions}
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -86,14 +92,23 @@ def shared_system_prompt(config: SocietyConfig, settings: PromptSettings) -> str
         f"{config.lifespan}. Step on food to eat it and gain its value. You see {config.view_radius} cells "
         "around you; the world wraps around at the edges.",
         "Positions are (dx,dy) relative to you: dx>0 is east, dx<0 west, dy>0 south, dy<0 north.",
-        f"Actions: move (north/south/east/west) into an empty cell; stay; give energy to a visible agent; "
-        f"take energy from a visible agent; reproduce (needs {config.reproduce_min_energy} energy, costs "
-        f"{config.reproduce_cost}, makes a child next to you). Amounts: {amounts}.",
-        f"Every step you may also broadcast a short message (up to {settings.message_chars} characters, "
-        "\"\" for silence) that agents who see you hear next step, and write a memory note to yourself "
-        f"(up to {settings.memory_chars} characters) that you will read next step.",
-        'Answer with JSON only, e.g. {"action":"move","direction":"north","message":"","memory":"food north"}.',
     ]
+    if settings.actions == "move":
+        lines.append("Actions: move (north/south/east/west) into an empty cell, or stay.")
+    else:
+        lines.append(
+            f"Actions: move (north/south/east/west) into an empty cell; stay; give energy to a visible agent; "
+            f"take energy from a visible agent; reproduce (needs {config.reproduce_min_energy} energy, costs "
+            f"{config.reproduce_cost}, makes a child next to you). Amounts: {amounts}.")
+    if settings.talk:
+        lines += [
+            f"Every step you may also broadcast a short message (up to {settings.message_chars} characters, "
+            "\"\" for silence) that agents who see you hear next step, and write a memory note to yourself "
+            f"(up to {settings.memory_chars} characters) that you will read next step.",
+            'Answer with JSON only, e.g. {"action":"move","direction":"north","message":"","memory":"food north"}.',
+        ]
+    else:
+        lines.append('Answer with JSON only, e.g. {"action":"move","direction":"north"} or {"action":"stay"}.')
     if config.artifacts:
         lines.append(artifact_rules(config, settings))
     if settings.personality:
@@ -148,7 +163,9 @@ def agent_system_prompt(agent: str, genome: np.ndarray, settings: PromptSettings
     return text
 
 
-def user_message(observation_text: str, memory: str) -> str:
+def user_message(observation_text: str, memory: str, talk: bool = True) -> str:
+    if not talk:  # no memory notes are written, so there is none to show
+        return f"{observation_text}\nYour action (JSON):"
     return f"{observation_text}\nYour memory note: {memory or '(empty)'}\nYour action (JSON):"
 
 
@@ -179,21 +196,25 @@ ANSWER_PREFILL = '{"action": "'
 
 
 def action_grammar(options: Options, config: SocietyConfig, settings: PromptSettings) -> str:
-    """GBNF for this agent's answer after :data:`ANSWER_PREFILL`: only the actions available now."""
+    """GBNF for this agent's answer after :data:`ANSWER_PREFILL`: only the actions available now (with
+    ``settings.actions == "move"``: stay or move), then message and memory when ``settings.talk``."""
     amounts = " | ".join(f'"{a}"' for a in config.transfer_amounts)
     alternatives = ['"stay\\""', 'move']
     rules = ['move ::= "move\\", \\"direction\\": " ("\\"north\\"" | "\\"south\\"" | "\\"east\\"" | "\\"west\\"")']
-    if options.targets:
+    everything = settings.actions == "all"
+    if everything and options.targets:
         names = " | ".join(f'"\\"{t}\\""' for t in options.targets)
         rules.append(f"target ::= {names}")
         rules.append(f"amount ::= {amounts}")
         alternatives += ["give", "take"]
         rules.append('give ::= "give\\", \\"target\\": " target ", \\"amount\\": " amount')
         rules.append('take ::= "take\\", \\"target\\": " target ", \\"amount\\": " amount')
-    if options.can_reproduce:
+    if everything and options.can_reproduce:
         alternatives.append('"reproduce\\""')
-    if config.artifacts:
+    if everything and config.artifacts:
         _artifact_grammar(options, config, settings, alternatives, rules)
+    if not settings.talk:
+        return "\n".join(['root ::= (' + " | ".join(alternatives) + ') "}"', *rules])
     message_chars = min(settings.message_chars, config.message_max_chars)
     root = ('root ::= (' + " | ".join(alternatives) + ') ", \\"message\\": " message '
             '", \\"memory\\": " memory "}"')
@@ -246,7 +267,11 @@ def answer_length_bound(config: SocietyConfig, settings: PromptSettings) -> int:
     target = len(f'"agent_{config.max_agents - 1}"')
     actions = [len('reproduce"'), len('move", "direction": "north"'),
                len('give", "target": ') + target + len(', "amount": ') + max(len(str(a)) for a in config.transfer_amounts)]
-    if config.artifacts:
+    if settings.actions == "move":
+        actions = [len('move", "direction": "north"')]
+    if not settings.talk:
+        return max(actions) + len("}")
+    if config.artifacts and settings.actions == "all":
         name = config.artifact_name_max_chars + 2
         text = min(settings.artifact_chars, config.artifact_text_max_chars) + 2
         lifespan = max(len(_lifespan_word(v)) for v in config.artifact_lifespans) + 2
@@ -276,12 +301,16 @@ _FORCED_AFTER = [
     (re.compile(r', "message": "[^"]*"$'), ', "memory": "', False),
     (re.compile(r', "memory": "[^"]*"$'), "}", True),
 ]
+_ACTION_COMPLETE = re.compile(r'^(stay|reproduce)"$|"direction": "(north|south|east|west)"$')
 
 
-def forced_continuation(generated: str) -> tuple[str, bool]:
+def forced_continuation(generated: str, talk: bool = True) -> tuple[str, bool]:
     """What :func:`action_grammar` forces after ``generated`` (the answer after :data:`ANSWER_PREFILL`):
     the JSON keys and separators between values, and whether the answer is complete after them.
-    The engine feeds forced text as one chunk instead of sampling it token by token."""
+    The engine feeds forced text as one chunk instead of sampling it token by token. ``talk=False``:
+    the grammar of an answer without message and memory (it closes right after a move or stay)."""
+    if not talk and _ACTION_COMPLETE.search(generated):
+        return "}", True
     for pattern, text, complete in _FORCED_AFTER:
         if pattern.search(generated):
             return text, complete

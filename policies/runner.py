@@ -38,6 +38,8 @@ class EpisodeStats:
     seconds: float = 0.0
     returns: dict[str, float] = field(default_factory=lambda: defaultdict(float))
     lifespans: dict[str, int] = field(default_factory=dict)
+    food_eaten: Counter = field(default_factory=Counter)
+    """Food tiles eaten per agent."""
     policy_costs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Inference cost readouts of policies that report them (e.g. the LLM policy)."""
 
@@ -48,6 +50,8 @@ class EpisodeStats:
         for agent, info in infos.items():
             if "born" in info:
                 self.births += 1
+            if "ate" in info:
+                self.food_eaten[agent] += 1
             if "died" in info:
                 self.deaths[info["died"]] += 1
                 self.lifespans[agent] = info["age"]

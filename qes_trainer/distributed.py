@@ -127,6 +127,7 @@ class WorkerSettings:
     seed: int
     noise_method: str
     scratch_dir: str | None  # where the private model copy goes (None: /dev/shm or the system temp dir)
+    tensors: str | None = None  # glob patterns restricting the trainable tensors (qes-train --tensors)
 
 
 class QESWorker:
@@ -153,7 +154,7 @@ class QESWorker:
                 raise FileNotFoundError(f"the base model {base} is not on this node (worker {os.getpid()})")
             base = self.directory / "base.gguf"  # a node without the file: take the driver's copy once
             base.write_bytes(ray.get(model_ref[0]))
-        self.live = LiveModel.create(base, self.directory / "worker-model.gguf")
+        self.live = LiveModel.create(base, self.directory / "worker-model.gguf", settings.tensors)
         if base.parent == self.directory:
             base.unlink()
         _, gated = self.live.apply(unpack_update(ray.get(diff_ref[0])))
@@ -162,7 +163,7 @@ class QESWorker:
         self.noise = QESOptimizer(self.live.specs(), sigma=1.0, alpha=1.0, residual="none", seed=settings.seed,
                                   noise_method=settings.noise_method)
         # Repacked CPU buffers would copy the weights at load and hide every later edit of the file.
-        self.engine = LlamaEngine(self.live.path, n_ctx=settings.fitness.n_ctx, max_batch=settings.batch_size,
+        self.engine = LlamaEngine(self.live.path, n_ctx=settings.fitness.context_tokens(), max_batch=settings.batch_size,
                                   n_threads=settings.threads, use_extra_bufts=False)
         self.evaluator = FitnessEvaluator(settings.fitness, self.engine)
         self.seconds_setup = time.perf_counter() - started
@@ -215,7 +216,7 @@ class RayPopulation:
     def __init__(self, base_model: str | Path, diff: Mapping[str, SparseDelta], noise: QESOptimizer,
                  fitness: FitnessSettings, batch_size: int = 8, threads: int | None = None, workers: int = 0,
                  address: str | None = None, member_timeout: float | None = None, max_attempts: int = 3,
-                 worker_class: type | None = None):
+                 worker_class: type | None = None, tensors: str | None = None):
         ray = require_ray()
         self.ray = ray
         self.noise = noise
@@ -239,7 +240,7 @@ class RayPopulation:
             atexit.register(shutil.rmtree, self.scratch_root, True)
         base_model = Path(base_model).resolve()
         self.settings = WorkerSettings(str(base_model), base_model.stat().st_size, fitness, batch_size, self.threads,
-                                       noise.seed, noise.noise_method, self.scratch_root)
+                                       noise.seed, noise.noise_method, self.scratch_root, tensors)
         # A cluster's nodes may not have the file: they fetch this object (once per node) only if they lack it.
         self.model_ref = [ray.put(base_model.read_bytes())] if address else None
         worker_class = worker_class or QESWorker

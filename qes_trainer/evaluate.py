@@ -34,7 +34,7 @@ def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSetti
                               "models": {}}
     for label, model in models.items():
         path = resolve_model(model)
-        engine = LlamaEngine(path, n_ctx=settings.n_ctx, max_batch=batch_size, n_threads=threads)
+        engine = LlamaEngine(path, n_ctx=settings.context_tokens(), max_batch=batch_size, n_threads=threads)
         try:
             results = FitnessEvaluator(settings, engine).evaluate(seeds)
         finally:

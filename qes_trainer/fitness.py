@@ -5,31 +5,48 @@ the weights must be the same for both. Common random numbers do that here: every
 plays the same episode seeds (world layout, food, personalities), the same scripted co-players (their
 seeds derive from the episode seed) and the same LLM sampling seeds (from episode seed, step and agent).
 Only the weights differ.
+
+Two estimators of the same quantity (``FitnessSettings.estimator``):
+
+- ``sampled``: play the episodes, sampling every answer (what ``qes-eval`` always does);
+- ``expected``: the *exact* expected return of each LLM agent's first decision of each episode, from
+  the action probabilities in the model's logits (``LlamaCppPolicy.move_distribution``) and the reward
+  the world gives each action (one env step per action, from a copy of the episode's first state). No
+  sampling noise at all: a member's fitness is a smooth function of its weights. Needs a move-only
+  world (the ``forage`` preset).
 """
 
 from __future__ import annotations
 
+import copy
 import math
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Callable, Sequence
 
 import numpy as np
 
 from policies import POLICIES, PolicyAssignment, make_policy, parse_policy_spec
+from policies.base import make_action
 from policies.llm_engine import LlamaEngine
-from policies.llm_policy import LlamaCppPolicy, PromptSettings
-from policies.runner import run_episode
+from policies.llm_policy import MOVE_KINDS, LlamaCppPolicy, PromptSettings, default_context
+from policies.perception import DIRECTIONS, Perception
+from policies.runner import policy_seeds, run_episode
 from society_env.config import make_config
 from society_env.env import SocietyEnv
+from society_env.rules import STAY
 
-__all__ = ["FitnessSettings", "FitnessEvaluator", "EpisodeResult", "episode_seeds", "mean_and_standard_error"]
+__all__ = ["FitnessSettings", "FitnessEvaluator", "EpisodeResult", "episode_seeds", "mean_and_standard_error",
+           "ESTIMATORS"]
 
 TRAINED_POLICY = "llm"
+ESTIMATORS = ("sampled", "expected")
 
 
 @dataclass(frozen=True)
 class FitnessSettings:
-    """What one fitness evaluation plays (identical for every member of a run)."""
+    """What one fitness evaluation plays (identical for every member of a run). The prompt (history,
+    motivation, personality, talk, action set) is the preset's, exactly as ``society-env run`` uses it."""
 
     preset: str = "small"
     policy: str = "llm=2,forager=4"
@@ -38,14 +55,32 @@ class FitnessSettings:
     """World config overrides (``--set FIELD=VALUE``), e.g. ``(("reward_mode", "survival"),)``."""
     episodes: int = 2
     max_steps: int = 12
-    n_ctx: int = 1280
+    n_ctx: int | None = None
+    """Context tokens per agent; None = the LLM policy's default for the preset (as ``society-env run``)."""
     temperature: float = 0.7
     max_tokens: int | None = None
     """None: the longest answer the action grammar allows (see :class:`policies.llm_policy.LlamaCppPolicy`)."""
     chat_format: str | None = None
-    history: int = 1
-    motivation: str = "base"
-    personality: bool = True
+    estimator: str = "sampled"
+    """``sampled`` episodes, or the ``expected`` return of the first decision (module docstring)."""
+
+    def world_config(self):
+        return make_config(self.preset, **{"language": True, **dict(self.overrides)})
+
+    def prompt(self) -> PromptSettings:
+        return PromptSettings.from_config(self.world_config())
+
+    def context_tokens(self) -> int:
+        """The context per agent this evaluation uses (``n_ctx`` or the preset's default)."""
+        return self.n_ctx if self.n_ctx is not None else default_context(self.world_config(), self.prompt())
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "FitnessSettings":
+        """Inverse of ``dataclasses.asdict``; accepts the settings of older checkpoints (which stored
+        prompt fields of their own: the prompt now always comes from the preset)."""
+        data = {key: value for key, value in data.items() if key not in ("history", "motivation", "personality")}
+        data["overrides"] = tuple(tuple(pair) for pair in data.get("overrides", ()))
+        return cls(**data)
 
 
 @dataclass
@@ -54,6 +89,10 @@ class EpisodeResult:
     fitness: float  # mean return of the trained (LLM) agents, including their descendants
     steps: int
     failures: int  # LLM answers that fell back to "stay"
+    behaviour: Counter = field(default_factory=Counter)
+    """What the LLM agents did (sampled episodes): ``agent_steps``, ``food_eaten``, ``moves``,
+    ``food_in_view`` (agent-steps with food visible), ``towards_food`` (of those, moves that step closer to
+    the nearest visible food), ``stays``."""
 
 
 def episode_seeds(seed: int, generation: int, episodes: int) -> list[int]:
@@ -78,14 +117,18 @@ class FitnessEvaluator:
     """
 
     def __init__(self, settings: FitnessSettings, engine: LlamaEngine):
+        if settings.estimator not in ESTIMATORS:
+            raise ValueError(f"unknown fitness estimator {settings.estimator!r}; use {' or '.join(ESTIMATORS)}")
         self.settings = settings
         self.entries = parse_policy_spec(settings.policy, POLICIES)
         if not any(name == TRAINED_POLICY for name, _ in self.entries):
             raise ValueError(f"--policy {settings.policy!r} has no {TRAINED_POLICY!r} agents to train")
-        self.config = make_config(settings.preset, **{"language": True, **dict(settings.overrides)})
+        self.config = settings.world_config()
         self.env = SocietyEnv(self.config)
-        prompt = PromptSettings(history=settings.history, motivation=settings.motivation,
-                                personality=settings.personality)
+        prompt = settings.prompt()
+        if settings.estimator == "expected" and prompt.actions != "move":
+            raise ValueError(f"the expected-return estimator needs a move-only world (prompt_actions='move', "
+                             f"as in the forage preset); preset {settings.preset!r} offers all actions")
         self.llm = LlamaCppPolicy(self.config, engine=engine, temperature=settings.temperature,
                                   max_tokens=settings.max_tokens, chat_format=settings.chat_format,
                                   batch_size=engine.max_batch, prompt=prompt)
@@ -93,15 +136,74 @@ class FitnessEvaluator:
                          for name, _ in self.entries}
 
     def play(self, seed: int) -> EpisodeResult:
+        """One sampled episode."""
         assignment = PolicyAssignment(self.entries, self.config.num_founders)
         failures_before = self.llm.failures
-        stats = run_episode(self.env, assignment, self.policies, seed, self.settings.max_steps)
+        behaviour: Counter = Counter()
+        llm_act = self.llm.act
+
+        def observed_act(observations, infos):  # the LLM's choices against what it saw
+            actions = llm_act(observations, infos)
+            for agent, observation in observations.items():
+                _count_behaviour(behaviour, Perception.read(observation, self.config), int(actions[agent]["action"][0]))
+            return actions
+
+        self.llm.act = observed_act
+        try:
+            stats = run_episode(self.env, assignment, self.policies, seed, self.settings.max_steps)
+        finally:
+            del self.llm.act
         self.llm.drain_events()  # prompts/completions are only kept when recording; don't let them pile up
         summary = stats.summary(assignment.policy_of)
+        trained = [agent for agent, name in assignment.policy_of.items() if name == TRAINED_POLICY]
+        behaviour["food_eaten"] = sum(stats.food_eaten.get(agent, 0) for agent in trained)
         return EpisodeResult(seed, float(summary["per_policy"][TRAINED_POLICY]["mean_return"]), stats.steps,
-                             self.llm.failures - failures_before)
+                             self.llm.failures - failures_before, behaviour)
+
+    def expected_first_step(self, seeds: Sequence[int]) -> list[EpisodeResult]:
+        """The exact expected return of every LLM agent's first decision, per episode (module docstring)."""
+        self.llm.reset(0)  # empty KV cache: the weights may have changed since the last call
+        decisions, starts = [], []
+        for seed in seeds:
+            assignment = PolicyAssignment(self.entries, self.config.num_founders)
+            observations, infos = self.env.reset(seed=seed)
+            for name, policy_seed in policy_seeds(seed, sorted(self.policies)).items():
+                if name != TRAINED_POLICY:
+                    self.policies[name].reset(policy_seed)
+            fixed: dict[str, Any] = {}  # the co-players' first actions, the same whatever the LLM does
+            trained = []
+            for name, agents in assignment.groups(self.env.agents).items():
+                if name == TRAINED_POLICY:
+                    trained = agents
+                else:
+                    fixed.update(self.policies[name].act({a: observations[a] for a in agents}, {a: infos[a] for a in agents}))
+            starts.append((copy.deepcopy(self.env), fixed, trained))
+            decisions += [(agent, observations[agent]) for agent in trained]
+        probabilities = self.llm.move_distribution(decisions)
+        results, row = [], 0
+        stay = make_action(self.config, STAY)
+        for seed, (start, fixed, trained) in zip(seeds, starts):
+            expected = []
+            for agent in trained:
+                value = 0.0
+                for column, kind in enumerate(MOVE_KINDS):
+                    world = copy.deepcopy(start)  # the reward of this action, the other LLM agents staying
+                    actions = {**fixed, **{other: stay for other in trained}, agent: make_action(self.config, kind)}
+                    value += probabilities[row, column] * world.step(actions)[1][agent]
+                expected.append(value)
+                row += 1
+            results.append(EpisodeResult(seed, float(np.mean(expected)), 1, 0))
+        return results
 
     def evaluate(self, seeds: Sequence[int], on_episode: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
+        if self.settings.estimator == "expected":
+            results = self.expected_first_step(seeds)
+            for result in results if on_episode is not None else ():
+                on_episode(result)
+            return results
+        return self.evaluate_sampled(seeds, on_episode)
+
+    def evaluate_sampled(self, seeds: Sequence[int], on_episode: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
         results = []
         for seed in seeds:
             results.append(self.play(seed))
@@ -112,3 +214,30 @@ class FitnessEvaluator:
     @staticmethod
     def fitness(results: Sequence[EpisodeResult]) -> float:
         return float(np.mean([r.fitness for r in results]))
+
+
+def _count_behaviour(counts: Counter, perception: Perception, kind: int) -> None:
+    """Count one agent-step: a move, a stay, and whether it stepped towards the nearest visible food."""
+    counts["agent_steps"] += 1
+    move = DIRECTIONS.get(kind)
+    counts["moves" if move else "stays"] += 1
+    food = perception.food_offsets()
+    if not food:
+        return
+    counts["food_in_view"] += 1
+    nearest = min(abs(dr) + abs(dc) for dr, dc in food)
+    if move and any(abs(dr) + abs(dc) == nearest and abs(dr - move[0]) + abs(dc - move[1]) < nearest for dr, dc in food):
+        counts["towards_food"] += 1
+
+
+def behaviour_summary(results: Sequence[EpisodeResult]) -> dict[str, float]:
+    """Readable rates over sampled episodes: food eaten per agent-step, share of agent-steps with food in
+    view that moved towards the nearest food, share of stays."""
+    total: Counter = Counter()
+    for result in results:
+        total.update(result.behaviour)
+    steps = max(total["agent_steps"], 1)
+    return {"food_per_agent_step": total["food_eaten"] / steps,
+            "towards_food_share": total["towards_food"] / max(total["food_in_view"], 1),
+            "stay_share": total["stays"] / steps,
+            "agent_steps": total["agent_steps"]}

@@ -13,6 +13,7 @@ noise's nonzeros, not to the model size. Restores are exact: the code bytes are 
 
 from __future__ import annotations
 
+import fnmatch
 import shutil
 from pathlib import Path
 from typing import Iterator, Mapping
@@ -59,20 +60,29 @@ class LiveModel:
     ``skipped`` lists the other tensors with the reason (unsupported types also raise a warning).
     """
 
-    def __init__(self, path: str | Path):
+    def __init__(self, path: str | Path, tensors: str | None = None):
         self.path = Path(path)
         self.tensors: GGUFTensors = open_gguf_tensors(self.path, writable=True, parse_in_child=True)
         trainable, self.skipped = select_trainable(self.tensors)
         if not trainable:
             raise ValueError(f"{self.path.name} has no trainable tensors (2-D block attention/MLP weights of a "
                              f"supported quantized type: Q8_0, Q4_0, Q4_1, Q5_0, Q5_1, Q4_K, Q5_K, Q6_K)")
+        if tensors:  # a comma-separated list of glob patterns over tensor names (qes-train --tensors)
+            patterns = [pattern.strip() for pattern in tensors.split(",") if pattern.strip()]
+            chosen = [t for t in trainable if any(fnmatch.fnmatchcase(t.name, pattern) for pattern in patterns)]
+            if not chosen:
+                raise ValueError(f"--tensors {tensors!r} matches none of the {len(trainable)} trainable tensors of "
+                                 f"{self.path.name} (e.g. {trainable[0].name}, {trainable[-1].name})")
+            self.skipped += [(t, "not matched by --tensors") for t in trainable if t not in chosen]
+            trainable = chosen
         self.trainable: dict[str, TensorView] = {tensor.name: tensor for tensor in trainable}
 
     @classmethod
-    def create(cls, base_model: str | Path, work_path: str | Path) -> "LiveModel":
-        """Copy ``base_model`` to ``work_path`` (atomically) and open the copy."""
+    def create(cls, base_model: str | Path, work_path: str | Path, tensors: str | None = None) -> "LiveModel":
+        """Copy ``base_model`` to ``work_path`` (atomically) and open the copy (``tensors``: glob patterns
+        restricting the trainable tensors)."""
         copy_atomic(base_model, work_path)
-        return cls(work_path)
+        return cls(work_path, tensors)
 
     # ---- what the optimizer sees --------------------------------------------------------------
     def specs(self) -> dict[str, TensorSpec]:

@@ -70,7 +70,7 @@ class LocalPopulation:
 
         self.live, self.noise = live, noise
         # Repacked CPU buffers would copy the weights at load and hide every later edit of the file.
-        self.engine = LlamaEngine(live.path, n_ctx=fitness.n_ctx, max_batch=batch_size, n_threads=threads,
+        self.engine = LlamaEngine(live.path, n_ctx=fitness.context_tokens(), max_batch=batch_size, n_threads=threads,
                                   use_extra_bufts=False)
         self.evaluator = FitnessEvaluator(fitness, self.engine)
 

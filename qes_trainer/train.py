@@ -31,7 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from qes_trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from qes_trainer.fitness import FitnessSettings, episode_seeds
+from qes_trainer.fitness import ESTIMATORS, FitnessSettings, episode_seeds
 from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
 from qes_trainer.population import MemberOutcome, generation_members
@@ -70,6 +70,16 @@ class TrainConfig:
     batch_size: int = 8
     """LLM agents generated together in one llama.cpp batch."""
     fitness: FitnessSettings = field(default_factory=FitnessSettings)
+    tensors: str | None = None
+    """Comma-separated glob patterns over tensor names (e.g. ``blk.2[4-9].*``): train only those of the
+    trainable tensors; None = all 2-D attention/MLP block weights."""
+    eval_every: int = 0
+    """Every this many generations (and after the last), evaluate the current model on held-out episodes
+    (0 = never); logged as ``heldout_*`` in the metrics and plotted."""
+    eval_episodes: int = 32
+    """Held-out episodes of that evaluation (seeds 10000, 10001, ..., as ``qes-eval``)."""
+    eval_estimator: str = "expected"
+    """Estimator of the held-out evaluation: ``expected`` (exact, no sampling noise) or ``sampled``."""
     workers: int = 0
     """Ray workers evaluating the population (0 = in this process; see docs/distributed.md). Does not change
     the result, so ``--resume`` may change it (as ``ray_address`` and ``member_timeout``)."""
@@ -85,9 +95,7 @@ class TrainConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "TrainConfig":
-        fitness = dict(data["fitness"])
-        fitness["overrides"] = tuple(tuple(pair) for pair in fitness["overrides"])
-        return cls(**{**data, "fitness": FitnessSettings(**fitness)})
+        return cls(**{**data, "fitness": FitnessSettings.from_dict(data["fitness"])})
 
 
 def published_settings(tensor_types: Sequence[str]) -> tuple[float, float]:
@@ -134,7 +142,7 @@ def train(
     if checkpoint is not None and checkpoint[0]["base_sha256"] != base_sha256:
         raise CheckpointError(f"the base model {base_model} changed since the checkpoint was written "
                               f"(SHA-256 {base_sha256[:12]}..., checkpoint has {checkpoint[0]['base_sha256'][:12]}...)")
-    live = LiveModel.create(base_model, run_dir / WORKING_MODEL)
+    live = LiveModel.create(base_model, run_dir / WORKING_MODEL, config.tensors)
     types = sorted({t.tensor_type.name for t in live.trainable.values()})
     default_sigma, default_alpha = published_settings(types)
     sigma = default_sigma if config.sigma is None else config.sigma
@@ -154,9 +162,15 @@ def train(
     if distributed:  # one model copy per Ray worker, brought to the current codes from the base and the diff
         population = RayPopulation(base_model, trained_diff, optimizer, config.fitness, batch_size=config.batch_size,
                                    threads=config.threads, workers=config.workers, address=config.ray_address,
-                                   member_timeout=config.member_timeout)
+                                   member_timeout=config.member_timeout, tensors=config.tensors)
     else:
         population = LocalPopulation(live, optimizer, config.fitness, batch_size=config.batch_size, threads=config.threads)
+
+    # held-out evaluation of the current (unperturbed) model, on seeds training never draws
+    heldout = _heldout_evaluator(config, population, live) if config.eval_every else None
+    pending: dict[str, Any] = {}
+    if heldout is not None and optimizer.generation == 0:
+        pending = _heldout_row(heldout, config, prefix="heldout_base")
 
     # 3. generations: evaluate every member on the same episodes, then update the codes
     members = generation_members(config.pairs)
@@ -196,7 +210,11 @@ def train(
             "alpha": optimizer.alpha,
             "members": len(members),
             **population.generation_stats(),
+            **pending,
         })
+        pending = {}
+        if heldout is not None and ((generation + 1) % config.eval_every == 0 or generation + 1 == config.generations):
+            rows[-1].update(_heldout_row(heldout, config, prefix="heldout"))
         # 4. checkpoint (atomic), then the metrics files rebuilt from the rows it holds
         meta = {"config": config.to_dict(), "base_model": str(base_model), "base_sha256": base_sha256,
                 "generation": generation + 1, "metrics": rows, "tensor_types": types}
@@ -207,10 +225,46 @@ def train(
 
     trained = run_dir / TRAINED_MODEL
     live.export(trained)
+    if heldout is not None and heldout.engine is not getattr(population, "engine", None):
+        heldout.engine.close()
     population.close()
     live.close()
     (run_dir / WORKING_MODEL).unlink(missing_ok=True)
     return trained
+
+
+HELDOUT_SEED = 10_000
+"""First held-out episode seed (as ``qes-eval``); training draws 32-bit hashes of (seed, generation)."""
+
+
+class _HeldOut:
+    def __init__(self, evaluator, engine, seeds):
+        self.evaluator, self.engine, self.seeds = evaluator, engine, seeds
+
+
+def _heldout_evaluator(config: TrainConfig, population, live: LiveModel) -> _HeldOut:
+    """An evaluator of the model the trainer's working file holds now (the population's own engine when
+    it evaluates in this process; else an engine of its own on the driver's working copy)."""
+    from policies.llm_engine import LlamaEngine
+    from qes_trainer.fitness import FitnessEvaluator
+
+    settings = dataclasses.replace(config.fitness, estimator=config.eval_estimator)
+    engine = getattr(population, "engine", None)
+    if engine is None:
+        engine = LlamaEngine(live.path, n_ctx=settings.context_tokens(), max_batch=config.batch_size,
+                             n_threads=config.threads, use_extra_bufts=False)
+    seeds = list(range(HELDOUT_SEED, HELDOUT_SEED + config.eval_episodes))
+    return _HeldOut(FitnessEvaluator(settings, engine), engine, seeds)
+
+
+def _heldout_row(heldout: _HeldOut, config: TrainConfig, prefix: str) -> dict[str, float]:
+    from qes_trainer.fitness import mean_and_standard_error
+
+    started = time.perf_counter()
+    live_file_results = heldout.evaluator.evaluate(heldout.seeds)
+    mean, error = mean_and_standard_error([r.fitness for r in live_file_results])
+    return {f"{prefix}_fitness": mean, f"{prefix}_standard_error": error,
+            f"seconds_{prefix}": round(time.perf_counter() - started, 3)}
 
 
 # ---------------------------------------------------------------------------------------------
@@ -253,6 +307,9 @@ def build_parser() -> argparse.ArgumentParser:
     qes.add_argument("--residual", choices=("full", "replay", "none"),
                      help="error feedback: full fp16 residual (default), seed replay, or none")
     qes.add_argument("--window", type=int, help=f"seed-replay window in generations (default {defaults.window})")
+    qes.add_argument("--tensors", metavar="GLOB[,GLOB...]", help="train only the trainable tensors whose names match "
+                     "(e.g. 'blk.2[4-9].*' for the last six blocks of a 30-block model; default: all 2-D attention/MLP "
+                     "block weights)")
     episodes = parser.add_argument_group("fitness episodes")
     episodes.add_argument("--preset", help=f"world preset (default {fitness.preset})")
     episodes.add_argument("--policy", help=f"founder policies; the llm agents are trained (default {fitness.policy!r})")
@@ -260,8 +317,18 @@ def build_parser() -> argparse.ArgumentParser:
                           help="override a world config field (repeatable), e.g. --set reward_mode=survival")
     episodes.add_argument("--episodes", type=int, help=f"episodes per member (default {fitness.episodes})")
     episodes.add_argument("--max-steps", type=int, help=f"steps per episode (default {fitness.max_steps})")
+    episodes.add_argument("--estimator", choices=ESTIMATORS, help="fitness of a member: 'sampled' episodes (default) "
+                          "or the 'expected' return of each LLM agent's first decision, exact from the action "
+                          "logits (no sampling noise; move-only worlds such as --preset forage)")
+    episodes.add_argument("--eval-every", type=int, metavar="G", help="evaluate the current model on held-out episodes "
+                          "every G generations and after the last (default: never); logged as heldout_* and plotted")
+    episodes.add_argument("--eval-episodes", type=int, help=f"held-out episodes (seeds {HELDOUT_SEED}...; default "
+                          f"{defaults.eval_episodes})")
+    episodes.add_argument("--eval-estimator", choices=ESTIMATORS, help=f"estimator of the held-out evaluation "
+                          f"(default {defaults.eval_estimator}: exact, so progress shows without episode noise)")
     llm = parser.add_argument_group("LLM")
-    llm.add_argument("--n-ctx", type=int, help=f"context tokens per agent (default {fitness.n_ctx})")
+    llm.add_argument("--n-ctx", type=int, help="context tokens per agent (default: as society-env run for the preset: "
+                     "1280, or 2048 with artifacts or history)")
     llm.add_argument("--temperature", type=float, help=f"sampling temperature (default {fitness.temperature})")
     llm.add_argument("--threads", type=int, help="llama.cpp threads (default: up to 4 cores)")
     llm.add_argument("--llm-batch", type=int, help=f"agents per llama.cpp batch (default {defaults.batch_size})")
@@ -281,21 +348,24 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     from society_env.cli import parse_overrides
 
     fitness_options = {"preset": args.preset, "policy": args.policy, "episodes": args.episodes,
-                       "max_steps": args.max_steps, "n_ctx": args.n_ctx, "temperature": args.temperature}
+                       "max_steps": args.max_steps, "n_ctx": args.n_ctx, "temperature": args.temperature,
+                       "estimator": args.estimator}
     fitness_options = {key: value for key, value in fitness_options.items() if value is not None}
     if args.set:
         fitness_options["overrides"] = tuple(sorted(parse_overrides(args.set).items()))
     options = {"model": args.model, "generations": args.generations, "pairs": args.pairs, "sigma": args.sigma,
                "alpha": args.alpha, "gamma": args.gamma, "residual": args.residual, "window": args.window,
                "seed": args.seed, "threads": args.threads, "batch_size": args.llm_batch, "workers": args.workers,
-               "ray_address": args.ray_address, "member_timeout": args.member_timeout}
+               "ray_address": args.ray_address, "member_timeout": args.member_timeout, "tensors": args.tensors,
+               "eval_every": args.eval_every, "eval_episodes": args.eval_episodes, "eval_estimator": args.eval_estimator}
     options = {key: value for key, value in options.items() if value is not None}
     config = TrainConfig(**options, fitness=FitnessSettings(**fitness_options))
     _check_distribution_options(args)
     for name, value, low in (("generations", config.generations, 1), ("pairs", config.pairs, 2),
                              ("episodes", config.fitness.episodes, 1), ("max-steps", config.fitness.max_steps, 1),
                              ("threads", 1 if config.threads is None else config.threads, 1), ("llm-batch", config.batch_size, 1),
-                             ("n-ctx", config.fitness.n_ctx, 1)):
+                             ("n-ctx", config.fitness.context_tokens(), 1), ("eval-every", config.eval_every, 0),
+                             ("eval-episodes", config.eval_episodes, 2)):
         if value < low:
             raise ValueError(f"--{name} must be at least {low} (got {value})"
                              + ("; fitness is z-scored across pairs, so one pair learns nothing" if name == "pairs" else ""))
@@ -311,7 +381,8 @@ def _check_distribution_options(args: argparse.Namespace) -> None:
 
 def _check_resume_options(args: argparse.Namespace) -> None:
     fixed = [name for name in ("model", "pairs", "sigma", "alpha", "gamma", "residual", "window", "seed", "preset",
-                               "policy", "set", "episodes", "max_steps", "n_ctx", "temperature", "threads", "llm_batch", "out")
+                               "policy", "set", "episodes", "max_steps", "n_ctx", "temperature", "threads", "llm_batch", "out",
+                               "estimator", "tensors", "eval_every", "eval_episodes", "eval_estimator")
              if getattr(args, name) is not None]
     if fixed:
         raise ValueError("--resume continues a run with its saved settings; only --generations and where to "

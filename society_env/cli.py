@@ -14,7 +14,7 @@ import time
 from pathlib import Path
 from typing import Any, Sequence
 
-from society_env.config import PRESETS, make_config
+from society_env.config import PRESETS, PROMPT_MOTIVATIONS, make_config
 
 
 class UserError(Exception):
@@ -155,8 +155,10 @@ def _build_policy(name: str, config, args: argparse.Namespace):
     from policies.models import ModelPullError
 
     options = _llm_options(args, config)
-    prompt = PromptSettings(history=options.pop("history"), motivation=options.pop("motivation"),
-                            personality=options.pop("personality"))
+    for key in ("history", "motivation", "personality"):  # in the prompt settings below
+        options.pop(key)
+    prompt = PromptSettings.from_config(config, history=args.history, motivation=args.motivation,
+                                        personality=args.personality)
     try:
         return make_policy("llm", config, prompt=prompt, **options)
     except ImportError:
@@ -403,7 +405,7 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
                      help="generation cap per answer (default: the longest answer the action grammar allows)")
     llm.add_argument("--history", type=int, default=None,
                      help="steps of history in the prompt (1 = current only; default: the preset's prompt_history)")
-    llm.add_argument("--motivation", choices=["base", "creative", "none"], default=None,
+    llm.add_argument("--motivation", choices=list(PROMPT_MOTIVATIONS), default=None,
                      help="motivation in the system prompt (default: the preset's prompt_motivation)")
     llm.add_argument("--personality", action=argparse.BooleanOptionalAction, default=None,
                      help="describe personality traits in the prompt (default: the preset's prompt_personality)")

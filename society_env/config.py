@@ -26,6 +26,10 @@ TRAIT_NAMES = (
 """(name, positive pole, negative pole) of each trait, in genome order."""
 
 
+PROMPT_MOTIVATIONS = ("base", "creative", "forage", "none")
+"""Motivation sentences an LLM agent's system prompt can end with (texts in ``policies.llm_prompt``)."""
+
+
 @dataclass(frozen=True)
 class SocietyConfig:
     """All parameters of the society world. Defaults are TerraLingua's published core setting."""
@@ -134,9 +138,14 @@ class SocietyConfig:
     prompt_history: int = 1
     """Steps an LLM agent sees: 1 = only the current one (the LLM policy's default; --history overrides)."""
     prompt_motivation: str = "base"
-    """Motivation in the LLM system prompt: ``base``, ``creative`` or ``none`` (--motivation overrides)."""
+    """Motivation in the LLM system prompt: ``base``, ``creative``, ``forage`` or ``none`` (--motivation overrides)."""
     prompt_personality: bool = True
     """Describe each LLM agent's personality in its prompt (--no-personality / --personality override)."""
+    prompt_talk: bool = True
+    """LLM answers carry a broadcast message and a memory note; ``False`` = the action alone (shorter
+    prompts and answers, for tasks that need no talk)."""
+    prompt_actions: str = "all"
+    """Actions offered to LLM agents: ``all`` or ``move`` (move or stay only: the ``forage`` task)."""
 
     extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
     """Free-form metadata carried along (e.g. by later features); ignored by the rules."""
@@ -176,8 +185,10 @@ class SocietyConfig:
             problems.append("artifact_create_cost must be >= 0")
         if self.prompt_history < 1:
             problems.append("prompt_history must be at least 1")
-        if self.prompt_motivation not in ("base", "creative", "none"):
-            problems.append(f"prompt_motivation must be 'base', 'creative' or 'none', got {self.prompt_motivation!r}")
+        if self.prompt_motivation not in PROMPT_MOTIVATIONS:
+            problems.append(f"prompt_motivation must be one of {', '.join(PROMPT_MOTIVATIONS)}, got {self.prompt_motivation!r}")
+        if self.prompt_actions not in ("all", "move"):
+            problems.append(f"prompt_actions must be 'all' or 'move', got {self.prompt_actions!r}")
         if problems:
             raise ValueError("invalid SocietyConfig: " + "; ".join(problems))
         object.__setattr__(self, "transfer_amounts", tuple(int(a) for a in self.transfer_amounts))
@@ -258,6 +269,30 @@ PRESETS: dict[str, dict[str, Any]] = {
         "max_steps": 200,
         "lifespan": 60,
         "view_radius": 4,
+    },
+    # A learning task for QES (docs/training.md): food close and in view, short episodes, eating is the
+    # only reward. LLM agents answer with a move (or stay) alone, without talk, personality or history.
+    "forage": {
+        "width": 9,
+        "height": 9,
+        "num_founders": 2,
+        "max_agents": 8,
+        "view_radius": 2,
+        "initial_energy": 30,
+        "initial_food": 16,
+        "food_distribution": "uniform",
+        "food_regrowth_rate": 1.0,
+        "food_decay_prob": 0.0,
+        "max_steps": 8,
+        "reward_give_giver": 0.0,
+        "reward_give_receiver": 0.0,
+        "reward_take_taker": 0.0,
+        "reward_take_victim": 0.0,
+        "language": True,
+        "prompt_personality": False,
+        "prompt_motivation": "forage",
+        "prompt_talk": False,
+        "prompt_actions": "move",
     },
     # Thousands of agents on a 200x200 torus with uniform food.
     "large": {
