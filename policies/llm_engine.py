@@ -232,6 +232,32 @@ class LlamaEngine:
             count = self.llama_cpp.llama_tokenize(self.vocab, data, len(data), tokens, capacity, add_special, True)
         return list(tokens[:count])
 
+    def text_tokens(self, text: str) -> list[int]:
+        """Tokens whose pieces spell exactly ``text`` (no added space or specials): the tokenizer's own when
+        they do, else a greedy longest-piece match (SentencePiece vocabularies prefix a space)."""
+        tokens = self.tokenize(text, add_special=False)
+        data = text.encode("utf-8")
+        if b"".join(self.piece(t) for t in tokens) == data:
+            return tokens
+        if getattr(self, "_piece_table", None) is None:
+            self._piece_table = {}
+            for token in range(self.n_vocab):
+                piece = self.piece(token)
+                if piece and not self.eog[token]:
+                    self._piece_table.setdefault(piece, token)
+            self._longest_piece = max(map(len, self._piece_table))
+        result, position = [], 0
+        while position < len(data):
+            for length in range(min(self._longest_piece, len(data) - position), 0, -1):
+                token = self._piece_table.get(data[position : position + length])
+                if token is not None:
+                    result.append(token)
+                    position += length
+                    break
+            else:
+                raise ModelError(f"the vocabulary of {self.model_path.name} cannot spell {text!r}")
+        return result
+
     def piece(self, token: int) -> bytes:
         cached = self._pieces.get(token)
         if cached is None:
@@ -508,6 +534,14 @@ class LlamaEngine:
         result.tokens_forced += len(accepted)
         result.tokens_out += len(accepted)
         return accepted, len(accepted) == len(tokens)
+
+    def accept_text(self, grammar, text: str) -> None:
+        """Advance a grammar sampler over ``text`` (ModelError if the grammar rejects it: accepting a
+        rejected token would abort the process)."""
+        for token in self.text_tokens(text):
+            if not self._accepts(grammar, token):
+                raise ModelError(f"the grammar rejects {text!r} at {self.piece(token)!r}")
+            self.llama_cpp.llama_sampler_accept(grammar, token)
 
     def grammar_mask(self, grammar) -> np.ndarray:
         """Which tokens of the vocabulary ``grammar`` (a llama.cpp grammar sampler) allows next."""

@@ -286,7 +286,7 @@ class LlamaCppPolicy:
             raise LLMPolicyError("move_distribution needs the move-only action set (prompt actions='move')")
         first_mask, first_kind, direction_mask, direction_kind = self._decision_tokens()
         prompts = [self.prompt_tokens(agent, observation)[0] for agent, observation in observations]
-        move_tail = self.engine.tokenize('move"', add_special=False) + self.engine.tokenize(', "direction": "', add_special=False)
+        move_tail = self.engine.text_tokens('move"') + self.engine.text_tokens(', "direction": "')
         sessions = [("decision", index) for index in range(len(prompts))]
         try:
             first = self.engine.next_token_logits([GenerationRequest(p, "", (), session=key) for p, key in zip(prompts, sessions)])
@@ -314,8 +314,7 @@ class LlamaCppPolicy:
             for accepted in ("", 'move", "direction": "'):
                 grammar = llama_cpp.llama_sampler_init_grammar(engine.vocab, grammar_text.encode(), b"root")
                 try:
-                    for token in engine.tokenize(accepted, add_special=False) if accepted else []:
-                        llama_cpp.llama_sampler_accept(grammar, token)
+                    engine.accept_text(grammar, accepted)
                     masks.append(engine.grammar_mask(grammar))
                 finally:
                     llama_cpp.llama_sampler_free(grammar)

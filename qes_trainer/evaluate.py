@@ -1,10 +1,12 @@
-"""``qes-eval``: compare a base and a trained GGUF model on held-out episodes.
+"""``qes-eval``: compare a base and one or more trained GGUF models on held-out episodes.
 
-Both models play the same episodes (seeds ``SEED .. SEED + EPISODES - 1``; training draws its episode
+All models play the same episodes (seeds ``SEED .. SEED + EPISODES - 1``; training draws its episode
 seeds from a hash of (run seed, generation), so small consecutive seeds are held out in practice) with
 the same co-players and sampling seeds. The report gives each model's mean fitness with its standard
-error, and the paired difference (trained - base) with its standard error, which is the number to look
-at: pairing by episode removes the episodes' own variance.
+error, the paired difference (model - base) with its standard error, which is the number to look at
+(pairing by episode removes the episodes' own variance), and what the LLM agents did: food eaten per
+agent-step, the share of agent-steps with food in view that moved towards the nearest food, and the
+share of stays.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, mean_and_standard_error
+from qes_trainer.fitness import ESTIMATORS, FitnessEvaluator, FitnessSettings, behaviour_summary, mean_and_standard_error
 
 __all__ = ["evaluate_models", "main"]
 
@@ -25,7 +27,7 @@ __all__ = ["evaluate_models", "main"]
 def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSettings, seeds: Sequence[int],
                     threads: int | None = None, batch_size: int = 8) -> dict[str, Any]:
     """Fitness of each model (label -> GGUF path, None = default model) on ``seeds``, plus paired differences
-    against the first model."""
+    against the first model and (sampled episodes) the behaviour rates of :func:`behaviour_summary`."""
     from policies.llm_engine import LlamaEngine
     from policies.models import resolve_model
 
@@ -44,6 +46,8 @@ def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSetti
         report["models"][label] = {"model": str(path), "fitness_mean": mean, "fitness_standard_error": error,
                                    "per_episode": per_episode[label],
                                    "llm_failures": sum(r.failures for r in results)}
+        if settings.estimator == "sampled":
+            report["models"][label]["behaviour"] = behaviour_summary(results)
     reference = next(iter(per_episode))
     for label in list(per_episode)[1:]:
         difference = np.subtract(per_episode[label], per_episode[reference])
@@ -52,20 +56,37 @@ def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSetti
     return report
 
 
+def _model_argument(text: str) -> tuple[str, str]:
+    """``LABEL=PATH`` or ``PATH`` (labelled by its run directory, e.g. runs/forage-full/model.gguf -> forage-full;
+    a single unlabelled model is ``trained``)."""
+    label, separator, path = text.partition("=")
+    if not separator:
+        path = text
+        label = Path(text).parent.name if Path(text).name == "model.gguf" and Path(text).parent.name else Path(text).stem
+    return label, path
+
+
 def build_parser() -> argparse.ArgumentParser:
     fitness = FitnessSettings()
     parser = argparse.ArgumentParser(
         prog="qes-eval", formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__,
-        epilog="example:\n  qes-eval --trained runs/qes-demo/model.gguf --episodes 8 --out runs/qes-demo/eval.json")
-    parser.add_argument("--trained", required=True, help="the trained GGUF (e.g. RUN_DIR/model.gguf)")
+        epilog="examples:\n  qes-eval --trained runs/qes-demo/model.gguf --episodes 8 --out runs/qes-demo/eval.json\n"
+               "  qes-eval --preset forage --policy llm=2 --max-steps 8 --episodes 32 \\\n"
+               "      --trained full=runs/forage-full/model.gguf none=runs/forage-none/model.gguf")
+    parser.add_argument("--trained", required=True, nargs="+", metavar="[LABEL=]PATH",
+                        help="one or more trained GGUFs (e.g. RUN_DIR/model.gguf), each compared with the base")
     parser.add_argument("--base", default=None, help="the base GGUF (default: the embedded default model)")
     parser.add_argument("--episodes", type=int, default=8, help="held-out episodes per model (default 8)")
     parser.add_argument("--seed", type=int, default=10_000, help="first held-out episode seed (default 10000)")
-    parser.add_argument("--preset", default=fitness.preset, help=f"world preset (default {fitness.preset})")
+    parser.add_argument("--preset", default=fitness.preset, help=f"world preset (default {fitness.preset}); the LLM "
+                        "prompt is the preset's, as for society-env run and qes-train")
     parser.add_argument("--policy", default=fitness.policy, help=f"founder policies (default {fitness.policy!r})")
     parser.add_argument("--max-steps", type=int, default=fitness.max_steps, help=f"steps per episode (default {fitness.max_steps})")
-    parser.add_argument("--n-ctx", type=int, default=fitness.n_ctx, help=f"context tokens per agent (default {fitness.n_ctx})")
+    parser.add_argument("--estimator", choices=ESTIMATORS, default="sampled",
+                        help="sampled episodes (default) or the exact expected return of the first decision")
+    parser.add_argument("--n-ctx", type=int, default=None, help="context tokens per agent (default: as society-env "
+                        "run for the preset: 1280, or 2048 with artifacts or history)")
     parser.add_argument("--temperature", type=float, default=fitness.temperature,
                         help=f"sampling temperature (default {fitness.temperature})")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
@@ -89,21 +110,38 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"qes-eval: error: {option} must be at least 1 (got {value})", file=sys.stderr)
             return 2
     settings = FitnessSettings(preset=args.preset, policy=args.policy, max_steps=args.max_steps, n_ctx=args.n_ctx,
-                               temperature=args.temperature, episodes=args.episodes)
+                               temperature=args.temperature, episodes=args.episodes, estimator=args.estimator)
     seeds = list(range(args.seed, args.seed + args.episodes))
+    models: dict[str, str | None] = {"base": args.base}
+    for text in args.trained:
+        label, path = _model_argument(text)
+        if len(args.trained) == 1 and "=" not in text:
+            label = "trained"
+        if label in models:
+            print(f"qes-eval: error: two models are labelled {label!r}; name them LABEL=PATH", file=sys.stderr)
+            return 2
+        models[label] = path
     try:
-        report = evaluate_models({"base": args.base, "trained": args.trained}, settings, seeds, threads=args.threads)
+        report = evaluate_models(models, settings, seeds, threads=args.threads)
     except (ValueError, ModelError, OSError) as error:
         print(f"qes-eval: error: {error}", file=sys.stderr)
         return 2
     table = Table(title=f"held-out fitness over {args.episodes} episodes (seeds {seeds[0]}..{seeds[-1]})")
-    for column in ("model", "fitness (mean ± SE)", "trained - base (paired)", "LLM failures"):
+    columns = ["model", "fitness (mean ± SE)", "model - base (paired)", "LLM failures"]
+    if settings.estimator == "sampled":
+        columns += ["food / agent-step", "towards food", "stays"]
+    for column in columns:
         table.add_column(column)
     for label, numbers in report["models"].items():
         difference = numbers.get("difference_vs_base")
-        table.add_row(f"{label}: {Path(numbers['model']).name}", f"{numbers['fitness_mean']:.3f} ± {numbers['fitness_standard_error']:.3f}",
-                      f"{difference['mean']:+.3f} ± {difference['standard_error']:.3f}" if difference else "",
-                      str(numbers["llm_failures"]))
+        row = [f"{label}: {Path(numbers['model']).name}", f"{numbers['fitness_mean']:.3f} ± {numbers['fitness_standard_error']:.3f}",
+               f"{difference['mean']:+.3f} ± {difference['standard_error']:.3f}" if difference else "",
+               str(numbers["llm_failures"])]
+        if "behaviour" in numbers:
+            behaviour = numbers["behaviour"]
+            row += [f"{behaviour['food_per_agent_step']:.3f}", f"{behaviour['towards_food_share']:.1%}",
+                    f"{behaviour['stay_share']:.1%}"]
+        table.add_row(*row)
     Console().print(table)
     if args.out:
         write_json_atomic(Path(args.out), report)

@@ -233,6 +233,16 @@ def train(
     return trained
 
 
+RECIPES: dict[str, dict[str, Any]] = {
+    # Fine-tune the default model to forage (docs/training.md, "A measured result"): two LLM agents in the
+    # forage preset, the exact expected return of their first decision on 8 episodes per member, 4 pairs,
+    # alpha / sigma = 0.5 (the paper's INT4 alpha moves no code with 4 pairs), a held-out check every 4
+    # generations. About 75 minutes on 2 cores shared by two such runs (1 thread each).
+    "forage": {"preset": "forage", "policy": "llm=2", "estimator": "expected", "episodes": 8, "pairs": 4,
+               "generations": 24, "sigma": 0.01, "alpha": 0.005, "eval_every": 4, "eval_episodes": 32},
+}
+"""Named sets of options (``qes-train --recipe NAME``); options given explicitly win."""
+
 HELDOUT_SEED = 10_000
 """First held-out episode seed (as ``qes-eval``); training draws 32-bit hashes of (seed, generation)."""
 
@@ -292,6 +302,8 @@ def build_parser() -> argparse.ArgumentParser:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     defaults, fitness = TrainConfig(), FitnessSettings()
     run = parser.add_argument_group("run")
+    run.add_argument("--recipe", choices=sorted(RECIPES), help="a named set of options, e.g. 'forage': the measured "
+                     "fine-tuning recipe of docs/training.md (options given explicitly win)")
     run.add_argument("--out", help="run directory (default: runs/qes__PRESET__SEED__TIME)")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint, with its saved "
                      "settings (only --generations may be given, to extend it, and the distributed options)")
@@ -344,7 +356,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def config_from_args(args: argparse.Namespace) -> TrainConfig:
-    """A fresh run's config: the given options over the defaults."""
+    """A fresh run's config: the given options over the recipe's (if any) over the defaults."""
+    if args.recipe:
+        for name, value in RECIPES[args.recipe].items():
+            if getattr(args, name) is None:
+                setattr(args, name, value)
     from society_env.cli import parse_overrides
 
     fitness_options = {"preset": args.preset, "policy": args.policy, "episodes": args.episodes,
@@ -382,7 +398,7 @@ def _check_distribution_options(args: argparse.Namespace) -> None:
 def _check_resume_options(args: argparse.Namespace) -> None:
     fixed = [name for name in ("model", "pairs", "sigma", "alpha", "gamma", "residual", "window", "seed", "preset",
                                "policy", "set", "episodes", "max_steps", "n_ctx", "temperature", "threads", "llm_batch", "out",
-                               "estimator", "tensors", "eval_every", "eval_episodes", "eval_estimator")
+                               "estimator", "tensors", "eval_every", "eval_episodes", "eval_estimator", "recipe")
              if getattr(args, name) is not None]
     if fixed:
         raise ValueError("--resume continues a run with its saved settings; only --generations and where to "

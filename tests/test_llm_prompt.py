@@ -206,3 +206,34 @@ def test_the_answer_length_bound_is_the_longest_answer_the_grammar_allows():
                + "m" * 60 + '", "memory": "' + "n" * 80 + '"}')
     assert answer_length_bound(core, settings) == len(longest)
     assert answer_length_bound(core, PromptSettings(message_chars=10, memory_chars=10, artifact_chars=10)) == len(longest) - 50 - 70 - 70
+
+
+# ---- the talk-free, move-only answer format (the forage task) -----------------------------------------
+
+FORAGE = society_env.make_config("forage")
+FORAGE_PROMPT = PromptSettings.from_config(FORAGE)
+
+
+def test_forage_preset_asks_for_a_move_alone():
+    assert (FORAGE_PROMPT.talk, FORAGE_PROMPT.actions, FORAGE_PROMPT.personality) == (False, "move", False)
+    text = shared_system_prompt(FORAGE, FORAGE_PROMPT)
+    assert "message" not in text and "memory" not in text and "give energy" not in text and "reproduce" not in text
+    assert '{"action":"move","direction":"north"}' in text and "eat as much food" in text
+    assert "memory note" not in user_message("agent_0 | step 0/8", "", talk=False)
+
+
+def test_move_only_grammar_offers_stay_and_moves_and_closes_after_them():
+    from policies.llm_prompt import forced_continuation
+
+    options = Options(["agent_1"], {"agent_1": (1, 0)}, True, 80)  # a partner and energy to reproduce: not offered
+    grammar = action_grammar(options, FORAGE, FORAGE_PROMPT)
+    assert "give" not in grammar and "reproduce" not in grammar and "message" not in grammar
+    assert forced_continuation('move", "direction": "east"', talk=False) == ("}", True)
+    assert forced_continuation('stay"', talk=False) == ("}", True)
+    assert forced_continuation('move"', talk=False) == (', "direction": "', False)
+    assert forced_continuation('stay"', talk=True) == (', "message": "', False)  # the talking format unchanged
+    longest = '{"action": "move", "direction": "north"}'
+    assert answer_length_bound(FORAGE, FORAGE_PROMPT) == len(longest) - len('{"action": "')
+    for answer, kind in (('{"action": "stay"}', STAY), ('{"action": "move", "direction": "north"}', NORTH)):
+        vector, message, memory, artifact = parse_answer(answer, options, FORAGE)
+        assert vector[0] == kind and message == memory == "" and artifact is None
