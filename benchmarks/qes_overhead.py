@@ -29,7 +29,7 @@ from policies.models import resolve_model
 from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, episode_seeds
 from qes_trainer.train import TrainConfig
 config = TrainConfig.from_dict(json.loads(sys.argv[1]))
-engine = LlamaEngine(resolve_model(config.model), n_ctx=config.fitness.n_ctx, max_batch=config.batch_size,
+engine = LlamaEngine(resolve_model(config.model), n_ctx=config.fitness.context_tokens(), max_batch=config.batch_size,
                      n_threads=config.threads)
 evaluator = FitnessEvaluator(config.fitness, engine)
 started = time.perf_counter()

@@ -100,7 +100,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.table import Table
 
     from policies.llm_engine import ModelError
-    from society_env.recording import write_json_atomic
+    from society_env.files import write_json_atomic
 
     if args.episodes < 2:
         print("qes-eval: error: --episodes must be at least 2 (a standard error needs two)", file=sys.stderr)

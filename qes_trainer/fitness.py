@@ -31,7 +31,7 @@ from policies.base import make_action
 from policies.llm_engine import LlamaEngine
 from policies.llm_policy import MOVE_KINDS, LlamaCppPolicy, PromptSettings, default_context
 from policies.perception import DIRECTIONS, Perception
-from policies.runner import policy_seeds, run_episode
+from society_env.app.runner import policy_seeds, run_episode
 from society_env.config import make_config
 from society_env.env import SocietyEnv
 from society_env.rules import STAY

@@ -36,7 +36,8 @@ from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
 from qes_trainer.population import MemberOutcome, generation_members
 from qes_trainer.qes import QESOptimizer, SparseDelta
-from society_env.recording import remove_orphaned_temporaries
+from society_env.config import parse_overrides
+from society_env.files import remove_orphaned_temporaries
 
 __all__ = ["TrainConfig", "train", "main", "published_settings"]
 
@@ -361,8 +362,6 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         for name, value in RECIPES[args.recipe].items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
-    from society_env.cli import parse_overrides
-
     fitness_options = {"preset": args.preset, "policy": args.policy, "episodes": args.episodes,
                        "max_steps": args.max_steps, "n_ctx": args.n_ctx, "temperature": args.temperature,
                        "estimator": args.estimator}

@@ -2,6 +2,6 @@
 
 import sys
 
-from society_env.cli import main
+from society_env.app.cli import main
 
 sys.exit(main())

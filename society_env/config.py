@@ -8,8 +8,9 @@ sizes, and *tunable* ones, which only change the dynamics.
 from __future__ import annotations
 
 import dataclasses
+import json
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Sequence
 
 NUM_TRAITS = 7
 """Personality traits per agent, each in [-1, 1]; the genome adds fertility in [0.5, 1]."""
@@ -317,3 +318,18 @@ def make_config(preset: str = "default", **overrides: Any) -> SocietyConfig:
         raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
     merged = {**PRESETS[preset], **overrides}
     return _from_fields(SocietyConfig(), merged)
+
+
+def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
+    """``["width=20", "language=true"]`` -> ``{"width": 20, "language": True}`` (command-line ``--set``
+    overrides; values parsed as JSON, else kept as strings). ``ValueError`` for a pair without ``=``."""
+    overrides = {}
+    for pair in pairs:
+        if "=" not in pair:
+            raise ValueError(f"--set expects FIELD=VALUE, got {pair!r}")
+        key, value = pair.split("=", 1)
+        try:
+            overrides[key.strip()] = json.loads(value)
+        except json.JSONDecodeError:
+            overrides[key.strip()] = value
+    return overrides

@@ -15,14 +15,18 @@ readers skip a final line cut off mid-write.
 from __future__ import annotations
 
 import json
-import os
-import tempfile
-from contextlib import contextmanager
 from pathlib import Path
-from typing import IO, Any, Iterator, Sequence
+from typing import Any, Iterator, Sequence
 
 import numpy as np
 
+from society_env.files import (  # noqa: F401 (the write helpers are re-exported for older imports)
+    atomic_file,
+    json_default,
+    remove_orphaned_temporaries,
+    write_bytes_atomic,
+    write_json_atomic,
+)
 from society_env.state import ALIVE, WorldState
 
 FORMAT_NAME = "society-env-recording"
@@ -31,55 +35,6 @@ FORMAT_VERSION = 1
 
 class RecordingError(ValueError):
     """A run directory that cannot be written or read (missing, wrong format or version)."""
-
-
-@contextmanager
-def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
-    """A binary file to write ``path`` through: it goes to a temporary file in the same directory, which is
-    fsynced and renamed over ``path`` when the block ends (and removed if it raises), so readers see the
-    old file or the new one, never a torn one."""
-    path = Path(path)
-    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(handle, "wb") as file:
-            yield file
-            file.flush()
-            os.fsync(file.fileno())
-        os.chmod(temporary, 0o644)
-        os.replace(temporary, path)
-    except BaseException:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise
-
-
-def remove_orphaned_temporaries(directory: str | Path) -> list[Path]:
-    """Delete what :func:`atomic_file` leaves behind when its process is killed mid-write (its temporary
-    files, ``.<name>.<random>.tmp``) in ``directory``, and return their paths. Call it only where no other
-    process is writing, e.g. when a killed run is resumed."""
-    orphans = sorted(Path(directory).glob(".*.*.tmp"))
-    for orphan in orphans:
-        orphan.unlink(missing_ok=True)
-    return orphans
-
-
-def write_bytes_atomic(path: str | Path, data: bytes) -> None:
-    """Write ``data`` atomically (see :func:`atomic_file`)."""
-    with atomic_file(path) as file:
-        file.write(data)
-
-
-def write_json_atomic(path: str | Path, data: Any) -> None:
-    """Write JSON atomically (see :func:`write_bytes_atomic`)."""
-    write_bytes_atomic(path, json.dumps(data, indent=2, default=_json_default).encode())
-
-
-def _json_default(value: Any) -> Any:
-    if isinstance(value, np.generic):
-        return value.item()
-    if isinstance(value, np.ndarray):
-        return value.tolist()
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
 
 
 def snapshot(world: WorldState) -> dict[str, Any]:
@@ -179,7 +134,7 @@ class RecordingWriter:
     def _write(self, name: str, records: list[dict[str, Any]]) -> None:
         file = self._files[name]
         for record in records:
-            file.write(json.dumps(record, separators=(",", ":"), default=_json_default) + "\n")
+            file.write(json.dumps(record, separators=(",", ":"), default=json_default) + "\n")
 
     def record_reset(self, world: WorldState, policy_of: dict[str, str]) -> None:
         self._write("events", founder_events(world, policy_of))

@@ -49,7 +49,7 @@ def small_env():
 @pytest.fixture(scope="session")
 def recorded_run(tmp_path_factory):
     """A real 60-step small-preset run of scripted foragers and raiders (complete, with summary.json)."""
-    from society_env.cli import main
+    from society_env.app.cli import main
 
     run_dir = tmp_path_factory.mktemp("analysis") / "small_run"
     assert main(["run", "--preset", "small", "--policy", "forager=3,raider=2", "--steps", "60", "--seed", "1",

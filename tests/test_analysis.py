@@ -20,7 +20,7 @@ from society_env.analysis.loading import load_run
 from society_env.analysis.report import analyse_run, window_layout
 from society_env.analysis.series import agent_returns, survival_by_policy, time_series
 from society_env.analysis.viewer import replay_data
-from society_env.cli import main
+from society_env.app.cli import main
 from tests.analysis_runs import TINY_CONFIG, write_tiny_recording
 
 

@@ -224,8 +224,8 @@ def test_worlds_without_artifacts_reject_the_artifact_entry():
 
 def test_recorded_artifact_actions_replay_identically(tmp_path):
     from policies import PolicyAssignment, make_policy
-    from policies.runner import run_episode
-    from society_env.cli import replay_recording
+    from society_env.app.runner import run_episode
+    from society_env.app.runs import replay_recording
     from society_env.recording import Recording, RecordingWriter
 
     config = society_env.make_config("core", width=14, height=14, num_founders=8, initial_food=30, max_steps=80)
@@ -245,7 +245,8 @@ def test_recorded_artifact_actions_replay_identically(tmp_path):
 def test_experiment_command_runs_presets_by_seeds_into_one_directory(tmp_path, capsys):
     import json
 
-    from society_env.cli import main, replay_recording
+    from society_env.app.cli import main
+    from society_env.app.runs import replay_recording
 
     out = tmp_path / "exp"
     assert main(["experiment", "--presets", "core,inert", "--seeds", "2", "--policy", "cooperator", "--steps", "40",
@@ -268,7 +269,8 @@ def test_experiment_command_runs_presets_by_seeds_into_one_directory(tmp_path, c
 def test_recordings_from_before_artifacts_still_load_and_replay(tmp_path):
     import json
 
-    from society_env.cli import main, replay_recording
+    from society_env.app.cli import main
+    from society_env.app.runs import replay_recording
     from society_env.recording import Recording
 
     out = tmp_path / "old"

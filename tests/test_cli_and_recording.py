@@ -8,7 +8,8 @@ import time
 
 import pytest
 
-from society_env.cli import main, replay_recording
+from society_env.app.cli import main
+from society_env.app.runs import replay_recording
 from society_env.recording import FORMAT_VERSION, Recording
 
 CLI = [sys.executable, "-m", "society_env"]

@@ -9,7 +9,8 @@ import society_env
 from policies.llm_engine import LlamaEngine, ModelError
 from policies.llm_policy import LlamaCppPolicy, LLMPolicyError
 from policies.llm_prompt import ANSWER_PREFILL, PromptSettings, answer_length_bound
-from society_env.cli import main, replay_recording
+from society_env.app.cli import main
+from society_env.app.runs import replay_recording
 from society_env.recording import Recording
 from tests.tiny_gguf import write_tiny_model
 

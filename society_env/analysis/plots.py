@@ -17,7 +17,7 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from society_env.recording import write_bytes_atomic  # noqa: E402
+from society_env.files import write_bytes_atomic  # noqa: E402
 from society_env.analysis.series import TimeSeries  # noqa: E402
 
 DPI = 80

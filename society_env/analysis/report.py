@@ -27,7 +27,7 @@ from society_env.analysis.interactions import (
 from society_env.analysis.lineage import Lineage, family_population, family_tree_text, lineage
 from society_env.analysis.loading import RunData, load_run
 from society_env.analysis.series import TimeSeries, survival_by_policy, time_series
-from society_env.recording import write_bytes_atomic, write_json_atomic
+from society_env.files import write_bytes_atomic, write_json_atomic
 
 WINDOW_FRACTION = 5
 """Default sliding window: a fifth of the run."""

@@ -20,7 +20,7 @@ from typing import Any
 from society_env.analysis.lineage import lineage
 from society_env.analysis.loading import RunData, load_run, slot_of
 from society_env.config import TRAIT_NAMES
-from society_env.recording import write_bytes_atomic
+from society_env.files import write_bytes_atomic
 
 EVENT_FIELDS = 5
 """Integers per event in the page: type, agent slot, other slot, amount, text index (-1 = none)."""

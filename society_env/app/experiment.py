@@ -1,6 +1,6 @@
 """``society-env experiment``: run a list of presets x seeds into one directory and compare them.
 
-This is application layer, like ``society_env.cli`` (whose run/recording machinery it reuses): one
+This is application layer, like ``society_env.app.cli`` (it reuses the run/recording machinery of ``society_env.app.runs``): one
 recording per run, then a side-by-side table of the runs' summaries, one column per preset (means over
 the seeds, with the standard deviation when there are several). Layout::
 
@@ -68,7 +68,7 @@ def markdown_table(rows: list[tuple[str, list[str]]], presets: list[str]) -> str
 
 
 def parse_presets(text: str) -> list[str]:
-    from society_env.cli import UserError
+    from society_env.app.runs import UserError
 
     presets = [p.strip() for p in text.split(",") if p.strip()]
     unknown = [p for p in presets if p not in PRESETS]
@@ -80,8 +80,8 @@ def parse_presets(text: str) -> list[str]:
 
 
 def command_experiment(args: argparse.Namespace) -> int:
-    from society_env.cli import UserError, print_columns, record_run, run_config
-    from society_env.recording import write_bytes_atomic, write_json_atomic
+    from society_env.app.runs import UserError, print_columns, record_run, run_config
+    from society_env.files import write_bytes_atomic, write_json_atomic
 
     presets = parse_presets(args.presets)
     if args.seeds < 1:
@@ -111,7 +111,7 @@ def command_experiment(args: argparse.Namespace) -> int:
 
 def add_experiment_parser(commands: Any) -> None:
     """Register ``society-env experiment`` on the CLI's subcommands."""
-    from society_env.cli import add_llm_arguments
+    from society_env.app.runs import add_llm_arguments
 
     experiment = commands.add_parser(
         "experiment", help="run presets x seeds and compare them side by side",

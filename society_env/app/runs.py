@@ -1,7 +1,5 @@
-"""``society-env``: run societies, replay recordings, report on them and watch them.
-
-This is the application layer at the top of the data flow: it is the only ``society_env`` module
-that imports ``policies`` (the world modules never do).
+"""The run machinery shared by ``society-env run`` and ``society-env experiment``: a run's config and
+policies from the command line, recording a run with a progress bar, its summary, and replaying it.
 """
 
 from __future__ import annotations
@@ -9,48 +7,22 @@ from __future__ import annotations
 import argparse
 import json
 import re
-import sys
 import time
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any
 
-from society_env.config import PRESETS, PROMPT_MOTIVATIONS, make_config
+from society_env.config import PROMPT_MOTIVATIONS, make_config, parse_overrides
 
 
 class UserError(Exception):
     """A mistake in the command line or its inputs: printed as one line, exit status 2."""
 
 
-# ---------------------------------------------------------------------------------------------
-# society-env run
-# ---------------------------------------------------------------------------------------------
-def parse_overrides(pairs: Sequence[str]) -> dict[str, Any]:
-    """``["width=20", "language=true"]`` -> ``{"width": 20, "language": True}`` (values parsed as JSON)."""
-    overrides = {}
-    for pair in pairs:
-        if "=" not in pair:
-            raise UserError(f"--set expects FIELD=VALUE, got {pair!r}")
-        key, value = pair.split("=", 1)
-        try:
-            overrides[key.strip()] = json.loads(value)
-        except json.JSONDecodeError:
-            overrides[key.strip()] = value
-    return overrides
-
 
 def default_run_dir(preset: str, policy: str, seed: int) -> Path:
     """CleanRL-style run directory name: ``runs/preset__policy__seed__time``."""
     policy_part = re.sub(r"[^A-Za-z0-9=.+-]+", "+", policy)
     return Path("runs") / f"{preset}__{policy_part}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
-
-
-def command_run(args: argparse.Namespace) -> int:
-    run_dir = Path(args.out) if args.out else default_run_dir(args.preset, args.policy, args.seed)
-    summary = record_run(args, args.preset, args.seed, run_dir)
-    if not args.quiet:
-        print_summary(summary, run_dir)
-        print_last_messages(run_dir)
-    return 0
 
 
 def run_config(args: argparse.Namespace, preset: str):
@@ -62,7 +34,10 @@ def run_config(args: argparse.Namespace, preset: str):
         raise UserError(f"--steps must be at least 1 (got {args.steps})")
     try:
         entries = parse_policy_spec(args.policy, POLICIES)
-        overrides = parse_overrides(args.set)
+        try:
+            overrides = parse_overrides(args.set)
+        except ValueError as error:
+            raise UserError(str(error)) from None
         if any(name == "llm" for name, _ in entries):
             overrides.setdefault("language", True)
         return entries, make_config(preset, **overrides)
@@ -171,7 +146,7 @@ def _run_with_progress(env, assignment, policies, seed, steps, recorder, render,
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from policies.runner import run_episode
+    from society_env.app.runner import run_episode
 
     console = Console(stderr=True)
     if render == "ansi":
@@ -233,9 +208,6 @@ def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
         console.print(f"recording: {run_dir}", markup=False, highlight=False)
 
 
-# ---------------------------------------------------------------------------------------------
-# society-env replay
-# ---------------------------------------------------------------------------------------------
 def replay_recording(run_dir: str | Path) -> dict[str, Any]:
     """Re-run a recording's actions in a fresh env; compare events and snapshots line by line."""
     from policies.assignment import PolicyAssignment
@@ -284,66 +256,6 @@ def replay_recording(run_dir: str | Path) -> dict[str, Any]:
     }
 
 
-def command_replay(args: argparse.Namespace) -> int:
-    from society_env.recording import RecordingError
-
-    try:
-        result = replay_recording(args.run_dir)
-    except RecordingError as error:
-        raise UserError(str(error)) from None
-    kind = "complete" if result["complete"] else "partial (killed) "
-    if result["identical"]:
-        print(f"replayed {result['steps']} steps of the {kind} recording: {result['events']} events and "
-              f"{result['snapshots']} snapshots identical")
-        return 0
-    print(f"replay DIFFERS from the recording: first differing event #{result['first_event_difference']}, "
-          f"first differing snapshot #{result['first_snapshot_difference']}", file=sys.stderr)
-    return 1
-
-
-# ---------------------------------------------------------------------------------------------
-# society-env report / view
-# ---------------------------------------------------------------------------------------------
-def command_report(args: argparse.Namespace) -> int:
-    from society_env.recording import RecordingError
-
-    from society_env.analysis.report import (
-        MissingAnalysisDependencies, comparison_rows, require_analysis_dependencies, write_comparison, write_report,
-    )
-
-    try:
-        require_analysis_dependencies()
-    except MissingAnalysisDependencies as error:
-        raise UserError(str(error)) from None
-    if args.window is not None and args.window < 1:
-        raise UserError("--window must be at least 1 step")
-    reports = []
-    for run_dir in args.run_dirs:
-        try:
-            started = time.perf_counter()
-            report = write_report(run_dir, window=args.window)
-        except RecordingError as error:
-            raise UserError(str(error)) from None
-        reports.append(report)
-        if not args.quiet:
-            print(f"{report.run.run_dir / 'report.html'} written in {time.perf_counter() - started:.1f} s")
-    if not args.quiet:
-        print_columns("society-env report", [report.name for report in reports], comparison_rows(reports),
-                      overflow="fold")
-    if len(reports) > 1:
-        compare_dir = Path(args.compare_dir) if args.compare_dir else _common_parent([Path(r) for r in args.run_dirs])
-        path = write_comparison(reports, compare_dir)
-        if not args.quiet:
-            print(f"comparison: {path}")
-    return 0
-
-
-def _common_parent(paths: list[Path]) -> Path:
-    import os
-
-    return Path(os.path.commonpath([str(path.resolve().parent) for path in paths]))
-
-
 def print_columns(title: str, names: list[str], rows: list[tuple[str, list[str]]], **column_style: Any) -> None:
     """A table with one labelled row per number and one column per run or preset (``column_style`` goes to
     rich's ``add_column``, e.g. ``justify`` or ``overflow``)."""
@@ -359,35 +271,6 @@ def print_columns(title: str, names: list[str], rows: list[tuple[str, list[str]]
     Console().print(table)
 
 
-def command_view(args: argparse.Namespace) -> int:
-    from society_env.analysis.viewer import write_replay
-    from society_env.recording import RecordingError
-
-    try:
-        path = write_replay(args.run_dir, args.out)
-    except RecordingError as error:
-        raise UserError(str(error)) from None
-    except OSError as error:
-        raise UserError(f"cannot write {args.out or 'replay.html'}: {error.strerror or error}") from None
-    print(f"{path} ({path.stat().st_size / 1e6:.2f} MB): open it in a browser; no network needed")
-    return 0
-
-
-def command_models(args: argparse.Namespace) -> int:
-    from policies.models import DEFAULT_MODEL, ModelPullError, default_model_path, pull_default_model
-
-    if args.action == "path":
-        print(default_model_path())
-        return 0
-    try:
-        path = pull_default_model()
-    except ModelPullError as error:
-        raise UserError(str(error)) from None
-    print(f"{DEFAULT_MODEL.name} ({DEFAULT_MODEL.license}) verified at {path}")
-    return 0
-
-
-# ---------------------------------------------------------------------------------------------
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     """The LLM policy's options (``run`` and ``experiment``)."""
     llm = parser.add_argument_group("LLM agents (policy 'llm'; the language option is switched on automatically)")
@@ -409,106 +292,3 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
                      help="motivation in the system prompt (default: the preset's prompt_motivation)")
     llm.add_argument("--personality", action=argparse.BooleanOptionalAction, default=None,
                      help="describe personality traits in the prompt (default: the preset's prompt_personality)")
-
-
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="society-env",
-        description="A society of agents on a grid world: run baselines, record, replay, report on and watch episodes.",
-    )
-    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-
-    run = commands.add_parser(
-        "run", help="run one episode and record it",
-        description="Run one episode with the given policies and write a recording directory.",
-        epilog="examples:\n  society-env run --preset small --policy forager=3,raider=3 --steps 100\n"
-               "  society-env run --preset small --policy cooperator --render ansi --steps 30\n"
-               "  society-env run --set width=30 --set food_distribution=uniform\n"
-               "  society-env run --preset small --policy llm=4,forager=2 --steps 20",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    run.add_argument("--preset", default="small", choices=sorted(PRESETS), help="world preset (default: small)")
-    run.add_argument("--policy", default="forager",
-                     help="policy assignment as NAME=SHARE,...: shares of the founders per policy; newborns "
-                          "inherit their parent's policy. Policies: random, forager, cooperator, raider "
-                          "(a 'scripted:' prefix is accepted), llm. Default: forager")
-    run.add_argument("--seed", type=int, default=0, help="the run's only seed (env and policies); default 0")
-    run.add_argument("--steps", type=int, default=None, help="steps to run (default: the preset's max_steps)")
-    run.add_argument("--out", default=None, help="output directory (default: runs/PRESET__POLICY__SEED__TIME)")
-    run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                     help="override a SocietyConfig field (repeatable), e.g. --set width=20")
-    run.add_argument("--render", choices=["none", "ansi"], default="none", help="print the grid every step")
-    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
-    add_llm_arguments(run)
-    run.set_defaults(handler=command_run)
-
-    from society_env.experiment import add_experiment_parser
-
-    add_experiment_parser(commands)
-
-    models = commands.add_parser("models", help="manage the embedded default model",
-                                 description="Fetch the default GGUF model into the cache (done automatically on first use).")
-    models.add_argument("action", choices=["pull", "path"], help="pull: download and verify; path: print where it is")
-    models.set_defaults(handler=command_models)
-
-    replay = commands.add_parser(
-        "replay", help="replay a recording and check it reproduces exactly",
-        description="Feed a recording's actions into a fresh env with the same config and seed, and check that "
-                    "events and snapshots come out identical. Exit status 0 if identical, 1 if not.",
-    )
-    replay.add_argument("run_dir", help="a run directory written by 'society-env run'")
-    replay.set_defaults(handler=command_replay)
-
-    report = commands.add_parser(
-        "report", help="analyse recordings: series, interaction graph, families, plots, report.html",
-        description="Analyse one or more run directories (complete, or partial ones of killed runs) and write into "
-                    "each: report.html (one page with the plots and a table of the numbers), report.json, "
-                    "report-series.csv and report-*.png. Time series: population, food, births, deaths by cause, "
-                    "energy given/taken, messages, artifacts alive; survival per policy; a signed interaction graph "
-                    "(+0.5 per message heard, +0.1 per sighting, +-1 per energy unit given/taken, +10 parent-child, "
-                    "+5 artifact handed over) with density, reciprocity, clustering and Louvain communities over the "
-                    "whole run and in sliding windows; family trees. With several runs, also a side-by-side "
-                    "comparison.html and comparison.png. Needs the analysis extra: pip install \"society-env[analysis]\".",
-        epilog="examples:\n  society-env report runs/small__forager__0__20261123-120000\n"
-               "  society-env report runs/* --compare-dir runs --window 200",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by 'society-env run'")
-    report.add_argument("--window", type=int, default=None,
-                        help="sliding window for the graph metrics, in steps (default: a fifth of the run); "
-                             "windows advance by half their length")
-    report.add_argument("--compare-dir", default=None,
-                        help="where comparison.html goes when several runs are given (default: their common parent)")
-    report.add_argument("--quiet", action="store_true", help="print nothing")
-    report.set_defaults(handler=command_report)
-
-    view = commands.add_parser(
-        "view", help="write replay.html: watch a recording in the browser",
-        description="Write a self-contained replay.html (data embedded, no network needed) into the run directory: "
-                    "the grid with food and agents (coloured by family or policy, brighter = more energy), a timeline "
-                    "slider, play/pause and speed, the step's messages and events, and an agent's energy, age, "
-                    "personality, last action and message on click. Works on partial recordings of killed runs.",
-        epilog="example:\n  society-env view runs/small__forager__0__20261123-120000 && xdg-open runs/small__forager__0__20261123-120000/replay.html",
-        formatter_class=argparse.RawDescriptionHelpFormatter,
-    )
-    view.add_argument("run_dir", help="a run directory written by 'society-env run'")
-    view.add_argument("--out", default=None, help="output file (default: RUN_DIR/replay.html)")
-    view.set_defaults(handler=command_view)
-    return parser
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
-    try:
-        return args.handler(args)
-    except UserError as error:
-        print(f"society-env: error: {error}", file=sys.stderr)
-        return 2
-    except KeyboardInterrupt:
-        print("society-env: interrupted; the recording so far is kept", file=sys.stderr)
-        return 130
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,0 +1,67 @@
+"""Files written atomically: a reader sees the old file or the new one, never a torn one.
+
+Used by every layer that writes (recordings, reports, QES checkpoints, metrics, model copies), so it
+lives apart from any of them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from contextlib import contextmanager
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import numpy as np
+
+__all__ = ["atomic_file", "write_bytes_atomic", "write_json_atomic", "remove_orphaned_temporaries", "json_default"]
+
+
+@contextmanager
+def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
+    """A binary file to write ``path`` through: it goes to a temporary file in the same directory, which is
+    fsynced and renamed over ``path`` when the block ends (and removed if it raises), so readers see the
+    old file or the new one, never a torn one."""
+    path = Path(path)
+    handle, temporary = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(handle, "wb") as file:
+            yield file
+            file.flush()
+            os.fsync(file.fileno())
+        os.chmod(temporary, 0o644)
+        os.replace(temporary, path)
+    except BaseException:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise
+
+
+def remove_orphaned_temporaries(directory: str | Path) -> list[Path]:
+    """Delete what :func:`atomic_file` leaves behind when its process is killed mid-write (its temporary
+    files, ``.<name>.<random>.tmp``) in ``directory``, and return their paths. Call it only where no other
+    process is writing, e.g. when a killed run is resumed."""
+    orphans = sorted(Path(directory).glob(".*.*.tmp"))
+    for orphan in orphans:
+        orphan.unlink(missing_ok=True)
+    return orphans
+
+
+def write_bytes_atomic(path: str | Path, data: bytes) -> None:
+    """Write ``data`` atomically (see :func:`atomic_file`)."""
+    with atomic_file(path) as file:
+        file.write(data)
+
+
+def write_json_atomic(path: str | Path, data: Any) -> None:
+    """Write JSON atomically (see :func:`write_bytes_atomic`)."""
+    write_bytes_atomic(path, json.dumps(data, indent=2, default=json_default).encode())
+
+
+def json_default(value: Any) -> Any:
+    if isinstance(value, np.generic):
+        return value.item()
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")

@@ -1,0 +1,102 @@
+"""The layers import one way (docs/architecture.md): the world never imports the policies, the trainer or
+the application layer; the policies never import the trainer or the application layer; the trainer uses
+the episode runner but never the command line; and there are no import cycles, function-level imports
+included. Checked on the source (every ``import`` statement at any depth, except type-only ones under
+``if TYPE_CHECKING:``, which never run), so it cannot be fooled by what happens to be imported already."""
+
+import ast
+import subprocess
+import sys
+from pathlib import Path
+
+import networkx as nx
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = ("society_env", "policies", "qes_trainer")
+
+
+def _module_name(path: Path) -> str:
+    parts = list(path.relative_to(ROOT).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def _modules() -> dict[str, Path]:
+    return {_module_name(path): path for package in PACKAGES for path in (ROOT / package).rglob("*.py")}
+
+
+def _import_graph() -> nx.DiGraph:
+    modules = _modules()
+    graph = nx.DiGraph()
+    graph.add_nodes_from(modules)
+    for name, path in modules.items():
+        package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+        tree = ast.parse(path.read_text(), str(path))
+        type_only = {id(child) for node in ast.walk(tree) if isinstance(node, ast.If) and ast.unparse(node.test) == "TYPE_CHECKING"
+                     for statement in node.body for child in ast.walk(statement)}
+        for node in ast.walk(tree):
+            if id(node) in type_only:
+                continue
+            targets = []
+            if isinstance(node, ast.Import):
+                targets = [alias.name for alias in node.names]
+            elif isinstance(node, ast.ImportFrom):
+                base = node.module or ""
+                if node.level:
+                    base = ".".join(package.split(".")[: len(package.split(".")) - node.level + 1] + ([base] if base else []))
+                # "from package import module" imports the module; "from module import name" the module
+                targets = [f"{base}.{alias.name}" if f"{base}.{alias.name}" in modules else base for alias in node.names]
+            for target in targets:
+                while target and target not in modules:  # "import a.b.c" of a non-module attribute
+                    target = target.rpartition(".")[0]
+                if target and target != name:
+                    graph.add_edge(name, target)
+    return graph
+
+
+GRAPH = _import_graph()
+
+
+def _layer(module: str) -> str:
+    if module.startswith("society_env.app") or module == "society_env.__main__":  # python -m society_env
+        return "app"
+    return module.split(".")[0]
+
+
+def _imports_of(layer: str) -> set[tuple[str, str]]:
+    return {(source, target) for source, target in GRAPH.edges if _layer(source) == layer}
+
+
+def test_the_graph_sees_the_known_imports():  # the checks below mean something only if this holds
+    assert ("qes_trainer.fitness", "society_env.app.runner") in GRAPH.edges
+    assert ("society_env.app.cli", "society_env.app.experiment") in GRAPH.edges
+    assert ("policies.llm_policy", "policies.llm_engine") in GRAPH.edges
+    assert ("society_env.env", "society_env.rules") in GRAPH.edges
+
+
+@pytest.mark.parametrize("layer, forbidden", [
+    ("society_env", {"policies", "qes_trainer", "app"}),
+    ("policies", {"qes_trainer", "app"}),
+])
+def test_lower_layers_never_import_higher_ones(layer, forbidden):
+    wrong = sorted((s, t) for s, t in _imports_of(layer) if _layer(t) in forbidden)
+    assert not wrong, f"{layer} imports a higher layer: {wrong}"
+
+
+def test_the_trainer_uses_the_runner_never_the_command_line():
+    wrong = sorted((s, t) for s, t in _imports_of("qes_trainer") if _layer(t) == "app" and t != "society_env.app.runner")
+    assert not wrong, wrong
+
+
+def test_no_import_cycles():
+    cycles = [cycle for cycle in nx.simple_cycles(GRAPH)]
+    assert not cycles, cycles[:5]
+
+
+def test_importing_the_world_loads_no_policy_trainer_or_app_module():
+    code = ("import sys, society_env; print(sorted(m for m in sys.modules "
+            "if m.split('.')[0] in ('policies', 'qes_trainer') or m.startswith('society_env.app')))")
+    loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
+    assert loaded.strip() == "[]"
