@@ -170,8 +170,11 @@ def train(
     # held-out evaluation of the current (unperturbed) model, on seeds training never draws
     heldout = _heldout_evaluator(config, population, live) if config.eval_every else None
     pending: dict[str, Any] = {}
-    if heldout is not None and optimizer.generation == 0:
-        pending = _heldout_row(heldout, config, prefix="heldout_base")
+    if heldout is not None:
+        if checkpoint is None:  # a fresh run: the base model, before any update
+            pending = _heldout_row(heldout, config, prefix="heldout_base")
+        else:  # None for runs saved before gains were logged: then no gains are logged
+            heldout.base = checkpoint[0].get("heldout_base_per_episode")
 
     # 3. generations: evaluate every member on the same episodes, then update the codes
     members = generation_members(config.pairs)
@@ -219,6 +222,8 @@ def train(
         # 4. checkpoint (atomic), then the metrics files rebuilt from the rows it holds
         meta = {"config": config.to_dict(), "base_model": str(base_model), "base_sha256": base_sha256,
                 "generation": generation + 1, "metrics": rows, "tensor_types": types}
+        if heldout is not None and heldout.base is not None:
+            meta["heldout_base_per_episode"] = heldout.base
         save_checkpoint(run_dir, meta, trained_diff, optimizer.state_dict(copy=False))
         write_metrics(run_dir, rows)
         if on_generation is not None:
@@ -251,6 +256,8 @@ HELDOUT_SEED = 10_000
 class _HeldOut:
     def __init__(self, evaluator, engine, seeds):
         self.evaluator, self.engine, self.seeds = evaluator, engine, seeds
+        self.base: list[float] | None = None
+        """The base model's fitness per held-out episode: gains are paired with it."""
 
 
 def _heldout_evaluator(config: TrainConfig, population, live: LiveModel) -> _HeldOut:
@@ -272,10 +279,15 @@ def _heldout_row(heldout: _HeldOut, config: TrainConfig, prefix: str) -> dict[st
     from qes_trainer.fitness import mean_and_standard_error
 
     started = time.perf_counter()
-    live_file_results = heldout.evaluator.evaluate(heldout.seeds)
-    mean, error = mean_and_standard_error([r.fitness for r in live_file_results])
-    return {f"{prefix}_fitness": mean, f"{prefix}_standard_error": error,
-            f"seconds_{prefix}": round(time.perf_counter() - started, 3)}
+    values = [r.fitness for r in heldout.evaluator.evaluate(heldout.seeds)]
+    mean, error = mean_and_standard_error(values)
+    row = {f"{prefix}_fitness": mean, f"{prefix}_standard_error": error}
+    if prefix == "heldout_base":
+        heldout.base = values
+    elif heldout.base is not None:  # paired by episode: the number that tells progress from the episodes' own variance
+        row["heldout_gain"], row["heldout_gain_standard_error"] = mean_and_standard_error(np.subtract(values, heldout.base))
+    row[f"seconds_{prefix}"] = round(time.perf_counter() - started, 3)
+    return row
 
 
 # ---------------------------------------------------------------------------------------------

@@ -60,9 +60,16 @@ def test_heldout_evaluation_during_training_is_logged(tiny_model, tmp_path):
     assert "heldout_base_fitness" in rows[0] and "heldout_fitness" not in rows[0]
     assert "heldout_fitness" in rows[1] and "heldout_fitness" in rows[2]  # every 2 generations, and the last
     assert rows[1]["heldout_standard_error"] > 0
+    assert rows[1]["heldout_gain"] == pytest.approx(rows[1]["heldout_fitness"] - rows[0]["heldout_base_fitness"])
+    assert rows[1]["heldout_gain_standard_error"] >= 0
     # the base evaluation is the untrained model's held-out fitness
     base = _heldout_returns(tiny_model, FORAGE_FITNESS)[:4]
     assert rows[0]["heldout_base_fitness"] == pytest.approx(base.mean())
+    # a resumed run still pairs its held-out evaluations with the base model's (kept in the checkpoint)
+    train(dataclasses.replace(config, generations=4), tmp_path, resume=True)
+    rows = [json.loads(line) for line in (tmp_path / "metrics.jsonl").read_text().splitlines()]
+    assert "heldout_base_fitness" not in rows[3]
+    assert rows[3]["heldout_gain"] == pytest.approx(rows[3]["heldout_fitness"] - rows[0]["heldout_base_fitness"])
 
 
 def test_tensors_option_restricts_what_is_trained(tiny_model, tmp_path):
