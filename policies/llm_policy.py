@@ -76,12 +76,17 @@ class LLMPolicyError(ValueError):
     """A configuration problem of the LLM policy (not a model output problem: those never raise)."""
 
 
+DEFAULT_CONTEXT_TOKENS = 1280
+LONG_CONTEXT_TOKENS = 2048
+"""Context per agent in worlds whose prompt also explains artifacts or carries history."""
+
+
 def default_context(config: SocietyConfig, settings: PromptSettings) -> int:
     """Context tokens per agent when none is given: 1280, or 2048 when the prompt also explains artifacts
     or carries history (the TerraLingua conditions), so the default model fits without options. Room for
     the prompt (~750 tokens in `small`, more in a crowd) plus the longest answer (212 tokens there); the
     cache size costs memory (~23 KB per token with the default model), not speed."""
-    return 2048 if config.artifacts or settings.history > 1 else 1280
+    return LONG_CONTEXT_TOKENS if config.artifacts or settings.history > 1 else DEFAULT_CONTEXT_TOKENS
 
 
 class LlamaCppPolicy:

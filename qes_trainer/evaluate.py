@@ -19,6 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
+from policies.llm_policy import DEFAULT_CONTEXT_TOKENS, LONG_CONTEXT_TOKENS
 from qes_trainer.fitness import ESTIMATORS, FitnessEvaluator, FitnessSettings, behaviour_summary, mean_and_standard_error
 
 __all__ = ["evaluate_models", "main"]
@@ -86,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--estimator", choices=ESTIMATORS, default="sampled",
                         help="sampled episodes (default) or the exact expected return of the first decision")
     parser.add_argument("--n-ctx", type=int, default=None, help="context tokens per agent (default: as society-env "
-                        "run for the preset: 1280, or 2048 with artifacts or history)")
+                        f"run for the preset: {DEFAULT_CONTEXT_TOKENS}, or {LONG_CONTEXT_TOKENS} with artifacts or history)")
     parser.add_argument("--temperature", type=float, default=fitness.temperature,
                         help=f"sampling temperature (default {fitness.temperature})")
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")

@@ -31,6 +31,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from qes_trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from policies.llm_policy import DEFAULT_CONTEXT_TOKENS, LONG_CONTEXT_TOKENS
 from qes_trainer.fitness import ESTIMATORS, FitnessSettings, episode_seeds
 from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
@@ -353,7 +354,7 @@ def build_parser() -> argparse.ArgumentParser:
                           f"(default {defaults.eval_estimator}: exact, so progress shows without episode noise)")
     llm = parser.add_argument_group("LLM")
     llm.add_argument("--n-ctx", type=int, help="context tokens per agent (default: as society-env run for the preset: "
-                     "1280, or 2048 with artifacts or history)")
+                     f"{DEFAULT_CONTEXT_TOKENS}, or {LONG_CONTEXT_TOKENS} with artifacts or history)")
     llm.add_argument("--temperature", type=float, help=f"sampling temperature (default {fitness.temperature})")
     llm.add_argument("--threads", type=int, help="llama.cpp threads (default: up to 4 cores)")
     llm.add_argument("--llm-batch", type=int, help=f"agents per llama.cpp batch (default {defaults.batch_size})")

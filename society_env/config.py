@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Sequence
 
 NUM_TRAITS = 7
@@ -148,9 +148,6 @@ class SocietyConfig:
     prompt_actions: str = "all"
     """Actions offered to LLM agents: ``all`` or ``move`` (move or stay only: the ``forage`` task)."""
 
-    extra: dict[str, Any] = field(default_factory=dict, compare=False, hash=False)
-    """Free-form metadata carried along (e.g. by later features); ignored by the rules."""
-
     def __post_init__(self) -> None:
         problems = []
         if self.width < 3 or self.height < 3:
@@ -215,8 +212,9 @@ class SocietyConfig:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SocietyConfig":
-        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``."""
-        return _from_fields(cls(), data)
+        """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``. Configs saved by older versions
+        load too (their unused ``extra`` field is dropped)."""
+        return _from_fields(cls(), {key: value for key, value in data.items() if key != "extra"})
 
 
 def _from_fields(base: SocietyConfig, overrides: dict[str, Any]) -> SocietyConfig:

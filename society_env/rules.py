@@ -24,8 +24,9 @@ With artifacts (``society_env.artifacts``, language option) three phases join: *
 right after give/take, **inventories of the dead** fall on their cells right after death, and
 **artifact ageing** (expiry) at the very end. They draw no random numbers.
 
-Cost grows with agents + cells: no loop over pairs of agents. The only Python loop is over the
-(few) parents that reproduce in a step.
+Cost grows with agents + cells: no loop over pairs of agents. Python loops remain over the (few)
+parents that reproduce in a step, over the survivors' free-text messages (language option), and in the
+artifact phases.
 """
 
 from __future__ import annotations

@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from policies.llm_policy import DEFAULT_CONTEXT_TOKENS, LONG_CONTEXT_TOKENS
 from society_env.config import PROMPT_MOTIVATIONS, make_config, parse_overrides
 
 
@@ -277,8 +278,8 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     llm.add_argument("--model", default=None,
                      help="GGUF file (default: the embedded SmolLM2-135M-Instruct Q4_1, fetched on first use)")
     llm.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
-    llm.add_argument("--n-ctx", type=int, default=None,
-                     help="context tokens per agent (default 1024; 2048 in worlds with artifacts or history)")
+    llm.add_argument("--n-ctx", type=int, default=None, help=f"context tokens per agent (default {DEFAULT_CONTEXT_TOKENS}; "
+                     f"{LONG_CONTEXT_TOKENS} in worlds with artifacts or history)")
     llm.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp (default: up to 4)")
     llm.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU, if llama.cpp has one")
     llm.add_argument("--chat-format", default=None, help="chatml, plain or a Jinja template (default: the model's own)")
