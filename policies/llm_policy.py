@@ -22,21 +22,16 @@ import numpy as np
 
 from policies.base import make_action
 from policies.llm_engine import GenerationRequest, LlamaEngine, ModelError
-from policies.llm_prompt import (
+from policies.llm_answer import (
     ANSWER_PREFILL,
-    MOTIVATIONS,
     AnswerError,
     Options,
-    PromptSettings,
     action_grammar,
-    agent_system_prompt,
     answer_length_bound,
     forced_continuation,
     parse_answer,
-    read_options,
-    shared_system_prompt,
-    user_message,
 )
+from policies.llm_prompt import MOTIVATIONS, PromptSettings, agent_system_prompt, read_options, shared_system_prompt, user_message
 from policies.models import resolve_model
 from society_env.config import SocietyConfig
 from society_env.observations import split_observation

@@ -1,0 +1,336 @@
+"""The LLM answer format, defined once: a table of the actions an LLM agent answers with and their fields.
+
+An answer is a JSON object; generation starts after :data:`ANSWER_PREFILL`::
+
+    {"action": "<name>", "<field>": <value>, ..., "message": "...", "memory": "..."}
+
+(message and memory only when the prompt settings talk). From :data:`ANSWERS` come:
+
+- :func:`action_grammar`: the GBNF grammar of one agent's answer, with only the actions it can take now
+  and only the values it can use (visible targets, artifacts it stands on or carries);
+- :func:`forced_continuation`: the text the grammar forces between values (keys and separators), which
+  the engine feeds as one chunk instead of sampling it;
+- :func:`answer_length_bound`: the longest answer the grammar allows;
+- :func:`parse_answer`: the answer back into an env action.
+
+``tests/test_llm_answer.py`` round-trips every action through all four.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from society_env.artifacts import artifact_action
+from society_env.config import SocietyConfig
+from society_env.observations import view_cell_index
+from society_env.rules import EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST
+
+__all__ = ["ANSWERS", "ANSWER_PREFILL", "ARTIFACT_ANSWERS", "AnswerError", "Field", "Options", "action_grammar",
+           "answer_length_bound", "available_answers", "forced_continuation", "format_answer", "parse_answer"]
+
+ANSWER_PREFILL = '{"action": "'
+"""Written into the assistant turn before generation: the model starts right at the action's name."""
+
+CHOICE, NUMBER, TEXT = "choice", "number", "text"
+
+
+@dataclass(frozen=True)
+class Field:
+    """One ``"key": value`` of an answer. ``kind``: ``choice`` (one of a list of quoted words), ``number``
+    (one of a list of unquoted integers) or ``text`` (a quoted string of printable ASCII without quotes
+    or backslashes, so the JSON never needs escapes)."""
+
+    key: str
+    kind: str
+
+
+ANSWERS: dict[str, tuple[Field, ...]] = {
+    "stay": (),
+    "move": (Field("direction", CHOICE),),
+    "give": (Field("target", CHOICE), Field("amount", NUMBER)),
+    "take": (Field("target", CHOICE), Field("amount", NUMBER)),
+    "reproduce": (),
+    # worlds with artifacts
+    "create": (Field("name", TEXT), Field("text", TEXT), Field("lifespan", CHOICE)),
+    "pick_up": (Field("artifact", CHOICE),),
+    "drop": (Field("artifact", CHOICE),),
+    "give_artifact": (Field("artifact", CHOICE), Field("target", CHOICE)),
+    "modify": (Field("artifact", CHOICE), Field("text", TEXT)),
+    "destroy": (Field("artifact", CHOICE),),
+}
+"""Every answer: its action name and its fields in order (the talk fields follow)."""
+ARTIFACT_ANSWERS = ("create", "pick_up", "drop", "give_artifact", "modify", "destroy")
+TALK_FIELDS = (Field("message", TEXT), Field("memory", TEXT))
+DIRECTION_KINDS = {"north": NORTH, "south": SOUTH, "west": WEST, "east": EAST}
+
+
+class AnswerError(ValueError):
+    """A model answer that cannot be turned into an action (the agent then stays put)."""
+
+
+@dataclass
+class Options:
+    """What an agent may do this step, read from its observation."""
+
+    targets: list[str]  # visible agents (give/take partners)
+    offsets: dict[str, tuple[int, int]]  # name -> (dx, dy)
+    can_reproduce: bool
+    energy: int
+    artifacts_here: list[str] = field(default_factory=list)
+    """Names of the artifacts lying on the agent's cell (worlds with visible artifacts)."""
+    artifacts_carried: list[str] = field(default_factory=list)
+    """Names of the artifacts the agent carries."""
+    can_create: bool = False
+    """The world has artifacts and the agent can pay for one."""
+    can_pick_up: bool = False
+    """Its inventory has room."""
+
+    @property
+    def artifacts_reachable(self) -> list[str]:
+        """Carried or lying here (what modify and destroy may name)."""
+        return list(dict.fromkeys(self.artifacts_carried + self.artifacts_here))
+
+
+def lifespan_word(steps: int) -> str:
+    return str(steps) if steps else "forever"
+
+
+# ---- which answers, which values ----------------------------------------------------------------
+
+def available_answers(options: Options | None, config: SocietyConfig, settings: Any) -> list[str]:
+    """The actions an agent with ``options`` can answer with now (``None``: every one the world and the
+    prompt settings can ever offer). ``settings`` is a :class:`policies.llm_prompt.PromptSettings`."""
+    names = ["stay", "move"]
+    if settings.actions != "all":  # "move": stay or move only
+        return names
+    if options is None or options.targets:
+        names += ["give", "take"]
+    if options is None or options.can_reproduce:
+        names.append("reproduce")
+    if not config.artifacts:
+        return names
+    if options is None:
+        return names + list(ARTIFACT_ANSWERS)
+    here, carried = options.artifacts_here, options.artifacts_carried
+    if options.can_create:
+        names.append("create")
+    if here and options.can_pick_up:
+        names.append("pick_up")
+    if carried:
+        names.append("drop")
+        if options.targets:
+            names.append("give_artifact")
+    if options.artifacts_reachable:
+        names += ["modify", "destroy"]
+    return names
+
+
+def _text_bounds(action: str | None, key: str, config: SocietyConfig, settings: Any) -> tuple[int, int]:
+    if key == "message":
+        return 0, min(settings.message_chars, config.message_max_chars)
+    if key == "memory":
+        return 0, settings.memory_chars
+    if key == "name":
+        return 1, config.artifact_name_max_chars
+    return 0, min(settings.artifact_chars, config.artifact_text_max_chars)  # an artifact text
+
+
+def _choices(action: str, key: str, options: Options, config: SocietyConfig) -> list[str]:
+    """The words (or numbers) an agent with ``options`` may give for ``key`` of ``action``."""
+    if key == "direction":
+        return list(DIRECTION_KINDS)
+    if key == "target":
+        return list(options.targets)
+    if key == "amount":
+        return [str(amount) for amount in config.transfer_amounts]
+    if key == "lifespan":
+        return list(dict.fromkeys(lifespan_word(v) for v in config.artifact_lifespans))
+    if action == "pick_up":
+        return list(options.artifacts_here)
+    if action in ("drop", "give_artifact"):
+        return list(dict.fromkeys(options.artifacts_carried))
+    return options.artifacts_reachable  # modify, destroy
+
+
+def _longest_choice(key: str, config: SocietyConfig) -> int:
+    """Characters of the longest word any agent may give for ``key`` (for the length bound)."""
+    if key == "target":
+        return len(f"agent_{config.max_agents - 1}")
+    if key == "artifact":
+        return config.artifact_name_max_chars
+    if key == "amount":
+        return max(len(str(a)) for a in config.transfer_amounts)
+    if key == "lifespan":
+        return max(len(lifespan_word(v)) for v in config.artifact_lifespans)
+    return max(map(len, DIRECTION_KINDS))
+
+
+def _fields(action: str, settings: Any) -> tuple[Field, ...]:
+    return ANSWERS[action] + (TALK_FIELDS if settings.talk else ())
+
+
+def _key_text(key: str) -> str:
+    return f', "{key}": '
+
+
+# ---- grammar ------------------------------------------------------------------------------------
+
+def _literal(text: str) -> str:
+    """A GBNF string literal."""
+    return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+
+def action_grammar(options: Options, config: SocietyConfig, settings: Any) -> str:
+    """GBNF for this agent's answer after :data:`ANSWER_PREFILL`: only the actions available now, each
+    with only the values the agent can use, then message and memory when ``settings.talk``."""
+    rules: dict[str, str] = {}
+
+    def value_rule(action: str, spec: Field) -> str:
+        if spec.kind == TEXT:
+            low, high = _text_bounds(action, spec.key, config, settings)
+            name = spec.key if spec.key in ("message", "memory") else f"{spec.key}-{low}-{high}"
+            # printable ASCII without the quote and backslash, so the JSON never needs escapes
+            rules[name] = f'{name} ::= "\\"" [ !#-[\\]-~]{{{low},{high}}} "\\""'
+            return name
+        words = _choices(action, spec.key, options, config)
+        quote = '"' if spec.kind == CHOICE else ""
+        name = f"{action}-{spec.key}".replace("_", "-")
+        rules[name] = f"{name} ::= " + " | ".join(_literal(f"{quote}{word}{quote}") for word in words)
+        return name
+
+    alternatives = []
+    for action in available_answers(options, config, settings):
+        parts = [_literal(action + '"')]
+        for spec in ANSWERS[action]:
+            parts += [_literal(_key_text(spec.key)), value_rule(action, spec)]
+        alternatives.append(" ".join(parts))
+    tail = []
+    for spec in TALK_FIELDS if settings.talk else ():
+        tail += [_literal(_key_text(spec.key)), value_rule(spec.key, spec)]
+    root = "root ::= (" + " | ".join(alternatives) + ") " + " ".join(tail + [_literal("}")])
+    return "\n".join([root, *rules.values()])
+
+
+# ---- forced text, length bound, formatting --------------------------------------------------------
+
+_ACTION_NAME = re.compile(r'([a-z_]+)"')
+_QUOTED = re.compile(r'"[^"]*"')
+
+
+def forced_continuation(generated: str, talk: bool = True) -> tuple[str, bool]:
+    """What :func:`action_grammar` forces after ``generated`` (the answer after :data:`ANSWER_PREFILL`):
+    the next key (with the opening quote of a quoted value) when a value just ended, ``}`` when the last
+    one did; and whether the answer is complete after it. Nothing is forced after a number (``1`` may
+    go on to ``10``) or inside a value."""
+    match = _ACTION_NAME.match(generated)
+    if not match or match.group(1) not in ANSWERS:
+        return "", False
+    rest = generated[match.end():]
+    for spec in ANSWERS[match.group(1)] + (TALK_FIELDS if talk else ()):
+        if not rest:
+            return _key_text(spec.key) + ("" if spec.kind == NUMBER else '"'), False
+        if not rest.startswith(_key_text(spec.key)) or spec.kind == NUMBER:
+            return "", False
+        value = _QUOTED.match(rest, len(_key_text(spec.key)))
+        if not value:
+            return "", False
+        rest = rest[value.end():]
+    return ("}", True) if not rest else ("", False)
+
+
+def format_answer(action: str, values: dict[str, str], settings: Any) -> str:
+    """The answer text (after :data:`ANSWER_PREFILL`) for ``action`` with ``values`` by key (numbers as
+    their digits); the inverse of :func:`parse_answer`, used by the tests and the length bound."""
+    parts = [action + '"']
+    for spec in _fields(action, settings):
+        value = values[spec.key]
+        parts.append(_key_text(spec.key) + (value if spec.kind == NUMBER else f'"{value}"'))
+    return "".join(parts) + "}"
+
+
+def answer_length_bound(config: SocietyConfig, settings: Any) -> int:
+    """The most characters an answer of :func:`action_grammar` can have (after :data:`ANSWER_PREFILL`):
+    the longest answer any agent of this world can give, every value at its longest. The grammar allows
+    printable ASCII only, so every token of an answer is at least one character: with this many tokens
+    (plus one for the end token) no valid answer is ever cut off."""
+    def longest(action: str, spec: Field) -> str:
+        if spec.kind == TEXT:
+            return "x" * _text_bounds(action, spec.key, config, settings)[1]
+        return "x" * _longest_choice(spec.key, config)
+
+    return max(len(format_answer(action, {spec.key: longest(action, spec) for spec in _fields(action, settings)}, settings))
+               for action in available_answers(None, config, settings))
+
+
+# ---- parsing --------------------------------------------------------------------------------------
+
+def parse_answer(text: str, options: Options, config: SocietyConfig) -> tuple[np.ndarray, str, str, dict | None]:
+    """Model answer (the whole JSON, prefill included) -> (action vector, message, memory note, artifact
+    action or ``None``). Raises ``AnswerError`` with the reason. An artifact action comes with a "stay" vector."""
+    try:
+        answer = json.loads(text)
+    except json.JSONDecodeError as error:
+        raise AnswerError(f"not valid JSON ({error.msg})") from None
+    if not isinstance(answer, dict):
+        raise AnswerError("the answer is not a JSON object")
+    action = answer.get("action")
+    if action not in ANSWERS or (action in ARTIFACT_ANSWERS and not config.artifacts):
+        raise AnswerError(f"unknown action {action!r}")
+    message = answer.get("message", "")
+    memory = answer.get("memory", "")
+    if not isinstance(message, str) or not isinstance(memory, str):
+        raise AnswerError("message and memory must be strings")
+    message = "".join(ch for ch in message if 32 <= ord(ch) < 127)[: config.message_max_chars]
+    vector = np.zeros(4, dtype=np.int64)
+    if action == "stay":
+        vector[0] = STAY
+    elif action == "move":
+        direction = answer.get("direction")
+        if direction not in DIRECTION_KINDS:
+            raise AnswerError(f"unknown direction {direction!r}")
+        vector[0] = DIRECTION_KINDS[direction]
+    elif action in ("give", "take"):
+        dx, dy = _target_offset(answer, options)
+        amount = answer.get("amount")
+        if amount not in config.transfer_amounts:
+            raise AnswerError(f"amount {amount!r} is not one of {config.transfer_amounts}")
+        vector[:3] = (GIVE if action == "give" else TAKE, view_cell_index(config, dy, dx), config.transfer_amounts.index(amount))
+    elif action == "reproduce":
+        if not options.can_reproduce:
+            raise AnswerError("not enough energy to reproduce")
+        vector[0] = REPRODUCE
+    else:
+        return vector, message, memory, _artifact_answer(action, answer, options, config)
+    return vector, message, memory, None
+
+
+def _target_offset(answer: dict, options: Options) -> tuple[int, int]:
+    target = answer.get("target")
+    if target not in options.offsets:
+        raise AnswerError(f"target {target!r} is not visible")
+    return options.offsets[target]
+
+
+def _artifact_answer(action: str, answer: dict, options: Options, config: SocietyConfig) -> dict:
+    """The env's artifact action for an artifact answer (the world's rules judge caps and costs)."""
+    text = answer.get("text", "")
+    if not isinstance(text, str):
+        raise AnswerError("the artifact text must be a string")
+    if action == "create":
+        words = [lifespan_word(v) for v in config.artifact_lifespans]
+        lifespan = str(answer.get("lifespan"))
+        if lifespan not in words:
+            raise AnswerError(f"lifespan {answer.get('lifespan')!r} is not one of {words}")
+        return artifact_action("create", name=str(answer.get("name", "")), text=text, lifespan=words.index(lifespan))
+    name = answer.get("artifact")
+    if name not in options.artifacts_here + options.artifacts_carried:
+        raise AnswerError(f"artifact {name!r} is neither here nor carried")
+    if action == "give_artifact":
+        dx, dy = _target_offset(answer, options)
+        return artifact_action("give", name=name, target=view_cell_index(config, dy, dx))
+    return artifact_action(action, name=name, text=text)
