@@ -19,8 +19,13 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from policies.llm_policy import DEFAULT_CONTEXT_TOKENS, LONG_CONTEXT_TOKENS
-from qes_trainer.fitness import ESTIMATORS, FitnessEvaluator, FitnessSettings, behaviour_summary, mean_and_standard_error
+from qes_trainer.fitness import (
+    FitnessEvaluator,
+    FitnessSettings,
+    behaviour_summary,
+    mean_and_standard_error,
+)
+from qes_trainer.options import add_options, check_bounds, given_options
 
 __all__ = ["evaluate_models", "main"]
 
@@ -68,7 +73,6 @@ def _model_argument(text: str) -> tuple[str, str]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    fitness = FitnessSettings()
     parser = argparse.ArgumentParser(
         prog="qes-eval", formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__,
@@ -80,16 +84,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--base", default=None, help="the base GGUF (default: the embedded default model)")
     parser.add_argument("--episodes", type=int, default=8, help="held-out episodes per model (default 8)")
     parser.add_argument("--seed", type=int, default=10_000, help="first held-out episode seed (default 10000)")
-    parser.add_argument("--preset", default=fitness.preset, help=f"world preset (default {fitness.preset}); the LLM "
-                        "prompt is the preset's, as for society-env run and qes-train")
-    parser.add_argument("--policy", default=fitness.policy, help=f"founder policies (default {fitness.policy!r})")
-    parser.add_argument("--max-steps", type=int, default=fitness.max_steps, help=f"steps per episode (default {fitness.max_steps})")
-    parser.add_argument("--estimator", choices=ESTIMATORS, default="sampled",
-                        help="sampled episodes (default) or the exact expected return of the first decision")
-    parser.add_argument("--n-ctx", type=int, default=None, help="context tokens per agent (default: as society-env "
-                        f"run for the preset: {DEFAULT_CONTEXT_TOKENS}, or {LONG_CONTEXT_TOKENS} with artifacts or history)")
-    parser.add_argument("--temperature", type=float, default=fitness.temperature,
-                        help=f"sampling temperature (default {fitness.temperature})")
+    # the episodes' settings are qes-train's own options (the LLM prompt is the preset's, as for both)
+    add_options({"episodes": parser, "LLM": parser}, FitnessSettings,
+                only=("preset", "policy", "overrides", "max_steps", "estimator", "n_ctx", "temperature"))
     parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
     parser.add_argument("--out", help="also write the report as JSON to this file")
     return parser
@@ -106,12 +103,14 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.episodes < 2:
         print("qes-eval: error: --episodes must be at least 2 (a standard error needs two)", file=sys.stderr)
         return 2
-    for option, value in (("--threads", args.threads), ("--n-ctx", args.n_ctx), ("--max-steps", args.max_steps)):
-        if value is not None and value < 1:
-            print(f"qes-eval: error: {option} must be at least 1 (got {value})", file=sys.stderr)
-            return 2
-    settings = FitnessSettings(preset=args.preset, policy=args.policy, max_steps=args.max_steps, n_ctx=args.n_ctx,
-                               temperature=args.temperature, episodes=args.episodes, estimator=args.estimator)
+    try:
+        settings = FitnessSettings(**{**given_options(args, FitnessSettings), "episodes": args.episodes})
+        check_bounds(settings)
+        if args.threads is not None and args.threads < 1:
+            raise ValueError(f"--threads must be at least 1 (got {args.threads})")
+    except ValueError as error:
+        print(f"qes-eval: error: {error}", file=sys.stderr)
+        return 2
     seeds = list(range(args.seed, args.seed + args.episodes))
     models: dict[str, str | None] = {"base": args.base}
     for text in args.trained:

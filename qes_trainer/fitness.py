@@ -29,10 +29,18 @@ import numpy as np
 from policies import POLICIES, PolicyAssignment, make_policy, parse_policy_spec
 from policies.base import make_action
 from policies.llm_engine import LlamaEngine
-from policies.llm_policy import MOVE_KINDS, LlamaCppPolicy, PromptSettings, default_context
+from policies.llm_policy import (
+    DEFAULT_CONTEXT_TOKENS,
+    LONG_CONTEXT_TOKENS,
+    MOVE_KINDS,
+    LlamaCppPolicy,
+    PromptSettings,
+    default_context,
+)
 from policies.perception import DIRECTIONS, Perception
 from society_env.app.runner import policy_seeds, run_episode
-from society_env.config import make_config
+from qes_trainer.options import option
+from society_env.config import make_config, parse_overrides
 from society_env.env import SocietyEnv
 from society_env.rules import STAY
 
@@ -46,23 +54,28 @@ ESTIMATORS = ("sampled", "expected")
 @dataclass(frozen=True)
 class FitnessSettings:
     """What one fitness evaluation plays (identical for every member of a run). The prompt (history,
-    motivation, personality, talk, action set) is the preset's, exactly as ``society-env run`` uses it."""
+    motivation, personality, talk, action set) is the preset's, exactly as ``society-env run`` uses it.
+    Fields made with :func:`~qes_trainer.options.option` are also ``qes-train`` / ``qes-eval`` options."""
 
-    preset: str = "small"
-    policy: str = "llm=2,forager=4"
-    """Founder shares as in ``society-env run --policy``; the ``llm`` agents are the trained ones."""
-    overrides: tuple[tuple[str, Any], ...] = ()
-    """World config overrides (``--set FIELD=VALUE``), e.g. ``(("reward_mode", "survival"),)``."""
-    episodes: int = 2
-    max_steps: int = 12
-    n_ctx: int | None = None
-    """Context tokens per agent; None = the LLM policy's default for the preset (as ``society-env run``)."""
-    temperature: float = 0.7
+    preset: str = option("small", "world preset", group="episodes")
+    policy: str = option("llm=2,forager=4", "founder policies as in society-env run; the llm agents are the "
+                         "trained ones, the others fixed co-players", group="episodes")
+    overrides: tuple[tuple[str, Any], ...] = option(
+        (), "override a world config field (repeatable), e.g. --set reward_mode=survival", group="episodes",
+        flag="--set", metavar="FIELD=VALUE", append=True, default_text="none",
+        parse=lambda pairs: tuple(sorted(parse_overrides(pairs).items())))
+    episodes: int = option(2, "episodes per member", group="episodes", minimum=1)
+    max_steps: int = option(12, "steps per episode (at most the preset's max_steps)", group="episodes", minimum=1)
+    n_ctx: int | None = option(None, "context tokens per agent", group="LLM", type=int, minimum=1,
+                               default_text=f"as society-env run for the preset: {DEFAULT_CONTEXT_TOKENS}, or "
+                                            f"{LONG_CONTEXT_TOKENS} with artifacts or history")
+    temperature: float = option(0.7, "sampling temperature; 0 = greedy", group="LLM", minimum=0)
     max_tokens: int | None = None
     """None: the longest answer the action grammar allows (see :class:`policies.llm_policy.LlamaCppPolicy`)."""
     chat_format: str | None = None
-    estimator: str = "sampled"
-    """``sampled`` episodes, or the ``expected`` return of the first decision (module docstring)."""
+    estimator: str = option("sampled", "fitness of a member: sampled episodes, or the expected return of each LLM "
+                            "agent's first decision, exact from the action logits (no sampling noise; move-only "
+                            "worlds such as --preset forage)", group="episodes", choices=ESTIMATORS)
 
     def world_config(self):
         return make_config(self.preset, **{"language": True, **dict(self.overrides)})

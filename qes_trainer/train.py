@@ -31,13 +31,12 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from qes_trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from policies.llm_policy import DEFAULT_CONTEXT_TOKENS, LONG_CONTEXT_TOKENS
 from qes_trainer.fitness import ESTIMATORS, FitnessSettings, episode_seeds
 from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
+from qes_trainer.options import add_options, check_bounds, fixed_on_resume, given_options, option
 from qes_trainer.population import MemberOutcome, generation_members
 from qes_trainer.qes import QESOptimizer, SparseDelta
-from society_env.config import parse_overrides
 from society_env.files import remove_orphaned_temporaries
 
 __all__ = ["TrainConfig", "train", "main", "published_settings"]
@@ -49,46 +48,48 @@ FOUR_BIT = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"}
 
 @dataclass
 class TrainConfig:
-    """Every setting of a training run (saved in its checkpoint; ``--resume`` reuses it)."""
+    """Every setting of a training run (saved in its checkpoint; ``--resume`` reuses it). Each field made
+    with :func:`~qes_trainer.options.option` is also a ``qes-train`` option, declared only here."""
 
-    model: str | None = None
-    """GGUF model to fine-tune; None = the embedded default model."""
-    generations: int = 10
-    pairs: int = 4
-    """Mirrored pairs per generation (population = 2 * pairs). The paper uses 25."""
-    sigma: float | None = None
-    """Noise scale in code units; None = the paper's value for the model's code width (see published_settings)."""
-    alpha: float | None = None
-    """Learning rate; None = the paper's value for the model's code width."""
-    gamma: float = 0.9
-    residual: str = "full"
-    """Error feedback: ``full`` (float16 residual per code), ``replay`` (seed replay) or ``none``."""
-    window: int = 50
-    """Seed-replay window K (generations)."""
-    seed: int = 0
-    """The run's only seed: noise and episode seeds derive from it and the generation."""
-    threads: int | None = None
-    """llama.cpp threads (None = up to 4 cores); part of the run, since it can change the last bits."""
-    batch_size: int = 8
-    """LLM agents generated together in one llama.cpp batch."""
+    model: str | None = option(None, "GGUF file to fine-tune; never modified", group="QES", type=str,
+                               default_text="the embedded SmolLM2-135M-Instruct Q4_1")
+    generations: int = option(10, "generations to run in total (on --resume: the new total)", group="run",
+                              minimum=1, resumable=True)
+    pairs: int = option(4, "mirrored pairs per generation, population 2 x PAIRS (the paper uses 25)", group="QES",
+                        minimum=2, note="fitness is z-scored across pairs, so one pair learns nothing")
+    sigma: float | None = option(None, "noise scale in code units", group="QES", type=float,
+                                 default_text="the paper's: 0.01 for 4-6 bit codes, 0.001 for Q8_0")
+    alpha: float | None = option(None, "learning rate", group="QES", type=float,
+                                 default_text="the paper's: 5e-4 for 4-6 bit codes, 1e-4 for Q8_0")
+    gamma: float = option(0.9, "residual decay", group="QES", minimum=0)
+    residual: str = option("full", "error feedback: full fp16 residual per code, seed replay, or none",
+                           group="QES", choices=("full", "replay", "none"))
+    window: int = option(50, "seed-replay window in generations", group="QES", minimum=1)
+    seed: int = option(0, "the run's only seed: noise and episode seeds derive from it and the generation", group="run")
+    threads: int | None = option(None, "llama.cpp threads; part of the run, since it can change the last bits",
+                                 group="LLM", type=int, minimum=1, default_text="up to 4 cores")
+    batch_size: int = option(8, "LLM agents generated together in one llama.cpp batch", group="LLM",
+                             flag="--llm-batch", metavar="N", minimum=1)
     fitness: FitnessSettings = field(default_factory=FitnessSettings)
-    tensors: str | None = None
-    """Comma-separated glob patterns over tensor names (e.g. ``blk.2[4-9].*``): train only those of the
-    trainable tensors; None = all 2-D attention/MLP block weights."""
-    eval_every: int = 0
-    """Every this many generations (and after the last), evaluate the current model on held-out episodes
-    (0 = never); logged as ``heldout_*`` in the metrics and plotted."""
-    eval_episodes: int = 32
-    """Held-out episodes of that evaluation (seeds 10000, 10001, ..., as ``qes-eval``)."""
-    eval_estimator: str = "expected"
-    """Estimator of the held-out evaluation: ``expected`` (exact, no sampling noise) or ``sampled``."""
-    workers: int = 0
-    """Ray workers evaluating the population (0 = in this process; see docs/distributed.md). Does not change
-    the result, so ``--resume`` may change it (as ``ray_address`` and ``member_timeout``)."""
-    ray_address: str | None = None
-    """An existing Ray cluster to evaluate on (None with ``workers`` > 0: a local Ray started for the run)."""
-    member_timeout: float | None = None
-    """Seconds after which a Ray worker still evaluating one member is replaced and the member re-queued."""
+    tensors: str | None = option(None, "train only the trainable tensors whose names match one of these glob "
+                                 "patterns, e.g. 'blk.2[4-9].*' for the last six blocks of a 30-block model",
+                                 group="QES", type=str, metavar="GLOB[,GLOB...]",
+                                 default_text="all 2-D attention/MLP block weights")
+    eval_every: int = option(0, "evaluate the current model on held-out episodes every G generations and after the "
+                             "last, logged as heldout_* and plotted; 0 = never", group="episodes", metavar="G", minimum=0)
+    eval_episodes: int = option(32, "held-out episodes of that evaluation (seeds 10000, 10001, ..., as qes-eval)",
+                                group="episodes", minimum=2)
+    eval_estimator: str = option("expected", "estimator of the held-out evaluation (expected: exact, so progress "
+                                 "shows without episode noise)", group="episodes", choices=ESTIMATORS)
+    workers: int = option(0, "evaluate the population on N Ray workers, each with its own model copy (a local Ray "
+                          "is started unless --ray-address is given); 0 = in this process. Same result", group="ray",
+                          minimum=0, resumable=True)
+    ray_address: str | None = option(None, "an existing Ray cluster (e.g. auto or HEAD_IP:6379); without --workers: "
+                                     "one worker per THREADS cluster CPUs", group="ray", type=str, metavar="ADDR",
+                                     default_text="none", resumable=True)
+    member_timeout: float | None = option(None, "replace a Ray worker that has not finished a member after SECONDS "
+                                          "and re-queue the member", group="ray", type=float, metavar="SECONDS",
+                                          default_text="none", resumable=True)
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
@@ -314,58 +315,19 @@ see docs/training.md for every option and metric."""
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qes-train", description=HELP, epilog=EXAMPLES,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    defaults, fitness = TrainConfig(), FitnessSettings()
-    run = parser.add_argument_group("run")
+    groups = {"run": parser.add_argument_group("run"), "QES": parser.add_argument_group("QES"),
+              "episodes": parser.add_argument_group("fitness episodes"), "LLM": parser.add_argument_group("LLM"),
+              "ray": parser.add_argument_group('distributed (Ray; pip install "society-env[distributed]"; '
+                                               "docs/distributed.md)")}
+    run = groups["run"]
     run.add_argument("--recipe", choices=sorted(RECIPES), help="a named set of options, e.g. 'forage': the measured "
                      "fine-tuning recipe of docs/training.md (options given explicitly win)")
     run.add_argument("--out", help="run directory (default: runs/qes__PRESET__SEED__TIME)")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint, with its saved "
                      "settings (only --generations may be given, to extend it, and the distributed options)")
-    run.add_argument("--generations", type=int, help=f"generations to run in total (default {defaults.generations})")
-    run.add_argument("--seed", type=int, help=f"the run's seed (default {defaults.seed})")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
-    qes = parser.add_argument_group("QES")
-    qes.add_argument("--model", help="GGUF file to fine-tune (default: the embedded SmolLM2-135M-Instruct Q4_1); never modified")
-    qes.add_argument("--pairs", type=int, help=f"mirrored pairs per generation (default {defaults.pairs}; the paper uses 25)")
-    qes.add_argument("--sigma", type=float, help="noise scale in code units (default: 0.01 for 4-6 bit codes, 0.001 for Q8_0)")
-    qes.add_argument("--alpha", type=float, help="learning rate (default: 5e-4 for 4-6 bit codes, 1e-4 for Q8_0)")
-    qes.add_argument("--gamma", type=float, help=f"residual decay (default {defaults.gamma})")
-    qes.add_argument("--residual", choices=("full", "replay", "none"),
-                     help="error feedback: full fp16 residual (default), seed replay, or none")
-    qes.add_argument("--window", type=int, help=f"seed-replay window in generations (default {defaults.window})")
-    qes.add_argument("--tensors", metavar="GLOB[,GLOB...]", help="train only the trainable tensors whose names match "
-                     "(e.g. 'blk.2[4-9].*' for the last six blocks of a 30-block model; default: all 2-D attention/MLP "
-                     "block weights)")
-    episodes = parser.add_argument_group("fitness episodes")
-    episodes.add_argument("--preset", help=f"world preset (default {fitness.preset})")
-    episodes.add_argument("--policy", help=f"founder policies; the llm agents are trained (default {fitness.policy!r})")
-    episodes.add_argument("--set", action="append", metavar="FIELD=VALUE",
-                          help="override a world config field (repeatable), e.g. --set reward_mode=survival")
-    episodes.add_argument("--episodes", type=int, help=f"episodes per member (default {fitness.episodes})")
-    episodes.add_argument("--max-steps", type=int, help=f"steps per episode (default {fitness.max_steps})")
-    episodes.add_argument("--estimator", choices=ESTIMATORS, help="fitness of a member: 'sampled' episodes (default) "
-                          "or the 'expected' return of each LLM agent's first decision, exact from the action "
-                          "logits (no sampling noise; move-only worlds such as --preset forage)")
-    episodes.add_argument("--eval-every", type=int, metavar="G", help="evaluate the current model on held-out episodes "
-                          "every G generations and after the last (default: never); logged as heldout_* and plotted")
-    episodes.add_argument("--eval-episodes", type=int, help=f"held-out episodes (seeds {HELDOUT_SEED}...; default "
-                          f"{defaults.eval_episodes})")
-    episodes.add_argument("--eval-estimator", choices=ESTIMATORS, help=f"estimator of the held-out evaluation "
-                          f"(default {defaults.eval_estimator}: exact, so progress shows without episode noise)")
-    llm = parser.add_argument_group("LLM")
-    llm.add_argument("--n-ctx", type=int, help="context tokens per agent (default: as society-env run for the preset: "
-                     f"{DEFAULT_CONTEXT_TOKENS}, or {LONG_CONTEXT_TOKENS} with artifacts or history)")
-    llm.add_argument("--temperature", type=float, help=f"sampling temperature (default {fitness.temperature})")
-    llm.add_argument("--threads", type=int, help="llama.cpp threads (default: up to 4 cores)")
-    llm.add_argument("--llm-batch", type=int, help=f"agents per llama.cpp batch (default {defaults.batch_size})")
-    ray = parser.add_argument_group("distributed (Ray; pip install \"society-env[distributed]\"; docs/distributed.md)")
-    ray.add_argument("--workers", type=int, help="evaluate the population on N Ray workers, each with its own model "
-                     "copy (a local Ray is started unless --ray-address is given; default: in this process). "
-                     "Same result as one process; may change on --resume")
-    ray.add_argument("--ray-address", metavar="ADDR", help="an existing Ray cluster (e.g. auto or HEAD_IP:6379); "
-                     "without --workers: one worker per THREADS cluster CPUs")
-    ray.add_argument("--member-timeout", type=float, metavar="SECONDS",
-                     help="replace a worker that has not finished a member after SECONDS and re-queue the member")
+    add_options(groups, TrainConfig)
+    add_options(groups, FitnessSettings)
     return parser
 
 
@@ -375,47 +337,24 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
         for name, value in RECIPES[args.recipe].items():
             if getattr(args, name) is None:
                 setattr(args, name, value)
-    fitness_options = {"preset": args.preset, "policy": args.policy, "episodes": args.episodes,
-                       "max_steps": args.max_steps, "n_ctx": args.n_ctx, "temperature": args.temperature,
-                       "estimator": args.estimator}
-    fitness_options = {key: value for key, value in fitness_options.items() if value is not None}
-    if args.set:
-        fitness_options["overrides"] = tuple(sorted(parse_overrides(args.set).items()))
-    options = {"model": args.model, "generations": args.generations, "pairs": args.pairs, "sigma": args.sigma,
-               "alpha": args.alpha, "gamma": args.gamma, "residual": args.residual, "window": args.window,
-               "seed": args.seed, "threads": args.threads, "batch_size": args.llm_batch, "workers": args.workers,
-               "ray_address": args.ray_address, "member_timeout": args.member_timeout, "tensors": args.tensors,
-               "eval_every": args.eval_every, "eval_episodes": args.eval_episodes, "eval_estimator": args.eval_estimator}
-    options = {key: value for key, value in options.items() if value is not None}
-    config = TrainConfig(**options, fitness=FitnessSettings(**fitness_options))
-    _check_distribution_options(args)
-    for name, value, low in (("generations", config.generations, 1), ("pairs", config.pairs, 2),
-                             ("episodes", config.fitness.episodes, 1), ("max-steps", config.fitness.max_steps, 1),
-                             ("threads", 1 if config.threads is None else config.threads, 1), ("llm-batch", config.batch_size, 1),
-                             ("n-ctx", config.fitness.context_tokens(), 1), ("eval-every", config.eval_every, 0),
-                             ("eval-episodes", config.eval_episodes, 2)):
-        if value < low:
-            raise ValueError(f"--{name} must be at least {low} (got {value})"
-                             + ("; fitness is z-scored across pairs, so one pair learns nothing" if name == "pairs" else ""))
+    config = TrainConfig(**given_options(args, TrainConfig), fitness=FitnessSettings(**given_options(args, FitnessSettings)))
+    check_bounds(config)
+    check_bounds(config.fitness)
+    _check_distribution_options(config)
     return config
 
 
-def _check_distribution_options(args: argparse.Namespace) -> None:
-    if args.workers is not None and args.workers < 0:
-        raise ValueError(f"--workers must be at least 0 (got {args.workers})")
-    if args.member_timeout is not None and not args.member_timeout > 0:
-        raise ValueError(f"--member-timeout must be positive (got {args.member_timeout})")
+def _check_distribution_options(config: TrainConfig) -> None:
+    if config.member_timeout is not None and not config.member_timeout > 0:
+        raise ValueError(f"--member-timeout must be positive (got {config.member_timeout})")
 
 
 def _check_resume_options(args: argparse.Namespace) -> None:
-    fixed = [name for name in ("model", "pairs", "sigma", "alpha", "gamma", "residual", "window", "seed", "preset",
-                               "policy", "set", "episodes", "max_steps", "n_ctx", "temperature", "threads", "llm_batch", "out",
-                               "estimator", "tensors", "eval_every", "eval_episodes", "eval_estimator", "recipe")
-             if getattr(args, name) is not None]
+    fixed = fixed_on_resume(args, TrainConfig, FitnessSettings) + [f"--{name}" for name in ("out", "recipe")
+                                                                   if getattr(args, name) is not None]
     if fixed:
         raise ValueError("--resume continues a run with its saved settings; only --generations and where to "
-                         "evaluate (--workers, --ray-address, --member-timeout) may be given "
-                         f"(got --{', --'.join(name.replace('_', '-') for name in fixed)})")
+                         f"evaluate (--workers, --ray-address, --member-timeout) may be given (got {', '.join(fixed)})")
 
 
 def _progress_callbacks(config: TrainConfig, start_generation: int, quiet: bool):
@@ -457,13 +396,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             _check_resume_options(args)
             run_dir = Path(args.resume)
             meta = load_checkpoint(run_dir)[0]
-            config = TrainConfig.from_dict(meta["config"])
-            if args.generations is not None:
-                config = dataclasses.replace(config, generations=args.generations)
-            _check_distribution_options(args)
-            for name in ("workers", "ray_address", "member_timeout"):  # where to evaluate may change
-                if getattr(args, name) is not None:
-                    config = dataclasses.replace(config, **{name: getattr(args, name)})
+            # the saved settings, with the options a resume may change (the total, where to evaluate)
+            config = dataclasses.replace(TrainConfig.from_dict(meta["config"]), **given_options(args, TrainConfig))
+            check_bounds(config)
+            _check_distribution_options(config)
             start = meta["generation"]
         else:
             config = config_from_args(args)

@@ -325,3 +325,28 @@ def test_ctrl_c_leaves_a_resumable_run_and_says_how_to_continue(tiny_q8, tmp_pat
     error = capsys.readouterr().err
     assert "checkpoint holds 1 generation" in error and f"qes-train --resume {run}" in error
     assert load_checkpoint(run)[0]["generation"] == 1
+
+
+def test_every_option_is_declared_once_and_its_help_shows_the_dataclass_default(capsys):
+    """qes-train's options come from the TrainConfig / FitnessSettings fields: no option given is the
+    dataclass default, each field's flag is in the help with its default, and a resume refuses every
+    option that would change the run (and only those)."""
+    import dataclasses
+
+    from qes_trainer.options import flag_of
+    from qes_trainer.train import build_parser, config_from_args
+
+    assert config_from_args(build_parser().parse_args([])) == TrainConfig()
+    help_text = " ".join(build_parser().format_help().split())
+    for cls in (TrainConfig, FitnessSettings):
+        for field in dataclasses.fields(cls):
+            if "group" not in field.metadata:
+                continue
+            assert flag_of(field) in help_text
+            if field.metadata["default_text"] is None:
+                assert f"(default {field.default})" in help_text, field.name
+    assert config_from_args(build_parser().parse_args(["--llm-batch", "3", "--set", "width=12"])).batch_size == 3
+    with pytest.raises(ValueError, match="--llm-batch must be at least 1 .got 0."):
+        config_from_args(build_parser().parse_args(["--llm-batch", "0"]))
+    assert train_main(["--resume", "x", "--tensors", "blk.1.*", "--estimator", "expected"]) == 2
+    assert "(got --tensors, --estimator)" in capsys.readouterr().err
