@@ -6,6 +6,8 @@ import re
 from collections import defaultdict
 from typing import Iterable
 
+from society_env.names import agent_name
+
 SPEC_ENTRY = re.compile(r"^\s*(?:scripted:)?([a-z_][a-z0-9_]*)\s*(?:=\s*([0-9]*\.?[0-9]+)\s*)?$")
 
 
@@ -56,7 +58,7 @@ class PolicyAssignment:
         slot = 0
         for (name, _), count in zip(entries, founder_counts(entries, num_founders)):
             for _ in range(count):
-                self.policy_of[f"agent_{slot}"] = name
+                self.policy_of[agent_name(slot)] = name
                 slot += 1
 
     @property

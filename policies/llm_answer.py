@@ -27,6 +27,7 @@ import numpy as np
 
 from society_env.artifacts import artifact_action
 from society_env.config import SocietyConfig
+from society_env.names import agent_name
 from society_env.observations import view_cell_index
 from society_env.rules import EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST
 
@@ -160,7 +161,7 @@ def _choices(action: str, key: str, options: Options, config: SocietyConfig) -> 
 def _longest_choice(key: str, config: SocietyConfig) -> int:
     """Characters of the longest word any agent may give for ``key`` (for the length bound)."""
     if key == "target":
-        return len(f"agent_{config.max_agents - 1}")
+        return len(agent_name(config.max_agents - 1))
     if key == "artifact":
         return config.artifact_name_max_chars
     if key == "amount":

@@ -34,6 +34,7 @@ from policies.llm_answer import (
 from policies.llm_prompt import MOTIVATIONS, PromptSettings, agent_system_prompt, read_options, shared_system_prompt, user_message
 from policies.models import resolve_model
 from society_env.config import SocietyConfig
+from society_env.names import agent_slot
 from society_env.observations import split_observation
 from society_env.rules import EAST, NORTH, SOUTH, STAY, WEST
 
@@ -231,7 +232,7 @@ class LlamaCppPolicy:
             options.append(agent_options)
             user_texts.append(messages[-1]["content"])
             requests.append(GenerationRequest(tokens, action_grammar(agent_options, self.config, self.settings),
-                                              (self.seed, self.step, int(agent.rsplit("_", 1)[1])),
+                                              (self.seed, self.step, agent_slot(agent)),
                                               self._forced, session=agent))
             if agent not in self._announced:
                 self._announced.add(agent)

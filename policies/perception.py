@@ -16,9 +16,10 @@ from society_env.observations import (
     MESSAGE_CHANNEL,
     split_observation,
 )
-from society_env.rules import EAST, NORTH, SOUTH, WEST
+from society_env.rules import EAST, MOVE_DELTAS, NORTH, SOUTH, WEST
 
-DIRECTIONS = {NORTH: (-1, 0), SOUTH: (1, 0), WEST: (0, -1), EAST: (0, 1)}
+DIRECTIONS = {kind: (int(MOVE_DELTAS[kind][0]), int(MOVE_DELTAS[kind][1])) for kind in (NORTH, SOUTH, WEST, EAST)}
+"""(d_row, d_col) of each move, from the rules' own table."""
 
 
 @dataclass

@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from society_env.config import SocietyConfig
+from society_env.names import agent_name
 
 if TYPE_CHECKING:  # the rules pass these in; importing them here would be circular
     from society_env.rules import StepOutcome
@@ -138,7 +139,7 @@ def name_problem(name: str, config: SocietyConfig) -> str | None:
 # Rules
 # ---------------------------------------------------------------------------------------------
 def _event(state: "WorldState", kind: str, slot: int | None, artifact: Artifact, **fields: Any) -> dict[str, Any]:
-    return {"step": state.step + 1, "type": kind, "agent": None if slot is None else f"agent_{slot}",
+    return {"step": state.step + 1, "type": kind, "agent": None if slot is None else agent_name(slot),
             "artifact": artifact.id, **fields}
 
 
@@ -251,7 +252,7 @@ def _give(state: "WorldState", slot: int, row: int, col: int, command: ArtifactC
     if len(carried_by(state, receiver)) >= config.artifact_max_inventory:
         return "inventory_full"
     _take_into_inventory(state, artifact, receiver, config)
-    outcome.artifact_events.append(_event(state, "artifact_given", slot, artifact, to=f"agent_{receiver}"))
+    outcome.artifact_events.append(_event(state, "artifact_given", slot, artifact, to=agent_name(receiver)))
     return None
 
 

@@ -73,6 +73,7 @@ from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrappe
 from society_env import render as rendering
 from society_env.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, ArtifactCommand
 from society_env.config import SocietyConfig, make_config
+from society_env.names import agent_names
 from society_env.observations import (
     PRINTABLE_CHARSET,
     build_spaces,
@@ -101,7 +102,7 @@ class SocietyEnv(ParallelEnv):
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
-        self.possible_agents = [f"agent_{i}" for i in range(self.config.max_agents)]
+        self.possible_agents = agent_names(range(self.config.max_agents))
         self._index = {name: i for i, name in enumerate(self.possible_agents)}
         self._observation_space, self._action_space = build_spaces(self.config)
         self.agents: list[str] = []

@@ -27,6 +27,7 @@ from society_env.files import (  # noqa: F401 (the write helpers are re-exported
     write_bytes_atomic,
     write_json_atomic,
 )
+from society_env.names import agent_name, agent_slot
 from society_env.state import ALIVE, WorldState
 
 FORMAT_NAME = "society-env-recording"
@@ -65,7 +66,7 @@ def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, 
     step = world.step
     events: list[dict[str, Any]] = []
     for agent, info in infos.items():
-        slot = int(agent.rsplit("_", 1)[1])
+        slot = agent_slot(agent)
         if "born" in info:
             events.append({"step": step, "type": "born", "agent": agent, "parent": info["born"],
                            "policy": policy_of.get(agent), "position": world.position[slot].tolist(),
@@ -79,7 +80,7 @@ def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, 
                            "age": int(world.age[slot]), "energy": int(world.energy[slot]),
                            "position": world.position[slot].tolist()})
     for slot in np.flatnonzero((world.message != 0) | np.fromiter((bool(t) for t in world.text_message), bool, len(world.text_message))).tolist():
-        events.append({"step": step, "type": "message", "agent": f"agent_{slot}", "token": int(world.message[slot]),
+        events.append({"step": step, "type": "message", "agent": agent_name(slot), "token": int(world.message[slot]),
                        "text": world.text_message[slot]})
     events.extend(artifact_events)
     return events
@@ -87,7 +88,7 @@ def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, 
 
 def founder_events(world: WorldState, policy_of: dict[str, str]) -> list[dict[str, Any]]:
     return [
-        {"step": world.step, "type": "added", "agent": f"agent_{slot}", "policy": policy_of.get(f"agent_{slot}"),
+        {"step": world.step, "type": "added", "agent": agent_name(slot), "policy": policy_of.get(agent_name(slot)),
          "position": world.position[slot].tolist(), "energy": int(world.energy[slot]),
          "genome": world.genome[slot].round(6).tolist()}
         for slot in np.flatnonzero(world.status == ALIVE).tolist()

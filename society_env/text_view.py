@@ -26,6 +26,7 @@ import re
 import numpy as np
 
 from society_env.config import SocietyConfig
+from society_env.names import agent_name
 from society_env.observations import wrap_pad
 from society_env.state import WorldState
 
@@ -137,7 +138,7 @@ def render_texts(
     which = np.empty(seen.size, dtype=np.int64)
     which[unique] = np.arange(unique.size)
     which = which[others]
-    name = np.array([f"agent_{o} " for o in unique_list], dtype=object)
+    name = np.array([agent_name(o) + " " for o in unique_list], dtype=object)
     energy_text = np.array([f" energy {e}" for e in state.energy[unique].tolist()], dtype=object)
     tails = np.stack([energy_text, energy_text + " kin"], axis=1)  # [not kin, kin]
     kin = (state.lineage[others] == state.lineage[slots][viewer]).astype(np.intp)
@@ -181,7 +182,7 @@ def render_texts(
         agents_line = "".join(agent_parts[agent_start:agent_end]) if agent_end > agent_start else "none visible"
         heard_line = "".join(heard_parts[heard_start:heard_end]) if heard_end > heard_start else "nothing"
         text = (
-            f"agent_{slot}{header}{energy} | age {age}/{lifespan} | family agent_{lineage}\n"
+            f"{agent_name(slot)}{header}{energy} | age {age}/{lifespan} | family {agent_name(lineage)}\n"
             f"{food_line}\nAgents: {agents_line}\nHeard: {heard_line}{next(artifact_parts)}"
         )
         if len(text) > limit:

@@ -100,3 +100,16 @@ def test_importing_the_world_loads_no_policy_trainer_or_app_module():
             "if m.split('.')[0] in ('policies', 'qes_trainer') or m.startswith('society_env.app')))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert loaded.strip() == "[]"
+
+
+def test_agent_names_are_spelled_in_one_module():
+    """``agent_<slot>`` is formatted and parsed only by society_env.names (the glossary's slot/agent/name)."""
+    from society_env.names import agent_name, agent_slot
+
+    assert agent_slot(agent_name(41)) == 41
+    with pytest.raises(ValueError, match="not an agent name"):
+        agent_slot("agent_x")
+    pattern = ('f"agent_{', 'rsplit("_", 1)')
+    offenders = [str(path.relative_to(ROOT)) for path in _modules().values()
+                 if path.name != "names.py" and any(p in path.read_text() for p in pattern)]
+    assert not offenders, offenders

@@ -16,6 +16,7 @@ from typing import Any
 import numpy as np
 
 from society_env.config import SocietyConfig
+from society_env.names import agent_slot
 from society_env.recording import Recording
 
 NO_ACTION = -1
@@ -24,7 +25,7 @@ NO_ACTION = -1
 
 def slot_of(agent: str | None) -> int:
     """``"agent_12"`` -> 12; ``None`` (e.g. an artifact that expired on the ground) -> -1."""
-    return -1 if agent is None else int(agent.rsplit("_", 1)[1])
+    return -1 if agent is None else agent_slot(agent)
 
 
 @dataclass

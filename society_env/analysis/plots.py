@@ -19,6 +19,7 @@ import numpy as np  # noqa: E402
 
 from society_env.files import write_bytes_atomic  # noqa: E402
 from society_env.analysis.series import TimeSeries  # noqa: E402
+from society_env.names import agent_names
 
 DPI = 80
 FAMILY_COLOURS = plt.get_cmap("tab10").colors
@@ -78,7 +79,7 @@ def plot_families(population: dict[int, np.ndarray], path: Path, shown: int = 9)
     ranked = sorted(population, key=lambda founder: (-int(population[founder].sum()), founder))
     figure, axis = plt.subplots(figsize=(10, 3.5))
     layers = [population[founder] for founder in ranked[:shown]]
-    labels = [f"agent_{founder}" for founder in ranked[:shown]]
+    labels = agent_names(ranked[:shown])
     if len(ranked) > shown:
         layers.append(np.sum([population[founder] for founder in ranked[shown:]], axis=0))
         labels.append("other families")

@@ -28,6 +28,7 @@ from society_env.analysis.lineage import Lineage, family_population, family_tree
 from society_env.analysis.loading import RunData, load_run
 from society_env.analysis.series import TimeSeries, survival_by_policy, time_series
 from society_env.files import write_bytes_atomic, write_json_atomic
+from society_env.names import agent_name, agent_names
 
 WINDOW_FRACTION = 5
 """Default sliding window: a fifth of the run."""
@@ -126,17 +127,17 @@ def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
         },
         "per_policy": {policy: asdict(numbers) for policy, numbers in survival_by_policy(run).items()},
         "interactions": interaction_totals(edges),
-        "top_pairs": {kind: [{"from": f"agent_{s}", "to": f"agent_{t}", "amount": a} for s, t, a in top_pairs(edges, kind)]
+        "top_pairs": {kind: [{"from": agent_name(s), "to": agent_name(t), "amount": a} for s, t, a in top_pairs(edges, kind)]
                       for kind in ("gave", "took", "message")},
         "graph": metrics,
-        "communities": [[f"agent_{slot}" for slot in members] for members in communities[:10]],
+        "communities": [agent_names(members) for members in communities[:10]],
         "window": {"steps": stride * window_blocks, "stride": stride},
         "windows": window_metrics(log, window_blocks, run.steps),
         "lineage": {
             "families": len(tree.families),
             "generations_reached": tree.generations_reached,
             "largest_families": [asdict(family) for family in tree.families[:10]],
-            "trees": {f"agent_{family.founder}": family_tree_text(tree, family.founder) for family in tree.families[:3]},
+            "trees": {agent_name(family.founder): family_tree_text(tree, family.founder) for family in tree.families[:3]},
         },
     }
     return RunReport(run, numbers, series, edges, communities, family_population(run, tree.family_of), tree)

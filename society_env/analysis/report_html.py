@@ -9,6 +9,8 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Iterable
 
+from society_env.names import agent_name
+
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
 h1{font-size:1.4em;margin-bottom:.2em} h2{font-size:1.1em;margin-top:1.6em;border-bottom:1px solid #ddd}
@@ -88,7 +90,7 @@ def render_report(numbers: dict[str, Any], images: dict[str, str]) -> str:
         f"<p>{lineage['families']} families, {lineage['generations_reached']} generations reached.</p>",
         f"<img src=\"{images['families']}\" alt=\"family sizes over time\">",
         _table(["founder", "policy", "members", "alive at end", "generations", "peak alive"], [
-            (f"agent_{f['founder']}", f["policy"], f["members"], f["alive_at_end"], f["generations"], f["peak_alive"])
+            (agent_name(f["founder"]), f["policy"], f["members"], f["alive_at_end"], f["generations"], f["peak_alive"])
             for f in lineage["largest_families"]]),
         *(f"<details><summary>family tree of {escape(founder)}</summary><pre>{escape(chr(10).join(lines))}</pre></details>"
           for founder, lines in lineage["trees"].items()),

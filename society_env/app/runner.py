@@ -12,6 +12,7 @@ import numpy as np
 from policies.assignment import PolicyAssignment
 from policies.base import Policy
 from society_env.env import SocietyEnv
+from society_env.names import agent_name
 from society_env.recording import RecordingWriter
 from society_env.state import ALIVE
 
@@ -75,7 +76,7 @@ class EpisodeStats:
     def finish(self, env: SocietyEnv) -> None:
         world = env.world
         for slot in np.flatnonzero(world.status == ALIVE).tolist():  # still alive at the end
-            self.lifespans.setdefault(f"agent_{slot}", int(world.age[slot]))
+            self.lifespans.setdefault(agent_name(slot), int(world.age[slot]))
 
     def summary(self, policy_of: dict[str, str]) -> dict[str, Any]:
         per_policy: dict[str, dict[str, Any]] = {}
