@@ -152,20 +152,9 @@ class FitnessEvaluator:
         """One sampled episode."""
         assignment = PolicyAssignment(self.entries, self.config.num_founders)
         failures_before = self.llm.failures
-        behaviour: Counter = Counter()
-        llm_act = self.llm.act
-
-        def observed_act(observations, infos):  # the LLM's choices against what it saw
-            actions = llm_act(observations, infos)
-            for agent, observation in observations.items():
-                _count_behaviour(behaviour, Perception.read(observation, self.config), int(actions[agent]["action"][0]))
-            return actions
-
-        self.llm.act = observed_act
-        try:
-            stats = run_episode(self.env, assignment, self.policies, seed, self.settings.max_steps)
-        finally:
-            del self.llm.act
+        probe = _BehaviourProbe(self.llm, self.config)
+        stats = run_episode(self.env, assignment, {**self.policies, TRAINED_POLICY: probe}, seed, self.settings.max_steps)
+        behaviour = probe.counts
         self.llm.drain_events()  # prompts/completions are only kept when recording; don't let them pile up
         summary = stats.summary(assignment.policy_of)
         trained = [agent for agent, name in assignment.policy_of.items() if name == TRAINED_POLICY]
@@ -209,24 +198,41 @@ class FitnessEvaluator:
         return results
 
     def evaluate(self, seeds: Sequence[int], on_episode: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
+        """The fitness of every episode of ``seeds`` with the settings' estimator (``on_episode`` is called
+        with each result as it is known: sampled episodes one by one, expected ones all at once)."""
         if self.settings.estimator == "expected":
             results = self.expected_first_step(seeds)
-            for result in results if on_episode is not None else ():
-                on_episode(result)
+        else:
+            results = []
+            for seed in seeds:
+                results.append(self.play(seed))
+                if on_episode is not None:
+                    on_episode(results[-1])
             return results
-        return self.evaluate_sampled(seeds, on_episode)
-
-    def evaluate_sampled(self, seeds: Sequence[int], on_episode: Callable[[EpisodeResult], None] | None = None) -> list[EpisodeResult]:
-        results = []
-        for seed in seeds:
-            results.append(self.play(seed))
-            if on_episode is not None:
-                on_episode(results[-1])
+        for result in results if on_episode is not None else ():
+            on_episode(result)
         return results
 
     @staticmethod
     def fitness(results: Sequence[EpisodeResult]) -> float:
         return float(np.mean([r.fitness for r in results]))
+
+
+class _BehaviourProbe:
+    """Stands in for the LLM policy in an episode: acts through it and counts what it chose against
+    what it saw (:func:`_count_behaviour`). Everything else (events, costs) is the policy's own."""
+
+    def __init__(self, policy: LlamaCppPolicy, config):
+        self.policy, self.config, self.counts = policy, config, Counter()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.policy, name)
+
+    def act(self, observations: dict[str, Any], infos: dict[str, dict]) -> dict[str, Any]:
+        actions = self.policy.act(observations, infos)
+        for agent, observation in observations.items():
+            _count_behaviour(self.counts, Perception.read(observation, self.config), int(actions[agent]["action"][0]))
+        return actions
 
 
 def _count_behaviour(counts: Counter, perception: Perception, kind: int) -> None:

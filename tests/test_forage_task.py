@@ -132,3 +132,17 @@ def test_behaviour_counts_moves_towards_the_nearest_food():
     assert counts == Counter(agent_steps=3, moves=2, stays=1, food_in_view=3, towards_food=1)
     summary = behaviour_summary([type("R", (), {"behaviour": counts})()])
     assert summary["towards_food_share"] == pytest.approx(1 / 3) and summary["stay_share"] == pytest.approx(1 / 3)
+
+
+def test_sampled_evaluation_reports_what_the_agents_did(engine, tmp_path):
+    """qes-eval's behaviour columns count every LLM agent-step of the held-out episodes."""
+    from qes_trainer.evaluate import evaluate_models
+
+    settings = dataclasses.replace(FORAGE_FITNESS, estimator="sampled")
+    report = evaluate_models({"base": engine.model_path, "again": engine.model_path}, settings, [10_000, 10_001],
+                             threads=1)
+    behaviour = report["models"]["base"]["behaviour"]
+    assert behaviour["agent_steps"] == 2 * 8 * 2  # 2 episodes x 8 steps x 2 agents (nobody starves in 8 steps)
+    assert 0 <= behaviour["towards_food_share"] <= 1 and 0 <= behaviour["stay_share"] <= 1
+    assert report["models"]["again"]["behaviour"] == behaviour  # same model, same seeds
+    assert report["models"]["again"]["difference_vs_base"]["mean"] == 0.0
