@@ -22,10 +22,9 @@ import numpy as np
 
 from policies.llm_engine import LlamaEngine
 from policies.models import resolve_model
-from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, episode_seeds
+from qes_trainer.fitness import HELDOUT_SEED, FitnessEvaluator, FitnessSettings, episode_seeds
 from qes_trainer.live_model import LiveModel
 from qes_trainer.qes import QESOptimizer
-from qes_trainer.train import HELDOUT_SEED
 
 
 def main() -> None:

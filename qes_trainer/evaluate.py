@@ -20,6 +20,7 @@ from typing import Any, Sequence
 import numpy as np
 
 from qes_trainer.fitness import (
+    HELDOUT_SEED,
     FitnessEvaluator,
     FitnessSettings,
     behaviour_summary,
@@ -83,7 +84,7 @@ def build_parser() -> argparse.ArgumentParser:
                         help="one or more trained GGUFs (e.g. RUN_DIR/model.gguf), each compared with the base")
     parser.add_argument("--base", default=None, help="the base GGUF (default: the embedded default model)")
     parser.add_argument("--episodes", type=int, default=8, help="held-out episodes per model (default 8)")
-    parser.add_argument("--seed", type=int, default=10_000, help="first held-out episode seed (default 10000)")
+    parser.add_argument("--seed", type=int, default=HELDOUT_SEED, help=f"first held-out episode seed (default {HELDOUT_SEED})")
     # the episodes' settings are qes-train's own options (the LLM prompt is the preset's, as for both)
     add_options({"episodes": parser, "LLM": parser}, FitnessSettings,
                 only=("preset", "policy", "overrides", "max_steps", "estimator", "n_ctx", "temperature"))

@@ -49,6 +49,9 @@ __all__ = ["FitnessSettings", "FitnessEvaluator", "EpisodeResult", "episode_seed
 
 TRAINED_POLICY = "llm"
 ESTIMATORS = ("sampled", "expected")
+HELDOUT_SEED = 10_000
+"""First held-out episode seed (qes-eval, qes-train --eval-every); training draws 32-bit hashes of
+(seed, generation), so small consecutive seeds are held out in practice."""
 
 
 @dataclass(frozen=True)

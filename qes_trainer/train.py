@@ -31,7 +31,14 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from qes_trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from qes_trainer.fitness import ESTIMATORS, FitnessSettings, episode_seeds
+from qes_trainer.fitness import (
+    ESTIMATORS,
+    HELDOUT_SEED,
+    FitnessEvaluator,
+    FitnessSettings,
+    episode_seeds,
+    mean_and_standard_error,
+)
 from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
 from qes_trainer.options import add_options, check_bounds, fixed_on_resume, given_options, option
@@ -174,7 +181,7 @@ def train(
     pending: dict[str, Any] = {}
     if heldout is not None:
         if checkpoint is None:  # a fresh run: the base model, before any update
-            pending = _heldout_row(heldout, config, prefix="heldout_base")
+            pending = _heldout_row(heldout, prefix="heldout_base")
         else:  # None for runs saved before gains were logged: then no gains are logged
             heldout.base = checkpoint[0].get("heldout_base_per_episode")
 
@@ -220,7 +227,7 @@ def train(
         })
         pending = {}
         if heldout is not None and ((generation + 1) % config.eval_every == 0 or generation + 1 == config.generations):
-            rows[-1].update(_heldout_row(heldout, config, prefix="heldout"))
+            rows[-1].update(_heldout_row(heldout, prefix="heldout"))
         # 4. checkpoint (atomic), then the metrics files rebuilt from the rows it holds
         meta = {"config": config.to_dict(), "base_model": str(base_model), "base_sha256": base_sha256,
                 "generation": generation + 1, "metrics": rows, "tensor_types": types}
@@ -253,10 +260,6 @@ RECIPES: dict[str, dict[str, Any]] = {
 }
 """Named sets of options (``qes-train --recipe NAME``); options given explicitly win."""
 
-HELDOUT_SEED = 10_000
-"""First held-out episode seed (as ``qes-eval``); training draws 32-bit hashes of (seed, generation)."""
-
-
 class _HeldOut:
     def __init__(self, evaluator, engine, seeds):
         self.evaluator, self.engine, self.seeds = evaluator, engine, seeds
@@ -268,7 +271,6 @@ def _heldout_evaluator(config: TrainConfig, population, live: LiveModel) -> _Hel
     """An evaluator of the model the trainer's working file holds now (the population's own engine when
     it evaluates in this process; else an engine of its own on the driver's working copy)."""
     from policies.llm_engine import LlamaEngine
-    from qes_trainer.fitness import FitnessEvaluator
 
     settings = dataclasses.replace(config.fitness, estimator=config.eval_estimator)
     engine = getattr(population, "engine", None)
@@ -279,9 +281,7 @@ def _heldout_evaluator(config: TrainConfig, population, live: LiveModel) -> _Hel
     return _HeldOut(FitnessEvaluator(settings, engine), engine, seeds)
 
 
-def _heldout_row(heldout: _HeldOut, config: TrainConfig, prefix: str) -> dict[str, float]:
-    from qes_trainer.fitness import mean_and_standard_error
-
+def _heldout_row(heldout: _HeldOut, prefix: str) -> dict[str, float]:
     started = time.perf_counter()
     values = [r.fitness for r in heldout.evaluator.evaluate(heldout.seeds)]
     mean, error = mean_and_standard_error(values)

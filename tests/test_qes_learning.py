@@ -10,9 +10,9 @@ import pytest
 
 from policies.llm_engine import LlamaEngine
 from policies.models import sha256_of
-from qes_trainer.fitness import FitnessEvaluator, FitnessSettings
+from qes_trainer.fitness import HELDOUT_SEED, FitnessEvaluator, FitnessSettings
 from qes_trainer.live_model import LiveModel
-from qes_trainer.train import HELDOUT_SEED, TrainConfig, published_settings, train
+from qes_trainer.train import TrainConfig, published_settings, train
 from tests.tiny_gguf import write_tiny_model
 
 # Dense food (60 of 81 cells): moving instead of staying pays on almost every held-out episode, an
