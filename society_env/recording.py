@@ -15,6 +15,7 @@ readers skip a final line cut off mid-write.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
 
@@ -86,6 +87,22 @@ def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, 
     return events
 
 
+def count_events(events: Sequence[dict[str, Any]]) -> Counter:
+    """The run statistics of some events (one step's, or a whole run's): ``born``, ``died`` and
+    ``died:<cause>``, ``gave`` / ``took`` (transfers) and ``gave_amount`` / ``took_amount`` (energy),
+    ``message``, and one count per artifact event type. The run summary (``society_env.app.runner``) and
+    the report (``society_env.analysis``) both count with this function, live and from the file."""
+    counts: Counter = Counter()
+    for event in events:
+        kind = event["type"]
+        counts[kind] += 1
+        if kind == "died":
+            counts[f"died:{event['cause']}"] += 1
+        elif kind in ("gave", "took"):
+            counts[f"{kind}_amount"] += event["amount"]
+    return counts
+
+
 def founder_events(world: WorldState, policy_of: dict[str, str]) -> list[dict[str, Any]]:
     return [
         {"step": world.step, "type": "added", "agent": agent_name(slot), "policy": policy_of.get(agent_name(slot)),
@@ -95,9 +112,10 @@ def founder_events(world: WorldState, policy_of: dict[str, str]) -> list[dict[st
     ]
 
 
-def action_record(step: int, actions: dict[str, Any]) -> dict[str, Any]:
+def action_record(step: int, actions: dict[str, Any], rewards: dict[str, float] | None = None) -> dict[str, Any]:
     """One line of actions.jsonl: vectors per agent, plus text messages and artifact actions (other than
-    "none") when the language option is on."""
+    "none") when the language option is on, and the step's rewards (every agent alive at its start) as the
+    env returned them."""
     vectors, texts, artifacts = {}, {}, {}
     for agent, action in actions.items():
         if isinstance(action, dict):
@@ -114,6 +132,8 @@ def action_record(step: int, actions: dict[str, Any]) -> dict[str, Any]:
         record["text"] = texts
     if artifacts:
         record["artifact"] = artifacts
+    if rewards is not None:
+        record["rewards"] = {agent: float(value) for agent, value in rewards.items()}
     return record
 
 
@@ -144,10 +164,14 @@ class RecordingWriter:
 
     def record_step(self, actions: dict[str, Any], world: WorldState, infos: dict[str, dict],
                     policy_of: dict[str, str], extra_events: list[dict[str, Any]] | None = None,
-                    artifact_events: Sequence[dict[str, Any]] = ()) -> None:
-        """Log the actions taken at step ``world.step - 1`` and what they led to."""
-        self._write("actions", [action_record(world.step - 1, actions)])
-        self._write("events", step_events(world, infos, policy_of, artifact_events) + list(extra_events or []))
+                    artifact_events: Sequence[dict[str, Any]] = (), rewards: dict[str, float] | None = None,
+                    world_events: list[dict[str, Any]] | None = None) -> None:
+        """Log the actions taken at step ``world.step - 1``, their rewards and what they led to
+        (``world_events``: the step's :func:`step_events`, when the caller has them already)."""
+        self._write("actions", [action_record(world.step - 1, actions, rewards)])
+        if world_events is None:
+            world_events = step_events(world, infos, policy_of, artifact_events)
+        self._write("events", world_events + list(extra_events or []))
         self._write("snapshots", [snapshot(world)])
         self.flush()
 

@@ -19,6 +19,12 @@ mutates its inputs and draws all randomness from ``rng``. Phases, in order:
    worth ``max(food_value, energy left)`` on its cell.
 8. **food decay** then **regrowth** (Poisson count, drawn from the density on empty cells).
 9. **messages**: survivors' broadcasts become the state's ``message`` (heard through the view).
+10. **rewards**: computed once from what happened (:func:`compute_rewards`), per ``reward_mode``.
+
+Each phase is one function (``assign_priority``, ``resolve_transfers``, ``resolve_reproduction``,
+``resolve_moves``, ``eat``, ``metabolise_and_die``, ``decay_and_regrow_food``, ``deliver_messages``,
+``compute_rewards``) that edits the step's private copy of the state and records what happened in the
+:class:`StepOutcome`; :func:`step_world` only calls them in order.
 
 With artifacts (``society_env.artifacts``, language option) three phases join: **artifact actions**
 right after give/take, **inventories of the dead** fall on their cells right after death, and
@@ -78,7 +84,7 @@ class Actions:
 class StepOutcome:
     """What happened in one step: rewards and event arrays (slots are agent indices)."""
 
-    rewards: np.ndarray  # float64 [max_agents]
+    rewards: np.ndarray  # float64 [max_agents], from compute_rewards (the last phase)
     ate: np.ndarray  # int64 [max_agents]: food value eaten this step
     blocked: np.ndarray  # bool [max_agents]: a move was blocked
     failed: dict[int, str] = field(default_factory=dict)  # slot -> reason an action failed
@@ -92,6 +98,13 @@ class StepOutcome:
     death_cause: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     artifact_failed: dict[int, str] = field(default_factory=dict)  # slot -> reason an artifact action failed
     artifact_events: list[dict] = field(default_factory=list)  # recording-ready artifact events, in order
+    present: np.ndarray = field(default_factory=lambda: np.empty(0, bool))  # bool [max_agents]: alive at the start
+
+    def survivors(self) -> np.ndarray:
+        """Slots alive at the start of the step and still alive at its end."""
+        alive = self.present.copy()
+        alive[self.death_slot] = False
+        return np.flatnonzero(alive)
 
 
 def view_offsets(config: SocietyConfig, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -144,11 +157,6 @@ def resolve_transfers(
     source, dest, granted, actors, is_give = source[keep], dest[keep], granted[keep], actors[keep], is_give[keep]
     np.subtract.at(state.energy, source, granted)
     np.add.at(state.energy, dest, granted)
-
-    if config.reward_mode == "shaped":
-        units = granted.astype(np.float64)
-        np.add.at(outcome.rewards, source, np.where(is_give, config.reward_give_giver, config.reward_take_victim) * units)
-        np.add.at(outcome.rewards, dest, np.where(is_give, config.reward_give_receiver, config.reward_take_taker) * units)
     outcome.transfer_kind = np.where(is_give, GIVE_TRANSFER, TAKE_TRANSFER).astype(np.int64)
     outcome.transfer_source, outcome.transfer_dest, outcome.transfer_amount = source, dest, granted
 
@@ -234,59 +242,41 @@ def resolve_moves(
     state.position[moved] = target[success]
     state.occupant[target[success, 0], target[success, 1]] = moved
     outcome.blocked[movers[~success]] = True
-    if config.reward_mode == "shaped":
-        outcome.rewards[movers[~success]] += config.reward_blocked_move
 
 
-def step_world(
-    state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator
-) -> tuple[WorldState, StepOutcome]:
-    """Advance the world by one step. Pure: returns a new state; ``state`` and ``actions`` are untouched."""
-    state = state.copy()
-    n = config.max_agents
-    living = state.status == ALIVE  # alive at the start of the step; agents without an action stay
-    acting = actions.acting & living
-    commands = {slot: c for slot, c in (actions.artifact or {}).items() if living[slot]} if config.artifacts else {}
-    actions = Actions(acting, actions.kind, actions.target, actions.amount, actions.message, actions.text)
-    outcome = StepOutcome(rewards=np.zeros(n), ate=np.zeros(n, dtype=np.int64), blocked=np.zeros(n, dtype=bool))
-
-    rank = assign_priority(state, rng)
-    resolve_transfers(state, actions, config, rank, outcome)
-    resolve_artifact_actions(state, commands, config, rank, outcome)
-    resolve_reproduction(state, actions, config, rank, rng, outcome)
-    resolve_moves(state, actions, config, rank, outcome)
-
-    # Eat: agents alive at the start of the step eat the whole tile they stand on (newborns from next step).
-    active = np.flatnonzero(living)
-    rows, cols = state.position[active, 0], state.position[active, 1]
+def eat(state: WorldState, present: np.ndarray, outcome: StepOutcome) -> None:
+    """Agents alive at the start of the step eat the whole tile they stand on (newborns from next step)."""
+    rows, cols = state.position[present, 0], state.position[present, 1]
     eaten = state.food[rows, cols]
     state.food[rows, cols] = 0
-    state.energy[active] += eaten
-    outcome.ate[active] = eaten
-    if config.reward_mode == "shaped":
-        outcome.rewards[active] += config.reward_eat_per_unit * eaten
+    state.energy[present] += eaten
+    outcome.ate[present] = eaten
 
-    # Metabolism and death.
-    state.energy[active] -= config.energy_per_step
-    state.age[active] += 1
-    starving = state.energy[active] <= 0
-    old = ~starving & (state.age[active] >= config.lifespan)
+
+def metabolise_and_die(state: WorldState, present: np.ndarray, config: SocietyConfig, outcome: StepOutcome) -> None:
+    """Every agent alive at the start of the step pays ``energy_per_step`` and ages by one; it dies of
+    starvation (energy <= 0) or old age (age >= lifespan), leaving food worth ``max(food_value, energy
+    left)`` and its artifacts on its cell."""
+    state.energy[present] -= config.energy_per_step
+    state.age[present] += 1
+    starving = state.energy[present] <= 0
+    old = ~starving & (state.age[present] >= config.lifespan)
     dying = starving | old
-    dead = active[dying]
-    if dead.size:
-        state.status[dead] = DEAD
-        d_rows, d_cols = state.position[dead, 0], state.position[dead, 1]
-        state.occupant[d_rows, d_cols] = -1
-        state.food[d_rows, d_cols] += np.maximum(config.food_value, state.energy[dead])
-        outcome.death_slot = dead
-        outcome.death_cause = np.where(starving[dying], STARVATION, OLD_AGE).astype(np.int64)
-        if config.reward_mode == "shaped":
-            outcome.rewards[dead] += config.reward_death
-        drop_inventories(state, dead, config, outcome)
-    if config.reward_mode == "survival":
-        outcome.rewards[active[~dying]] += 1.0
+    dead = present[dying]
+    if dead.size == 0:
+        return
+    state.status[dead] = DEAD
+    d_rows, d_cols = state.position[dead, 0], state.position[dead, 1]
+    state.occupant[d_rows, d_cols] = -1
+    state.food[d_rows, d_cols] += np.maximum(config.food_value, state.energy[dead])
+    outcome.death_slot = dead
+    outcome.death_cause = np.where(starving[dying], STARVATION, OLD_AGE).astype(np.int64)
+    drop_inventories(state, dead, config, outcome)
 
-    # Food decay, then regrowth from the spawn density on empty cells.
+
+def decay_and_regrow_food(state: WorldState, config: SocietyConfig, rng: np.random.Generator) -> None:
+    """Each food tile loses one unit with ``food_decay_prob``; then a Poisson(``food_regrowth_rate``)
+    number of new tiles appears on empty cells, drawn from the spawn density."""
     flat_food = state.food.ravel()
     tiles = np.flatnonzero(flat_food)
     decays = tiles[rng.random(tiles.size) < config.food_decay_prob]
@@ -294,18 +284,66 @@ def step_world(
     new_tiles = spawn_food_cells(state.food, state.occupant, state.food_density, int(rng.poisson(config.food_regrowth_rate)), rng)
     flat_food[new_tiles] = config.food_value
 
-    # Messages: what survivors broadcast this step is heard through the next observation.
-    survivors = active[~dying]
+
+def deliver_messages(state: WorldState, actions: Actions, survivors: np.ndarray) -> None:
+    """What survivors broadcast this step becomes the state's message, heard through the next observation."""
     state.message[:] = 0
     state.message[survivors] = actions.message[survivors]
+    texts = [""] * state.message.shape[0]
     if actions.text is not None:
-        texts = [""] * n
         for slot in survivors.tolist():
             texts[slot] = actions.text[slot] or ""
-        state.text_message = texts
-    else:
-        state.text_message = [""] * n
+    state.text_message = texts
 
+
+def compute_rewards(outcome: StepOutcome, config: SocietyConfig) -> np.ndarray:
+    """Every slot's reward for the step, from what happened (the only place rewards are computed).
+
+    ``shaped``: ``reward_eat_per_unit`` per food unit eaten, ``reward_blocked_move`` per blocked move, the
+    four transfer rewards per energy unit given or taken, ``reward_death`` on death. ``survival``: +1 for
+    every agent alive at the start of the step that is still alive at its end."""
+    rewards = np.zeros(outcome.present.shape[0])
+    if config.reward_mode == "survival":
+        rewards[outcome.survivors()] += 1.0
+        return rewards
+    # The additions keep the order in which the phases happen (transfers, moves, eating, death).
+    if outcome.transfer_source.size:
+        units = outcome.transfer_amount.astype(np.float64)
+        is_give = outcome.transfer_kind == GIVE_TRANSFER
+        np.add.at(rewards, outcome.transfer_source, np.where(is_give, config.reward_give_giver, config.reward_take_victim) * units)
+        np.add.at(rewards, outcome.transfer_dest, np.where(is_give, config.reward_give_receiver, config.reward_take_taker) * units)
+    rewards[outcome.blocked] += config.reward_blocked_move
+    present = np.flatnonzero(outcome.present)
+    rewards[present] += config.reward_eat_per_unit * outcome.ate[present]
+    rewards[outcome.death_slot] += config.reward_death
+    return rewards
+
+
+def step_world(
+    state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator
+) -> tuple[WorldState, StepOutcome]:
+    """Advance the world by one step. Pure: returns a new state; ``state`` and ``actions`` are untouched.
+    The phases, in order (module docstring), each a function of this module or of ``artifacts``."""
+    state = state.copy()
+    n = config.max_agents
+    living = state.status == ALIVE  # alive at the start of the step; agents without an action stay
+    acting = actions.acting & living
+    commands = {slot: c for slot, c in (actions.artifact or {}).items() if living[slot]} if config.artifacts else {}
+    actions = Actions(acting, actions.kind, actions.target, actions.amount, actions.message, actions.text)
+    outcome = StepOutcome(rewards=np.zeros(n), ate=np.zeros(n, dtype=np.int64), blocked=np.zeros(n, dtype=bool),
+                          present=living)
+    present = np.flatnonzero(living)
+
+    rank = assign_priority(state, rng)
+    resolve_transfers(state, actions, config, rank, outcome)
+    resolve_artifact_actions(state, commands, config, rank, outcome)
+    resolve_reproduction(state, actions, config, rank, rng, outcome)
+    resolve_moves(state, actions, config, rank, outcome)
+    eat(state, present, outcome)
+    metabolise_and_die(state, present, config, outcome)
+    decay_and_regrow_food(state, config, rng)
+    deliver_messages(state, actions, outcome.survivors())
     age_artifacts(state, outcome)
+    outcome.rewards = compute_rewards(outcome, config)
     state.step += 1
     return state, outcome

@@ -18,7 +18,7 @@ from society_env.analysis.interactions import (
 from society_env.analysis.lineage import lineage
 from society_env.analysis.loading import load_run
 from society_env.analysis.report import analyse_run, window_layout
-from society_env.analysis.series import agent_returns, survival_by_policy, time_series
+from society_env.analysis.series import agent_returns, rebuilt_returns, survival_by_policy, time_series
 from society_env.analysis.viewer import replay_data
 from society_env.app.cli import main
 from tests.analysis_runs import TINY_CONFIG, write_tiny_recording
@@ -196,6 +196,22 @@ def test_report_on_a_real_run_matches_its_summary(recorded_run, capsys):
     csv_lines = (recorded_run / "report-series.csv").read_text().splitlines()
     assert csv_lines[0].startswith("step,population,") and len(csv_lines) == 62
     assert not list(recorded_run.glob(".*.tmp"))
+
+
+def test_recorded_rewards_are_the_returns_and_agree_with_the_rebuild(recorded_run, tmp_path):
+    # The report sums the rewards the recording holds; recordings made before rewards were recorded get
+    # them rebuilt from the facts, and the two must agree on a real run.
+    run = load_run(recorded_run)
+    assert run.rewards_by_step is not None and any(run.rewards_by_step)
+    assert agent_returns(run) == pytest.approx(rebuilt_returns(run), abs=1e-9)
+    older = tmp_path / "older"
+    shutil.copytree(recorded_run, older)
+    lines = [json.loads(line) for line in (older / "actions.jsonl").read_text().splitlines()]
+    (older / "actions.jsonl").write_text("".join(json.dumps({k: v for k, v in line.items() if k != "rewards"}) + "\n"
+                                                 for line in lines))
+    old_run = load_run(older)
+    assert old_run.rewards_by_step is None
+    assert agent_returns(old_run) == pytest.approx(agent_returns(run), abs=1e-9)
 
 
 def test_view_writes_a_self_contained_page(recorded_run, capsys):

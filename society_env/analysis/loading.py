@@ -69,6 +69,9 @@ class RunData:
     food_value: np.ndarray
     agents: dict[int, AgentLife]
     events_by_step: dict[int, list[dict[str, Any]]] = field(default_factory=dict)
+    rewards_by_step: list[dict[int, float]] | None = None
+    """``rewards_by_step[t]``: slot -> reward of the step that produced snapshot ``t``, as the env returned
+    it; None for recordings made before rewards were recorded (their returns are rebuilt)."""
 
     @property
     def steps(self) -> int:
@@ -126,11 +129,16 @@ def load_run(run_dir: str | Path) -> RunData:
 
     action_kind = np.full(slots.size, NO_ACTION, dtype=np.int64)
     actions_by_step: list[dict[int, int]] = [{} for _ in snapshots]
+    rewards_by_step: list[dict[int, float]] | None = [{} for _ in snapshots]
     for line in recording.actions():
         step = line["step"] + 1  # actions at step t produce snapshot t + 1
         if step > last_step:
             break
         kinds = actions_by_step[step] = {slot_of(agent): int(vector[0]) for agent, vector in line["actions"].items()}
+        if "rewards" not in line:
+            rewards_by_step = None
+        elif rewards_by_step is not None:
+            rewards_by_step[step] = {slot_of(agent): value for agent, value in line["rewards"].items()}
         start, end = agent_offsets[step], agent_offsets[step + 1]
         action_kind[start:end] = [kinds.get(slot, NO_ACTION) for slot in slots[start:end].tolist()]
 
@@ -157,5 +165,5 @@ def load_run(run_dir: str | Path) -> RunData:
         agent_offsets=agent_offsets, slot=slots, row=rows, col=cols, energy=energy, action_kind=action_kind,
         actions_by_step=actions_by_step,
         food_offsets=food_offsets, food_cell=food_cells, food_value=food_values,
-        agents=agents, events_by_step=dict(events_by_step),
+        agents=agents, events_by_step=dict(events_by_step), rewards_by_step=rewards_by_step,
     )

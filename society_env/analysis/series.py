@@ -1,8 +1,9 @@
 """Time series of a run (one value per snapshot step) and per-policy survival.
 
-Everything is recomputed from the recording itself, not from ``summary.json``, so killed runs (which
-have no summary) get the same report. Returns are rebuilt from the recorded facts with the run's own
-reward settings: food eaten is the food value of the cell an agent ends the step on in the previous
+Everything is read from the recording itself, not from ``summary.json``, so killed runs (which have no
+summary) get the same report. Returns are the sums of the rewards recorded per step. Recordings made
+before rewards were recorded get them rebuilt from the recorded facts with the run's own reward
+settings (:func:`rebuilt_returns`): food eaten is the food value of the cell an agent ends the step on in the previous
 snapshot (nothing changes food between a snapshot and the next step's eating), a blocked move is a move
 action after which the agent stands where it stood, transfers and deaths come from the events.
 """
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from society_env.analysis.loading import RunData, slot_of
+from society_env.recording import count_events
 
 DEATH_CAUSES = ("starvation", "old_age")
 ARTIFACT_ENDINGS = ("artifact_destroyed", "artifact_expired")
@@ -51,35 +53,25 @@ def _segment_sums(values: np.ndarray, lengths: np.ndarray) -> np.ndarray:
     return np.bincount(step, weights=values, minlength=lengths.size).round().astype(np.int64)
 
 
-def _per_step(run: RunData, event_type: str, amount_field: str | None = None) -> np.ndarray:
-    """Count (or sum ``amount_field`` of) events of one type per step."""
-    counts = np.zeros(run.steps, dtype=np.int64)
-    for step, events in run.events_by_step.items():
-        counts[step] = sum((event[amount_field] if amount_field else 1) for event in events if event["type"] == event_type)
-    return counts
-
-
 def time_series(run: RunData) -> TimeSeries:
     population = np.diff(run.agent_offsets)
     food_tiles = np.diff(run.food_offsets)
     food_total = _segment_sums(run.food_value, food_tiles)
     mean_energy = _segment_sums(run.energy, population) / np.maximum(population, 1)
 
-    deaths = {cause: np.zeros(run.steps, dtype=np.int64) for cause in DEATH_CAUSES}
-    artifact_change = np.zeros(run.steps, dtype=np.int64)
-    for step, events in run.events_by_step.items():
-        for event in events:
-            if event["type"] == "died":
-                deaths.setdefault(event["cause"], np.zeros(run.steps, dtype=np.int64))[step] += 1
-            elif event["type"] == "artifact_created":
-                artifact_change[step] += 1
-            elif event["type"] in ARTIFACT_ENDINGS:
-                artifact_change[step] -= 1
+    # Counted per step with the function the run summary counts with (society_env.recording.count_events).
+    counts = [count_events(run.events_by_step.get(step, ())) for step in range(run.steps)]
+    causes = list(DEATH_CAUSES) + sorted({key[5:] for c in counts for key in c if key.startswith("died:")} - set(DEATH_CAUSES))
+
+    def column(key: str) -> np.ndarray:
+        return np.array([c[key] for c in counts], dtype=np.int64)
+
+    artifact_change = column("artifact_created") - sum(column(kind) for kind in ARTIFACT_ENDINGS)
     return TimeSeries(
         population=population, food_tiles=food_tiles, food_total=food_total, mean_energy=mean_energy,
-        births=_per_step(run, "born"), deaths=deaths,
-        energy_given=_per_step(run, "gave", "amount"), energy_taken=_per_step(run, "took", "amount"),
-        messages=_per_step(run, "message"), artifacts_alive=np.cumsum(artifact_change),
+        births=column("born"), deaths={cause: column(f"died:{cause}") for cause in causes},
+        energy_given=column("gave_amount"), energy_taken=column("took_amount"),
+        messages=column("message"), artifacts_alive=np.cumsum(artifact_change),
     )
 
 
@@ -90,7 +82,19 @@ def lifespans(run: RunData) -> dict[int, int]:
 
 
 def agent_returns(run: RunData) -> np.ndarray:
-    """Episode return per slot, rebuilt from the recording with the run's reward settings."""
+    """Episode return per slot: the sum of the rewards the recording holds (the env's own numbers)."""
+    if run.rewards_by_step is None:
+        return rebuilt_returns(run)
+    returns = np.zeros(max(run.num_slots, 1), dtype=np.float64)
+    for rewards in run.rewards_by_step:
+        for slot, reward in rewards.items():
+            returns[slot] += reward
+    return returns
+
+
+def rebuilt_returns(run: RunData) -> np.ndarray:
+    """Episode return per slot for recordings made before rewards were recorded: rebuilt from the
+    recorded facts with the run's reward settings (module docstring)."""
     config = run.config
     shaped = config.reward_mode == "shaped"
     returns = np.zeros(max(run.num_slots, 1), dtype=np.float64)

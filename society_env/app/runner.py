@@ -13,7 +13,7 @@ from policies.assignment import PolicyAssignment
 from policies.base import Policy
 from society_env.env import SocietyEnv
 from society_env.names import agent_name
-from society_env.recording import RecordingWriter
+from society_env.recording import RecordingWriter, count_events, step_events
 from society_env.state import ALIVE
 
 
@@ -44,31 +44,30 @@ class EpisodeStats:
     policy_costs: dict[str, dict[str, Any]] = field(default_factory=dict)
     """Inference cost readouts of policies that report them (e.g. the LLM policy)."""
 
-    def observe_step(self, env: SocietyEnv, rewards: dict[str, float], infos: dict[str, dict]) -> None:
+    def observe_step(self, env: SocietyEnv, rewards: dict[str, float], infos: dict[str, dict],
+                     events: list[dict[str, Any]]) -> None:
+        """Add one step: its rewards, the ``ate`` infos, and its world events (:func:`step_events`, the
+        same list the recording writes), counted by :func:`count_events` as the report counts them."""
         self.steps += 1
         for agent, reward in rewards.items():
             self.returns[agent] += reward
         for agent, info in infos.items():
-            if "born" in info:
-                self.births += 1
             if "ate" in info:
                 self.food_eaten[agent] += 1
-            if "died" in info:
-                self.deaths[info["died"]] += 1
-                self.lifespans[agent] = info["age"]
-            for _, amount in info.get("gave", []):
-                self.gives += 1
-                self.energy_given += amount
-            for _, amount in info.get("took", []):
-                self.takes += 1
-                self.energy_taken += amount
+        counts = count_events(events)
+        self.births += counts["born"]
+        self.gives += counts["gave"]
+        self.energy_given += counts["gave_amount"]
+        self.takes += counts["took"]
+        self.energy_taken += counts["took_amount"]
+        self.messages += counts["message"]
+        for event in events:
+            if event["type"] == "died":
+                self.deaths[event["cause"]] += 1
+                self.lifespans[event["agent"]] = event["age"]
+            elif event["type"].startswith("artifact_"):
+                self.artifact_events[event["type"].removeprefix("artifact_")] += 1
         world = env.world
-        spoke = world.message != 0
-        if env.config.language:
-            spoke |= np.fromiter((bool(text) for text in world.text_message), bool, len(world.text_message))
-        self.messages += int(np.count_nonzero(spoke))
-        if env.last_outcome is not None:
-            self.artifact_events.update(e["type"].removeprefix("artifact_") for e in env.last_outcome.artifact_events)
         self.artifacts_alive = len(world.artifacts)
         self.population.append(int(np.count_nonzero(world.status == ALIVE)))
         self.food_tiles.append(int(np.count_nonzero(world.food)))
@@ -146,14 +145,16 @@ def run_episode(
         stats.agent_steps += len(env.agents)
         observations, rewards, terminations, truncations, infos = env.step(actions)
         assignment.update(infos)
-        stats.observe_step(env, rewards, infos)
+        events = step_events(env.world, infos, assignment.policy_of, env.last_outcome.artifact_events)
+        stats.observe_step(env, rewards, infos, events)
         if recorder is not None:
             extra = [
                 {"step": env.world.step, **event}
                 for policy in policies.values() if hasattr(policy, "drain_events")
                 for event in policy.drain_events()
             ]
-            recorder.record_step(actions, env.world, infos, assignment.policy_of, extra, env.last_outcome.artifact_events)
+            recorder.record_step(actions, env.world, infos, assignment.policy_of, extra, rewards=rewards,
+                                 world_events=events)
         if on_step is not None:
             on_step(env, stats)
     stats.seconds = time.perf_counter() - started
