@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from society_env.config import SocietyConfig
+from society_env.encodings import view_cell_offsets
 from society_env.names import agent_name
 
 if TYPE_CHECKING:  # the rules pass these in; importing them here would be circular
@@ -245,7 +246,7 @@ def _give(state: "WorldState", slot: int, row: int, col: int, command: ArtifactC
     artifact = _find(carried_by(state, slot), command.name)
     if artifact is None:
         return "no_such_artifact"
-    d_row, d_col = (d - config.view_radius for d in divmod(command.target, config.view_size))  # as give/take
+    d_row, d_col = (int(d) for d in view_cell_offsets(config.view_radius, command.target))  # as give/take
     receiver = int(state.occupant[(row + d_row) % config.height, (col + d_col) % config.width])
     if receiver < 0 or (d_row == 0 and d_col == 0):
         return "no_agent_at_target"

@@ -14,7 +14,7 @@ from gymnasium import spaces
 
 from society_env import artifacts
 from society_env.config import SocietyConfig
-from society_env.rules import NUM_ACTION_KINDS
+from society_env.encodings import NUM_ACTION_KINDS, view_cell_index  # noqa: F401 (view_cell_index re-exported)
 from society_env.state import GENOME_SIZE, WorldState
 
 # View channels.
@@ -241,11 +241,3 @@ def split_observation(observation: np.ndarray, config: SocietyConfig) -> tuple[n
     size = config.view_size
     view_cells = size * size * NUM_CHANNELS
     return observation[:view_cells].reshape(size, size, NUM_CHANNELS), observation[view_cells:]
-
-
-def view_cell_index(config: SocietyConfig, d_row: int, d_col: int) -> int:
-    """Action ``target`` index of the view cell at offset (d_row, d_col) from the agent."""
-    r = config.view_radius
-    if abs(d_row) > r or abs(d_col) > r:
-        raise ValueError(f"offset ({d_row}, {d_col}) is outside the view radius {r}")
-    return (d_row + r) * config.view_size + (d_col + r)

@@ -43,23 +43,28 @@ import numpy as np
 
 from society_env.artifacts import ArtifactCommand, age_artifacts, drop_inventories, resolve_artifact_actions
 from society_env.config import SocietyConfig
+from society_env.encodings import (  # noqa: F401 (re-exported: the action kinds are part of the rules' API)
+    ACTION_NAMES,
+    DEATH_CAUSES,
+    EAST,
+    GIVE,
+    GIVE_TRANSFER,
+    MOVE_DELTAS,
+    NEIGHBOUR_DELTAS,
+    NORTH,
+    NUM_ACTION_KINDS,
+    OLD_AGE,
+    REPRODUCE,
+    SOUTH,
+    STARVATION,
+    STAY,
+    TAKE,
+    TAKE_TRANSFER,
+    WEST,
+    view_cell_offsets,
+)
 from society_env.state import ALIVE, DEAD, FERTILITY, NUM_TRAITS, WorldState, spawn_food_cells
 
-# Action kinds (first component of the action).
-STAY, NORTH, SOUTH, WEST, EAST, GIVE, TAKE, REPRODUCE = range(8)
-NUM_ACTION_KINDS = 8
-ACTION_NAMES = ("stay", "north", "south", "west", "east", "give", "take", "reproduce")
-MOVE_DELTAS = np.array([(0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)], dtype=np.int64)  # (row, col) per kind 0-4
-NEIGHBOUR_DELTAS = np.array(
-    [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)], dtype=np.int64
-)
-
-# Death causes.
-STARVATION, OLD_AGE = 1, 2
-DEATH_CAUSES = {STARVATION: "starvation", OLD_AGE: "old_age"}
-
-# Transfer kinds.
-GIVE_TRANSFER, TAKE_TRANSFER = 0, 1
 
 
 @dataclass
@@ -107,12 +112,6 @@ class StepOutcome:
         return np.flatnonzero(alive)
 
 
-def view_offsets(config: SocietyConfig, target: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(row, col) offsets of view-cell indices: index = (d_row + r) * (2r + 1) + (d_col + r)."""
-    r, size = config.view_radius, config.view_size
-    return target // size - r, target % size - r
-
-
 def assign_priority(state: WorldState, rng: np.random.Generator) -> np.ndarray:
     """Rank of every living slot (0 = resolves first); dead and unborn slots get a large rank."""
     alive_slots = np.flatnonzero(state.status == ALIVE)
@@ -128,7 +127,7 @@ def resolve_transfers(
     actors = np.flatnonzero(actions.acting & ((actions.kind == GIVE) | (actions.kind == TAKE)))
     if actors.size == 0:
         return
-    d_row, d_col = view_offsets(config, actions.target[actors])
+    d_row, d_col = view_cell_offsets(config.view_radius, actions.target[actors])
     rows = (state.position[actors, 0] + d_row) % config.height
     cols = (state.position[actors, 1] + d_col) % config.width
     partner = state.occupant[rows, cols]

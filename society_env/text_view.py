@@ -26,6 +26,7 @@ import re
 import numpy as np
 
 from society_env.config import SocietyConfig
+from society_env.encodings import view_cell_offsets
 from society_env.names import agent_name
 from society_env.observations import wrap_pad
 from society_env.state import WorldState
@@ -47,8 +48,7 @@ def _view_tables(radius: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.nd
     agent labels "(dx,dy)"), the labels as object arrays in listing order.
     """
     size = 2 * radius + 1
-    d_row, d_col = np.divmod(np.arange(size * size), size)
-    d_row, d_col = d_row - radius, d_col - radius
+    d_row, d_col = view_cell_offsets(radius, np.arange(size * size))
     chebyshev = np.maximum(np.abs(d_row), np.abs(d_col))
     food_order = np.argsort(chebyshev * 100 + np.abs(d_row) + np.abs(d_col), kind="stable")
     agent_order = np.argsort(chebyshev, kind="stable")

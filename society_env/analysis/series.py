@@ -15,11 +15,11 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from society_env.analysis.loading import RunData, slot_of
+from society_env.encodings import DEATH_CAUSES, EAST, NORTH
 from society_env.recording import count_events
 
-DEATH_CAUSES = ("starvation", "old_age")
 ARTIFACT_ENDINGS = ("artifact_destroyed", "artifact_expired")
-MOVE_KINDS = (1, 2, 3, 4)  # north, south, west, east
+MOVE_KINDS = tuple(range(NORTH, EAST + 1))  # north, south, west, east
 
 
 @dataclass
@@ -61,7 +61,8 @@ def time_series(run: RunData) -> TimeSeries:
 
     # Counted per step with the function the run summary counts with (society_env.recording.count_events).
     counts = [count_events(run.events_by_step.get(step, ())) for step in range(run.steps)]
-    causes = list(DEATH_CAUSES) + sorted({key[5:] for c in counts for key in c if key.startswith("died:")} - set(DEATH_CAUSES))
+    known = list(DEATH_CAUSES.values())
+    causes = known + sorted({key[5:] for c in counts for key in c if key.startswith("died:")} - set(known))
 
     def column(key: str) -> np.ndarray:
         return np.array([c[key] for c in counts], dtype=np.int64)
