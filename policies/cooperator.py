@@ -16,7 +16,6 @@ from policies.perception import Perception, amount_index
 from society_env.artifacts import artifact_action
 from society_env.observations import view_cell_index
 from society_env.rules import GIVE
-from society_env.text_view import read_artifact_view
 
 FOOD_TOKEN = 1
 """Message token meaning "I see food"; cooperators walk towards agents that send it."""
@@ -55,12 +54,12 @@ class CooperatorPolicy(ForagerPolicy):
     def text(self, seen: Perception) -> str:
         return "food near me, come" if seen.food_offsets() else ""
 
-    def artifact_action(self, agent: str, seen: Perception, text: str) -> dict[str, Any] | None:
+    def artifact_action(self, agent: str, seen: Perception, view: dict[str, list]) -> dict[str, Any] | None:
         if self.rng.random() >= NOTE_PROBABILITY:
             return None
         food = len(seen.food_offsets())
         note = f"{agent}: {food} food in sight"[: self.config.artifact_text_max_chars]
-        here = [name for name, dx, dy in read_artifact_view(text)[0] if dx == 0 and dy == 0]
+        here = [name for name, dx, dy in view.get("artifacts", ()) if dx == 0 and dy == 0]
         if here:
             return artifact_action("modify", name=here[0], text=note)
         if food:

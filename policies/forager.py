@@ -38,7 +38,7 @@ class ForagerPolicy:
             seen = Perception.read(observation, self.config)
             actions[agent] = action = self.decide(agent, seen)
             if with_artifacts:
-                artifact = self.artifact_action(agent, seen, observation.get("text", ""))
+                artifact = self.artifact_action(agent, seen, (infos.get(agent) or {}).get("view", {}))
                 if artifact is not None:
                     action["artifact"] = artifact
         return actions
@@ -73,8 +73,9 @@ class ForagerPolicy:
     def social_action(self, agent: str, seen: Perception) -> Any | None:
         return None
 
-    def artifact_action(self, agent: str, seen: Perception, text: str) -> dict[str, Any] | None:
-        """An artifact action to do alongside this step's action (worlds with artifacts only), or None."""
+    def artifact_action(self, agent: str, seen: Perception, view: dict[str, list]) -> dict[str, Any] | None:
+        """An artifact action to do alongside this step's action (worlds with artifacts only), or None;
+        ``view`` is the agent's ``infos[agent]["view"]`` (empty when no infos were given)."""
         return None
 
     def message(self, seen: Perception) -> int:

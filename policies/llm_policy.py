@@ -227,8 +227,10 @@ class LlamaCppPolicy:
         for agent in agents:
             observation = observations[agent]
             tokens, messages = self.prompt_tokens(agent, observation)
-            energy = int(round(float(split_observation(observation, self.config)[1][0]) * self.config.initial_energy))
-            agent_options = read_options(observation["text"], energy, self.config)
+            info = infos.get(agent) or {}
+            if "view" not in info:
+                raise LLMPolicyError(f"no infos[{agent!r}]['view']: pass the env's infos to act() (language=True)")
+            agent_options = read_options(info["view"], info["energy"], self.config)
             options.append(agent_options)
             user_texts.append(messages[-1]["content"])
             requests.append(GenerationRequest(tokens, action_grammar(agent_options, self.config, self.settings),

@@ -8,7 +8,6 @@ identical for every agent and is evaluated once per step for all of them, follow
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,7 +25,6 @@ from policies.llm_answer import (  # noqa: F401 (the answer format, re-exported 
     parse_answer,
 )
 from society_env.config import NUM_TRAITS, TRAIT_NAMES, SocietyConfig
-from society_env.text_view import read_artifact_view
 
 MOTIVATIONS = {
     "base": "Your goal is to survive as long as possible, and to help your family line prosper.",
@@ -35,7 +33,6 @@ MOTIVATIONS = {
     "forage": "Your goal is to eat as much food as possible: step onto food cells.",
     "none": "",
 }
-AGENT_LINE = re.compile(r"(agent_\d+) \(([+-]?\d+),([+-]?\d+)\) energy (-?\d+)")
 
 
 @dataclass
@@ -150,16 +147,16 @@ def user_message(observation_text: str, memory: str, talk: bool = True) -> str:
     return f"{observation_text}\nYour memory note: {memory or '(empty)'}\nYour action (JSON):"
 
 
-def read_options(observation_text: str, energy: int, config: SocietyConfig) -> Options:
-    """Visible agents and whether reproduction is possible, from the text observation."""
+def read_options(view: dict[str, list], energy: int, config: SocietyConfig) -> Options:
+    """What an agent can do now, from its ``infos[agent]["view"]`` (the visible agents and artifacts of its
+    text view, as data: :func:`society_env.text_view.visible_views`) and its energy (``infos``)."""
     targets, offsets = [], {}
-    agents_line = next((line for line in observation_text.splitlines() if line.startswith("Agents:")), "")
-    for name, dx, dy, _ in AGENT_LINE.findall(agents_line):
+    for name, dx, dy, _ in view.get("agents", ()):
         targets.append(name)
         offsets[name] = (int(dx), int(dy))
     options = Options(targets, offsets, energy >= config.reproduce_min_energy, energy)
     if config.artifacts:
-        seen, carried = read_artifact_view(observation_text)
+        seen, carried = view.get("artifacts", ()), view.get("carrying", ())
         options.artifacts_here = list(dict.fromkeys(name for name, dx, dy in seen if dx == 0 and dy == 0))
         options.artifacts_carried = list(dict.fromkeys(carried))
         options.can_create = energy >= config.artifact_create_cost

@@ -59,6 +59,8 @@ says which slots live.
 * v1: artifacts (config ``artifacts``; the language action's ``artifact`` entry); the numeric observation
   gains a sixth view channel (artifacts), so its size is ``view_size**2 * 6 + 12``; ``infos`` gain
   ``artifact_failed`` and ``artifacts``. The numeric action space is unchanged.
+* v1 (unchanged spaces): with ``language=True`` a living agent's ``infos`` also carry ``view``, the
+  visible agents and artifacts of its text view as data (docs/world.md, Infos).
 """
 
 from __future__ import annotations
@@ -89,7 +91,7 @@ from society_env.rules import (
     step_world,
 )
 from society_env.state import ALIVE, WorldState, initial_state
-from society_env.text_view import render_texts
+from society_env.text_view import render_texts, visible_views
 
 
 class SocietyEnv(ParallelEnv):
@@ -135,6 +137,7 @@ class SocietyEnv(ParallelEnv):
         self.agents = [self.possible_agents[i] for i in slots]
         observations = self._observations(slots)
         infos = {name: self._base_info(i) for name, i in zip(self.agents, slots)}
+        self._add_views(infos, slots)
         return observations, infos
 
     def step(self, actions: dict[str, Any]):
@@ -163,6 +166,7 @@ class SocietyEnv(ParallelEnv):
         observations = self._observations(reported, names)
         rewards = dict(zip(names, outcome.rewards[reported].tolist()))
         infos = self._infos(reported, outcome, names, reported_list)
+        self._add_views(infos, reported)
 
         if config.fixed_slots:
             ended = self._episode_over
@@ -340,6 +344,15 @@ class SocietyEnv(ParallelEnv):
         else:
             texts = render_texts(world, config, slots)
         return {name: {"observation": row, "text": text} for name, row, text in zip(names, numeric, texts)}
+
+    def _add_views(self, infos: dict[str, dict[str, Any]], slots: np.ndarray) -> None:
+        """With the language option: ``infos[agent]["view"]``, what the living agent's text lists, as data
+        (:func:`society_env.text_view.visible_views`)."""
+        if not self.config.language:
+            return
+        living = slots[self.world.status[slots] == ALIVE]
+        for slot, view in zip(living.tolist(), visible_views(self.world, self.config, living)):
+            infos[self.possible_agents[slot]]["view"] = view
 
     def _base_info(self, slot: int) -> dict[str, Any]:
         world = self.world

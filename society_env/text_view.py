@@ -15,13 +15,13 @@ agent carries, and the current text of every artifact under it or carried by it:
     Carrying: "note"
     Read "map" (by agent_3, v2): food is north of the rock
 
-:func:`render_texts` renders many agents at once; :func:`read_artifact_view` parses the artifact part.
+:func:`render_texts` renders many agents at once; :func:`visible_views` gives what a view lists as data
+(the env's ``infos[agent]["view"]``), so that policies never parse the text.
 """
 
 from __future__ import annotations
 
 import functools
-import re
 
 import numpy as np
 
@@ -196,9 +196,9 @@ def _one_line(text: str) -> str:
     return text.replace("\r", " ").replace("\n", " ").replace("\t", " ")
 
 
-def artifact_lines(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> list[str]:
-    """The artifact part of each slot's text (starting with a line break): names in view (nearest first,
-    then row-major, then by id), names carried, and the current text of those under and carried by it."""
+def _artifact_listing(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> list[tuple[list, list]]:
+    """Per slot: the artifacts lying in view as (artifact, dx, dy), nearest first (then row-major, then by
+    id), and the artifacts it carries."""
     r, height, width = config.view_radius, config.height, config.width
     ground = [a for a in state.artifacts.values() if a.holder < 0]
     carried: dict[int, list] = {}
@@ -211,34 +211,51 @@ def artifact_lines(state: WorldState, config: SocietyConfig, slots: np.ndarray) 
         d_col = (np.array([a.col for a in ground])[None, :] - positions[:, 1:] + r) % width - r
         visible = (np.abs(d_row) <= r) & (np.abs(d_col) <= r)
         distance = np.maximum(np.abs(d_row), np.abs(d_col))
-    lines = []
+    listing = []
     for k, slot in enumerate(slots.tolist()):
-        seen, here = [], []
+        seen = []
         if ground:
             for j in sorted(np.flatnonzero(visible[k]).tolist(), key=lambda j: (distance[k, j], d_row[k, j], d_col[k, j])):
-                seen.append(f'"{ground[j].name}" {_offset(int(d_col[k, j]), int(d_row[k, j]))}')
-                if d_row[k, j] == 0 and d_col[k, j] == 0:
-                    here.append(ground[j])
-        held = carried.get(slot, [])
-        part = "\nArtifacts (dx,dy): " + ("; ".join(seen) if seen else "none visible")
+                seen.append((ground[j], int(d_col[k, j]), int(d_row[k, j])))
+        listing.append((seen, carried.get(slot, [])))
+    return listing
+
+
+def artifact_lines(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> list[str]:
+    """The artifact part of each slot's text (starting with a line break): names in view (nearest first,
+    then row-major, then by id), names carried, and the current text of those under and carried by it."""
+    lines = []
+    for seen, held in _artifact_listing(state, config, slots):
+        here = [artifact for artifact, dx, dy in seen if dx == 0 and dy == 0]
+        part = "\nArtifacts (dx,dy): " + ("; ".join(f'"{a.name}" {_offset(dx, dy)}' for a, dx, dy in seen) if seen else "none visible")
         part += "\nCarrying: " + ("; ".join(f'"{a.name}"' for a in held) if held else "nothing")
         for artifact in here + held:
-            part += f'\nRead "{artifact.name}" (by agent_{artifact.creator}, v{artifact.version}): {_one_line(artifact.text)}'
+            part += f'\nRead "{artifact.name}" (by {agent_name(artifact.creator)}, v{artifact.version}): {_one_line(artifact.text)}'
         lines.append(part)
     return lines
 
 
-_SEEN = re.compile(r'"([^"]*)" \(([+-]?\d+),([+-]?\d+)\)')
-_QUOTED = re.compile(r'"([^"]*)"')
-
-
-def read_artifact_view(text: str) -> tuple[list[tuple[str, int, int]], list[str]]:
-    """From a text observation: artifacts in view as (name, dx, dy), and the names carried."""
-    seen: list[tuple[str, int, int]] = []
-    carried: list[str] = []
-    for line in text.splitlines():
-        if line.startswith("Artifacts (dx,dy): "):
-            seen = [(name, int(dx), int(dy)) for name, dx, dy in _SEEN.findall(line)]
-        elif line.startswith("Carrying: "):
-            carried = _QUOTED.findall(line)
-    return seen, carried
+def visible_views(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> list[dict[str, list]]:
+    """What each slot's text view lists, as data (``infos[agent]["view"]`` with the language option):
+    ``agents``, the other agents in view as ``(name, dx, dy, energy)``, nearest first; with visible
+    artifacts also ``artifacts``, those lying in view as ``(name, dx, dy)`` nearest first, and
+    ``carrying``, the names of those the agent holds. Policies read this instead of parsing the text."""
+    slots = np.asarray(slots, dtype=np.int64)
+    if slots.size == 0:
+        return []
+    r, size = config.view_radius, config.view_size
+    _, agent_order, _, _ = _view_tables(r)
+    occupant = _ordered_views(state.occupant, None, agent_order, state, config, slots)
+    flat, viewer, _ = _listed((occupant >= 0) & (occupant != slots[:, None]))
+    cell = agent_order[flat % (size * size)]
+    d_row, d_col = view_cell_offsets(r, cell)
+    others = occupant.ravel()[flat]
+    views: list[dict[str, list]] = [{"agents": []} for _ in range(slots.size)]
+    for k, other, dx, dy, energy in zip(viewer.tolist(), others.tolist(), d_col.tolist(), d_row.tolist(),
+                                        state.energy[others].tolist()):
+        views[k]["agents"].append((agent_name(other), dx, dy, energy))
+    if config.artifacts and config.artifact_visible:
+        for view, (seen, carried) in zip(views, _artifact_listing(state, config, slots)):
+            view["artifacts"] = [(artifact.name, dx, dy) for artifact, dx, dy in seen]
+            view["carrying"] = [artifact.name for artifact in carried]
+    return views

@@ -8,7 +8,6 @@ import society_env
 from society_env.artifacts import artifact_action
 from society_env.observations import ARTIFACT_CHANNEL
 from society_env.state import DEAD
-from society_env.text_view import read_artifact_view
 from tests.test_world_rules import place
 
 
@@ -54,7 +53,7 @@ def test_create_puts_a_named_text_on_the_cell_others_see_the_name_the_holder_rea
     assert 'Read "map" (by agent_0, v1): food north' in obs["agent_0"]["text"]
     neighbour = obs["agent_1"]["text"]
     assert '"map" (-1,0)' in neighbour and "food north" not in neighbour  # a marker with the name only
-    assert read_artifact_view(neighbour) == ([("map", -1, 0)], [])
+    assert infos["agent_1"]["view"]["artifacts"] == [("map", -1, 0)] and infos["agent_1"]["view"]["carrying"] == []
     view, _ = society_env.split_observation(obs["agent_1"], env.config)
     r = env.config.view_radius
     assert view[r, r - 1, ARTIFACT_CHANNEL] == 1 and view[..., ARTIFACT_CHANNEL].sum() == 1

@@ -45,7 +45,7 @@ def test_user_message_carries_observation_and_memory():
     assert "energy 40" in message and "food was north" in message
 
 
-def test_options_come_from_the_text_view():
+def test_options_come_from_the_view_in_infos():
     env = society_env.parallel_env("small", language=True, num_founders=3)
     env.reset(seed=0)
     world = env.world
@@ -53,10 +53,15 @@ def test_options_come_from_the_text_view():
         world.occupant[tuple(world.position[slot])] = -1
         world.position[slot] = (row, col)
         world.occupant[row, col] = slot
-    obs, *_ = env.step({a: {"action": np.zeros(4, np.int64), "message": ""} for a in env.agents})
-    options = read_options(obs["agent_0"]["text"], 49, CONFIG)
+    obs, _, _, _, infos = env.step({a: {"action": np.zeros(4, np.int64), "message": ""} for a in env.agents})
+    view = infos["agent_0"]["view"]
+    # The view lists what the text shows, nearest first, as data.
+    assert [(name, dx, dy) for name, dx, dy, _ in view["agents"]] == [("agent_2", 0, -2), ("agent_1", 2, 0)]
+    for name, dx, dy, energy in view["agents"]:
+        assert f"{name} ({dx:+d},{dy:+d})".replace("+0", "0") + f" energy {energy}" in obs["agent_0"]["text"]
+    options = read_options(view, 49, CONFIG)
     assert options.offsets == {"agent_2": (0, -2), "agent_1": (2, 0)}
-    assert not options.can_reproduce and read_options(obs["agent_0"]["text"], 80, CONFIG).can_reproduce
+    assert not options.can_reproduce and read_options(view, 80, CONFIG).can_reproduce
 
 
 OPTIONS = Options(targets=["agent_4"], offsets={"agent_4": (1, -2)}, can_reproduce=True, energy=70)
@@ -138,8 +143,8 @@ def test_artifact_options_come_from_the_text_view():
 
     stay = {"action": np.zeros(4, np.int64), "message": ""}
     env.step({"agent_0": {**stay, "artifact": artifact_action("create", name="map", text="t")}, "agent_1": stay})
-    obs, *_ = env.step({"agent_0": {**stay, "artifact": artifact_action("create", name="law", text="t")}, "agent_1": stay})
-    options = read_options(obs["agent_0"]["text"], 48, env.config)
+    obs, _, _, _, infos = env.step({"agent_0": {**stay, "artifact": artifact_action("create", name="law", text="t")}, "agent_1": stay})
+    options = read_options(infos["agent_0"]["view"], 48, env.config)
     assert options.artifacts_here == ["map", "law"] and options.artifacts_carried == [] and options.can_create
 
 
