@@ -26,7 +26,8 @@ from qes_trainer.fitness import (
     behaviour_summary,
     mean_and_standard_error,
 )
-from qes_trainer.options import add_options, check_bounds, given_options
+from policies.llm_options import LLMOptions
+from society_env.options import add_options, check_bounds, given_options
 
 __all__ = ["evaluate_models", "main"]
 
@@ -88,7 +89,7 @@ def build_parser() -> argparse.ArgumentParser:
     # the episodes' settings are qes-train's own options (the LLM prompt is the preset's, as for both)
     add_options({"episodes": parser, "LLM": parser}, FitnessSettings,
                 only=("preset", "policy", "overrides", "max_steps", "estimator", "n_ctx", "temperature"))
-    parser.add_argument("--threads", type=int, default=None, help="llama.cpp threads")
+    add_options({"LLM": parser}, LLMOptions, only=("threads",))
     parser.add_argument("--out", help="also write the report as JSON to this file")
     return parser
 
@@ -107,8 +108,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         settings = FitnessSettings(**{**given_options(args, FitnessSettings), "episodes": args.episodes})
         check_bounds(settings)
-        if args.threads is not None and args.threads < 1:
-            raise ValueError(f"--threads must be at least 1 (got {args.threads})")
+        check_bounds(LLMOptions(threads=args.threads))
     except ValueError as error:
         print(f"qes-eval: error: {error}", file=sys.stderr)
         return 2

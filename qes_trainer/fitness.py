@@ -29,9 +29,8 @@ import numpy as np
 from policies import POLICIES, PolicyAssignment, make_policy, parse_policy_spec
 from policies.base import make_action
 from policies.llm_engine import LlamaEngine
+from policies.llm_options import LLMOptions
 from policies.llm_policy import (
-    DEFAULT_CONTEXT_TOKENS,
-    LONG_CONTEXT_TOKENS,
     MOVE_KINDS,
     LlamaCppPolicy,
     PromptSettings,
@@ -39,7 +38,7 @@ from policies.llm_policy import (
 )
 from policies.perception import DIRECTIONS, Perception
 from society_env.app.runner import policy_seeds, run_episode
-from qes_trainer.options import option
+from society_env.options import option, same_option
 from society_env.config import make_config, parse_overrides
 from society_env.env import SocietyEnv
 from society_env.rules import STAY
@@ -58,7 +57,7 @@ HELDOUT_SEED = 10_000
 class FitnessSettings:
     """What one fitness evaluation plays (identical for every member of a run). The prompt (history,
     motivation, personality, talk, action set) is the preset's, exactly as ``society-env run`` uses it.
-    Fields made with :func:`~qes_trainer.options.option` are also ``qes-train`` / ``qes-eval`` options."""
+    Fields made with :func:`~society_env.options.option` are also ``qes-train`` / ``qes-eval`` options."""
 
     preset: str = option("small", "world preset", group="episodes")
     policy: str = option("llm=2,forager=4", "founder policies as in society-env run; the llm agents are the "
@@ -69,10 +68,8 @@ class FitnessSettings:
         parse=lambda pairs: tuple(sorted(parse_overrides(pairs).items())))
     episodes: int = option(2, "episodes per member", group="episodes", minimum=1)
     max_steps: int = option(12, "steps per episode (at most the preset's max_steps)", group="episodes", minimum=1)
-    n_ctx: int | None = option(None, "context tokens per agent", group="LLM", type=int, minimum=1,
-                               default_text=f"as society-env run for the preset: {DEFAULT_CONTEXT_TOKENS}, or "
-                                            f"{LONG_CONTEXT_TOKENS} with artifacts or history")
-    temperature: float = option(0.7, "sampling temperature; 0 = greedy", group="LLM", minimum=0)
+    n_ctx: int | None = same_option(LLMOptions, "n_ctx")
+    temperature: float = same_option(LLMOptions, "temperature")
     max_tokens: int | None = None
     """None: the longest answer the action grammar allows (see :class:`policies.llm_policy.LlamaCppPolicy`)."""
     chat_format: str | None = None

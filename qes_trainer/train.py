@@ -41,7 +41,8 @@ from qes_trainer.fitness import (
 )
 from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
-from qes_trainer.options import add_options, check_bounds, fixed_on_resume, given_options, option
+from policies.llm_options import LLMOptions
+from society_env.options import add_options, check_bounds, fixed_on_resume, given_options, option, same_option
 from qes_trainer.population import MemberOutcome, generation_members
 from qes_trainer.qes import QESOptimizer, SparseDelta
 from society_env.files import remove_orphaned_temporaries
@@ -56,7 +57,7 @@ FOUR_BIT = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"}
 @dataclass
 class TrainConfig:
     """Every setting of a training run (saved in its checkpoint; ``--resume`` reuses it). Each field made
-    with :func:`~qes_trainer.options.option` is also a ``qes-train`` option, declared only here."""
+    with :func:`~society_env.options.option` is also a ``qes-train`` option, declared only here."""
 
     model: str | None = option(None, "GGUF file to fine-tune; never modified", group="QES", type=str,
                                default_text="the embedded SmolLM2-135M-Instruct Q4_1")
@@ -73,10 +74,9 @@ class TrainConfig:
                            group="QES", choices=("full", "replay", "none"))
     window: int = option(50, "seed-replay window in generations", group="QES", minimum=1)
     seed: int = option(0, "the run's only seed: noise and episode seeds derive from it and the generation", group="run")
-    threads: int | None = option(None, "llama.cpp threads; part of the run, since it can change the last bits",
-                                 group="LLM", type=int, minimum=1, default_text="up to 4 cores")
-    batch_size: int = option(8, "LLM agents generated together in one llama.cpp batch", group="LLM",
-                             flag="--llm-batch", metavar="N", minimum=1)
+    threads: int | None = same_option(LLMOptions, "threads", help="llama.cpp threads; part of the run, since it "
+                                      "can change the last bits")
+    batch_size: int = same_option(LLMOptions, "batch_size")
     fitness: FitnessSettings = field(default_factory=FitnessSettings)
     tensors: str | None = option(None, "train only the trainable tensors whose names match one of these glob "
                                  "patterns, e.g. 'blk.2[4-9].*' for the last six blocks of a 30-block model",

@@ -194,11 +194,12 @@ def test_cli_experiment_carries_each_conditions_prompt_to_llm_agents(tiny_model,
 
 
 @pytest.mark.parametrize("option, value, message", [
-    ("--llm-batch", "0", "batch_size must be at least 1, got 0"),
-    ("--max-tokens", "0", "max_tokens must be at least 1, got 0"),
-    ("--threads", "0", "n_threads must be at least 1, got 0"),
-    ("--n-ctx", "-5", "n_ctx must be at least 1, got -5"),
-    ("--temperature", "-1", "temperature must be >= 0"),
+    ("--llm-batch", "0", "--llm-batch must be at least 1 (got 0)"),
+    ("--max-tokens", "0", "--max-tokens must be at least 1 (got 0)"),
+    ("--threads", "0", "--threads must be at least 1 (got 0)"),
+    ("--n-ctx", "-5", "--n-ctx must be at least 1 (got -5)"),
+    ("--temperature", "-1", "--temperature must be at least 0 (got -1.0)"),
+    ("--history", "0", "--history must be at least 1 (got 0)"),
 ])
 def test_nonsense_llm_options_are_one_line_cli_errors(tmp_path, capsys, option, value, message):
     # (0 used to mean "the default" for some of these, and --llm-batch 0 crashed with a traceback)

@@ -333,7 +333,7 @@ def test_every_option_is_declared_once_and_its_help_shows_the_dataclass_default(
     option that would change the run (and only those)."""
     import dataclasses
 
-    from qes_trainer.options import flag_of
+    from society_env.options import flag_of
     from qes_trainer.train import build_parser, config_from_args
 
     assert config_from_args(build_parser().parse_args([])) == TrainConfig()

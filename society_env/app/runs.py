@@ -11,8 +11,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from policies.llm_policy import DEFAULT_CONTEXT_TOKENS, LONG_CONTEXT_TOKENS
-from society_env.config import PROMPT_MOTIVATIONS, make_config, parse_overrides
+from society_env.config import make_config, parse_overrides
+from society_env.options import add_options, check_bounds, given_options
 
 
 class UserError(Exception):
@@ -66,7 +66,7 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
         "assignment": assignment.policy_of,
         "config": config.to_dict(),
         "command": command,
-        "llm": _llm_options(args, config) if "llm" in policies else None,
+        "llm": _llm_options(args).record(config) if "llm" in policies else None,
     }
     try:
         recorder = RecordingWriter(run_dir, meta)
@@ -103,22 +103,11 @@ def print_last_messages(run_dir: Path, count: int = 6) -> None:
             print(f"  step {event['step']:>4}  {event['agent']}: {event['text']}")
 
 
-def _llm_options(args: argparse.Namespace, config=None) -> dict[str, Any]:
-    """The LLM policy's options from the command line; with ``config``, the prompt settings are the
-    effective ones (the preset's condition, overridden by explicit --history/--motivation/--personality)."""
-    options = {
-        "model": args.model, "n_ctx": args.n_ctx, "n_threads": args.threads, "n_gpu_layers": args.n_gpu_layers,
-        "temperature": args.temperature, "chat_format": args.chat_format, "batch_size": args.llm_batch,
-        "batched": not args.sequential, "max_tokens": args.max_tokens,
-        "history": args.history, "motivation": args.motivation, "personality": args.personality,
-    }
-    if config is not None:
-        from policies.llm_prompt import PromptSettings
+def _llm_options(args: argparse.Namespace):
+    """The LLM policy's options given on the command line (:class:`policies.llm_options.LLMOptions`)."""
+    from policies.llm_options import LLMOptions
 
-        prompt = PromptSettings.from_config(config, history=args.history, motivation=args.motivation,
-                                            personality=args.personality)
-        options.update(history=prompt.history, motivation=prompt.motivation, personality=prompt.personality)
-    return options
+    return LLMOptions(**given_options(args, LLMOptions))
 
 
 def _build_policy(name: str, config, args: argparse.Namespace):
@@ -127,19 +116,16 @@ def _build_policy(name: str, config, args: argparse.Namespace):
     if name != "llm":
         return make_policy(name, config)
     from policies.llm_engine import ModelError
-    from policies.llm_policy import LLMPolicyError, PromptSettings
+    from policies.llm_policy import LLMPolicyError
     from policies.models import ModelPullError
 
-    options = _llm_options(args, config)
-    for key in ("history", "motivation", "personality"):  # in the prompt settings below
-        options.pop(key)
-    prompt = PromptSettings.from_config(config, history=args.history, motivation=args.motivation,
-                                        personality=args.personality)
+    options = _llm_options(args)
     try:
-        return make_policy("llm", config, prompt=prompt, **options)
+        check_bounds(options)
+        return make_policy("llm", config, prompt=options.prompt(config), **options.policy_arguments())
     except ImportError:
         raise UserError('the LLM policy needs llama-cpp-python: pip install "society-env[llm]"') from None
-    except (ModelError, LLMPolicyError, ModelPullError) as error:
+    except (ModelError, LLMPolicyError, ModelPullError, ValueError) as error:
         raise UserError(str(error)) from None
 
 
@@ -273,23 +259,8 @@ def print_columns(title: str, names: list[str], rows: list[tuple[str, list[str]]
 
 
 def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
-    """The LLM policy's options (``run`` and ``experiment``)."""
+    """The LLM policy's options (``run`` and ``experiment``), made from :class:`policies.llm_options.LLMOptions`."""
+    from policies.llm_options import LLMOptions
+
     llm = parser.add_argument_group("LLM agents (policy 'llm'; the language option is switched on automatically)")
-    llm.add_argument("--model", default=None,
-                     help="GGUF file (default: the embedded SmolLM2-135M-Instruct Q4_1, fetched on first use)")
-    llm.add_argument("--temperature", type=float, default=0.7, help="sampling temperature; 0 = greedy (default 0.7)")
-    llm.add_argument("--n-ctx", type=int, default=None, help=f"context tokens per agent (default {DEFAULT_CONTEXT_TOKENS}; "
-                     f"{LONG_CONTEXT_TOKENS} in worlds with artifacts or history)")
-    llm.add_argument("--threads", type=int, default=None, help="CPU threads for llama.cpp (default: up to 4)")
-    llm.add_argument("--n-gpu-layers", type=int, default=0, help="layers to offload to a GPU, if llama.cpp has one")
-    llm.add_argument("--chat-format", default=None, help="chatml, plain or a Jinja template (default: the model's own)")
-    llm.add_argument("--llm-batch", type=int, default=8, help="agents generated together in one llama.cpp batch (default 8)")
-    llm.add_argument("--sequential", action="store_true", help="generate one agent at a time instead of batched")
-    llm.add_argument("--max-tokens", type=int, default=None,
-                     help="generation cap per answer (default: the longest answer the action grammar allows)")
-    llm.add_argument("--history", type=int, default=None,
-                     help="steps of history in the prompt (1 = current only; default: the preset's prompt_history)")
-    llm.add_argument("--motivation", choices=list(PROMPT_MOTIVATIONS), default=None,
-                     help="motivation in the system prompt (default: the preset's prompt_motivation)")
-    llm.add_argument("--personality", action=argparse.BooleanOptionalAction, default=None,
-                     help="describe personality traits in the prompt (default: the preset's prompt_personality)")
+    add_options({"LLM": llm}, LLMOptions)

