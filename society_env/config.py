@@ -217,7 +217,23 @@ class SocietyConfig:
         return _from_fields(cls(), {key: value for key, value in data.items() if key != "extra"})
 
 
+FIELD_ALIASES = {"max_cycles": "max_steps"}
+"""Other names for config fields: ``max_cycles`` is PettingZoo's (MPE, SISL, MAgent2) for ``max_steps``."""
+
+
+def _resolve_aliases(overrides: dict[str, Any]) -> dict[str, Any]:
+    """``overrides`` with every alias replaced by its field (``ValueError`` if both are given and differ)."""
+    for alias, name in FIELD_ALIASES.items():
+        if alias in overrides:
+            if name in overrides and overrides[name] != overrides[alias]:
+                raise ValueError(f"{alias}={overrides[alias]!r} and {name}={overrides[name]!r} disagree "
+                                 f"({alias} is another name for {name})")
+            overrides = {**{k: v for k, v in overrides.items() if k != alias}, name: overrides[alias]}
+    return overrides
+
+
 def _from_fields(base: SocietyConfig, overrides: dict[str, Any]) -> SocietyConfig:
+    overrides = _resolve_aliases(overrides)
     names = {f.name for f in dataclasses.fields(SocietyConfig)}
     unknown = sorted(set(overrides) - names)
     if unknown:
@@ -314,7 +330,7 @@ def make_config(preset: str = "default", **overrides: Any) -> SocietyConfig:
     """
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}; choose one of: {', '.join(PRESETS)}")
-    merged = {**PRESETS[preset], **overrides}
+    merged = {**PRESETS[preset], **_resolve_aliases(overrides)}  # an alias given by the user beats the preset
     return _from_fields(SocietyConfig(), merged)
 
 

@@ -52,14 +52,17 @@ says which slots live.
 ``society_env.parallel_env(preset="default", render_mode=None, **overrides)``: ``preset`` is one of
 ``default``, ``small``, ``large`` or one of the eight TerraLingua conditions (``core``, ``long_memory``,
 ``abundant``, ``artifact_cost``, ``creative``, ``inert``, ``no_motivation``, ``no_personality``); overrides are any :class:`SocietyConfig` field.
-``render_mode`` is ``"ansi"`` or ``"rgb_array"``.
+``render_mode`` is ``"human"`` (prints the ANSI frame after every reset and step), ``"ansi"`` or
+``"rgb_array"``. ``max_cycles`` (PettingZoo's name) is accepted for ``max_steps``. The versioned module
+``society_env.society_v1`` has the same ``env``, ``parallel_env`` and ``raw_env``.
 
 ## Version History
 * v0: initial release.
 * v1: artifacts (config ``artifacts``; the language action's ``artifact`` entry); the numeric observation
   gains a sixth view channel (artifacts), so its size is ``view_size**2 * 6 + 12``; ``infos`` gain
   ``artifact_failed`` and ``artifacts``. The numeric action space is unchanged.
-* v1 (unchanged spaces): with ``language=True`` a living agent's ``infos`` also carry ``view``, the
+* v1 (unchanged spaces): metadata name ``society_v1`` (was ``society_v0``), ``render_mode="human"``,
+  ``max_cycles`` alias; with ``language=True`` a living agent's ``infos`` also carry ``view``, the
   visible agents and artifacts of its text view as data (docs/world.md, Infos).
 """
 
@@ -70,7 +73,8 @@ from typing import Any
 
 import numpy as np
 from pettingzoo import ParallelEnv
-from pettingzoo.utils.conversions import parallel_to_aec, parallel_to_aec_wrapper
+from pettingzoo.utils.conversions import parallel_to_aec_wrapper
+from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 from society_env import render as rendering
 from society_env.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, ArtifactCommand
@@ -97,7 +101,8 @@ from society_env.text_view import render_texts, visible_views
 class SocietyEnv(ParallelEnv):
     """The society world as a PettingZoo ``ParallelEnv`` (see the module docstring)."""
 
-    metadata = {"name": "society_v0", "render_modes": ["ansi", "rgb_array"], "render_fps": 10, "is_parallelizable": True}
+    metadata = {"name": "society_v1", "render_modes": ["human", "ansi", "rgb_array"], "render_fps": 10,
+                "is_parallelizable": True}
 
     def __init__(self, config: SocietyConfig | None = None, render_mode: str | None = None):
         self.config = config if config is not None else SocietyConfig()
@@ -138,6 +143,8 @@ class SocietyEnv(ParallelEnv):
         observations = self._observations(slots)
         infos = {name: self._base_info(i) for name, i in zip(self.agents, slots)}
         self._add_views(infos, slots)
+        if self.render_mode == "human":
+            self.render()
         return observations, infos
 
     def step(self, actions: dict[str, Any]):
@@ -183,6 +190,8 @@ class SocietyEnv(ParallelEnv):
             self.agents = list(possible)
         else:
             self.agents = [possible[i] for i in np.flatnonzero(alive).tolist()]
+        if self.render_mode == "human":
+            self.render()
         return observations, rewards, terminations, truncations, infos
 
     def _listed_slots(self) -> np.ndarray:
@@ -423,8 +432,13 @@ class SocietyEnv(ParallelEnv):
         return out
 
     def render(self):
+        """``ansi``: the frame as a string; ``rgb_array``: an (H, W, 3) uint8 image; ``human``: prints the
+        ANSI frame (done automatically after every reset and step) and returns None."""
         if self.world is None:
             raise RuntimeError("call reset() before render()")
+        if self.render_mode == "human":
+            print(rendering.render_ansi(self.world, self.config), flush=True)
+            return None
         if self.render_mode == "ansi":
             return rendering.render_ansi(self.world, self.config)
         if self.render_mode == "rgb_array":
@@ -445,11 +459,23 @@ def parallel_env(preset: str = "default", render_mode: str | None = None, **over
     return SocietyEnv(make_config(preset, **overrides), render_mode=render_mode)
 
 
-def raw_env(preset: str = "default", render_mode: str | None = None, **overrides: Any) -> parallel_to_aec_wrapper:
+class SocietyAEC(parallel_to_aec_wrapper):
+    """PettingZoo's ``parallel_to_aec_wrapper`` for this world, with one fix: a child born in the last step
+    of an episode is reported (truncated) without ever having acted, and the wrapper's dead-agent step
+    (``del self._actions[agent]``) would raise ``KeyError`` for it."""
+
+    def step(self, action):
+        agent = self.agent_selection
+        if self.terminations.get(agent) or self.truncations.get(agent):
+            self._actions.setdefault(agent, None)
+        super().step(action)
+
+
+def raw_env(preset: str = "default", render_mode: str | None = None, **overrides: Any) -> SocietyAEC:
     """The unwrapped AEC view of the world (no order-enforcing wrapper)."""
-    return parallel_to_aec_wrapper(parallel_env(preset, render_mode=render_mode, **overrides))
+    return SocietyAEC(parallel_env(preset, render_mode=render_mode, **overrides))
 
 
 def env(preset: str = "default", render_mode: str | None = None, **overrides: Any):
     """The AEC view of the world, as PettingZoo's ``parallel_to_aec`` builds it (order-enforcing)."""
-    return parallel_to_aec(parallel_env(preset, render_mode=render_mode, **overrides))
+    return OrderEnforcingWrapper(raw_env(preset, render_mode=render_mode, **overrides))

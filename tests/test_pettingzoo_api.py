@@ -2,6 +2,7 @@
 
 import warnings
 
+import numpy as np
 import pytest
 from pettingzoo.test import api_test, parallel_api_test
 
@@ -37,3 +38,16 @@ def test_raw_env_is_unwrapped_aec():
     aec.reset(seed=0)
     assert isinstance(aec.unwrapped, society_env.SocietyEnv)
     assert aec.agents == aec.unwrapped.agents
+
+
+def test_aec_view_survives_a_child_born_in_the_last_step():
+    # The child is reported truncated without ever having acted; PettingZoo's own wrapper raised KeyError.
+    aec = society_env.env("small", max_steps=1, initial_energy=200, reproduce_min_energy=50)
+    aec.reset(seed=0)
+    reproduce = np.array([society_env.REPRODUCE, 0, 0, 0])
+    founders = list(aec.agents)
+    for agent in aec.agent_iter():
+        done = aec.terminations[agent] or aec.truncations[agent]
+        aec.step(None if done else reproduce)
+    born = set(aec.unwrapped.possible_agents[:aec.unwrapped.world.num_born]) - set(founders)
+    assert born and aec.agents == []
