@@ -68,6 +68,8 @@ says which slots live.
 
 from __future__ import annotations
 
+import copy
+import dataclasses
 import functools
 from typing import Any
 
@@ -77,7 +79,7 @@ from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 from society_env import render as rendering
-from society_env.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, ArtifactCommand
+from society_env.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, Artifact, ArtifactCommand
 from society_env.config import SocietyConfig, make_config
 from society_env.names import agent_names
 from society_env.observations import (
@@ -447,6 +449,53 @@ class SocietyEnv(ParallelEnv):
 
     def close(self) -> None:
         pass
+
+    # ---- saving and restoring ----------------------------------------------------------------
+    STATE_FORMAT = "society-env-state"
+    STATE_VERSION = 1
+
+    def state_dict(self) -> dict[str, Any]:
+        """Everything needed to continue this episode exactly: the config, the world state (a deep copy:
+        numpy arrays and plain Python values), the random generator's state and the living agents. Plain
+        data, so ``pickle``, ``torch.save`` or ``copy.deepcopy`` keep it; :meth:`load_state_dict` restores
+        it, in this env or another one with the same config (e.g. to branch or search from a saved state)."""
+        if self.world is None:
+            raise RuntimeError("call reset() before state_dict()")
+        world = self.world.copy()
+        fields = {f.name: getattr(world, f.name) for f in dataclasses.fields(world) if f.name != "artifacts"}
+        return {
+            "format": self.STATE_FORMAT, "version": self.STATE_VERSION, "config": self.config.to_dict(),
+            "world": fields, "artifacts": [dataclasses.asdict(a) for a in world.artifacts.values()],
+            "rng": copy.deepcopy(self._rng.bit_generator.state), "agents": list(self.agents),
+            "episode_over": self._episode_over,
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> tuple[dict[str, Any], dict[str, dict]]:
+        """Restore a :meth:`state_dict` (copied: later changes to either side do not leak) and return the
+        restored state's ``(observations, infos)``, as :meth:`reset` does, so that an RL loop can go on.
+        ``ValueError`` naming the problem for something else than a state dict of this format, or one
+        saved with another config."""
+        if not isinstance(state, dict) or state.get("format") != self.STATE_FORMAT:
+            raise ValueError("not a society-env state dict (expected the output of env.state_dict())")
+        if state.get("version") != self.STATE_VERSION:
+            raise ValueError(f"state dict version {state.get('version')!r}; this society-env reads {self.STATE_VERSION}")
+        mine = self.config.to_dict()
+        differing = sorted(key for key in set(mine) | set(state["config"]) if mine.get(key) != state["config"].get(key))
+        if differing:
+            raise ValueError(f"the state dict was saved with another config (fields differ: {', '.join(differing)})")
+        artifacts = {a["id"]: Artifact(**{**a, "versions": [tuple(v) for v in a["versions"]],
+                                          "holders": [tuple(h) for h in a["holders"]]}) for a in state["artifacts"]}
+        self.world = WorldState(**state["world"], artifacts=artifacts).copy()
+        generator = getattr(np.random, state["rng"]["bit_generator"])()
+        generator.state = copy.deepcopy(state["rng"])
+        self._rng = np.random.Generator(generator)
+        self.agents = list(state["agents"])
+        self._episode_over = bool(state["episode_over"])
+        self.last_outcome = None
+        slots = np.array([self._index[agent] for agent in self.agents], dtype=np.int64)
+        infos = {agent: self._base_info(slot) for agent, slot in zip(self.agents, slots.tolist())}
+        self._add_views(infos, slots)
+        return self._observations(slots, self.agents), infos
 
     # ---- helpers for policies and tools -------------------------------------------------------
     @property
