@@ -137,3 +137,68 @@ def test_default_run_directory_is_named_after_the_run(tmp_path):
     assert result.returncode == 0
     (run_dir,) = (tmp_path / "runs").iterdir()
     assert run_dir.name.startswith("small__random__5__")
+
+
+# ---------------------------------------------------------------------------------------------
+# --out is never overwritten; --force replaces it whole
+# ---------------------------------------------------------------------------------------------
+def _run(out, *extra, steps="5", seed="0"):
+    return main(["run", "--preset", "small", "--policy", "forager", "--steps", steps, "--seed", seed,
+                 "--out", str(out), "--quiet", *extra])
+
+
+def test_run_refuses_an_out_that_holds_a_recording_and_changes_nothing(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(out, steps="12") == 0
+    (out / "report.html").write_text("a report of the 12-step run")
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    capsys.readouterr()
+    assert _run(out, steps="5") == 2
+    error = capsys.readouterr().err
+    assert "already holds a recording" in error and "--force" in error and len(error.strip().splitlines()) == 1
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+def test_force_replaces_the_whole_directory_and_drops_the_old_reports(tmp_path):
+    out = tmp_path / "run"
+    assert _run(out, steps="12") == 0
+    (out / "report.html").write_text("a report of the 12-step run")
+    assert _run(out, "--force", steps="5", seed="3") == 0
+    assert Recording(out).meta["seed"] == 3 and Recording(out).summary["steps"] == 5
+    assert not (out / "report.html").exists()  # the old run's report went with it
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run"]  # no staging or retired directory left
+
+
+def test_a_failed_forced_run_leaves_the_old_recording_in_place(tmp_path, capsys, monkeypatch):
+    out = tmp_path / "run"
+    assert _run(out, steps="12") == 0
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    import society_env.app.runner as runner
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt  # the run dies in the middle
+    monkeypatch.setattr(runner, "run_episode", killed)
+    assert _run(out, "--force", steps="5") == 130  # Ctrl-C
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+    [staging] = [p for p in tmp_path.iterdir() if p.name.startswith(".run.new-")]
+    assert str(staging) in capsys.readouterr().err  # the interrupted new recording is kept beside, and named
+
+
+def test_run_refuses_a_directory_of_other_files_even_with_force(tmp_path, capsys):
+    out = tmp_path / "mine"
+    out.mkdir()
+    (out / "notes.txt").write_text("mine")
+    assert _run(out, "--force") == 2
+    assert "not a society-env recording" in capsys.readouterr().err and (out / "notes.txt").read_text() == "mine"
+
+
+def test_experiment_refuses_an_occupied_out_and_force_replaces_it(tmp_path, capsys):
+    out = tmp_path / "exp"
+    command = ["experiment", "--presets", "small", "--seeds", "1", "--policy", "forager", "--steps", "4",
+               "--out", str(out), "--quiet"]
+    assert main(command) == 0
+    capsys.readouterr()
+    assert main(command) == 2 and "already holds an experiment" in capsys.readouterr().err
+    assert main(command + ["--force"]) == 0
+    data = json.loads((out / "experiment.json").read_text())
+    assert data["runs"][0]["run_dir"] == str(out / "small__seed0") and Recording(out / "small__seed0").summary

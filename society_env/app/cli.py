@@ -31,8 +31,11 @@ from society_env.config import PRESETS
 
 
 def command_run(args: argparse.Namespace) -> int:
+    from society_env.app.outputs import fresh_output
+
     run_dir = Path(args.out) if args.out else default_run_dir(args.preset, args.policy, args.seed)
-    summary = record_run(args, args.preset, args.seed, run_dir)
+    with fresh_output(run_dir, args.force) as writing_dir:
+        summary = record_run(args, args.preset, args.seed, writing_dir)
     if not args.quiet:
         print_summary(summary, run_dir)
         print_last_messages(run_dir)
@@ -161,6 +164,8 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--out", default=None, help="output directory (default: runs/PRESET__POLICY__SEED__TIME)")
     run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                      help="override a SocietyConfig field (repeatable), e.g. --set width=20")
+    run.add_argument("--force", action="store_true", help="replace the recording already in --out (written beside "
+                     "it and renamed into place when complete; default: refuse an occupied --out)")
     run.add_argument("--render", choices=["none", "ansi"], default="none", help="print the grid every step")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     add_llm_arguments(run)

@@ -80,8 +80,8 @@ def parse_presets(text: str) -> list[str]:
 
 
 def command_experiment(args: argparse.Namespace) -> int:
-    from society_env.app.runs import UserError, print_columns, record_run, run_config
-    from society_env.files import write_bytes_atomic, write_json_atomic
+    from society_env.app.outputs import fresh_output
+    from society_env.app.runs import UserError, print_columns, run_config
 
     presets = parse_presets(args.presets)
     if args.seeds < 1:
@@ -90,23 +90,34 @@ def command_experiment(args: argparse.Namespace) -> int:
         run_config(args, preset)
     seeds = list(range(args.first_seed, args.first_seed + args.seeds))
     out = Path(args.out) if args.out else Path("runs") / f"experiment__{'+'.join(presets)}__{time.strftime('%Y%m%d-%H%M%S')}"
+    with fresh_output(out, args.force) as writing_dir:
+        rows, title = _run_experiment(args, presets, seeds, writing_dir, out)
+    print_columns(title, presets, rows, justify="right")
+    print(f"experiment: {out}")
+    return 0
+
+
+def _run_experiment(args: argparse.Namespace, presets: list[str], seeds: list[int], out: Path, final: Path):
+    """Record every (preset, seed) run into ``out`` (which becomes ``final`` when done: the paths the
+    experiment records are ``final``'s); returns the table's rows and title."""
+    from society_env.app.runs import record_run
+    from society_env.files import write_bytes_atomic, write_json_atomic
+
     command = {"presets": presets, "seeds": seeds, "policy": args.policy, "steps": args.steps, "set": args.set}
     runs: list[dict[str, Any]] = []
     total = len(presets) * len(seeds)
     started = time.perf_counter()
     for number, (preset, seed) in enumerate(((p, s) for p in presets for s in seeds), start=1):
-        run_dir = out / f"{preset}__seed{seed}"
+        name = f"{preset}__seed{seed}"
         if not args.quiet:
-            print(f"[{number}/{total}] {preset}, seed {seed} -> {run_dir}", file=sys.stderr)
-        summary = record_run(args, preset, seed, run_dir, command="experiment")
-        runs.append({"preset": preset, "seed": seed, "run_dir": str(run_dir), "summary": summary})
+            print(f"[{number}/{total}] {preset}, seed {seed} -> {final / name}", file=sys.stderr)
+        summary = record_run(args, preset, seed, out / name, command="experiment")
+        runs.append({"preset": preset, "seed": seed, "run_dir": str(final / name), "summary": summary})
         rows = experiment_table(runs, presets)
         write_json_atomic(out / "experiment.json", {**command, "runs": runs, "table": rows})
     title = f"{args.policy}, {len(seeds)} seed(s), {args.steps or 'max'} steps ({time.perf_counter() - started:.0f} s)"
     write_bytes_atomic(out / "table.md", (f"{title}\n\n" + markdown_table(rows, presets)).encode())
-    print_columns(title, presets, rows, justify="right")
-    print(f"experiment: {out}")
-    return 0
+    return rows, title
 
 
 def add_experiment_parser(commands: Any) -> None:
@@ -135,5 +146,7 @@ def add_experiment_parser(commands: Any) -> None:
     experiment.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
                             help="override a SocietyConfig field in every run (repeatable)")
     experiment.add_argument("--quiet", action="store_true", help="no progress output (the table is still printed)")
+    experiment.add_argument("--force", action="store_true", help="replace the experiment already in --out (written "
+                            "beside it and renamed into place when complete; default: refuse an occupied --out)")
     add_llm_arguments(experiment)
     experiment.set_defaults(handler=command_experiment)
