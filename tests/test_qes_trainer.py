@@ -350,3 +350,15 @@ def test_every_option_is_declared_once_and_its_help_shows_the_dataclass_default(
         config_from_args(build_parser().parse_args(["--llm-batch", "0"]))
     assert train_main(["--resume", "x", "--tensors", "blk.1.*", "--estimator", "expected"]) == 2
     assert "(got --tensors, --estimator)" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("entry, program, missing, argv", [
+    ("train", "qes-train", "gguf", ["--help"]),  # imported by the trainer's modules
+    ("evaluate", "qes-eval", "llama_cpp", ["--trained", "model.gguf", "--episodes", "2"]),  # imported when used
+])
+def test_a_missing_extra_is_a_one_line_error_naming_the_install(entry, program, missing, argv):
+    # As in a base install: the entry point names the extra instead of ending in a traceback.
+    code = f"import sys; sys.modules[{missing!r}] = None; from qes_trainer import cli; sys.exit(cli.{entry}({argv!r}))"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == f'{program}: error: it needs the {missing} package: pip install "society-env[train]"'
