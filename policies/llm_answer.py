@@ -32,7 +32,8 @@ from society_env.observations import view_cell_index
 from society_env.rules import EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST
 
 __all__ = ["ANSWERS", "ANSWER_PREFILL", "ARTIFACT_ANSWERS", "AnswerError", "Field", "Options", "action_grammar",
-           "answer_length_bound", "available_answers", "forced_continuation", "format_answer", "parse_answer"]
+           "answer_json_schema", "answer_length_bound", "available_answers", "forced_continuation", "format_answer",
+           "parse_answer", "whole_answer_grammar"]
 
 ANSWER_PREFILL = '{"action": "'
 """Written into the assistant turn before generation: the model starts right at the action's name."""
@@ -215,6 +216,35 @@ def action_grammar(options: Options, config: SocietyConfig, settings: Any) -> st
         tail += [_literal(_key_text(spec.key)), value_rule(spec.key, spec)]
     root = "root ::= (" + " | ".join(alternatives) + ") " + " ".join(tail + [_literal("}")])
     return "\n".join([root, *rules.values()])
+
+
+def whole_answer_grammar(options: Options, config: SocietyConfig, settings: Any) -> str:
+    """:func:`action_grammar` with :data:`ANSWER_PREFILL` at its start: the whole answer, for servers
+    that generate the assistant turn from its first character (GBNF of llama-server, llama-cpp-python)."""
+    grammar = action_grammar(options, config, settings)
+    return grammar.replace("root ::= (", f"root ::= {_literal(ANSWER_PREFILL)} (", 1)
+
+
+def answer_json_schema(options: Options, config: SocietyConfig, settings: Any) -> dict[str, Any]:
+    """The same answers as :func:`action_grammar` as a JSON schema (one ``anyOf`` branch per available
+    action, every value an ``enum`` or a bounded printable string), for servers that constrain output
+    with a ``json_schema`` response format (vLLM, SGLang). It does not fix the key order; the parser
+    does not need it."""
+    branches = []
+    for action in available_answers(options, config, settings):
+        properties: dict[str, Any] = {"action": {"const": action}}
+        for spec in _fields(action, settings):
+            if spec.kind == TEXT:
+                low, high = _text_bounds(action, spec.key, config, settings)
+                properties[spec.key] = {"type": "string", "minLength": low, "maxLength": high,
+                                        "pattern": "^[ !#-\\[\\]-~]*$"}
+            elif spec.kind == NUMBER:
+                properties[spec.key] = {"enum": [int(word) for word in _choices(action, spec.key, options, config)]}
+            else:
+                properties[spec.key] = {"enum": _choices(action, spec.key, options, config)}
+        branches.append({"type": "object", "properties": properties, "required": list(properties),
+                         "additionalProperties": False})
+    return {"anyOf": branches}
 
 
 # ---- forced text, length bound, formatting --------------------------------------------------------

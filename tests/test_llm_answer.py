@@ -4,7 +4,9 @@ grammar engine (and only complete there), parses back to the intended env action
 length bound, and the forced continuations are exactly what the text continues with."""
 
 import itertools
+import json
 
+import jsonschema
 import numpy as np
 import pytest
 
@@ -15,12 +17,14 @@ from policies.llm_answer import (
     DIRECTION_KINDS,
     Options,
     action_grammar,
+    answer_json_schema,
     answer_length_bound,
     available_answers,
     forced_continuation,
     format_answer,
     lifespan_word,
     parse_answer,
+    whole_answer_grammar,
 )
 from policies.llm_engine import LlamaEngine, ModelError
 from policies.llm_prompt import PromptSettings
@@ -102,6 +106,7 @@ def _accepts(engine, grammar_text, text):
 @pytest.mark.parametrize("label, config, settings", WORLDS, ids=[w[0] for w in WORLDS])
 def test_every_answer_round_trips_through_grammar_parser_bound_and_forced_text(engine, label, config, settings):
     grammar = action_grammar(OPTIONS, config, settings)
+    whole_grammar, schema = whole_answer_grammar(OPTIONS, config, settings), answer_json_schema(OPTIONS, config, settings)
     bound = answer_length_bound(config, settings)
     offered = available_answers(OPTIONS, config, settings)
     assert ("create" in offered) == config.artifacts and ("give" in offered) == (settings.actions == "all")
@@ -116,6 +121,9 @@ def test_every_answer_round_trips_through_grammar_parser_bound_and_forced_text(e
             assert vector.tolist() == expected_vector.tolist() and artifact == expected_artifact, text
             assert (message, memory) == ((values["message"], values["memory"]) if settings.talk else ("", ""))
             assert len(text) <= bound
+            # the server formats: the whole answer in the GBNF of llama-server, and the JSON schema of vLLM
+            assert _accepts(engine, whole_grammar, ANSWER_PREFILL + text) == (True, True), text
+            jsonschema.validate(json.loads(ANSWER_PREFILL + text), schema)
             for end in range(len(text)):  # forced text is always what the answer goes on with
                 forced, done = forced_continuation(text[:end], talk=settings.talk)
                 assert text[end:].startswith(forced), (text[:end], forced)
@@ -126,6 +134,15 @@ def test_the_grammar_rejects_what_the_agent_cannot_do(engine):
     config = society_env.make_config("core")
     lonely = Options([], {}, False, 5)
     grammar = action_grammar(lonely, config, PromptSettings())
+    schema = answer_json_schema(lonely, config, PromptSettings())
     for text in ('give", "target": "agent_4", "amount": 5', 'reproduce"', 'pick_up", "artifact": "map"',
                  'move", "direction": "up"', 'stay", "message": "a\\"b"', 'stay", "message": "a\\b"'):
         assert not _accepts(engine, grammar, text)[0], text
+    talk = {"message": "", "memory": ""}
+    jsonschema.validate({"action": "move", "direction": "north", **talk}, schema)
+    for answer in ({"action": "give", "target": "agent_4", "amount": 5, **talk}, {"action": "reproduce", **talk},
+                   {"action": "pick_up", "artifact": "map", **talk}, {"action": "move", "direction": "up", **talk},
+                   {"action": "stay", "message": 'a"b', "memory": ""}, {"action": "stay", "message": "a\\b", "memory": ""},
+                   {"action": "stay", "message": "", "memory": "", "extra": 1}, {"action": "stay", "message": ""}):
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(answer, schema)
