@@ -40,6 +40,16 @@ class LLMOptions:
                                     default_text="the preset's prompt_motivation")
     personality: bool | None = option(None, "describe personality traits in the prompt", group="LLM", switch="both",
                                       default_text="the preset's prompt_personality")
+    server: str | None = option(None, "generate on OpenAI-compatible servers instead of in this process (vLLM, "
+                                "llama-server, python -m llama_cpp.server, SGLang, Ollama); several URLs are "
+                                "balanced", group="LLM", flag="--llm-server", metavar="URL[,URL...]", type=str,
+                                default_text="in-process llama.cpp")
+    server_model: str | None = option(None, "model name to ask the servers for", group="LLM", flag="--llm-model",
+                                      metavar="NAME", type=str, default_text="the first the server lists")
+    concurrency: int = option(8, "server requests in flight at once", group="LLM", flag="--llm-concurrency",
+                              metavar="N", minimum=1)
+    timeout: float = option(60.0, "seconds per server request attempt (2 retries with backoff follow)", group="LLM",
+                            flag="--llm-timeout", metavar="SECONDS", minimum=0.001)
 
     def prompt(self, config: SocietyConfig) -> PromptSettings:
         """The prompt settings: the preset's condition, overridden by the options that were given."""
@@ -47,10 +57,25 @@ class LLMOptions:
                                           personality=self.personality)
 
     def policy_arguments(self) -> dict[str, Any]:
-        """Keyword arguments of :class:`policies.llm_policy.LlamaCppPolicy` (without the prompt)."""
-        return {"model": self.model, "n_ctx": self.n_ctx, "n_threads": self.threads, "n_gpu_layers": self.n_gpu_layers,
-                "temperature": self.temperature, "chat_format": self.chat_format, "batch_size": self.batch_size,
-                "batched": not self.sequential, "max_tokens": self.max_tokens}
+        """Keyword arguments of :class:`policies.llm_policy.LlamaCppPolicy` (without the prompt), or of
+        :class:`policies.llm_server.ServerPolicy` with ``server``."""
+        arguments = {"model": self.model, "n_ctx": self.n_ctx, "n_threads": self.threads,
+                     "n_gpu_layers": self.n_gpu_layers, "temperature": self.temperature, "chat_format": self.chat_format,
+                     "batch_size": self.batch_size, "batched": not self.sequential, "max_tokens": self.max_tokens}
+        if self.server:
+            arguments.update(urls=self.server, server_model=self.server_model, concurrency=self.concurrency,
+                             timeout=self.timeout)
+        return arguments
+
+    def make_policy(self, config: SocietyConfig):
+        """The ``llm`` policy these options describe: in-process, or on the servers of ``server``."""
+        if self.server:
+            from policies.llm_server import ServerPolicy
+
+            return ServerPolicy(config, prompt=self.prompt(config), **self.policy_arguments())
+        from policies.llm_policy import LlamaCppPolicy
+
+        return LlamaCppPolicy(config, prompt=self.prompt(config), **self.policy_arguments())
 
     def record(self, config: SocietyConfig) -> dict[str, Any]:
         """What a recording's ``meta.json`` stores under ``llm``: the policy arguments and the effective

@@ -15,13 +15,14 @@ from __future__ import annotations
 import functools
 import time
 from collections import defaultdict, deque
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from policies.base import make_action
-from policies.llm_engine import GenerationRequest, LlamaEngine, ModelError
+from policies.llm_engine import GenerationRequest, GenerationResult, LlamaEngine, ModelError
 from policies.llm_answer import (
     ANSWER_PREFILL,
     AnswerError,
@@ -66,6 +67,20 @@ def _allowed_softmax(logits: np.ndarray, allowed: np.ndarray, temperature: float
     scaled -= scaled.max(axis=1, keepdims=True)
     weights = np.exp(scaled)
     return weights / weights.sum(axis=1, keepdims=True)
+
+
+@dataclass
+class Turn:
+    """One agent's answer to generate this step."""
+
+    agent: str
+    prompt: Any
+    """What the backend generates from: the prompt's tokens (in-process) or the chat messages (servers)."""
+    messages: list[dict[str, str]]
+    options: Any
+    """:class:`policies.llm_answer.Options`: what the agent can do now."""
+    seed_key: tuple[int, ...]
+    """(policy seed, step, agent slot): seeds the answer's sampling."""
 
 
 class LLMPolicyError(ValueError):
@@ -134,11 +149,8 @@ class LlamaCppPolicy:
         self.max_tokens = max_tokens or answer_length_bound(config, self.settings) + 1  # + the end token
         if n_ctx is None:
             n_ctx = default_context(config, self.settings)
-        if engine is None:
-            engine = LlamaEngine(resolve_model(model), n_ctx=n_ctx, max_batch=batch_size if batched else 1,
-                                 n_threads=n_threads, n_gpu_layers=n_gpu_layers)
-        self.engine = engine
-        self.formatter = self._make_formatter(chat_format)
+        self._start_backend(model=model, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
+                            batch_size=batch_size, chat_format=chat_format, engine=engine)
         self.shared_prompt = shared_system_prompt(config, self.settings)
         self._forced = functools.partial(forced_continuation, talk=self.settings.talk)
         self.seed = 0
@@ -153,6 +165,15 @@ class LlamaCppPolicy:
         self._acting: set[str] = set()
 
     # ---- set-up -------------------------------------------------------------------------------
+    def _start_backend(self, model, n_ctx: int, n_threads, n_gpu_layers: int, batch_size: int, chat_format,
+                       engine: LlamaEngine | None) -> None:
+        """The in-process llama.cpp engine (loaded here unless one is shared) and the chat formatter."""
+        if engine is None:
+            engine = LlamaEngine(resolve_model(model), n_ctx=n_ctx, max_batch=batch_size if self.batched else 1,
+                                 n_threads=n_threads, n_gpu_layers=n_gpu_layers)
+        self.engine = engine
+        self.formatter = self._make_formatter(chat_format)
+
     def _make_formatter(self, chat_format: str | None):
         from llama_cpp.llama_chat_format import Jinja2ChatFormatter
 
@@ -172,15 +193,18 @@ class LlamaCppPolicy:
             raise LLMPolicyError(f"invalid chat template: {error}") from None
 
     def reset(self, seed: int | None = None) -> None:
-        # llama.cpp's numbers depend (in the last bits) on how tokens were grouped into batches, so a
-        # run starts from an empty KV cache: its computation then depends on the run alone.
-        self.engine.reset()
+        self._reset_backend()
         self.seed = 0 if seed is None else int(seed)
         self.step = 0
         self.memory.clear()
         self.history.clear()
         self._announced.clear()
         self._acting.clear()
+
+    def _reset_backend(self) -> None:
+        # llama.cpp's numbers depend (in the last bits) on how tokens were grouped into batches, so a
+        # run starts from an empty KV cache: its computation then depends on the run alone.
+        self.engine.reset()
 
     # ---- prompting ----------------------------------------------------------------------------
     def build_messages(self, agent: str, observation: Any, history_turns: int | None = None) -> list[dict[str, str]]:
@@ -218,61 +242,75 @@ class LlamaCppPolicy:
         self.step += 1
         agents = list(observations)
         for gone in self._acting - set(agents):  # died since last step: free its KV cache session
-            self.engine.release(gone)
+            self._forget(gone)
         self._acting = set(agents)
         if not agents:
             return {}
         started = time.perf_counter()
-        requests, options, user_texts = [], [], []
-        for agent in agents:
-            observation = observations[agent]
-            tokens, messages = self.prompt_tokens(agent, observation)
-            info = infos.get(agent) or {}
-            if "view" not in info:
-                raise LLMPolicyError(f"no infos[{agent!r}]['view']: pass the env's infos to act() (language=True)")
-            agent_options = read_options(info["view"], info["energy"], self.config)
-            options.append(agent_options)
-            user_texts.append(messages[-1]["content"])
-            requests.append(GenerationRequest(tokens, action_grammar(agent_options, self.config, self.settings),
-                                              (self.seed, self.step, agent_slot(agent)),
-                                              self._forced, session=agent))
-            if agent not in self._announced:
-                self._announced.add(agent)
-                self._events.append({"type": "llm_system_prompt", "agent": agent, "text": messages[0]["content"]})
+        turns = [self._turn(agent, observations[agent], infos.get(agent) or {}) for agent in agents]
+        results = self._complete(turns)
+        actions = {turn.agent: self._finish(turn, result) for turn, result in zip(turns, results)}
+        self.calls += len(agents)
+        self.seconds += time.perf_counter() - started
+        return actions
 
+    def _turn(self, agent: str, observation: Any, info: dict[str, Any]) -> "Turn":
+        """What one agent's answer this step needs: its prompt, what it can do and the grammar of that."""
+        if "view" not in info:
+            raise LLMPolicyError(f"no infos[{agent!r}]['view']: pass the env's infos to act() (language=True)")
+        prompt, messages = self._prompt(agent, observation)
+        options = read_options(info["view"], info["energy"], self.config)
+        if agent not in self._announced:
+            self._announced.add(agent)
+            self._events.append({"type": "llm_system_prompt", "agent": agent, "text": messages[0]["content"]})
+        return Turn(agent, prompt, messages, options, (self.seed, self.step, agent_slot(agent)))
+
+    def _prompt(self, agent: str, observation: Any) -> tuple[Any, list[dict[str, str]]]:
+        """(what the backend generates from, the chat messages): here the prompt's tokens."""
+        return self.prompt_tokens(agent, observation)
+
+    def _forget(self, agent: str) -> None:
+        self.engine.release(agent)
+
+    def _complete(self, turns: list["Turn"]) -> list[GenerationResult]:
+        """Every turn's answer from the in-process engine, batched; ``text`` is the whole answer."""
+        requests = [GenerationRequest(turn.prompt, action_grammar(turn.options, self.config, self.settings),
+                                      turn.seed_key, self._forced, session=turn.agent) for turn in turns]
         if self.batched:
             results = self.engine.generate(requests, self.max_tokens, self.temperature)
         else:
             results = [self.engine.generate([request], self.max_tokens, self.temperature)[0] for request in requests]
-
-        actions = {}
-        for agent, request, result, agent_options, user_text in zip(agents, requests, results, options, user_texts):
+        for result in results:
             result.text = ANSWER_PREFILL + result.text
-            failure = result.error
-            if failure is None and not result.finished:
-                failure = f"answer cut off after {result.tokens_out} tokens (max_tokens {self.max_tokens})"
-            vector, message, memory, artifact = np.zeros(4, dtype=np.int64), "", self.memory.get(agent, ""), None
-            if failure is None:
-                try:
-                    vector, message, memory, artifact = parse_answer(result.text, agent_options, self.config)
-                except AnswerError as error:
-                    failure = str(error)
-            if failure is not None:
-                self.failures += 1
-            if message and self.config.message_vocab_size > 1:
-                vector[3] = 1
-            self.memory[agent] = memory[: self.settings.memory_chars]
-            if self.settings.history > 1:
-                self.history[agent].append((user_text, result.text))
-            actions[agent] = make_action(self.config, *vector.tolist(), text=message, artifact=artifact)
-            self._events.append({
-                "type": "llm_call", "agent": agent, "user": user_text, "completion": result.text,
-                "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "seconds": round(result.seconds, 4),
-                "failure": failure,
-            })
-        self.calls += len(agents)
-        self.seconds += time.perf_counter() - started
-        return actions
+        return results
+
+    def _finish(self, turn: "Turn", result: GenerationResult) -> Any:
+        """The env action of an answer (stay, counted as a failure, when it is missing or invalid), the
+        agent's memory and history, and the ``llm_call`` event."""
+        agent = turn.agent
+        failure = result.error
+        if failure is None and not result.finished:
+            failure = f"answer cut off after {result.tokens_out} tokens (max_tokens {self.max_tokens})"
+        vector, message, memory, artifact = np.zeros(4, dtype=np.int64), "", self.memory.get(agent, ""), None
+        if failure is None:
+            try:
+                vector, message, memory, artifact = parse_answer(result.text, turn.options, self.config)
+            except AnswerError as error:
+                failure = str(error)
+        if failure is not None:
+            self.failures += 1
+        if message and self.config.message_vocab_size > 1:
+            vector[3] = 1
+        self.memory[agent] = memory[: self.settings.memory_chars]
+        user_text = turn.messages[-1]["content"]
+        if self.settings.history > 1:
+            self.history[agent].append((user_text, result.text))
+        self._events.append({
+            "type": "llm_call", "agent": agent, "user": user_text, "completion": result.text,
+            "tokens_in": result.tokens_in, "tokens_out": result.tokens_out, "seconds": round(result.seconds, 4),
+            "failure": failure,
+        })
+        return make_action(self.config, *vector.tolist(), text=message, artifact=artifact)
 
     # ---- exact decision probabilities (for low-variance fitness) ------------------------------
     def move_distribution(self, observations: list[tuple[str, Any]]) -> np.ndarray:

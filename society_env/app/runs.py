@@ -76,10 +76,11 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
     try:
         stats = _run_with_progress(env, assignment, policies, seed, steps, recorder, getattr(args, "render", "none"),
                                    args.quiet)
-    except ValueError as error:  # e.g. an LLM prompt that outgrows its context: the recording so far is kept
+    except (ValueError, RuntimeError) as error:  # a prompt outgrowing its context, a server that died: keep the recording
+        from policies.llm_engine import ModelError
         from policies.llm_policy import LLMPolicyError
 
-        if not isinstance(error, LLMPolicyError):
+        if not isinstance(error, (LLMPolicyError, ModelError)):
             raise
         recorder.close()
         raise UserError(f"{error} (recording so far: {run_dir})") from None
@@ -122,7 +123,7 @@ def _build_policy(name: str, config, args: argparse.Namespace):
     options = _llm_options(args)
     try:
         check_bounds(options)
-        return make_policy("llm", config, prompt=options.prompt(config), **options.policy_arguments())
+        return options.make_policy(config)
     except ImportError:
         raise UserError('the LLM policy needs llama-cpp-python: pip install "society-env[llm]"') from None
     except (ModelError, LLMPolicyError, ModelPullError, ValueError) as error:

@@ -1,0 +1,205 @@
+"""LLM agents on OpenAI-compatible servers (vLLM, llama.cpp's llama-server, llama-cpp-python's server,
+SGLang, Ollama): the same prompts, per-agent constraint and parser as the in-process engine, so every
+answer is a valid action, with the generation done elsewhere.
+
+- **Constraint.** Probed once per server at start: a GBNF ``grammar`` field (llama-server, llama-cpp-python)
+  when the server honours it, else a ``json_schema`` response format (vLLM, SGLang); both come from the
+  answer table (``policies.llm_answer``).
+- **Concurrency.** All agents of a step are sent at once, at most ``concurrency`` in flight, spread over
+  the URLs round-robin; each request carries a seed from (policy seed, step, agent slot), as in-process.
+- **Failures.** The ``openai`` client retries connection errors, 5xx and 429 with exponential backoff,
+  within ``timeout`` per attempt; an agent whose request still fails stays put and the failure is
+  counted, like an invalid answer. After ``max_failed_steps`` steps in a row in which every request
+  failed, the run stops with a :class:`ServerError` (the recording so far is kept).
+- **Recording.** Prompts, completions, the server's token counts (``usage``) and latencies go into the
+  ``llm_call`` events as in-process, so ``society-env replay`` reproduces a run without any server.
+
+What is not reproducible: a server's own batching can change the last bits of its logits, so the same
+seed can give another answer on another server load (the in-process engine is bit-reproducible).
+"""
+
+from __future__ import annotations
+
+import itertools
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from policies.llm_answer import ANSWER_PREFILL, answer_json_schema, whole_answer_grammar
+from policies.llm_engine import GenerationResult, ModelError
+from policies.llm_policy import LlamaCppPolicy, LLMPolicyError, Turn
+
+PROBE_GRAMMAR = 'root ::= "yes"'
+
+
+class ServerError(ModelError):
+    """A server that cannot be used: unreachable, not serving the model, or failing step after step."""
+
+
+def _client(url: str, timeout: float, retries: int):
+    try:
+        import openai
+    except ImportError:
+        raise ServerError('LLM servers need the openai client: pip install "society-env[server]"') from None
+    base = url.rstrip("/")
+    return openai.OpenAI(base_url=base if base.endswith("/v1") else base + "/v1", api_key="none",
+                         timeout=timeout, max_retries=retries)
+
+
+@dataclass
+class ServerStats:
+    requests: int = 0
+    failed_requests: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    seconds: float = 0.0
+    """Summed request latencies (requests overlap, so this exceeds the wall time)."""
+    constraint: dict[str, str] | None = None
+    """URL -> "grammar" or "json_schema"."""
+
+
+class ServerPolicy(LlamaCppPolicy):
+    """The LLM policy with generation on OpenAI-compatible servers (module docstring).
+
+    Arguments as :class:`LlamaCppPolicy` (``model``, ``n_threads``, ``n_gpu_layers``, ``n_ctx`` and
+    ``batch_size`` are the server's business and ignored), plus ``urls`` (one or more server base URLs),
+    ``server_model`` (the model name to ask for; default: the first the server lists), ``concurrency``
+    (requests in flight), ``timeout`` (seconds per attempt), ``retries`` and ``max_failed_steps``.
+    """
+
+    def __init__(self, config, urls: str | list[str], server_model: str | None = None, concurrency: int = 8,
+                 timeout: float = 60.0, retries: int = 2, max_failed_steps: int = 3, **options: Any):
+        self.urls = [u.strip() for u in (urls.split(",") if isinstance(urls, str) else urls) if u.strip()]
+        if not self.urls:
+            raise LLMPolicyError("--llm-server needs at least one URL")
+        if concurrency < 1 or retries < 0 or timeout <= 0 or max_failed_steps < 1:
+            raise LLMPolicyError("concurrency and max_failed_steps must be at least 1, retries at least 0, timeout > 0")
+        self.server_model, self.concurrency, self.timeout, self.retries = server_model, concurrency, timeout, retries
+        self.max_failed_steps = max_failed_steps
+        for ignored in ("model", "n_ctx", "n_threads", "n_gpu_layers", "batch_size", "engine", "batched"):
+            options.pop(ignored, None)
+        super().__init__(config, **options)
+
+    # ---- set-up: probe every server once ----------------------------------------------------
+    def _start_backend(self, chat_format=None, **ignored: Any) -> None:
+        if chat_format:
+            raise LLMPolicyError("--chat-format is the server's business with --llm-server (it applies its own template)")
+        self.chat_format = "server"
+        self.server_stats = ServerStats(constraint={})
+        self._clients = []
+        for url in self.urls:
+            client = _client(url, self.timeout, self.retries)
+            try:
+                served = [model.id for model in client.models.list().data]
+            except Exception as error:  # openai raises APIConnectionError, APIStatusError, ...
+                raise ServerError(f"cannot reach the LLM server {url}: {_reason(error)}") from None
+            model = self.server_model or (served[0] if served else None)
+            if model is None or (self.server_model and self.server_model not in served):
+                raise ServerError(f"the LLM server {url} does not serve model {self.server_model!r}; it serves: "
+                                  f"{', '.join(served) or 'nothing'}")
+            self.server_model = model
+            self.server_stats.constraint[url] = self._probe(client, url)
+            self._clients.append((url, client))
+        self._next_client = itertools.cycle(range(len(self._clients)))
+        self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="llm-server")
+        self._failed_steps = 0
+
+    def _probe(self, client, url: str) -> str:
+        """Whether the server honours a GBNF ``grammar`` field (else answers are constrained by a JSON schema)."""
+        try:
+            reply = client.chat.completions.create(
+                model=self.server_model, messages=[{"role": "user", "content": "Say yes."}], max_tokens=4,
+                temperature=0.0, extra_body={"grammar": PROBE_GRAMMAR})
+        except Exception as error:
+            raise ServerError(f"the LLM server {url} failed a first request: {_reason(error)}") from None
+        return "grammar" if (reply.choices[0].message.content or "").strip() == "yes" else "json_schema"
+
+    def _reset_backend(self) -> None:
+        self._failed_steps = 0
+
+    def _forget(self, agent: str) -> None:
+        pass  # the server keeps no per-agent state of ours
+
+    def _prompt(self, agent: str, observation: Any) -> tuple[Any, list[dict[str, str]]]:
+        messages = self.build_messages(agent, observation)
+        return messages, messages
+
+    # ---- generation ---------------------------------------------------------------------------
+    def _complete(self, turns: list[Turn]) -> list[GenerationResult]:
+        jobs = [self._pool.submit(self._request, turn, next(self._next_client)) for turn in turns]
+        results = [job.result() for job in jobs]
+        if all(result.error for result in results):
+            self._failed_steps += 1
+            if self._failed_steps >= self.max_failed_steps:
+                raise ServerError(f"every LLM server request failed {self._failed_steps} steps in a row "
+                                  f"(last: {results[-1].error}); stopping")
+        else:
+            self._failed_steps = 0
+        return results
+
+    def _request(self, turn: Turn, index: int) -> GenerationResult:
+        url, client = self._clients[index]
+        extra: dict[str, Any] = {}
+        if self.server_stats.constraint[url] == "grammar":
+            extra["extra_body"] = {"grammar": whole_answer_grammar(turn.options, self.config, self.settings)}
+        else:
+            extra["response_format"] = {"type": "json_schema", "json_schema": {
+                "name": "answer", "strict": True, "schema": answer_json_schema(turn.options, self.config, self.settings)}}
+        seed = int(np.random.SeedSequence(list(turn.seed_key)).generate_state(1)[0] % (2**31 - 1))
+        started = time.perf_counter()
+        result = GenerationResult()
+        try:
+            reply = client.chat.completions.create(model=self.server_model, messages=turn.messages,
+                                                   max_tokens=self.max_tokens + len(ANSWER_PREFILL), temperature=self.temperature,
+                                                   seed=seed, **extra)
+            choice = reply.choices[0]
+            result.text = (choice.message.content or "").strip()
+            result.finished = choice.finish_reason == "stop"
+            if reply.usage is not None:
+                result.tokens_in, result.tokens_out = reply.usage.prompt_tokens, reply.usage.completion_tokens
+        except Exception as error:
+            result.error = f"server {url}: {_reason(error)}"
+        result.seconds = time.perf_counter() - started
+        stats = self.server_stats
+        stats.requests += 1
+        stats.failed_requests += result.error is not None
+        stats.prompt_tokens += result.tokens_in
+        stats.completion_tokens += result.tokens_out
+        stats.seconds += result.seconds
+        return result
+
+    # ---- readouts -----------------------------------------------------------------------------
+    def cost_summary(self) -> dict[str, Any]:
+        stats, calls = self.server_stats, self.calls
+        return {
+            "model": f"{self.server_model} on {', '.join(self.urls)}",
+            "chat_format": self.chat_format,
+            "constraint": dict(stats.constraint),
+            "agent_steps": calls,
+            "failures": self.failures,
+            "failed_requests": stats.failed_requests,
+            "prompt_tokens": stats.prompt_tokens,
+            "generated_tokens": stats.completion_tokens,
+            "tokens_in_per_agent_step": round(stats.prompt_tokens / calls, 1) if calls else 0.0,
+            "tokens_reused_per_agent_step": 0.0,
+            "kv_evictions": 0,
+            "tokens_out_per_agent_step": round(stats.completion_tokens / calls, 1) if calls else 0.0,
+            "seconds_per_agent_step": round(self.seconds / calls, 4) if calls else 0.0,
+            "agent_steps_per_second": round(calls / self.seconds, 3) if self.seconds else 0.0,
+            "prompt_tokens_per_second": 0.0,
+            "generation_tokens_per_second": round(stats.completion_tokens / self.seconds, 1) if self.seconds else 0.0,
+            "grammar_resamples": 0,
+            "mean_request_seconds": round(stats.seconds / stats.requests, 4) if stats.requests else 0.0,
+        }
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _reason(error: Exception) -> str:
+    """One line saying why a request failed."""
+    text = str(error).splitlines()[0] if str(error) else type(error).__name__
+    return f"{type(error).__name__}: {text}"[:300]
