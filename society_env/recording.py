@@ -239,6 +239,22 @@ class Recording:
     def actions(self) -> Iterator[dict[str, Any]]:
         return read_jsonl(self.run_dir / "actions.jsonl")
 
+    def fingerprint(self) -> str:
+        """SHA-256 over the recording's files (meta, events, snapshots, actions, summary): what a report or a
+        viewer page records as the recording it describes, so a page left beside another recording shows."""
+        import hashlib
+
+        digest = hashlib.sha256()
+        for name in ("meta.json", "events.jsonl", "snapshots.jsonl", "actions.jsonl", "summary.json"):
+            path = self.run_dir / name
+            digest.update(name.encode() + b"\0")
+            if path.exists():
+                with open(path, "rb") as file:
+                    for block in iter(lambda: file.read(1 << 20), b""):
+                        digest.update(block)
+            digest.update(b"\0")
+        return digest.hexdigest()
+
     @property
     def summary(self) -> dict[str, Any] | None:
         path = self.run_dir / "summary.json"

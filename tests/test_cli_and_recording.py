@@ -1,6 +1,9 @@
 """`society-env run` end to end, recordings, replay, killed runs and user errors."""
 
+import base64
+import gzip
 import json
+import re
 import signal
 import subprocess
 import sys
@@ -202,3 +205,17 @@ def test_experiment_refuses_an_occupied_out_and_force_replaces_it(tmp_path, caps
     assert main(command + ["--force"]) == 0
     data = json.loads((out / "experiment.json").read_text())
     assert data["runs"][0]["run_dir"] == str(out / "small__seed0") and Recording(out / "small__seed0").summary
+
+
+def test_reports_and_viewer_pages_name_the_recording_they_describe(tmp_path, capsys):
+    out = tmp_path / "run"
+    assert _run(out, steps="8") == 0
+    assert main(["report", str(out), "--quiet"]) == 0 and main(["view", str(out)]) == 0
+    first = json.loads((out / "report.json").read_text())["recording_sha256"]
+    assert first == Recording(out).fingerprint()
+    packed = re.search(r'<script id="replay-data" type="application/octet-stream">([^<]*)</script>',
+                       (out / "replay.html").read_text()).group(1)
+    assert json.loads(gzip.decompress(base64.b64decode(packed)))["recording_sha256"] == first
+    assert _run(out, "--force", steps="8", seed="5") == 0 and main(["report", str(out), "--quiet"]) == 0
+    second = json.loads((out / "report.json").read_text())["recording_sha256"]
+    assert second == Recording(out).fingerprint() != first

@@ -28,6 +28,7 @@ from society_env.analysis.lineage import Lineage, family_population, family_tree
 from society_env.analysis.loading import RunData, load_run
 from society_env.analysis.series import TimeSeries, survival_by_policy, time_series
 from society_env.files import write_bytes_atomic, write_json_atomic
+from society_env.recording import Recording
 from society_env.names import agent_name, agent_names
 
 WINDOW_FRACTION = 5
@@ -106,6 +107,7 @@ def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
     deaths = {cause: int(counts.sum()) for cause, counts in series.deaths.items()}
     numbers = {
         "run": run.run_dir.name,
+        "recording_sha256": Recording(run.run_dir).fingerprint(),
         "complete": run.complete,
         "preset": run.meta.get("preset"),
         "policy": run.meta.get("policy"),

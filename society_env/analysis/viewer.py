@@ -21,6 +21,7 @@ from society_env.analysis.lineage import lineage
 from society_env.analysis.loading import RunData, load_run, slot_of
 from society_env.config import TRAIT_NAMES
 from society_env.files import write_bytes_atomic
+from society_env.recording import Recording
 
 EVENT_FIELDS = 5
 """Integers per event in the page: type, agent slot, other slot, amount, text index (-1 = none)."""
@@ -143,6 +144,8 @@ def write_replay(run_dir: str | Path, out: str | Path | None = None) -> Path:
     """Write ``replay.html`` for a run directory (complete or killed); returns its path."""
     run = load_run(run_dir)
     path = Path(out) if out is not None else run.run_dir / "replay.html"
-    write_bytes_atomic(path, render_replay(replay_data(run)).encode())
+    data = replay_data(run)
+    data["recording_sha256"] = Recording(run.run_dir).fingerprint()  # which recording this page shows
+    write_bytes_atomic(path, render_replay(data).encode())
     return path
 
