@@ -342,6 +342,7 @@ def config_from_args(args: argparse.Namespace) -> TrainConfig:
     config = TrainConfig(**given_options(args, TrainConfig), fitness=FitnessSettings(**given_options(args, FitnessSettings)))
     check_bounds(config)
     check_bounds(config.fitness)
+    config.fitness.world_config()  # a bad --set is a one-line error before anything is written
     _check_distribution_options(config)
     return config
 

@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import numbers
 from dataclasses import dataclass
 from typing import Any, Sequence
+
+import numpy as np
 
 NUM_TRAITS = 7
 """Personality traits per agent, each in [-1, 1]; the genome adds fertility in [0.5, 1]."""
@@ -240,10 +243,34 @@ def _from_fields(base: SocietyConfig, overrides: dict[str, Any]) -> SocietyConfi
         raise ValueError(
             f"unknown SocietyConfig field(s): {', '.join(unknown)}. Valid fields: {', '.join(sorted(names))}"
         )
+    problems = [problem for name, value in overrides.items() if (problem := _type_problem(name, value, base))]
+    if problems:
+        raise ValueError("invalid SocietyConfig: " + "; ".join(problems))
     for name in ("transfer_amounts", "artifact_lifespans"):
         if name in overrides:
             overrides = {**overrides, name: tuple(overrides[name])}
     return dataclasses.replace(base, **overrides)
+
+
+def _type_problem(name: str, value: Any, base: SocietyConfig) -> str | None:
+    """Why ``value`` cannot be field ``name`` (typed like its default: int, float, bool, str or a tuple
+    of ints), or None. Ints are accepted for floats, nothing else is converted."""
+    default = getattr(base, name)
+
+    def integer(v: Any) -> bool:
+        return isinstance(v, numbers.Integral) and not isinstance(v, (bool, np.bool_))
+
+    if isinstance(default, bool):
+        ok, expected = isinstance(value, (bool, np.bool_)), "true or false"
+    elif isinstance(default, int):
+        ok, expected = integer(value), "an integer"
+    elif isinstance(default, float):
+        ok, expected = isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)), "a number"
+    elif isinstance(default, tuple):
+        ok, expected = isinstance(value, (list, tuple)) and all(map(integer, value)), "a list of integers"
+    else:
+        ok, expected = isinstance(value, str), "a string"
+    return None if ok else f"{name} must be {expected}, got {value!r}"
 
 
 _CORE: dict[str, Any] = {"language": True, "artifacts": True, "prompt_history": 1}

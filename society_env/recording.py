@@ -194,14 +194,22 @@ class RecordingWriter:
 
 
 def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Records of a JSON Lines file; a final line cut off by a killed run is skipped."""
+    """Records of a JSON Lines file; a final line cut off by a killed run is skipped, any other line that
+    is not a JSON object is a ``RecordingError`` naming the file and line."""
     if not path.exists():
         return
-    with open(path) as file:
-        for line in file:
+    with open(path, encoding="utf-8", errors="replace") as file:
+        for number, line in enumerate(file, start=1):
             if not line.endswith("\n"):
                 return  # partial last line of a killed run
-            yield json.loads(line)
+            try:
+                record = json.loads(line)
+            except json.JSONDecodeError as error:
+                raise RecordingError(f"{path} line {number} is not valid JSON ({error.msg}): the recording is "
+                                     "damaged") from None
+            if not isinstance(record, dict):
+                raise RecordingError(f"{path} line {number} is not a JSON object: the recording is damaged")
+            yield record
 
 
 class Recording:

@@ -219,3 +219,36 @@ def test_reports_and_viewer_pages_name_the_recording_they_describe(tmp_path, cap
     assert _run(out, "--force", steps="8", seed="5") == 0 and main(["report", str(out), "--quiet"]) == 0
     second = json.loads((out / "report.json").read_text())["recording_sha256"]
     assert second == Recording(out).fingerprint() != first
+
+
+# ---------------------------------------------------------------------------------------------
+# corrupt input: one-line errors, nothing written over good files
+# ---------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("command", ["replay", "report", "view"])
+def test_a_garbage_line_in_a_recording_is_a_one_line_error_naming_file_and_line(tmp_path, capsys, command):
+    out = tmp_path / "run"
+    assert _run(out, steps="6") == 0
+    lines = (out / "events.jsonl").read_text().splitlines(keepends=True)
+    (out / "events.jsonl").write_text("".join(lines[:2] + ["{garbage\n"] + lines[2:]))
+    before = {path.name: path.read_bytes() for path in out.iterdir()}
+    capsys.readouterr()
+    assert main([command, str(out)] + (["--quiet"] if command == "report" else [])) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.endswith("events.jsonl line 3 is not valid JSON (Expecting property name enclosed in double "
+                          "quotes): the recording is damaged") and len(error.splitlines()) == 1
+    assert {path.name: path.read_bytes() for path in out.iterdir()} == before
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("width=abc", "width must be an integer, got 'abc'"),
+    ("width=3.5", "width must be an integer, got 3.5"),
+    ("language=maybe", "language must be true or false, got 'maybe'"),
+    ("transfer_amounts=5", "transfer_amounts must be a list of integers, got 5"),
+    ("food_zone_sigma=[1]", "food_zone_sigma must be a number, got [1]"),
+    ("food_distribution=7", "food_distribution must be a string, got 7"),
+])
+def test_wrong_types_in_set_are_one_line_errors(tmp_path, capsys, pair, message):
+    assert _run(tmp_path / "run", "--set", pair) == 2
+    error = capsys.readouterr().err.strip()
+    assert error == f"society-env: error: invalid SocietyConfig: {message}"
+    assert not (tmp_path / "run").exists()

@@ -362,3 +362,11 @@ def test_a_missing_extra_is_a_one_line_error_naming_the_install(entry, program, 
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
     assert result.returncode == 2, result.stderr
     assert result.stderr.strip() == f'{program}: error: it needs the {missing} package: pip install "society-env[train]"'
+
+
+def test_a_bad_world_option_is_refused_before_anything_is_written(tmp_path, capsys):
+    from qes_trainer.train import main
+
+    assert main(["--set", "width=abc", "--out", str(tmp_path / "run"), "--quiet"]) == 2
+    assert "width must be an integer, got 'abc'" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
