@@ -1,6 +1,7 @@
-"""Property-based fuzzing of action sequences: no crash, energy bookkeeping conserved."""
+"""Property-based fuzzing of action sequences: no crash, energy bookkeeping conserved, bad actions refused."""
 
 import numpy as np
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -108,3 +109,83 @@ def test_random_artifact_actions_keep_every_cap(seed, plan):
                     - config.reproduce_cost * births + config.child_energy * births
                     - int(world.energy[outcome.death_slot].sum()) - config.artifact_create_cost * len(created))
         assert int(world.energy[world.status == ALIVE].sum()) == expected
+
+
+# ---------------------------------------------------------------------------------------------
+# endurance: >= 100k random actions, language and artifacts included, bad ones mixed in
+# ---------------------------------------------------------------------------------------------
+SOAK_CONFIG = society_env.make_config(
+    "core", width=14, height=14, num_founders=24, max_agents=400, initial_food=40, view_radius=2,
+    artifact_max_total=20, artifact_lifespans=(3, 20, 0), max_steps=5000)
+
+
+def _random_action(rng, config):
+    kind = int(rng.integers(0, 8))
+    vector = np.array([kind, rng.integers(0, config.view_size**2), rng.integers(0, len(config.transfer_amounts)),
+                       rng.integers(0, config.message_vocab_size)], dtype=np.int64)
+    action = {"action": vector, "message": "".join(rng.choice(list("ab z!?"), size=int(rng.integers(0, 12))))}
+    if rng.random() < 0.3:
+        action["artifact"] = artifact_action(int(rng.integers(0, NUM_ARTIFACT_KINDS)), name=str(rng.choice(["a", "map", ""])),
+                                             text="note " * int(rng.integers(0, 4)),
+                                             lifespan=int(rng.integers(0, len(config.artifact_lifespans))),
+                                             target=int(rng.integers(0, config.view_size**2)))
+    return action
+
+
+def _bad_action(rng, config):
+    """An action the env must refuse: out-of-range entries, wrong shapes, types and texts."""
+    choices = [
+        {"action": np.array([8, 0, 0, 0]), "message": ""},                      # unknown kind
+        {"action": np.array([0, config.view_size**2, 0, 0]), "message": ""},    # target outside the view
+        {"action": np.array([1, 0, 0]), "message": ""},                         # wrong length
+        {"action": np.array([1, 0, 0, 0]), "message": "\x07bell"},             # not printable
+        {"action": np.array([1, 0, 0, 0]), "message": "x" * (config.message_max_chars + 1)},
+        {"action": np.array([1, 0, 0, 0])},                                      # no message
+        {"action": np.array([1, 0, 0, 0]), "message": "", "artifact": {"kind": 99}},
+        "north",
+    ]
+    return choices[int(rng.integers(0, len(choices)))]
+
+
+def _same(a, b) -> bool:
+    if isinstance(a, dict):
+        return a.keys() == b.keys() and all(_same(a[k], b[k]) for k in a)
+    if isinstance(a, (list, tuple)):
+        return len(a) == len(b) and all(_same(x, y) for x, y in zip(a, b))
+    if isinstance(a, np.ndarray):
+        return a.dtype == b.dtype and np.array_equal(a, b)
+    return a == b
+
+
+@pytest.mark.slow
+@settings(max_examples=8, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(seed=st.integers(0, 2**31 - 1))
+def test_soak_100k_random_actions_no_crash_energy_conserved_bad_actions_refused_unchanged(seed):
+    config = SOAK_CONFIG
+    rng = np.random.default_rng(seed)
+    env = society_env.SocietyEnv(config)
+    env.reset(seed=seed)
+    actions_driven = refused = 0
+    while actions_driven < 100_000 // 8:
+        if not env.agents:
+            env.reset(seed=int(rng.integers(2**31)))
+        actions = {agent: _random_action(rng, config) for agent in env.agents}
+        if rng.random() < 0.1:  # slip one bad action in: refused, naming the agent, and nothing changes
+            victim = env.agents[int(rng.integers(len(env.agents)))]
+            before = env.state_dict()
+            with pytest.raises(ValueError, match=victim):
+                env.step({**actions, victim: _bad_action(rng, config)})
+            assert _same(env.state_dict(), before)
+            refused += 1
+        alive_before = env.world.status == ALIVE
+        total_before = int(env.world.energy[alive_before].sum())
+        env.step(actions)
+        actions_driven += len(actions)
+        world, outcome = env.world, env.last_outcome
+        births = outcome.birth_child.size
+        created = sum(e["type"] == "artifact_created" for e in outcome.artifact_events)
+        expected = (total_before + int(outcome.ate.sum()) - config.energy_per_step * int(alive_before.sum())
+                    - config.reproduce_cost * births + config.child_energy * births
+                    - int(world.energy[outcome.death_slot].sum()) - config.artifact_create_cost * created)
+        assert int(world.energy[world.status == ALIVE].sum()) == expected
+    assert refused > 0
