@@ -72,7 +72,7 @@ def main() -> None:
     args = parser.parse_args()
 
     model = str(resolve_model(args.model))
-    config = society_env.make_config("small", num_founders=args.agents)
+    config = society_env.make_config("small", num_founders=args.agents, language=True)
     n_ctx = 2048
     process, url = start_server(model, args.threads, n_ctx * 4)
     try:
