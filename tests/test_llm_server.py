@@ -116,3 +116,20 @@ def test_a_server_killed_mid_run_makes_agents_stay_counted_then_stops_the_run(se
     assert failures_seen == [0, 0, 2]
     calls = [e for e in policy.drain_events() if e["type"] == "llm_call"]
     assert [c["failure"] is None for c in calls[:4]] == [True] * 4 and "server" in calls[4]["failure"]
+
+
+@pytest.mark.slow
+def test_the_default_model_on_the_server_answers_valid_actions(tmp_path):
+    from policies.models import resolve_model
+
+    process, url = start_server(resolve_model(None), alias="smollm2")
+    try:
+        out = tmp_path / "run"
+        assert main(["run", "--preset", "forage", "--policy", "llm", "--steps", "2", "--llm-server", url,
+                     "--out", str(out), "--quiet"]) == 0
+    finally:
+        process.kill()
+        process.wait()
+    calls = [e for e in Recording(out).events() if e["type"] == "llm_call"]
+    assert len(calls) == 4 and all(call["failure"] is None for call in calls)
+    assert replay_recording(out)["identical"]
