@@ -187,9 +187,10 @@ def _literal(text: str) -> str:
     return '"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"'
 
 
-def action_grammar(options: Options, config: SocietyConfig, settings: Any) -> str:
+def action_grammar(options: Options, config: SocietyConfig, settings: Any, prefill: str = "") -> str:
     """GBNF for this agent's answer after :data:`ANSWER_PREFILL`: only the actions available now, each
-    with only the values the agent can use, then message and memory when ``settings.talk``."""
+    with only the values the agent can use, then message and memory when ``settings.talk``. With
+    ``prefill`` the grammar starts with that text (the whole answer: :func:`whole_answer_grammar`)."""
     rules: dict[str, str] = {}
 
     def value_rule(action: str, spec: Field) -> str:
@@ -214,15 +215,15 @@ def action_grammar(options: Options, config: SocietyConfig, settings: Any) -> st
     tail = []
     for spec in TALK_FIELDS if settings.talk else ():
         tail += [_literal(_key_text(spec.key)), value_rule(spec.key, spec)]
-    root = "root ::= (" + " | ".join(alternatives) + ") " + " ".join(tail + [_literal("}")])
+    head = f"{_literal(prefill)} " if prefill else ""
+    root = f"root ::= {head}(" + " | ".join(alternatives) + ") " + " ".join(tail + [_literal("}")])
     return "\n".join([root, *rules.values()])
 
 
 def whole_answer_grammar(options: Options, config: SocietyConfig, settings: Any) -> str:
     """:func:`action_grammar` with :data:`ANSWER_PREFILL` at its start: the whole answer, for servers
     that generate the assistant turn from its first character (GBNF of llama-server, llama-cpp-python)."""
-    grammar = action_grammar(options, config, settings)
-    return grammar.replace("root ::= (", f"root ::= {_literal(ANSWER_PREFILL)} (", 1)
+    return action_grammar(options, config, settings, prefill=ANSWER_PREFILL)
 
 
 def answer_json_schema(options: Options, config: SocietyConfig, settings: Any) -> dict[str, Any]:

@@ -255,7 +255,7 @@ class LlamaCppPolicy:
         return actions
 
     def _turn(self, agent: str, observation: Any, info: dict[str, Any]) -> "Turn":
-        """What one agent's answer this step needs: its prompt, what it can do and the grammar of that."""
+        """What one agent's answer this step needs: its prompt and what it can do now."""
         if "view" not in info:
             raise LLMPolicyError(f"no infos[{agent!r}]['view']: pass the env's infos to act() (language=True)")
         prompt, messages = self._prompt(agent, observation)
