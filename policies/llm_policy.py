@@ -375,20 +375,34 @@ class LlamaCppPolicy:
         return events
 
     def cost_summary(self) -> dict[str, Any]:
+        """Per-run costs: agent-steps, failures, time and tokens (per agent-step), and the backend's own
+        readouts (:meth:`_backend_costs`)."""
+        costs = self._backend_costs()
+        calls, seconds = self.calls, self.seconds
+
+        def per_step(total: float) -> float:
+            return round(total / calls, 1) if calls else 0.0
+
+        return {
+            "agent_steps": calls,
+            "failures": self.failures,
+            **costs,
+            "tokens_in_per_agent_step": per_step(costs["prompt_tokens"]),
+            "tokens_out_per_agent_step": per_step(costs["generated_tokens"]),
+            "seconds_per_agent_step": round(seconds / calls, 4) if calls else 0.0,
+            "agent_steps_per_second": round(calls / seconds, 3) if seconds else 0.0,
+        }
+
+    def _backend_costs(self) -> dict[str, Any]:
+        """The in-process engine's readouts: prompt tokens evaluated and reused, evictions, tokens/s."""
         stats = self.engine.stats
         return {
             "model": str(self.engine.model_path),
             "chat_format": self.chat_format,
-            "agent_steps": self.calls,
-            "failures": self.failures,
             "prompt_tokens": stats.prompt_tokens,
             "generated_tokens": stats.generated_tokens,
-            "tokens_in_per_agent_step": round(stats.prompt_tokens / self.calls, 1) if self.calls else 0.0,
             "tokens_reused_per_agent_step": round(stats.reused_tokens / self.calls, 1) if self.calls else 0.0,
             "kv_evictions": stats.evictions,
-            "tokens_out_per_agent_step": round(stats.generated_tokens / self.calls, 1) if self.calls else 0.0,
-            "seconds_per_agent_step": round(self.seconds / self.calls, 4) if self.calls else 0.0,
-            "agent_steps_per_second": round(self.calls / self.seconds, 3) if self.seconds else 0.0,
             "prompt_tokens_per_second": round(stats.prompt_tokens / stats.prompt_seconds, 1) if stats.prompt_seconds else 0.0,
             "generation_tokens_per_second": round(stats.generated_tokens / stats.generation_seconds, 1) if stats.generation_seconds else 0.0,
             "grammar_resamples": stats.grammar_resamples,

@@ -172,26 +172,17 @@ class ServerPolicy(LlamaCppPolicy):
         return result
 
     # ---- readouts -----------------------------------------------------------------------------
-    def cost_summary(self) -> dict[str, Any]:
-        stats, calls = self.server_stats, self.calls
+    def _backend_costs(self) -> dict[str, Any]:
+        stats = self.server_stats
         return {
             "model": f"{self.server_model} on {', '.join(self.urls)}",
             "chat_format": self.chat_format,
             "constraint": dict(stats.constraint),
-            "agent_steps": calls,
-            "failures": self.failures,
             "failed_requests": stats.failed_requests,
-            "prompt_tokens": stats.prompt_tokens,
+            "prompt_tokens": stats.prompt_tokens,  # the server's usage: whole prompts, whatever it reused
             "generated_tokens": stats.completion_tokens,
-            "tokens_in_per_agent_step": round(stats.prompt_tokens / calls, 1) if calls else 0.0,
-            "tokens_reused_per_agent_step": 0.0,
-            "kv_evictions": 0,
-            "tokens_out_per_agent_step": round(stats.completion_tokens / calls, 1) if calls else 0.0,
-            "seconds_per_agent_step": round(self.seconds / calls, 4) if calls else 0.0,
-            "agent_steps_per_second": round(calls / self.seconds, 3) if self.seconds else 0.0,
-            "prompt_tokens_per_second": 0.0,
+            "prompt_tokens_per_second": 0.0,  # not separable from a request's latency
             "generation_tokens_per_second": round(stats.completion_tokens / self.seconds, 1) if self.seconds else 0.0,
-            "grammar_resamples": 0,
             "mean_request_seconds": round(stats.seconds / stats.requests, 4) if stats.requests else 0.0,
         }
 
