@@ -61,12 +61,14 @@ class EpisodeStats:
         self.takes += counts["took"]
         self.energy_taken += counts["took_amount"]
         self.messages += counts["message"]
+        for kind, count in counts.items():
+            if kind.startswith("died:"):
+                self.deaths[kind.removeprefix("died:")] += count
+            elif kind.startswith("artifact_"):
+                self.artifact_events[kind.removeprefix("artifact_")] += count
         for event in events:
             if event["type"] == "died":
-                self.deaths[event["cause"]] += 1
                 self.lifespans[event["agent"]] = event["age"]
-            elif event["type"].startswith("artifact_"):
-                self.artifact_events[event["type"].removeprefix("artifact_")] += 1
         world = env.world
         self.artifacts_alive = len(world.artifacts)
         self.population.append(int(np.count_nonzero(world.status == ALIVE)))
