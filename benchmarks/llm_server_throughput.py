@@ -18,36 +18,14 @@ Usage: python benchmarks/llm_server_throughput.py [--agents 4] [--steps 4] [--th
 from __future__ import annotations
 
 import argparse
-import socket
-import subprocess
-import sys
 import time
-import urllib.request
 
 import society_env
 from policies import POLICIES, PolicyAssignment, parse_policy_spec
 from policies.llm_policy import LlamaCppPolicy
-from policies.llm_server import ServerPolicy
+from policies.llm_server import ServerPolicy, launch_local_server
 from policies.models import resolve_model
 from society_env.app.runner import run_episode
-
-
-def start_server(model: str, threads: int, n_ctx: int) -> tuple[subprocess.Popen, str]:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    process = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", model, "--host", "127.0.0.1",
-                                "--port", str(port), "--n_threads", str(threads), "--n_ctx", str(n_ctx)],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    for _ in range(600):
-        try:
-            with urllib.request.urlopen(url + "/v1/models", timeout=2):
-                return process, url
-        except OSError:
-            time.sleep(0.2)
-    process.kill()
-    raise RuntimeError("the server did not start")
 
 
 def play(policy, config, agents: int, steps: int, seed: int) -> dict[str, float]:
@@ -74,7 +52,7 @@ def main() -> None:
     model = str(resolve_model(args.model))
     config = society_env.make_config("small", num_founders=args.agents, language=True)
     n_ctx = 2048
-    process, url = start_server(model, args.threads, n_ctx * 4)
+    process, url = launch_local_server(model, threads=args.threads, n_ctx=n_ctx * 4)
     try:
         rows = {"in-process": [], "server": []}
         for repeat in range(args.repeats):

@@ -21,9 +21,14 @@ seed can give another answer on another server load (the in-process engine is bi
 from __future__ import annotations
 
 import itertools
+import socket
+import subprocess
+import sys
 import time
+import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -188,6 +193,31 @@ class ServerPolicy(LlamaCppPolicy):
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
+
+
+def launch_local_server(model: str | Path, threads: int = 1, n_ctx: int = 4096, alias: str | None = None,
+                        timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
+    """Start llama-cpp-python's OpenAI-compatible server (``python -m llama_cpp.server``) on ``model`` on a
+    free loopback port; returns (the process, its base URL) once it answers ``/v1/models``. The caller
+    stops it (``process.kill()``). Used by the tests and ``benchmarks/llm_server_throughput.py``."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+               "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
+    if alias:
+        command += ["--model_alias", alias]
+    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while time.time() < deadline and process.poll() is None:
+        try:
+            with urllib.request.urlopen(url + "/v1/models", timeout=2):
+                return process, url
+        except OSError:
+            time.sleep(0.2)
+    process.kill()
+    raise ServerError(f"python -m llama_cpp.server did not start on {model} (is the server extra installed?)")
 
 
 def _reason(error: Exception) -> str:

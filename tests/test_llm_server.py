@@ -1,16 +1,11 @@
 """LLM agents on an OpenAI-compatible server: llama-cpp-python's own ``python -m llama_cpp.server`` on the
 tiny generated GGUF, on a loopback port."""
 
-import json
 import socket
-import subprocess
-import sys
-import time
-import urllib.request
 
 import pytest
 
-from policies.llm_server import ServerError, ServerPolicy
+from policies.llm_server import ServerError, ServerPolicy, launch_local_server
 from society_env.app.cli import main
 from society_env.app.runs import replay_recording
 from society_env.recording import Recording
@@ -26,23 +21,8 @@ def _free_port() -> int:
         return probe.getsockname()[1]
 
 
-def start_server(model_path, alias="tiny") -> tuple[subprocess.Popen, str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "llama_cpp.server", "--model", str(model_path), "--model_alias", alias,
-         "--host", "127.0.0.1", "--port", str(port), "--n_ctx", "4096", "--n_threads", "1"],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
-    while time.time() < deadline:
-        try:
-            with urllib.request.urlopen(url + "/v1/models", timeout=2) as reply:
-                if reply.status == 200:
-                    return process, url
-        except OSError:
-            time.sleep(0.3)
-    process.kill()
-    raise RuntimeError("llama_cpp.server did not start")
+def start_server(model_path, alias="tiny"):
+    return launch_local_server(model_path, threads=1, n_ctx=4096, alias=alias)
 
 
 @pytest.fixture(scope="module")
