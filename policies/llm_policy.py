@@ -32,7 +32,15 @@ from policies.llm_answer import (
     forced_continuation,
     parse_answer,
 )
-from policies.llm_prompt import MOTIVATIONS, PromptSettings, agent_system_prompt, read_options, shared_system_prompt, user_message
+from policies.llm_prompt import (
+    MOTIVATIONS,
+    PromptSettings,
+    agent_system_prompt,
+    nearest_food_line,
+    read_options,
+    shared_system_prompt,
+    user_message,
+)
 from policies.models import resolve_model
 from society_env.config import SocietyConfig
 from society_env.names import agent_slot
@@ -217,8 +225,10 @@ class LlamaCppPolicy:
         for past_user, past_answer in turns:
             messages.append({"role": "user", "content": past_user})
             messages.append({"role": "assistant", "content": past_answer})
-        messages.append({"role": "user", "content": user_message(observation["text"], self.memory.get(agent, ""),
-                                                                 self.settings.talk)})
+        text = observation["text"]
+        if self.settings.nearest_food:
+            text += "\n" + nearest_food_line(observation, self.config)
+        messages.append({"role": "user", "content": user_message(text, self.memory.get(agent, ""), self.settings.talk)})
         return messages
 
     def prompt_tokens(self, agent: str, observation: Any) -> tuple[list[int], list[dict[str, str]]]:

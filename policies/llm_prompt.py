@@ -24,6 +24,7 @@ from policies.llm_answer import (  # noqa: F401 (the answer format, re-exported 
     lifespan_word,
     parse_answer,
 )
+from policies.perception import Perception
 from society_env.config import NUM_TRAITS, TRAIT_NAMES, SocietyConfig
 
 MOTIVATIONS = {
@@ -53,6 +54,8 @@ class PromptSettings:
     """The answer carries a message and a memory note; False = the action alone."""
     actions: str = "all"
     """``all`` actions the agent can take now, or ``move`` (move or stay only)."""
+    nearest_food: bool = False
+    """Add a line naming the nearest visible food in compass words to the view (:func:`nearest_food_line`)."""
 
     @classmethod
     def from_config(cls, config: SocietyConfig, **overrides: Any) -> "PromptSettings":
@@ -60,7 +63,7 @@ class PromptSettings:
         with explicit ``overrides`` (e.g. command-line options) winning."""
         values = {"history": config.prompt_history, "motivation": config.prompt_motivation,
                   "personality": config.prompt_personality, "talk": config.prompt_talk,
-                  "actions": config.prompt_actions}
+                  "actions": config.prompt_actions, "nearest_food": config.prompt_nearest_food}
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -139,6 +142,22 @@ def agent_system_prompt(agent: str, genome: np.ndarray, settings: PromptSettings
     if settings.personality:
         text += " Your personality: " + describe_personality(genome) + "."
     return text
+
+
+def nearest_food_line(observation: Any, config: SocietyConfig) -> str:
+    """``Nearest food: 2 north, 1 east`` (or ``Nearest food: none visible``): the nearest visible food
+    tile by moves (Manhattan distance, ties in the view's row-major order) in compass words, read from the
+    numeric observation. The (dx,dy) list says the same; this line says it in the answer's own words."""
+    offsets = Perception.read(observation, config).food_offsets()
+    if not offsets:
+        return "Nearest food: none visible"
+    d_row, d_col = offsets[0]
+    parts = []
+    if d_row:
+        parts.append(f"{abs(d_row)} {'north' if d_row < 0 else 'south'}")
+    if d_col:
+        parts.append(f"{abs(d_col)} {'west' if d_col < 0 else 'east'}")
+    return "Nearest food: " + ", ".join(parts)
 
 
 def user_message(observation_text: str, memory: str, talk: bool = True) -> str:

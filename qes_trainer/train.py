@@ -257,6 +257,11 @@ RECIPES: dict[str, dict[str, Any]] = {
     "forage": {"preset": "forage", "policy": "llm=2", "estimator": "expected", "episodes": 8, "pairs": 4,
                "generations": 16, "tensors": "blk.2[89].*", "sigma": 0.2, "alpha": 0.03, "eval_every": 4,
                "eval_episodes": 32},
+    # The same task with the nearest food named in compass words in the view (preset forage_hint), and
+    # only the two matrices of the last block that write into the residual stream (1.2M codes).
+    "forage_hint": {"preset": "forage_hint", "policy": "llm=2", "estimator": "expected", "episodes": 8,
+                    "pairs": 4, "generations": 24, "tensors": "blk.29.ffn_down*,blk.29.attn_output*",
+                    "sigma": 0.2, "alpha": 0.03, "eval_every": 4, "eval_episodes": 32},
 }
 """Named sets of options (``qes-train --recipe NAME``); options given explicitly win."""
 

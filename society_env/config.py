@@ -150,6 +150,9 @@ class SocietyConfig:
     prompts and answers, for tasks that need no talk)."""
     prompt_actions: str = "all"
     """Actions offered to LLM agents: ``all`` or ``move`` (move or stay only: the ``forage`` task)."""
+    prompt_nearest_food: bool = False
+    """Add a line naming the nearest visible food in compass words ("Nearest food: 2 north, 1 east") to
+    each LLM agent's view text: the same information as the (dx,dy) list, in the words of the answer."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -294,6 +297,31 @@ CONDITIONS: dict[str, dict[str, Any]] = {
 }
 """The eight conditions TerraLingua compares, as presets over the default (core) world."""
 
+# A learning task for QES (docs/training.md): food close and in view, short episodes, eating is the
+# only reward. LLM agents answer with a move (or stay) alone, without talk, personality or history.
+_FORAGE: dict[str, Any] = {
+    "width": 9,
+    "height": 9,
+    "num_founders": 2,
+    "max_agents": 8,
+    "view_radius": 2,
+    "initial_energy": 30,
+    "initial_food": 16,
+    "food_distribution": "uniform",
+    "food_regrowth_rate": 1.0,
+    "food_decay_prob": 0.0,
+    "max_steps": 8,
+    "reward_give_giver": 0.0,
+    "reward_give_receiver": 0.0,
+    "reward_take_taker": 0.0,
+    "reward_take_victim": 0.0,
+    "language": True,
+    "prompt_personality": False,
+    "prompt_motivation": "forage",
+    "prompt_talk": False,
+    "prompt_actions": "move",
+}
+
 PRESETS: dict[str, dict[str, Any]] = {
     # TerraLingua's core setting: 50x50 torus, 20 founders, one clustered food zone.
     "default": {},
@@ -312,30 +340,9 @@ PRESETS: dict[str, dict[str, Any]] = {
         "lifespan": 60,
         "view_radius": 4,
     },
-    # A learning task for QES (docs/training.md): food close and in view, short episodes, eating is the
-    # only reward. LLM agents answer with a move (or stay) alone, without talk, personality or history.
-    "forage": {
-        "width": 9,
-        "height": 9,
-        "num_founders": 2,
-        "max_agents": 8,
-        "view_radius": 2,
-        "initial_energy": 30,
-        "initial_food": 16,
-        "food_distribution": "uniform",
-        "food_regrowth_rate": 1.0,
-        "food_decay_prob": 0.0,
-        "max_steps": 8,
-        "reward_give_giver": 0.0,
-        "reward_give_receiver": 0.0,
-        "reward_take_taker": 0.0,
-        "reward_take_victim": 0.0,
-        "language": True,
-        "prompt_personality": False,
-        "prompt_motivation": "forage",
-        "prompt_talk": False,
-        "prompt_actions": "move",
-    },
+    "forage": _FORAGE,
+    # The same task with the nearest visible food also named in compass words in the LLM's view text.
+    "forage_hint": {**_FORAGE, "prompt_nearest_food": True},
     # Thousands of agents on a 200x200 torus with uniform food.
     "large": {
         "width": 200,
