@@ -15,6 +15,7 @@ from policies.llm_prompt import (
     parse_answer,
     read_options,
     shared_system_prompt,
+    nearest_food_line,
     user_message,
 )
 from society_env import GIVE, NORTH, REPRODUCE, STAY, TAKE, view_cell_index
@@ -242,3 +243,32 @@ def test_move_only_grammar_offers_stay_and_moves_and_closes_after_them():
     for answer, kind in (('{"action": "stay"}', STAY), ('{"action": "move", "direction": "north"}', NORTH)):
         vector, message, memory, artifact = parse_answer(answer, options, FORAGE)
         assert vector[0] == kind and message == memory == "" and artifact is None
+
+
+def _view_with_food(config, cells):
+    """A numeric observation whose view holds food exactly at the (d_row, d_col) offsets ``cells``."""
+    from society_env.observations import NUM_CHANNELS, NUM_FEATURES
+
+    size, r = config.view_size, config.view_radius
+    view = np.zeros((size, size, NUM_CHANNELS), dtype=np.float32)
+    for d_row, d_col in cells:
+        view[r + d_row, r + d_col, 0] = 1.0
+    return {"observation": np.concatenate([view.ravel(), np.zeros(NUM_FEATURES, dtype=np.float32)])}
+
+
+@pytest.mark.parametrize("cells, line", [
+    ([(-2, 0), (1, 1)], "Nearest food: 2 north"),                  # nearest by moves, not by listing order
+    ([(2, 2), (1, -1)], "Nearest food: 1 south, 1 west"),
+    ([(0, 2)], "Nearest food: 2 east"),
+    ([], "Nearest food: none visible"),
+])
+def test_nearest_food_line_names_the_nearest_food_in_compass_words(cells, line):
+    config = society_env.make_config("forage_hint")
+    assert nearest_food_line(_view_with_food(config, cells), config) == line
+
+
+def test_the_forage_hint_preset_adds_the_line_to_the_view_and_forage_does_not():
+    hint, plain = society_env.make_config("forage_hint"), society_env.make_config("forage")
+    assert PromptSettings.from_config(hint).nearest_food and not PromptSettings.from_config(plain).nearest_food
+    assert {k: v for k, v in vars(hint).items() if k != "prompt_nearest_food"} == \
+        {k: v for k, v in vars(plain).items() if k != "prompt_nearest_food"}  # the same world otherwise
