@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
@@ -24,6 +25,24 @@ class Policy(Protocol):
     def reset(self, seed: int | None = None) -> None: ...
 
     def act(self, observations: dict[str, Any], infos: dict[str, dict]) -> dict[str, Any]: ...
+
+
+class SavedState:
+    """``state_dict()`` / ``load_state_dict()`` of a policy from the attributes named in ``state_fields``:
+    what changes while it acts (random generators, per-agent memory), so that a run checkpoint can
+    restore it and the resumed run acts exactly as the uninterrupted one would. Copies both ways."""
+
+    state_fields: tuple[str, ...] = ()
+
+    def state_dict(self) -> dict[str, Any]:
+        return {name: copy.deepcopy(getattr(self, name)) for name in self.state_fields}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        missing = sorted(set(self.state_fields) - set(state))
+        if missing:
+            raise ValueError(f"{type(self).__name__} state lacks {', '.join(missing)}")
+        for name in self.state_fields:
+            setattr(self, name, copy.deepcopy(state[name]))
 
 
 def make_action(config: SocietyConfig, kind: int, target: int = 0, amount: int = 0, message: int = 0,

@@ -6,7 +6,7 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import make_action
+from policies.base import SavedState, make_action
 from policies.perception import Perception
 from society_env.config import SocietyConfig
 from society_env.rules import REPRODUCE, STAY
@@ -17,9 +17,10 @@ TURN_PROBABILITY = 0.15
 """Chance per step that an exploring agent picks a new heading."""
 
 
-class ForagerPolicy:
+class ForagerPolicy(SavedState):
     """Scripted forager. Subclasses add social behaviour by overriding :meth:`social_action`."""
 
+    state_fields = ("rng", "heading")
     name = "forager"
 
     def __init__(self, config: SocietyConfig):

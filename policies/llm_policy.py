@@ -214,6 +214,30 @@ class LlamaCppPolicy:
         # run starts from an empty KV cache: its computation then depends on the run alone.
         self.engine.reset()
 
+    # ---- checkpoints --------------------------------------------------------------------------
+    def state_dict(self) -> dict[str, Any]:
+        """What a run checkpoint keeps of this policy: the sampling seed and step (the sampling seeds
+        derive from them), each agent's memory note and history, and the counters. Plain data."""
+        return {"seed": self.seed, "step": self.step, "memory": dict(self.memory),
+                "history": {agent: list(turns) for agent, turns in self.history.items()},
+                "failures": self.failures, "calls": self.calls, "seconds": self.seconds,
+                "announced": sorted(self._announced), "acting": sorted(self._acting)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        """Continue from a :meth:`state_dict` (after :meth:`reset`: the KV cache is empty)."""
+        self.seed, self.step, self.memory = state["seed"], state["step"], dict(state["memory"])
+        self.history.clear()
+        for agent, turns in state["history"].items():
+            self.history[agent].extend(tuple(turn) for turn in turns)
+        self.failures, self.calls, self.seconds = state["failures"], state["calls"], state["seconds"]
+        self._announced, self._acting = set(state["announced"]), set(state["acting"])
+
+    def drop_cache(self) -> None:
+        """Forget the cached KV of every agent. A run does it at each checkpoint, so that a run resumed
+        from the checkpoint (which starts with an empty cache) computes exactly what the uninterrupted
+        run computes from there on."""
+        self._reset_backend()
+
     # ---- prompting ----------------------------------------------------------------------------
     def build_messages(self, agent: str, observation: Any, history_turns: int | None = None) -> list[dict[str, str]]:
         _, features = split_observation(observation, self.config)

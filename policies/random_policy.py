@@ -6,14 +6,15 @@ from typing import Any
 
 import numpy as np
 
-from policies.base import make_action
+from policies.base import SavedState, make_action
 from society_env.config import SocietyConfig
 from society_env.observations import numeric_action_space
 
 
-class RandomPolicy:
+class RandomPolicy(SavedState):
     """Every component of the action drawn uniformly from the action space (silent in language mode)."""
 
+    state_fields = ("rng",)
     name = "random"
 
     def __init__(self, config: SocietyConfig):

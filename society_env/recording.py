@@ -15,6 +15,7 @@ readers skip a final line cut off mid-write.
 from __future__ import annotations
 
 import json
+import os
 from collections import Counter
 from pathlib import Path
 from typing import Any, Iterator, Sequence
@@ -150,12 +151,45 @@ class RecordingWriter:
         except OSError as error:
             raise RecordingError(f"cannot write to output directory {self.run_dir}: {error.strerror or error}") from None
         write_json_atomic(self.run_dir / "meta.json", {"format": FORMAT_NAME, "version": FORMAT_VERSION, **meta})
-        self._files = {name: open(self.run_dir / f"{name}.jsonl", "w") for name in ("events", "snapshots", "actions")}
+        self._files = {name: open(self.run_dir / f"{name}.jsonl", "wb") for name in self.STREAMS}
+
+    STREAMS = ("events", "snapshots", "actions")
+
+    @classmethod
+    def reopen(cls, run_dir: str | Path, lengths: dict[str, int]) -> "RecordingWriter":
+        """Continue writing the recording in ``run_dir`` from a checkpoint: each JSONL file is cut back to
+        the byte length :meth:`sync` returned then (what a killed run wrote after it is dropped), and
+        appended to from there. ``RecordingError`` when a file is shorter than that: it was not written
+        by the run the checkpoint belongs to."""
+        writer = cls.__new__(cls)
+        writer.run_dir = Path(run_dir)
+        writer._files = {}
+        for name in cls.STREAMS:
+            path = writer.run_dir / f"{name}.jsonl"
+            size = path.stat().st_size if path.exists() else -1
+            if size < lengths[name]:
+                writer.close()
+                raise RecordingError(f"{path} is shorter ({max(size, 0)} bytes) than at the checkpoint "
+                                     f"({lengths[name]} bytes): it is not this run's recording")
+            file = open(path, "r+b")
+            file.truncate(lengths[name])
+            file.seek(lengths[name])
+            writer._files[name] = file
+        return writer
+
+    def sync(self) -> dict[str, int]:
+        """Flush and fsync the JSONL files and return their byte lengths (what a checkpoint stores)."""
+        lengths = {}
+        for name, file in self._files.items():
+            file.flush()
+            os.fsync(file.fileno())
+            lengths[name] = file.tell()
+        return lengths
 
     def _write(self, name: str, records: list[dict[str, Any]]) -> None:
         file = self._files[name]
         for record in records:
-            file.write(json.dumps(record, separators=(",", ":"), default=json_default) + "\n")
+            file.write((json.dumps(record, separators=(",", ":"), default=json_default) + "\n").encode())
 
     def record_reset(self, world: WorldState, policy_of: dict[str, str]) -> None:
         self._write("events", founder_events(world, policy_of))

@@ -14,13 +14,16 @@ from typing import Sequence
 
 from society_env.app.runs import (
     UserError,
+    add_checkpoint_arguments,
     add_llm_arguments,
     default_run_dir,
     print_columns,
     print_last_messages,
     print_summary,
     record_run,
+    refuse_options_with_resume,
     replay_recording,
+    resume_run,
 )
 from society_env.config import PRESETS
 
@@ -33,9 +36,16 @@ from society_env.config import PRESETS
 def command_run(args: argparse.Namespace) -> int:
     from society_env.app.outputs import fresh_output
 
-    run_dir = Path(args.out) if args.out else default_run_dir(args.preset, args.policy, args.seed)
-    with fresh_output(run_dir, args.force) as writing_dir:
-        summary = record_run(args, args.preset, args.seed, writing_dir)
+    if args.checkpoint_every < 0:
+        raise UserError(f"--checkpoint-every must be 0 (never) or a number of steps, got {args.checkpoint_every}")
+    if args.resume:
+        refuse_options_with_resume(args)
+        run_dir = Path(args.resume)
+        summary = resume_run(run_dir, args)
+    else:
+        run_dir = Path(args.out) if args.out else default_run_dir(args.preset, args.policy, args.seed)
+        with fresh_output(run_dir, args.force) as writing_dir:
+            summary = record_run(args, args.preset, args.seed, writing_dir)
     if not args.quiet:
         print_summary(summary, run_dir)
         print_last_messages(run_dir)
@@ -166,10 +176,13 @@ def build_parser() -> argparse.ArgumentParser:
                      help="override a SocietyConfig field (repeatable), e.g. --set width=20")
     run.add_argument("--force", action="store_true", help="replace the recording already in --out (written beside "
                      "it and renamed into place when complete; default: refuse an occupied --out)")
+    add_checkpoint_arguments(run, "run --resume RUN_DIR continues from the last one; the finished recording is the "
+                             "one an uninterrupted run writes", "RUN_DIR", "continue the killed run in RUN_DIR from its "
+                             "last checkpoint, with the options it was started with (only --quiet and --render may be given)")
     run.add_argument("--render", choices=["none", "ansi"], default="none", help="print the grid every step")
     run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
     add_llm_arguments(run)
-    run.set_defaults(handler=command_run)
+    run.set_defaults(handler=command_run, parser=run)
 
     from society_env.app.experiment import add_experiment_parser
 

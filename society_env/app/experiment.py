@@ -81,37 +81,84 @@ def parse_presets(text: str) -> list[str]:
 
 def command_experiment(args: argparse.Namespace) -> int:
     from society_env.app.outputs import fresh_output
-    from society_env.app.runs import UserError, print_columns, run_config
+    from society_env.app.runs import UserError, print_columns, refuse_options_with_resume, run_config
 
-    presets = parse_presets(args.presets)
-    if args.seeds < 1:
-        raise UserError("--seeds must be at least 1")
-    for preset in presets:  # every configuration is checked before the first run starts
-        run_config(args, preset)
-    seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-    out = Path(args.out) if args.out else Path("runs") / f"experiment__{'+'.join(presets)}__{time.strftime('%Y%m%d-%H%M%S')}"
-    with fresh_output(out, args.force) as writing_dir:
-        rows, title = _run_experiment(args, presets, seeds, writing_dir, out)
+    if args.resume:
+        refuse_options_with_resume(args)
+        out = Path(args.resume)
+        args, presets, seeds = _saved_experiment(out, args.quiet)
+        rows, title = _run_experiment(args, presets, seeds, out, out, resume=True)
+    else:
+        if not args.presets:
+            raise UserError("--presets is required (or --resume OUT to continue an experiment)")
+        presets = parse_presets(args.presets)
+        if args.seeds < 1:
+            raise UserError("--seeds must be at least 1")
+        for preset in presets:  # every configuration is checked before the first run starts
+            run_config(args, preset)
+        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
+        out = Path(args.out) if args.out else Path("runs") / f"experiment__{'+'.join(presets)}__{time.strftime('%Y%m%d-%H%M%S')}"
+        with fresh_output(out, args.force) as writing_dir:
+            rows, title = _run_experiment(args, presets, seeds, writing_dir, out)
     print_columns(title, presets, rows, justify="right")
     print(f"experiment: {out}")
     return 0
 
 
-def _run_experiment(args: argparse.Namespace, presets: list[str], seeds: list[int], out: Path, final: Path):
+def _saved_experiment(out: Path, quiet: bool) -> tuple[argparse.Namespace, list[str], list[int]]:
+    """(options, presets, seeds) of the experiment in ``out``, from its experiment.json."""
+    import json
+
+    from society_env.app.runs import UserError
+
+    path = out / "experiment.json"
+    if not path.exists():
+        raise UserError(f"{out} holds no experiment ({path.name} missing): nothing to resume")
+    try:
+        saved = json.loads(path.read_text())
+        options = saved["options"]
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise UserError(f"{path} is damaged or from an older society-env ({type(error).__name__}): cannot resume") from None
+    return argparse.Namespace(**options, quiet=quiet), saved["presets"], saved["seeds"]
+
+
+def _run_experiment(args: argparse.Namespace, presets: list[str], seeds: list[int], out: Path, final: Path,
+                    resume: bool = False):
     """Record every (preset, seed) run into ``out`` (which becomes ``final`` when done: the paths the
-    experiment records are ``final``'s); returns the table's rows and title."""
-    from society_env.app.runs import record_run
+    experiment records are ``final``'s); returns the table's rows and title. With ``resume``, runs that
+    finished are read back, the interrupted one continues from its checkpoint, the others start."""
+    import json
+    import shutil
+
+    from society_env.app.checkpoints import CHECKPOINT_FILE, load_checkpoint
+    from society_env.app.runs import RUN_OPTIONS_NOT_SAVED, record_run
     from society_env.files import write_bytes_atomic, write_json_atomic
 
-    command = {"presets": presets, "seeds": seeds, "policy": args.policy, "steps": args.steps, "set": args.set}
+    command = {"presets": presets, "seeds": seeds, "policy": args.policy, "steps": args.steps, "set": args.set,
+               "options": {key: value for key, value in vars(args).items() if key not in RUN_OPTIONS_NOT_SAVED}}
     runs: list[dict[str, Any]] = []
     total = len(presets) * len(seeds)
     started = time.perf_counter()
+    out.mkdir(parents=True, exist_ok=True)
+    rows = experiment_table(runs, presets)
+    write_json_atomic(out / "experiment.json", {**command, "runs": runs, "table": rows})
     for number, (preset, seed) in enumerate(((p, s) for p in presets for s in seeds), start=1):
         name = f"{preset}__seed{seed}"
+        run_dir = out / name
+        if resume and (run_dir / "summary.json").exists():
+            state, summary = "finished earlier", json.loads((run_dir / "summary.json").read_text())
+        elif resume and (run_dir / CHECKPOINT_FILE).exists():
+            state, summary = "resumed", None
+        else:
+            if resume and run_dir.exists():  # killed before its first checkpoint: nothing to continue from
+                shutil.rmtree(run_dir)
+            state, summary = "", None
         if not args.quiet:
-            print(f"[{number}/{total}] {preset}, seed {seed} -> {final / name}", file=sys.stderr)
-        summary = record_run(args, preset, seed, out / name, command="experiment")
+            print(f"[{number}/{total}] {preset}, seed {seed} -> {final / name}" + (f" ({state})" if state else ""),
+                  file=sys.stderr)
+        if summary is None:
+            checkpoint = load_checkpoint(run_dir) if state == "resumed" else None
+            summary = record_run(args, preset, seed, run_dir, command="experiment", resume=checkpoint)
         runs.append({"preset": preset, "seed": seed, "run_dir": str(final / name), "summary": summary})
         rows = experiment_table(runs, presets)
         write_json_atomic(out / "experiment.json", {**command, "runs": runs, "table": rows})
@@ -122,7 +169,7 @@ def _run_experiment(args: argparse.Namespace, presets: list[str], seeds: list[in
 
 def add_experiment_parser(commands: Any) -> None:
     """Register ``society-env experiment`` on the CLI's subcommands."""
-    from society_env.app.runs import add_llm_arguments
+    from society_env.app.runs import add_checkpoint_arguments, add_llm_arguments
 
     experiment = commands.add_parser(
         "experiment", help="run presets x seeds and compare them side by side",
@@ -134,7 +181,7 @@ def add_experiment_parser(commands: Any) -> None:
                "      --set width=12 --set height=12 --set num_founders=3 --set initial_food=20",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    experiment.add_argument("--presets", required=True,
+    experiment.add_argument("--presets", default=None,
                             help="comma-separated presets, e.g. the eight conditions: core,long_memory,abundant,"
                                  "artifact_cost,creative,inert,no_motivation,no_personality")
     experiment.add_argument("--seeds", type=int, default=1, help="seeds per preset (default 1)")
@@ -148,5 +195,8 @@ def add_experiment_parser(commands: Any) -> None:
     experiment.add_argument("--quiet", action="store_true", help="no progress output (the table is still printed)")
     experiment.add_argument("--force", action="store_true", help="replace the experiment already in --out (written "
                             "beside it and renamed into place when complete; default: refuse an occupied --out)")
+    add_checkpoint_arguments(experiment, "experiment --resume OUT skips the finished runs and continues the "
+                             "interrupted one", "OUT", "continue the killed experiment in OUT with the options it was "
+                             "started with (only --quiet may be given)")
     add_llm_arguments(experiment)
-    experiment.set_defaults(handler=command_experiment)
+    experiment.set_defaults(handler=command_experiment, parser=experiment)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import time
 from collections import Counter, defaultdict
 from dataclasses import dataclass, field
@@ -120,6 +121,20 @@ def policy_seeds(seed: int, names: list[str]) -> dict[str, int]:
     return {name: int(child.generate_state(1)[0]) for name, child in zip(names, children)}
 
 
+@dataclass
+class RunState:
+    """Everything a run needs to go on from the end of step ``stats.steps`` exactly as if it had never
+    stopped: the world (``env.state_dict()``, its generator included), who plays which policy, each
+    policy's state (``state_dict()``) and the statistics so far. What a run checkpoint holds."""
+
+    env: dict[str, Any]
+    policy_of: dict[str, str]
+    policies: dict[str, dict[str, Any]]
+    stats: EpisodeStats
+    seconds: float
+    """Time spent stepping before this state (the resumed run's agent-steps/s include it)."""
+
+
 def run_episode(
     env: SocietyEnv,
     assignment: PolicyAssignment,
@@ -128,16 +143,34 @@ def run_episode(
     max_steps: int | None = None,
     recorder: RecordingWriter | None = None,
     on_step: Callable[[SocietyEnv, EpisodeStats], None] | None = None,
+    checkpoint_every: int = 0,
+    on_checkpoint: Callable[[RunState], None] | None = None,
+    resume: RunState | None = None,
 ) -> EpisodeStats:
-    """Play one episode (up to ``max_steps`` steps) and return its statistics."""
-    observations, infos = env.reset(seed=seed)
-    for name, policy_seed in policy_seeds(seed, sorted(policies)).items():
+    """Play one episode (up to ``max_steps`` steps) and return its statistics.
+
+    With ``checkpoint_every`` K > 0, ``on_checkpoint`` receives the run's :class:`RunState` after every
+    K-th step the run goes on from (policies that cache computation drop it first: ``drop_cache``, so
+    the uninterrupted run computes what a resumed one will). ``resume`` continues from such a state
+    instead of resetting; the recorder must then already hold the recording up to that step.
+    """
+    names = sorted(policies)
+    for name, policy_seed in policy_seeds(seed, names).items():
         policies[name].reset(policy_seed)
-    stats = EpisodeStats()
-    stats.population.append(len(env.agents))
-    stats.food_tiles.append(int(np.count_nonzero(env.world.food)))
-    if recorder is not None:
-        recorder.record_reset(env.world, assignment.policy_of)
+    if resume is None:
+        observations, infos = env.reset(seed=seed)
+        stats = EpisodeStats()
+        stats.population.append(len(env.agents))
+        stats.food_tiles.append(int(np.count_nonzero(env.world.food)))
+        if recorder is not None:
+            recorder.record_reset(env.world, assignment.policy_of)
+        earlier = 0.0
+    else:
+        observations, infos = env.load_state_dict(resume.env)
+        for name in names:
+            policies[name].load_state_dict(resume.policies[name])
+        assignment.policy_of = dict(resume.policy_of)
+        stats, earlier = copy.deepcopy(resume.stats), resume.seconds
     limit = env.config.max_steps if max_steps is None else min(max_steps, env.config.max_steps)
     started = time.perf_counter()
     while env.agents and stats.steps < limit:
@@ -159,7 +192,21 @@ def run_episode(
                                  world_events=events)
         if on_step is not None:
             on_step(env, stats)
-    stats.seconds = time.perf_counter() - started
+        if checkpoint_every and stats.steps % checkpoint_every == 0 and env.agents and stats.steps < limit:
+            on_checkpoint(_run_state(env, assignment, policies, stats, earlier + time.perf_counter() - started))
+    stats.seconds = earlier + time.perf_counter() - started
     stats.finish(env)
     stats.policy_costs = {name: p.cost_summary() for name, p in policies.items() if hasattr(p, "cost_summary")}
     return stats
+
+
+def _run_state(env: SocietyEnv, assignment: PolicyAssignment, policies: dict[str, Policy], stats: EpisodeStats,
+               seconds: float) -> RunState:
+    states = {}
+    for name, policy in policies.items():
+        if not hasattr(policy, "state_dict"):
+            raise TypeError(f"policy {name!r} has no state_dict(), so a run with it cannot be checkpointed")
+        if hasattr(policy, "drop_cache"):
+            policy.drop_cache()
+        states[name] = policy.state_dict()
+    return RunState(env.state_dict(), dict(assignment.policy_of), states, copy.deepcopy(stats), seconds)

@@ -7,16 +7,15 @@ from __future__ import annotations
 import argparse
 import json
 import re
+import sys
 import time
 from pathlib import Path
 from typing import Any
 
+from society_env.app.errors import UserError
 from society_env.config import make_config, parse_overrides
 from society_env.options import add_options, check_bounds, given_options
 
-
-class UserError(Exception):
-    """A mistake in the command line or its inputs: printed as one line, exit status 2."""
 
 
 
@@ -46,11 +45,27 @@ def run_config(args: argparse.Namespace, preset: str):
         raise UserError(str(error)) from None
 
 
-def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, command: str = "run") -> dict[str, Any]:
+RUN_OPTIONS_NOT_SAVED = ("handler", "parser", "resume", "force", "quiet", "out", "render")
+"""Command-line options that do not change what a run computes, so a checkpoint does not keep them."""
+
+
+def run_options(args: argparse.Namespace, preset: str, seed: int) -> dict[str, Any]:
+    """The options of one run (what ``run --resume`` takes from its checkpoint): the parsed command line
+    without the ones that only say where and how to show it, plus the run's preset and seed."""
+    options = {key: value for key, value in vars(args).items() if key not in RUN_OPTIONS_NOT_SAVED}
+    return {**options, "preset": preset, "seed": seed}
+
+
+def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, command: str = "run",
+               resume=None) -> dict[str, Any]:
     """Run and record one episode of ``preset`` with ``seed`` (policies, steps, overrides and LLM options
-    from ``args``) into ``run_dir``; returns the run's summary."""
+    from ``args``) into ``run_dir``; returns the run's summary. With ``args.checkpoint_every`` K > 0 a
+    checkpoint is written every K steps (:mod:`society_env.app.checkpoints`); ``resume`` (a
+    ``RunCheckpoint`` of the recording in ``run_dir``) continues from it."""
     from policies import PolicyAssignment
+    from society_env.app.checkpoints import RunCheckpoint, remove_checkpoint, save_checkpoint
     from society_env.env import SocietyEnv
+    from society_env.files import remove_orphaned_temporaries
     from society_env.recording import RecordingError, RecordingWriter
 
     entries, config = run_config(args, preset)
@@ -69,13 +84,22 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
         "llm": _llm_options(args).record(config) if "llm" in policies else None,
     }
     try:
-        recorder = RecordingWriter(run_dir, meta)
+        if resume is None:
+            recorder = RecordingWriter(run_dir, meta)
+        else:
+            remove_orphaned_temporaries(run_dir)
+            recorder = RecordingWriter.reopen(run_dir, resume.recording)
     except RecordingError as error:
         raise UserError(str(error)) from None
+    options = run_options(args, preset, seed)
+
+    def checkpoint(state) -> None:
+        save_checkpoint(run_dir, RunCheckpoint(options, state, recorder.sync()))
 
     try:
         stats = _run_with_progress(env, assignment, policies, seed, steps, recorder, getattr(args, "render", "none"),
-                                   args.quiet)
+                                   args.quiet, checkpoint_every=getattr(args, "checkpoint_every", 0),
+                                   on_checkpoint=checkpoint, resume=None if resume is None else resume.state)
     except (ValueError, RuntimeError) as error:  # a prompt outgrowing its context, a server that died: keep the recording
         from policies.llm_engine import ModelError
         from policies.llm_policy import LLMPolicyError
@@ -86,7 +110,36 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
         raise UserError(f"{error} (recording so far: {run_dir})") from None
     summary = stats.summary(assignment.policy_of)
     recorder.close(summary)
+    remove_checkpoint(run_dir)
     return summary
+
+
+def refuse_options_with_resume(args: argparse.Namespace) -> None:
+    """``--resume`` takes a run's options from its checkpoint: any other option given (``args.parser``'s,
+    other than --quiet and --render) would silently not apply, so it is an error."""
+    given = [action.option_strings[-1] for action in args.parser._actions
+             if action.option_strings and action.dest not in ("help", "resume", "quiet", "render")
+             and getattr(args, action.dest, action.default) != action.default]
+    if given:
+        raise UserError(f"--resume continues with the options the run was started with; do not give {', '.join(given)}")
+
+
+def resume_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+    """Continue the run in ``run_dir`` from its checkpoint with the options it was started with; returns
+    its summary."""
+    from society_env.app.checkpoints import load_checkpoint
+
+    checkpoint = load_checkpoint(run_dir)
+    options = argparse.Namespace(**checkpoint.options, quiet=args.quiet, render=getattr(args, "render", "none"))
+    if not args.quiet:
+        print(f"resuming {run_dir} from step {checkpoint.state.stats.steps}", file=sys.stderr)
+    return record_run(options, options.preset, options.seed, run_dir, resume=checkpoint)
+
+
+def add_checkpoint_arguments(parser: argparse.ArgumentParser, what_resume_does: str, metavar: str, resume_help: str) -> None:
+    parser.add_argument("--checkpoint-every", type=int, default=50, metavar="K",
+                        help=f"write a checkpoint every K steps (0: never; default 50); {what_resume_does}")
+    parser.add_argument("--resume", default=None, metavar=metavar, help=resume_help)
 
 
 def print_last_messages(run_dir: Path, count: int = 6) -> None:
@@ -130,7 +183,7 @@ def _build_policy(name: str, config, args: argparse.Namespace):
         raise UserError(str(error)) from None
 
 
-def _run_with_progress(env, assignment, policies, seed, steps, recorder, render, quiet):
+def _run_with_progress(env, assignment, policies, seed, steps, recorder, render, quiet, **checkpointing):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -143,9 +196,9 @@ def _run_with_progress(env, assignment, policies, seed, steps, recorder, render,
         def show(env, stats):
             screen.print(env.render(), markup=False, highlight=False)
 
-        return run_episode(env, assignment, policies, seed, steps, recorder, on_step=show)
+        return run_episode(env, assignment, policies, seed, steps, recorder, on_step=show, **checkpointing)
     if quiet:
-        return run_episode(env, assignment, policies, seed, steps, recorder)
+        return run_episode(env, assignment, policies, seed, steps, recorder, **checkpointing)
     columns = (TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[live]}"), TimeElapsedColumn())
     with Progress(*columns, console=console, transient=False) as progress:
         task = progress.add_task("run", total=steps, live="")
@@ -154,7 +207,7 @@ def _run_with_progress(env, assignment, policies, seed, steps, recorder, render,
             live = f"alive {stats.population[-1]}  food {stats.food_tiles[-1]}  births {stats.births}"
             progress.update(task, completed=stats.steps, live=live)
 
-        return run_episode(env, assignment, policies, seed, steps, recorder, on_step=update)
+        return run_episode(env, assignment, policies, seed, steps, recorder, on_step=update, **checkpointing)
 
 
 def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
