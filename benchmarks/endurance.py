@@ -1,0 +1,169 @@
+"""Endurance: does memory stay flat over long runs? Resident set size (RSS, from /proc) and the memory
+Python and NumPy hold (tracemalloc's current size) are sampled along two long runs, and the growth from
+the first sample after warm-up to the last is reported, with the throughput of each stretch.
+
+* **numeric**: ``--agents`` founders (default 1000) for ``--steps`` steps (default 10,000), numeric view,
+  uniformly random actions drawn with numpy, the env_throughput world per size (one agent per 25 cells,
+  uniform food) with regrowth raised to agents / 10 tiles per step, so that the population stays near its
+  start instead of shrinking to what the benchmark's default regrowth feeds;
+* **llm**: an LLM society recorded as ``society-env run`` records it (``record_run``: policies, recording,
+  checkpoints every 50 steps) for ``--llm-steps`` steps (default 300) on the embedded SmolLM2-135M:
+  ``--llm-agents`` LLM agents (default 4) in the ``forage`` world stretched to that length (lifespan
+  1000, so they live on, eat and reproduce), with 4 steps of history in their prompts, in a KV cache of
+  640 tokens per batch slot (batch 2: 1920 cells, about as much as four agents' prompts), so that
+  sessions are evicted and rebuilt all along as the population grows. ``--model tiny`` uses the tiny
+  GGUF the tests generate instead (its tokenizer spends ~10x more tokens per prompt: 4096 per slot).
+
+    python benchmarks/endurance.py                       # both (~10 minutes on 2 cores)
+    python benchmarks/endurance.py --part numeric --steps 2000
+    python benchmarks/endurance.py --part llm --llm-steps 100
+
+Run it on a quiet machine; figures go in docs/performance.md ("Endurance").
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import sys
+import tempfile
+import time
+import tracemalloc
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+
+def rss_mb() -> float:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def traced_mb() -> float:
+    return tracemalloc.get_traced_memory()[0] / 2**20
+
+
+class Samples:
+    """(step, seconds, RSS MB, traced MB, population) rows, printed as they come."""
+
+    def __init__(self, label: str):
+        self.label, self.rows, self.started = label, [], time.perf_counter()
+
+    def take(self, step: int, population: int) -> None:
+        row = (step, time.perf_counter() - self.started, rss_mb(), traced_mb(), population)
+        self.rows.append(row)
+        print(f"  {self.label} step {step:>6}  {row[1]:8.1f} s  RSS {row[2]:8.1f} MB  traced {row[3]:8.2f} MB  "
+              f"population {population}", flush=True)
+
+    def report(self, warmup_rows: int = 1) -> dict:
+        first, last = self.rows[warmup_rows], self.rows[-1]
+        return {"samples": self.rows, "rss_first_mb": first[2], "rss_last_mb": last[2],
+                "rss_growth_mb": last[2] - first[2], "traced_growth_mb": last[3] - first[3],
+                "rss_max_mb": max(r[2] for r in self.rows), "steps": last[0] - first[0], "seconds": last[1] - first[1]}
+
+
+def numeric_run(agents: int, steps: int, every: int, seed: int) -> dict:
+    import society_env
+
+    side = max(3, round(math.sqrt(25 * agents)))
+    env = society_env.parallel_env(
+        "default", width=side, height=side, num_founders=agents, max_agents=2 * agents + 100,
+        initial_food=2 * agents, food_regrowth_rate=agents / 10, food_distribution="uniform", max_steps=10**6)
+    nvec = env.action_space(env.possible_agents[0]).nvec
+    rng = np.random.default_rng(seed)
+    env.reset(seed=seed)
+    samples = Samples("numeric")
+    samples.take(0, len(env.agents))
+    agent_steps = 0
+    for step in range(1, steps + 1):
+        if not env.agents:
+            break
+        actions = dict(zip(env.agents, rng.integers(0, nvec, size=(len(env.agents), nvec.size))))
+        agent_steps += len(actions)
+        env.step(actions)
+        if step % every == 0:
+            samples.take(step, len(env.agents))
+    result = samples.report()
+    result["agent_steps"] = agent_steps
+    return result
+
+
+def llm_run(agents: int, steps: int, every: int, seed: int, model: str) -> dict:
+    from society_env.app.cli import build_parser
+    from society_env.app.runs import record_run
+
+    n_ctx = 4096 if model == "tiny" else 640
+    with tempfile.TemporaryDirectory() as scratch:
+        if model == "tiny":
+            from tests.tiny_gguf import write_tiny_model
+
+            model = str(write_tiny_model(Path(scratch) / "tiny.gguf"))
+        samples = Samples("llm")
+        args = build_parser().parse_args([
+            "run", "--preset", "forage", "--policy", f"llm={agents}", "--set", f"num_founders={agents}",
+            "--set", f"max_steps={steps}", "--set", "lifespan=1000", "--steps", str(steps), "--seed", str(seed),
+            "--model", model, "--n-ctx", str(n_ctx), "--llm-batch", "2", "--threads", "2", "--history", "4",
+            "--quiet", "--out", str(Path(scratch) / "run")])
+
+        import society_env.app.runner as runner
+
+        original = runner.run_episode
+
+        def sampled_run_episode(*a, **k):  # sample every `every` steps through the runner's on_step hook
+            def on_step(env, stats):
+                if stats.steps % every == 0:
+                    samples.take(stats.steps, len(env.agents))
+            samples.take(0, agents)
+            return original(*a, **{**k, "on_step": on_step})
+
+        runner.run_episode = sampled_run_episode
+        try:
+            summary = record_run(args, "forage", seed, Path(scratch) / "run")
+        finally:
+            runner.run_episode = original
+    result = samples.report()
+    cost = summary["costs"]["llm"]
+    result.update(agent_steps=summary["agent_steps"], kv_evictions=cost.get("kv_evictions", 0),
+                  failures=cost["failures"], tokens_in_per_agent_step=cost["tokens_in_per_agent_step"])
+    return result
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--part", choices=["numeric", "llm", "both"], default="both")
+    parser.add_argument("--agents", type=int, default=1000)
+    parser.add_argument("--steps", type=int, default=10_000)
+    parser.add_argument("--every", type=int, default=1000, help="numeric: sample every N steps")
+    parser.add_argument("--llm-agents", type=int, default=4)
+    parser.add_argument("--llm-steps", type=int, default=300)
+    parser.add_argument("--llm-every", type=int, default=30)
+    parser.add_argument("--model", default="default", help="default (SmolLM2-135M), tiny (generated) or a GGUF path")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--json", default=None, help="also write the results here")
+    args = parser.parse_args(argv)
+
+    tracemalloc.start()
+    results = {}
+    if args.part in ("numeric", "both"):
+        results["numeric"] = r = numeric_run(args.agents, args.steps, args.every, args.seed)
+        print(f"numeric, {args.agents} founders, {r['steps']} steps after warm-up: RSS {r['rss_first_mb']:.1f} -> "
+              f"{r['rss_last_mb']:.1f} MB ({r['rss_growth_mb']:+.1f}), traced {r['traced_growth_mb']:+.2f} MB, "
+              f"{r['agent_steps'] / r['samples'][-1][1]:,.0f} agent-steps/s under tracemalloc")
+    if args.part in ("llm", "both"):
+        results["llm"] = r = llm_run(args.llm_agents, args.llm_steps, args.llm_every, args.seed, args.model)
+        print(f"llm ({args.model}), {args.llm_agents} agents, {r['steps']} steps after warm-up: RSS {r['rss_first_mb']:.1f} -> "
+              f"{r['rss_last_mb']:.1f} MB ({r['rss_growth_mb']:+.1f}), traced {r['traced_growth_mb']:+.2f} MB, "
+              f"{r['kv_evictions']} KV evictions, {r['failures']} failed answers")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
