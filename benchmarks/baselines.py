@@ -71,12 +71,16 @@ def episode_numbers(stats: EpisodeStats, policy_of: dict[str, str]) -> dict[str,
     return numbers
 
 
+POLICY_OPTIONS: dict[str, dict[str, Any]] = {}
+"""Keyword options per policy name (``--ppo-checkpoint`` sets ``POLICY_OPTIONS["ppo"]``)."""
+
+
 def run_society(preset: str, entries: list[tuple[str, float]], seed: int, steps: int | None) -> dict[str, Any]:
     """One episode of ``preset`` with the founders split between policies by ``entries``."""
     config = make_config(preset)
     env = SocietyEnv(config)
     assignment = PolicyAssignment(entries, config.num_founders)
-    drivers = {name: make_policy(name, config) for name, _ in entries}
+    drivers = {name: make_policy(name, config, **POLICY_OPTIONS.get(name, {})) for name, _ in entries}
     stats = run_episode(env, assignment, drivers, seed, max_steps=steps)
     return episode_numbers(stats, assignment.policy_of)
 
@@ -229,6 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown instead of rich tables")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write every episode's numbers to PATH")
     parser.add_argument("--quiet", action="store_true", help="no per-episode progress lines on stderr")
+    parser.add_argument("--ppo-checkpoint", metavar="PATH", default=None,
+                        help="policy.pt of benchmarks/ppo.py: adds a 'ppo' row (the policy trained on the preset it "
+                             "was trained for; training draws 31-bit episode seeds, so seeds 0..N-1 are held out)")
     return parser
 
 
@@ -246,6 +253,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
     try:
         names = [name for name, _ in parse_policy_spec(args.policies, POLICIES)]
+        if args.ppo_checkpoint:
+            POLICY_OPTIONS["ppo"] = {"checkpoint": args.ppo_checkpoint}
+            names.append("ppo")
         rows: list[tuple[str, list[tuple[str, float]]]] = [(name, [(name, 1.0)]) for name in names]
         mixed_label = None
         if args.mixed and args.mixed.strip().lower() != "none":

@@ -22,12 +22,21 @@ def _llm_policy(config: SocietyConfig, **options: Any) -> Policy:
     return LlamaCppPolicy(config, **options)
 
 
+def _ppo_policy(config: SocietyConfig, **options: Any) -> Policy:
+    try:
+        from policies.ppo import PPOPolicy  # imported lazily: needs torch
+    except ImportError:
+        raise PolicySpecError('the ppo policy needs torch: pip install "society-env[rl]"') from None
+    return PPOPolicy(config, **options)
+
+
 POLICIES: dict[str, Callable[..., Policy]] = {
     "random": RandomPolicy,
     "forager": ForagerPolicy,
     "cooperator": CooperatorPolicy,
     "raider": RaiderPolicy,
     "llm": _llm_policy,
+    "ppo": _ppo_policy,
 }
 """Policy constructors by name; each takes the world config (plus policy-specific keyword options)."""
 

@@ -168,7 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--policy", default="forager",
                      help="policy assignment as NAME=SHARE,...: shares of the founders per policy; newborns "
                           "inherit their parent's policy. Policies: random, forager, cooperator, raider "
-                          "(a 'scripted:' prefix is accepted), llm. Default: forager")
+                          "(a 'scripted:' prefix is accepted), llm, ppo (with --ppo-checkpoint). Default: forager")
     run.add_argument("--seed", type=int, default=0, help="the run's only seed (env and policies); default 0")
     run.add_argument("--steps", type=int, default=None, help="steps to run (default: the preset's max_steps)")
     run.add_argument("--out", default=None, help="output directory (default: runs/PRESET__POLICY__SEED__TIME)")

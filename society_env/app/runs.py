@@ -165,8 +165,13 @@ def _llm_options(args: argparse.Namespace):
 
 
 def _build_policy(name: str, config, args: argparse.Namespace):
-    from policies import make_policy
+    from policies import PolicySpecError, make_policy
 
+    if name == "ppo":
+        try:
+            return make_policy(name, config, checkpoint=getattr(args, "ppo_checkpoint", None))
+        except (ValueError, PolicySpecError) as error:
+            raise UserError(str(error)) from None
     if name != "llm":
         return make_policy(name, config)
     from policies.llm_engine import ModelError
@@ -316,5 +321,7 @@ def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
     """The LLM policy's options (``run`` and ``experiment``), made from :class:`policies.llm_options.LLMOptions`."""
     from policies.llm_options import LLMOptions
 
+    parser.add_argument("--ppo-checkpoint", default=None, metavar="PATH",
+                        help="policy.pt written by benchmarks/ppo.py, for the agents of policy 'ppo' (needs the rl extra)")
     llm = parser.add_argument_group("LLM agents (policy 'llm'; the language option is switched on automatically)")
     add_options({"LLM": llm}, LLMOptions)
