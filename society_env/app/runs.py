@@ -17,8 +17,6 @@ from society_env.config import make_config, parse_overrides
 from society_env.options import add_options, check_bounds, given_options
 
 
-
-
 def default_run_dir(preset: str, policy: str, seed: int) -> Path:
     """CleanRL-style run directory name: ``runs/preset__policy__seed__time``."""
     policy_part = re.sub(r"[^A-Za-z0-9=.+-]+", "+", policy)
