@@ -47,6 +47,10 @@ from policies.ppo import ActorCritic, save_checkpoint  # noqa: E402
 class Args:
     preset: str = "small"
     """World preset (fixed slots are switched on)."""
+    reward_mode: str = "survival"
+    """The reward trained on: ``survival`` (+1 per step alive) or the preset's ``shaped`` one, under which a
+    shared selfish policy learns to take energy from others (+1 per unit to the taker, -2 to the victim)
+    and the mean return per life falls below random's (docs/baselines.md)."""
     seed: int = 0
     """The only seed: worlds, network initialisation and sampling."""
     num_envs: int = 4
@@ -71,7 +75,8 @@ class Args:
 
 
 def make_envs(args: Args):
-    return [society_env.parallel_env(args.preset, fixed_slots=True) for _ in range(args.num_envs)]
+    return [society_env.parallel_env(args.preset, fixed_slots=True, reward_mode=args.reward_mode)
+            for _ in range(args.num_envs)]
 
 
 def stack(envs, observations, infos):
@@ -206,7 +211,7 @@ def plot_curve(curve: list[dict], path: Path, args: Args) -> None:
     ax.plot([p["env_steps"] for p in curve], [p["mean_life_return"] for p in curve])
     ax.set_xlabel("environment steps (world steps x worlds)")
     ax.set_ylabel("mean return per agent life\n(last 200 lives)")
-    ax.set_title(f"PPO, shared policy, preset {args.preset}, seed {args.seed}")
+    ax.set_title(f"PPO, shared policy, preset {args.preset}, {args.reward_mode} reward, seed {args.seed}")
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
