@@ -119,28 +119,30 @@ def train(args: Args, out: Path) -> dict:
                 action, logp, _, value = agent.act(torch.from_numpy(next_obs))
             act_buf[step], logp_buf[step], val_buf[step] = action.numpy(), logp.numpy(), value.numpy()
             rewards = np.zeros(rows, dtype=np.float32)
-            truncated_world = np.zeros(rows, bool)
+            world_over, truncated_world = np.zeros(rows, bool), np.zeros(rows, bool)
             for e, env in enumerate(envs):
                 block = slice(e * slots, (e + 1) * slots)
                 actions = dict(zip(env.possible_agents, act_buf[step, block]))
                 observations[e], reward, terminations, truncations, infos[e] = env.step(actions)
                 rewards[block] = [reward[a] for a in env.possible_agents]
                 if all(terminations.values()) or all(truncations.values()):
-                    truncated_world[block] = any(truncations.values())
+                    world_over[block] = True
+                    truncated_world[block] = any(truncations.values()) and not all(terminations.values())
                     observations[e], infos[e] = env.reset(seed=int(rng.integers(2**31)))
             env_steps += args.num_envs
             rew_buf[step] = rewards
             after_obs, after_alive = stack(envs, observations, infos)
-            # A life ends at a death (alive now, not next: terminal) or at the world's end (truncated:
-            # bootstrapped with the value of the state it would have gone on from, here approximated by
-            # the value of this state, since the reset replaced it).
-            died = next_alive & ~after_alive & ~truncated_world
+            # A life ends at a death (alive now, not next, or the world ended with everyone dead: a
+            # terminal) or when the world is truncated at max_steps (bootstrapped with the value of the
+            # state it would have gone on from, here approximated by this state's, since the reset
+            # replaced it). After a reset the same slot holds a new life.
+            died = next_alive & (~after_alive | world_over) & ~truncated_world
             ended = next_alive & (died | truncated_world)
             end_buf[step] = ended
             next_value_buf[step] = np.where(truncated_world & next_alive, val_buf[step], 0.0)
             life_return += np.where(next_alive, rewards, 0.0)
             finished_lives += life_return[ended].tolist()
-            life_return[ended | truncated_world] = 0.0
+            life_return[ended | world_over] = 0.0
             next_obs, next_alive = after_obs, after_alive
 
         # Generalised advantage estimation per slot; dead and unborn rows carry nothing.
