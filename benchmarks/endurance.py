@@ -4,8 +4,9 @@ the first sample after warm-up to the last is reported, with the throughput of e
 
 * **numeric**: ``--agents`` founders (default 1000) for ``--steps`` steps (default 10,000), numeric view,
   uniformly random actions drawn with numpy, the env_throughput world per size (one agent per 25 cells,
-  uniform food) with regrowth raised to agents / 10 tiles per step, so that the population stays near its
-  start instead of shrinking to what the benchmark's default regrowth feeds;
+  uniform food) with regrowth raised to agents / 5 tiles per step and no old age (lifespan 10**6), so that
+  random agents live on (the population settles at about 80% of the founders) instead of dying out by
+  step 100 (old age) as they do in the throughput benchmark's world;
 * **llm**: an LLM society recorded as ``society-env run`` records it (``record_run``: policies, recording,
   checkpoints every 50 steps) for ``--llm-steps`` steps (default 300) on the embedded SmolLM2-135M:
   ``--llm-agents`` LLM agents (default 4) in the ``forage`` world stretched to that length (lifespan
@@ -74,7 +75,8 @@ def numeric_run(agents: int, steps: int, every: int, seed: int) -> dict:
     side = max(3, round(math.sqrt(25 * agents)))
     env = society_env.parallel_env(
         "default", width=side, height=side, num_founders=agents, max_agents=2 * agents + 100,
-        initial_food=2 * agents, food_regrowth_rate=agents / 10, food_distribution="uniform", max_steps=10**6)
+        initial_food=2 * agents, food_regrowth_rate=agents / 5, food_distribution="uniform", max_steps=10**6,
+        lifespan=10**6)
     nvec = env.action_space(env.possible_agents[0]).nvec
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
