@@ -11,11 +11,11 @@ the first sample after warm-up to the last is reported, with the throughput of e
   checkpoints every 50 steps) for ``--llm-steps`` steps (default 300) on the embedded SmolLM2-135M:
   ``--llm-agents`` LLM agents (default 4) in the ``forage`` world stretched to that length (lifespan
   1000, so they live on, eat and reproduce), with 4 steps of history in their prompts, in a KV cache of
-  640 tokens per batch slot (batch 2: 1920 cells, about as much as four agents' prompts), so that
-  sessions are evicted and rebuilt all along as the population grows. ``--model tiny`` uses the tiny
+  640 tokens per batch slot (batch 2: 1920 cells). Measured: 4 agents' talk-free prompts fit, so no
+  session was evicted; use ``--llm-agents 8`` (or more) to exercise evictions. ``--model tiny`` uses the tiny
   GGUF the tests generate instead (its tokenizer spends ~10x more tokens per prompt: 4096 per slot).
 
-    python benchmarks/endurance.py                       # both (~10 minutes on 2 cores)
+    python benchmarks/endurance.py                       # both (~35 minutes on 2 cores)
     python benchmarks/endurance.py --part numeric --steps 2000
     python benchmarks/endurance.py --part llm --llm-steps 100
 
