@@ -71,22 +71,21 @@ def episode_numbers(stats: EpisodeStats, policy_of: dict[str, str]) -> dict[str,
     return numbers
 
 
-POLICY_OPTIONS: dict[str, dict[str, Any]] = {}
-"""Keyword options per policy name (``--ppo-checkpoint`` sets ``POLICY_OPTIONS["ppo"]``)."""
-
-
-def run_society(preset: str, entries: list[tuple[str, float]], seed: int, steps: int | None) -> dict[str, Any]:
-    """One episode of ``preset`` with the founders split between policies by ``entries``."""
+def run_society(preset: str, entries: list[tuple[str, float]], seed: int, steps: int | None,
+                options: dict[str, dict[str, Any]] | None = None) -> dict[str, Any]:
+    """One episode of ``preset`` with the founders split between policies by ``entries`` (``options``:
+    keyword options per policy name, e.g. ``{"ppo": {"checkpoint": PATH}}``)."""
     config = make_config(preset)
     env = SocietyEnv(config)
     assignment = PolicyAssignment(entries, config.num_founders)
-    drivers = {name: make_policy(name, config, **POLICY_OPTIONS.get(name, {})) for name, _ in entries}
+    drivers = {name: make_policy(name, config, **(options or {}).get(name, {})) for name, _ in entries}
     stats = run_episode(env, assignment, drivers, seed, max_steps=steps)
     return episode_numbers(stats, assignment.policy_of)
 
 
 def run_all(presets: Sequence[str], rows: Sequence[tuple[str, list[tuple[str, float]]]], seeds: Sequence[int],
-            steps: int | None, log=None) -> dict[str, dict[str, list[dict[str, Any]]]]:
+            steps: int | None, log=None, options: dict[str, dict[str, Any]] | None = None
+            ) -> dict[str, dict[str, list[dict[str, Any]]]]:
     """``results[preset][row label]`` = the list of per-seed episode numbers."""
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for preset in presets:
@@ -95,7 +94,7 @@ def run_all(presets: Sequence[str], rows: Sequence[tuple[str, list[tuple[str, fl
             episodes = []
             for seed in seeds:
                 started = time.perf_counter()
-                numbers = run_society(preset, entries, seed, steps)
+                numbers = run_society(preset, entries, seed, steps, options)
                 numbers["seed"] = seed
                 episodes.append(numbers)
                 if log is not None:
@@ -253,8 +252,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown preset(s) {', '.join(unknown)}; choose from {', '.join(PRESETS)}")
     try:
         names = [name for name, _ in parse_policy_spec(args.policies, POLICIES)]
+        options = {"ppo": {"checkpoint": args.ppo_checkpoint}} if args.ppo_checkpoint else {}
         if args.ppo_checkpoint:
-            POLICY_OPTIONS["ppo"] = {"checkpoint": args.ppo_checkpoint}
             names.append("ppo")
         rows: list[tuple[str, list[tuple[str, float]]]] = [(name, [(name, 1.0)]) for name in names]
         mixed_label = None
@@ -267,7 +266,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.perf_counter()
-    results = run_all(presets, rows, list(range(seeds)), args.steps, log)
+    results = run_all(presets, rows, list(range(seeds)), args.steps, log, options)
     elapsed = time.perf_counter() - started
 
     survival, population = table_rows(results, mixed_label)

@@ -236,7 +236,7 @@ class LlamaCppPolicy:
         """Forget the cached KV of every agent. A run does it at each checkpoint, so that a run resumed
         from the checkpoint (which starts with an empty cache) computes exactly what the uninterrupted
         run computes from there on."""
-        self._reset_backend()
+        self.engine.reset()
 
     # ---- prompting ----------------------------------------------------------------------------
     def build_messages(self, agent: str, observation: Any, history_turns: int | None = None) -> list[dict[str, str]]:

@@ -128,6 +128,9 @@ class ServerPolicy(LlamaCppPolicy):
     def _forget(self, agent: str) -> None:
         pass  # the server keeps no per-agent state of ours
 
+    def drop_cache(self) -> None:
+        pass  # nothing cached here; the server's own prompt cache does not change its answers' seeds
+
     def _prompt(self, agent: str, observation: Any) -> tuple[Any, list[dict[str, str]]]:
         messages = self.build_messages(agent, observation)
         return messages, messages

@@ -15,7 +15,7 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import ppo  # noqa: E402  (benchmarks/ppo.py)
 
-from baselines import run_society, POLICY_OPTIONS  # noqa: E402  (benchmarks/baselines.py)
+from baselines import run_society  # noqa: E402  (benchmarks/baselines.py)
 
 
 @pytest.fixture(scope="module")
@@ -35,11 +35,8 @@ def test_ppo_writes_its_curve_and_policy(trained):
 
 
 def _lifespan(checkpoint, seeds) -> float:
-    POLICY_OPTIONS["ppo"] = {"checkpoint": str(checkpoint)}
-    try:
-        return float(np.mean([run_society("small", [("ppo", 1.0)], s, None)["lifespan"] for s in seeds]))
-    finally:
-        POLICY_OPTIONS.pop("ppo")
+    options = {"ppo": {"checkpoint": str(checkpoint)}}
+    return float(np.mean([run_society("small", [("ppo", 1.0)], s, None, options)["lifespan"] for s in seeds]))
 
 
 def test_a_short_ppo_run_learns_to_live_longer_on_held_out_seeds(trained, tmp_path):
