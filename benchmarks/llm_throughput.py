@@ -29,7 +29,7 @@ import time
 import numpy as np
 
 import society_env
-from policies.llm_engine import LlamaEngine
+from policies.llm_engine import LlamaEngine, disable_amx_weight_buffers
 from policies.llm_policy import LlamaCppPolicy
 from policies.llm_prompt import PromptSettings
 from policies.models import resolve_model
@@ -84,6 +84,7 @@ def main() -> None:
 
     from llama_cpp import Llama
 
+    disable_amx_weight_buffers()  # as LlamaEngine does: llama.cpp's AMX kernels crash on some Xeons
     model = resolve_model(args.model)
     sizes = [int(x) for x in args.agents.split(",")]
     # One Llama object per high-level approach, so the best-use run never profits from the naive run's cache.

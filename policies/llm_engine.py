@@ -110,6 +110,37 @@ def default_thread_count(processes: int = 1) -> int:
 _LOG_CALLBACK = None
 
 
+def amx_kernels_built_in() -> bool:
+    """Whether this llama.cpp build has its AMX matrix kernels (``-march=native`` on Sapphire Rapids and
+    newer Xeons builds them in). They segfault in the first ``llama_decode`` on these machines (llama.cpp
+    issues #20824 and #26954: tile state not enabled on the worker threads), and they are reached only
+    through the "extra" (repacked) weight buffers, so :class:`LlamaEngine` and
+    :func:`disable_amx_weight_buffers` turn those off when this is true."""
+    import llama_cpp
+
+    return "AMX_INT8 = 1" in llama_cpp.llama_print_system_info().decode(errors="replace")
+
+
+def disable_amx_weight_buffers() -> None:
+    """On a build with AMX kernels (:func:`amx_kernels_built_in`), make every model that llama-cpp-python's
+    high-level ``Llama`` (and so ``python -m llama_cpp.server``) loads from now on skip the extra weight
+    buffers, as :class:`LlamaEngine` does: the only way to avoid the AMX segfault without rebuilding."""
+    import llama_cpp
+    import llama_cpp.llama_cpp as bindings  # what llama_cpp.llama.Llama calls at load time
+
+    if not amx_kernels_built_in() or getattr(bindings.llama_model_default_params, "_no_amx", False):
+        return
+    default_params = bindings.llama_model_default_params
+
+    def model_params_without_extra_buffers():
+        params = default_params()
+        params.use_extra_bufts = False
+        return params
+
+    model_params_without_extra_buffers._no_amx = True
+    bindings.llama_model_default_params = llama_cpp.llama_model_default_params = model_params_without_extra_buffers
+
+
 def _silence_llama_logs() -> None:
     """Route llama.cpp's logging to nowhere unless SOCIETY_ENV_LLAMA_LOG is set."""
     global _LOG_CALLBACK
@@ -166,7 +197,7 @@ class LlamaEngine:
         model_params.n_gpu_layers = n_gpu_layers
         # Repacked CPU buffers (Q4_0, Q4_K) copy the weights at load; the QES trainer turns them off so
         # that edits to the memory-mapped file are seen by the model.
-        model_params.use_extra_bufts = use_extra_bufts
+        model_params.use_extra_bufts = use_extra_bufts and not amx_kernels_built_in()
         self.model = llama_cpp.llama_model_load_from_file(str(self.model_path).encode(), model_params)
         if not self.model:
             raise ModelError(f"llama.cpp could not load {self.model_path} (unsupported architecture or corrupt file)")

@@ -200,13 +200,14 @@ class ServerPolicy(LlamaCppPolicy):
 
 def launch_local_server(model: str | Path, threads: int = 1, n_ctx: int = 4096, alias: str | None = None,
                         timeout: float = 120.0) -> tuple[subprocess.Popen, str]:
-    """Start llama-cpp-python's OpenAI-compatible server (``python -m llama_cpp.server``) on ``model`` on a
-    free loopback port; returns (the process, its base URL) once it answers ``/v1/models``. The caller
-    stops it (``process.kill()``). Used by the tests and ``benchmarks/llm_server_throughput.py``."""
+    """Start llama-cpp-python's OpenAI-compatible server (``python -m llama_cpp.server``, through
+    :mod:`policies.llama_server_main` for its AMX workaround) on ``model`` on a free loopback port; returns
+    (the process, its base URL) once it answers ``/v1/models``. The caller stops it (``process.kill()``).
+    Used by the tests and ``benchmarks/llm_server_throughput.py``."""
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
-    command = [sys.executable, "-m", "llama_cpp.server", "--model", str(model), "--host", "127.0.0.1",
+    command = [sys.executable, "-m", "policies.llama_server_main", "--model", str(model), "--host", "127.0.0.1",
                "--port", str(port), "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
     if alias:
         command += ["--model_alias", alias]

@@ -113,3 +113,14 @@ def test_the_default_model_on_the_server_answers_valid_actions(tmp_path):
     calls = [e for e in Recording(out).events() if e["type"] == "llm_call"]
     assert len(calls) == 4 and all(call["failure"] is None for call in calls)
     assert replay_recording(out)["identical"]
+
+
+def test_high_level_llama_skips_the_extra_weight_buffers_where_amx_kernels_would_crash():
+    """llama.cpp's AMX kernels segfault on some Xeons (llama.cpp #20824); the workaround that the server
+    launcher applies turns the extra buffers off exactly when the build has those kernels."""
+    import llama_cpp.llama_cpp as bindings
+
+    from policies.llm_engine import amx_kernels_built_in, disable_amx_weight_buffers
+
+    disable_amx_weight_buffers()
+    assert bindings.llama_model_default_params().use_extra_bufts is (not amx_kernels_built_in())
