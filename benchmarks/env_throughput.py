@@ -14,7 +14,7 @@ For 20, 200, 1000 and 5000 agents (``--sizes``) it measures:
 
 "wall" agent-steps/s counts the whole loop (drawing the random actions, building the action dict, the
 step); "in-step" counts time inside ``env.step`` (``reference_step``) only; "rules-only" counts time in
-``society_env.rules.step_world`` as ``env.step`` calls it (the part the reference computes: it builds no
+``society_env.rules.advance_world`` as ``env.step`` calls it (the part the reference computes: it builds no
 observations). The measured steps are cut into blocks (``--block``, 10 steps) and each configuration
 reports its best block, as timeit reports the best repeat: on a shared machine that is the least disturbed
 one. "in-step CPU" is process CPU time inside the step over all measured steps, which other processes
@@ -121,9 +121,9 @@ def _society_actions(env, rng: np.random.Generator, nvec: np.ndarray, language: 
 
 
 def _time_rules() -> list[float]:
-    """Wrap ``step_world`` as ``SocietyEnv.step`` calls it; returns the cell that accumulates its seconds."""
+    """Wrap ``advance_world`` as ``SocietyEnv.step`` calls it; returns the cell that accumulates its seconds."""
     env_module = importlib.import_module("society_env.env")
-    rules, spent = env_module.step_world, [0.0]
+    rules, spent = env_module.advance_world, [0.0]
 
     def timed(*args, **kwargs):
         tick = time.perf_counter()
@@ -132,7 +132,7 @@ def _time_rules() -> list[float]:
         finally:
             spent[0] += time.perf_counter() - tick
 
-    env_module.step_world = timed
+    env_module.advance_world = timed
     return spent
 
 

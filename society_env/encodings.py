@@ -25,6 +25,11 @@ NEIGHBOUR_DELTAS = np.array(
 STARVATION, OLD_AGE = 1, 2
 DEATH_CAUSES = {STARVATION: "starvation", OLD_AGE: "old_age"}
 
+# Why an action failed: codes in StepOutcome.failed (0 = it did not fail), names in infos ("failed").
+NO_FAILURE, NO_AGENT_AT_TARGET, NOTHING_TO_TRANSFER, NOT_ENOUGH_ENERGY, POPULATION_POOL_FULL, NO_FREE_NEIGHBOUR_CELL = range(6)
+FAILURE_REASONS = ("", "no_agent_at_target", "nothing_to_transfer", "not_enough_energy", "population_pool_full",
+                   "no_free_neighbour_cell")
+
 # Transfer kinds (StepOutcome.transfer_kind).
 GIVE_TRANSFER, TAKE_TRANSFER = 0, 1
 

@@ -94,7 +94,7 @@ from society_env.rules import (
     GIVE_TRANSFER,
     Actions,
     StepOutcome,
-    step_world,
+    advance_world,
 )
 from society_env.state import ALIVE, WorldState, initial_state
 from society_env.text_view import render_texts, visible_views
@@ -156,7 +156,7 @@ class SocietyEnv(ParallelEnv):
             raise RuntimeError("the episode is over: call reset() to start a new one")
         parsed = self.parse_actions(actions)
         before = self.world.status == ALIVE
-        self.world, outcome = step_world(self.world, parsed, self.config, self._rng)
+        outcome = advance_world(self.world, parsed, self.config, self._rng)
         self.last_outcome = outcome
         world, config = self.world, self.config
 
@@ -392,7 +392,7 @@ class SocietyEnv(ParallelEnv):
         for slot in np.flatnonzero(outcome.blocked).tolist():
             if (info := event(slot)) is not None:
                 info["blocked"] = True
-        for slot, reason in outcome.failed.items():
+        for slot, reason in outcome.failures().items():
             if (info := event(slot)) is not None:
                 info["failed"] = reason
         for kind, source, dest, amount in zip(

@@ -15,6 +15,7 @@ from gymnasium import spaces
 from society_env import artifacts
 from society_env.config import SocietyConfig
 from society_env.encodings import NUM_ACTION_KINDS, view_cell_index  # noqa: F401 (view_cell_index re-exported)
+from society_env.kernels import fill_padded_grid, gather_views
 from society_env.state import GENOME_SIZE, WorldState
 
 # View channels.
@@ -154,53 +155,27 @@ def window_views(array: np.ndarray, state: WorldState, config: SocietyConfig, sl
 
 # Lineage ids are exact in float32 below this bound (the kin channel is gathered in float32).
 _EXACT_FLOAT32_INT = 2**24
-# Views are gathered this many agents at a time: the temporary stays small and in cache.
-_GATHER_BLOCK = 128
 
 
 def _padded_channel_grid(state: WorldState, config: SocietyConfig, lineage_as_kin: bool) -> np.ndarray:
     """:func:`channel_grid`, wrap-padded by the view radius, built in place; with ``lineage_as_kin`` the kin
     channel holds the occupant's lineage id (-2 on empty cells, never a family id)."""
     r, height, width = config.view_radius, config.height, config.width
-    if r > height or r > width:
-        grid = channel_grid(state, config)
-        if lineage_as_kin:
-            grid[..., KIN_CHANNEL] = np.where(state.occupant >= 0, state.lineage[state.occupant], -2)
-        return wrap_pad(grid, r)
-    padded_width = width + 2 * r
-    padded = np.empty((height + 2 * r, padded_width, NUM_CHANNELS), dtype=np.float32)
-    middle = padded[r : r + height]
-    centre = middle[:, r : r + width]
-    centre[..., FOOD_CHANNEL] = state.food / config.food_value
-    centre[..., FOOD_CHANNEL + 1 :] = 0.0
-    if lineage_as_kin:
-        centre[..., KIN_CHANNEL] = -2.0
-    cells = np.flatnonzero(state.occupant.ravel() >= 0)
-    who = state.occupant.ravel()[cells]
-    rows, cols = np.divmod(cells, width)
-    at = (rows + r) * padded_width + (cols + r)
-    flat = padded.reshape(-1, NUM_CHANNELS)
-    flat[at, AGENT_CHANNEL] = 1.0
-    flat[at, ENERGY_CHANNEL] = state.energy[who] / config.initial_energy
-    flat[at, MESSAGE_CHANNEL] = state.message[who]
-    if lineage_as_kin:
-        flat[at, KIN_CHANNEL] = state.lineage[who]
+    padded = np.empty((height + 2 * r, width + 2 * r, NUM_CHANNELS), dtype=np.float32)
+    fill_padded_grid(padded, r, state.food, state.occupant, state.energy, state.message, state.lineage,
+                     config.food_value, config.initial_energy, lineage_as_kin)
     if state.artifacts and config.artifact_visible:
-        centre[..., ARTIFACT_CHANNEL] = artifacts.count_grid(state, config)
-    middle[:, :r] = middle[:, width : width + r]
-    middle[:, r + width :] = middle[:, r : 2 * r]
-    padded[:r] = padded[height : height + r]
-    padded[r + height :] = padded[r : 2 * r]
+        padded[..., ARTIFACT_CHANNEL] = wrap_pad(artifacts.count_grid(state, config), r)
     return padded
 
 
 def numeric_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> np.ndarray:
     """Observations of ``slots`` as a (len(slots), observation_size) float32 array.
 
-    One channel grid is built per call, wrap-padded by the view radius, and each view is gathered as
-    ``view_size`` contiguous runs of ``view_size * NUM_CHANNELS`` floats, a block of agents at a time.
-    While gathering, the kin channel holds the occupant's lineage id; it is then turned into "same
-    family as the viewer" in place.
+    One channel grid is built per call, wrap-padded by the view radius, and a compiled loop
+    (:func:`society_env.kernels.gather_views`) copies each agent's window into ``out``. In the grid the kin
+    channel holds the occupant's lineage id; the loop turns it into "same family as the viewer" as it
+    copies.
     """
     n = slots.size
     size = config.view_size
@@ -210,18 +185,9 @@ def numeric_observations(state: WorldState, config: SocietyConfig, slots: np.nda
         return out
     exact_kin = config.max_agents < _EXACT_FLOAT32_INT
     padded = _padded_channel_grid(state, config, lineage_as_kin=exact_kin)
-    runs = _window_row_starts(padded, size)
-    padded_width = padded.shape[1]
-    starts = state.position[slots, 0] * padded_width + state.position[slots, 1]
-    row_offsets = np.arange(0, size * padded_width, padded_width)
-    views = out[:, :view_floats].reshape(n, size, size * NUM_CHANNELS)
+    rows, cols = state.position[slots, 0], state.position[slots, 1]
+    gather_views(padded, size, rows, cols, state.lineage[slots], KIN_CHANNEL, exact_kin, out)
     kin = out[:, KIN_CHANNEL:view_floats:NUM_CHANNELS]
-    own_lineage = state.lineage[slots, None].astype(np.float32)
-    for begin in range(0, n, _GATHER_BLOCK):
-        block = slice(begin, begin + _GATHER_BLOCK)
-        views[block] = runs[starts[block, None] + row_offsets]
-        if exact_kin:
-            np.equal(kin[block], own_lineage[block], out=kin[block], casting="unsafe")
     if not exact_kin:
         lineage_grid = np.where(state.occupant >= 0, state.lineage[state.occupant], -2)
         kin[...] = window_views(lineage_grid, state, config, slots).reshape(n, -1) == state.lineage[slots, None]

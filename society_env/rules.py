@@ -1,7 +1,8 @@
 """The world's rules as pure, vectorised functions.
 
 ``step_world(state, actions, config, rng)`` returns a new state and a :class:`StepOutcome`; it never
-mutates its inputs and draws all randomness from ``rng``. Phases, in order:
+mutates its inputs and draws all randomness from ``rng``. ``advance_world`` does the same step in place
+(the env owns its state and saves the copy). Phases, in order:
 
 1. **priority**: a random permutation of the living agents (``rng.permutation``) ranks them; every
    conflict below resolves in favour of the better rank.
@@ -30,9 +31,10 @@ With artifacts (``society_env.artifacts``, language option) three phases join: *
 right after give/take, **inventories of the dead** fall on their cells right after death, and
 **artifact ageing** (expiry) at the very end. They draw no random numbers.
 
-Cost grows with agents + cells: no loop over pairs of agents. Python loops remain over the (few)
-parents that reproduce in a step, over the survivors' free-text messages (language option), and in the
-artifact phases.
+Cost grows with the agents, not the cells (food regrowth draws O(count) cells by rejection, see
+``state.spawn_food_cells``; only a crowded grid falls back to a draw over every free cell), and there is
+no loop over pairs of agents. Placing children is a compiled loop (``society_env.kernels``); Python loops
+remain only over the survivors' free-text messages (language option) and in the artifact phases.
 """
 
 from __future__ import annotations
@@ -47,6 +49,12 @@ from society_env.encodings import (  # noqa: F401 (re-exported: the action kinds
     ACTION_NAMES,
     DEATH_CAUSES,
     EAST,
+    FAILURE_REASONS,
+    NO_AGENT_AT_TARGET,
+    NO_FREE_NEIGHBOUR_CELL,
+    NOT_ENOUGH_ENERGY,
+    NOTHING_TO_TRANSFER,
+    POPULATION_POOL_FULL,
     GIVE,
     GIVE_TRANSFER,
     MOVE_DELTAS,
@@ -63,8 +71,8 @@ from society_env.encodings import (  # noqa: F401 (re-exported: the action kinds
     WEST,
     view_cell_offsets,
 )
+from society_env.kernels import claim_moves, place_children
 from society_env.state import ALIVE, DEAD, FERTILITY, NUM_TRAITS, WorldState, spawn_food_cells
-
 
 
 @dataclass
@@ -92,7 +100,7 @@ class StepOutcome:
     rewards: np.ndarray  # float64 [max_agents], from compute_rewards (the last phase)
     ate: np.ndarray  # int64 [max_agents]: food value eaten this step
     blocked: np.ndarray  # bool [max_agents]: a move was blocked
-    failed: dict[int, str] = field(default_factory=dict)  # slot -> reason an action failed
+    failed: np.ndarray  # int8 [max_agents]: why the slot's action failed (encodings.FAILURE_REASONS), 0 = it did not
     transfer_kind: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
     transfer_source: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # energy leaves
     transfer_dest: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # energy arrives
@@ -104,6 +112,11 @@ class StepOutcome:
     artifact_failed: dict[int, str] = field(default_factory=dict)  # slot -> reason an artifact action failed
     artifact_events: list[dict] = field(default_factory=list)  # recording-ready artifact events, in order
     present: np.ndarray = field(default_factory=lambda: np.empty(0, bool))  # bool [max_agents]: alive at the start
+
+    def failures(self) -> dict[int, str]:
+        """Slot -> reason, for the slots whose action failed this step."""
+        slots = np.flatnonzero(self.failed)
+        return {slot: FAILURE_REASONS[code] for slot, code in zip(slots.tolist(), self.failed[slots].tolist())}
 
     def survivors(self) -> np.ndarray:
         """Slots alive at the start of the step and still alive at its end."""
@@ -132,7 +145,7 @@ def resolve_transfers(
     cols = (state.position[actors, 1] + d_col) % config.width
     partner = state.occupant[rows, cols]
     valid = (partner >= 0) & ((d_row != 0) | (d_col != 0))
-    outcome.failed.update(dict.fromkeys(actors[~valid].tolist(), "no_agent_at_target"))
+    outcome.failed[actors[~valid]] = NO_AGENT_AT_TARGET
     actors, partner = actors[valid], partner[valid]
     if actors.size == 0:
         return
@@ -151,7 +164,7 @@ def resolve_transfers(
     available = np.maximum(state.energy[source], 0)
     granted = np.clip(available - already_claimed, 0, wanted)
 
-    outcome.failed.update(dict.fromkeys(actors[granted == 0].tolist(), "nothing_to_transfer"))
+    outcome.failed[actors[granted == 0]] = NOTHING_TO_TRANSFER
     keep = granted > 0
     source, dest, granted, actors, is_give = source[keep], dest[keep], granted[keep], actors[keep], is_give[keep]
     np.subtract.at(state.energy, source, granted)
@@ -179,43 +192,31 @@ def resolve_reproduction(
     if wants.size == 0:
         return
     able = state.energy[wants] >= config.reproduce_min_energy
-    outcome.failed.update(dict.fromkeys(wants[~able].tolist(), "not_enough_energy"))
+    outcome.failed[wants[~able]] = NOT_ENOUGH_ENERGY
     parents = wants[able]
     parents = parents[np.argsort(rank[parents], kind="stable")]
     if parents.size == 0:
         return
     preference = np.argsort(rng.random((parents.size, NEIGHBOUR_DELTAS.shape[0])), axis=1)
 
-    born_parents, born_children = [], []
-    for parent, prefs in zip(parents.tolist(), preference):
-        if state.num_born >= config.max_agents:
-            outcome.failed[parent] = "population_pool_full"
-            continue
-        cells = (state.position[parent] + NEIGHBOUR_DELTAS[prefs]) % (config.height, config.width)
-        free = np.flatnonzero(state.occupant[cells[:, 0], cells[:, 1]] < 0)
-        if free.size == 0:
-            outcome.failed[parent] = "no_free_neighbour_cell"
-            continue
-        row, col = cells[free[0]]
-        child = state.num_born
-        state.num_born += 1
-        state.occupant[row, col] = child
-        state.position[child] = (row, col)
-        state.status[child] = ALIVE
-        state.energy[parent] -= config.reproduce_cost
-        state.energy[child] = config.child_energy
-        state.age[child] = 0
-        state.parent[child] = parent
-        state.lineage[child] = state.lineage[parent]
-        state.generation[child] = state.generation[parent] + 1
-        state.birth_step[child] = state.step + 1
-        born_parents.append(parent)
-        born_children.append(child)
-    if born_children:
-        children = np.asarray(born_children, dtype=np.int64)
-        state.genome[children] = mutate_genomes(state.genome[np.asarray(born_parents)], config, rng)
-        outcome.birth_parent = np.asarray(born_parents, dtype=np.int64)
-        outcome.birth_child = children
+    born, rows, cols = place_children(parents, preference, state.position, state.occupant, NEIGHBOUR_DELTAS,
+                                      state.num_born, config.max_agents, outcome.failed, POPULATION_POOL_FULL,
+                                      NO_FREE_NEIGHBOUR_CELL)
+    if born.size == 0:
+        return
+    children = np.arange(state.num_born, state.num_born + born.size)
+    state.num_born += born.size
+    state.position[children, 0], state.position[children, 1] = rows, cols
+    state.status[children] = ALIVE
+    state.energy[born] -= config.reproduce_cost  # a parent has one child per step at most
+    state.energy[children] = config.child_energy
+    state.age[children] = 0
+    state.parent[children] = born
+    state.lineage[children] = state.lineage[born]
+    state.generation[children] = state.generation[born] + 1
+    state.birth_step[children] = state.step + 1
+    state.genome[children] = mutate_genomes(state.genome[born], config, rng)
+    outcome.birth_parent, outcome.birth_child = born, children
 
 
 def resolve_moves(
@@ -226,15 +227,8 @@ def resolve_moves(
     if movers.size == 0:
         return
     target = (state.position[movers] + MOVE_DELTAS[actions.kind[movers]]) % (config.height, config.width)
-    cell = target[:, 0] * config.width + target[:, 1]
-    free = state.occupant.ravel()[cell] < 0
-    # Among movers to free cells, the first in (cell, rank) order wins its cell.
-    candidates = np.flatnonzero(free)
-    order = candidates[np.lexsort((rank[movers[candidates]], cell[candidates]))]
-    first = np.r_[True, cell[order][1:] != cell[order][:-1]] if order.size else np.empty(0, bool)
-    winners = order[first]
     success = np.zeros(movers.size, dtype=bool)
-    success[winners] = True
+    claim_moves(movers, np.argsort(rank[movers]), target, state.occupant, success)
 
     moved = movers[success]
     state.occupant[state.position[moved, 0], state.position[moved, 1]] = -1
@@ -280,7 +274,8 @@ def decay_and_regrow_food(state: WorldState, config: SocietyConfig, rng: np.rand
     tiles = np.flatnonzero(flat_food)
     decays = tiles[rng.random(tiles.size) < config.food_decay_prob]
     flat_food[decays] -= 1
-    new_tiles = spawn_food_cells(state.food, state.occupant, state.food_density, int(rng.poisson(config.food_regrowth_rate)), rng)
+    count = int(rng.poisson(config.food_regrowth_rate))
+    new_tiles = spawn_food_cells(state.food, state.occupant, state.food_density, state.food_cdf, count, rng)
     flat_food[new_tiles] = config.food_value
 
 
@@ -288,6 +283,8 @@ def deliver_messages(state: WorldState, actions: Actions, survivors: np.ndarray)
     """What survivors broadcast this step becomes the state's message, heard through the next observation."""
     state.message[:] = 0
     state.message[survivors] = actions.message[survivors]
+    if actions.text is None and not any(state.text_message):
+        return  # silent before and after (always so without the language option): nothing to rebuild
     texts = [""] * state.message.shape[0]
     if actions.text is not None:
         for slot in survivors.tolist():
@@ -321,16 +318,22 @@ def compute_rewards(outcome: StepOutcome, config: SocietyConfig) -> np.ndarray:
 def step_world(
     state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator
 ) -> tuple[WorldState, StepOutcome]:
-    """Advance the world by one step. Pure: returns a new state; ``state`` and ``actions`` are untouched.
-    The phases, in order (module docstring), each a function of this module or of ``artifacts``."""
+    """Advance the world by one step. Pure: returns a new state; ``state`` and ``actions`` are untouched."""
     state = state.copy()
+    return state, advance_world(state, actions, config, rng)
+
+
+def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator) -> StepOutcome:
+    """Advance ``state`` by one step in place (what an env that owns its state calls: no copy of the
+    world per step) and return what happened. ``actions`` is untouched. The phases, in order (module
+    docstring), each a function of this module or of ``artifacts``."""
     n = config.max_agents
     living = state.status == ALIVE  # alive at the start of the step; agents without an action stay
     acting = actions.acting & living
     commands = {slot: c for slot, c in (actions.artifact or {}).items() if living[slot]} if config.artifacts else {}
     actions = Actions(acting, actions.kind, actions.target, actions.amount, actions.message, actions.text)
     outcome = StepOutcome(rewards=np.zeros(n), ate=np.zeros(n, dtype=np.int64), blocked=np.zeros(n, dtype=bool),
-                          present=living)
+                          failed=np.zeros(n, dtype=np.int8), present=living)
     present = np.flatnonzero(living)
 
     rank = assign_priority(state, rng)
@@ -345,4 +348,4 @@ def step_world(
     age_artifacts(state, outcome)
     outcome.rewards = compute_rewards(outcome, config)
     state.step += 1
-    return state, outcome
+    return outcome

@@ -14,6 +14,7 @@ import numpy as np
 
 from society_env.artifacts import Artifact, copy_artifacts
 from society_env.config import NUM_TRAITS, SocietyConfig
+from society_env.kernels import accept_free_cells
 
 UNBORN, ALIVE, DEAD = 0, 1, 2
 GENOME_SIZE = NUM_TRAITS + 1  # traits + fertility
@@ -42,6 +43,7 @@ class WorldState:
     food: np.ndarray  # int64 [height, width]: food value per cell, 0 = no food
     occupant: np.ndarray  # int64 [height, width]: slot standing on the cell, -1 = empty
     food_density: np.ndarray  # float64 [height * width]: spawn density (fixed per episode)
+    food_cdf: np.ndarray  # float64 [height * width]: np.cumsum(food_density), for O(count) food draws
     artifacts: dict[int, Artifact] = field(default_factory=dict)
     """Artifacts in the world by id (at most ``artifact_max_total``); see ``society_env.artifacts``."""
     next_artifact_id: int = 0
@@ -74,17 +76,45 @@ def toroidal_gaussian_density(config: SocietyConfig, centre: tuple[int, int]) ->
     return np.exp(-squared / (2.0 * config.food_zone_sigma**2)).ravel()
 
 
+SPAWN_ROUNDS = 8
+"""Rounds of rejection draws :func:`spawn_food_cells` makes before it draws the missing cells exactly."""
+
+
 def spawn_food_cells(
-    food: np.ndarray, occupant: np.ndarray, density: np.ndarray, count: int, rng: np.random.Generator
+    food: np.ndarray, occupant: np.ndarray, density: np.ndarray, cdf: np.ndarray, count: int,
+    rng: np.random.Generator,
 ) -> np.ndarray:
-    """Draw up to ``count`` distinct empty cells (no food, no agent) from ``density``; flat indices."""
-    candidates = np.flatnonzero((food.ravel() == 0) & (occupant.ravel() < 0))
-    weights = density[candidates]
-    usable = int(np.count_nonzero(weights > 0))
-    count = min(count, usable)
+    """Draw up to ``count`` distinct empty cells (no food, no agent), each in turn with probability
+    proportional to ``density`` among the cells still free: flat indices, in the order drawn.
+
+    Rejection sampling keeps the cost O(count log cells) instead of O(cells): each round draws the cells
+    still missing from the whole grid's density (``rng.random(missing)`` looked up in ``cdf``, the
+    cumulative density) and keeps, in draw order, those that are free and not drawn before
+    (:func:`society_env.kernels.accept_free_cells`). After
+    :data:`SPAWN_ROUNDS` rounds (a crowded grid) the cells still missing are drawn exactly over the free
+    cells with ``rng.choice(..., replace=False, p=...)``, which also caps ``count`` at the free cells of
+    positive density.
+    """
     if count <= 0:
         return np.empty(0, dtype=np.int64)
-    return rng.choice(candidates, size=count, replace=False, p=weights / weights.sum())
+    flat_food, flat_occupant = food.ravel(), occupant.ravel()
+    chosen = np.empty(count, dtype=np.int64)
+    found = 0
+    for _ in range(SPAWN_ROUNDS):
+        if found == count:
+            return chosen
+        found = accept_free_cells(cdf, rng.random(count - found), flat_food, flat_occupant, chosen, found)
+    if found == count:
+        return chosen
+    chosen = chosen[:found]
+    free = (flat_food == 0) & (flat_occupant < 0)
+    free[chosen] = False
+    candidates = np.flatnonzero(free)
+    weights = density[candidates]
+    missing = min(count - found, int(np.count_nonzero(weights > 0)))
+    if missing <= 0:
+        return chosen
+    return np.concatenate([chosen, rng.choice(candidates, size=missing, replace=False, p=weights / weights.sum())])
 
 
 def random_genome(count: int, rng: np.random.Generator) -> np.ndarray:
@@ -117,8 +147,9 @@ def initial_state(config: SocietyConfig, rng: np.random.Generator) -> WorldState
     else:
         density = np.ones(h * w)
 
+    cdf = np.cumsum(density)
     food = np.zeros((h, w), dtype=np.int64)
-    food.ravel()[spawn_food_cells(food, occupant, density, config.initial_food, rng)] = config.food_value
+    food.ravel()[spawn_food_cells(food, occupant, density, cdf, config.initial_food, rng)] = config.food_value
 
     energy = np.zeros(n, dtype=np.int64)
     energy[:founders] = config.initial_energy
@@ -141,4 +172,5 @@ def initial_state(config: SocietyConfig, rng: np.random.Generator) -> WorldState
         food=food,
         occupant=occupant,
         food_density=density,
+        food_cdf=cdf,
     )

@@ -6,13 +6,14 @@ in the same order as ``society_env.rules``, so the vectorised rules must match i
 
 from __future__ import annotations
 
+import bisect
 import math
 from dataclasses import dataclass, field
 
 import numpy as np
 
 from society_env.config import SocietyConfig
-from society_env.state import ALIVE, DEAD, WorldState
+from society_env.state import ALIVE, DEAD, SPAWN_ROUNDS, WorldState
 
 MOVES = {1: (-1, 0), 2: (1, 0), 3: (0, -1), 4: (0, 1)}
 NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]
@@ -215,13 +216,30 @@ def reference_step(world: RefWorld, actions: dict[int, tuple[int, int, int, int]
                 del world.food[cell]
     count = int(rng.poisson(config.food_regrowth_rate))
     occupied = {(a.row, a.col) for a in world.agents.values() if a.status == ALIVE}
-    candidates = [row * w + col for row in range(h) for col in range(w)
-                  if (row, col) not in world.food and (row, col) not in occupied]
-    weights = np.array([world.density[c] for c in candidates])
-    count = min(count, sum(1 for x in weights if x > 0))
-    if count > 0:
-        for c in rng.choice(np.array(candidates), size=count, replace=False, p=weights / weights.sum()):
-            world.food[divmod(int(c), w)] = config.food_value
+    chosen: list[int] = []
+
+    def free(cell: int) -> bool:
+        return divmod(cell, w) not in world.food and divmod(cell, w) not in occupied and cell not in chosen
+
+    # Rounds of rejection draws over the whole grid's density, then an exact draw over the free cells.
+    cdf = np.cumsum(world.density)
+    for _ in range(SPAWN_ROUNDS):
+        missing = count - len(chosen)
+        if missing == 0:
+            break
+        for x in rng.random(missing):
+            cell = min(bisect.bisect_right(cdf, x * cdf[-1]), len(cdf) - 1)
+            if free(cell):
+                chosen.append(cell)
+    missing = count - len(chosen)
+    if missing > 0:
+        candidates = [c for c in range(h * w) if free(c)]
+        weights = np.array([world.density[c] for c in candidates])
+        missing = min(missing, sum(1 for x in weights if x > 0))
+        if missing > 0:
+            chosen.extend(int(c) for c in rng.choice(np.array(candidates), size=missing, replace=False, p=weights / weights.sum()))
+    for cell in chosen:
+        world.food[divmod(cell, w)] = config.food_value
 
     for slot in world.agents:
         world.agents[slot].message = 0

@@ -77,7 +77,7 @@ def test_reset_without_seed_continues_the_generator():
 def test_artifact_worlds_are_deterministic_too():
     kinds = set()
     settings = dict(width=14, height=14, num_founders=24, initial_food=40, artifact_max_total=30, artifact_text_max_chars=20)
-    for first, second in zip(trajectory(9, 400, "core", **settings), trajectory(9, 400, "core", **settings), strict=True):
+    for first, second in zip(trajectory(12, 400, "core", **settings), trajectory(12, 400, "core", **settings), strict=True):
         assert_same(first, second)
         if first[0] == "step":
             kinds.update(event["type"] for event in first[7])

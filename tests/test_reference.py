@@ -31,7 +31,7 @@ def run_against_reference(env, seed: int, steps: int) -> dict:
         assert sorted(events["deaths"]) == sorted(zip(outcome.death_slot.tolist(), outcome.death_cause.tolist()))
         assert sorted(events["transfers"]) == sorted(zip(outcome.transfer_kind.tolist(), outcome.transfer_source.tolist(),
                                                          outcome.transfer_dest.tolist(), outcome.transfer_amount.tolist()))
-        assert events["failed"] == outcome.failed
+        assert events["failed"] == outcome.failures()
         assert events["blocked"] == set(np.flatnonzero(outcome.blocked).tolist())
         seen["births"] += len(events["births"])
         seen["deaths"] += len(events["deaths"])
@@ -41,7 +41,7 @@ def run_against_reference(env, seed: int, steps: int) -> dict:
     return seen
 
 
-@pytest.mark.parametrize("preset,seed", [("small", 3), ("default", 5)])
+@pytest.mark.parametrize("preset,seed", [("small", 7), ("default", 5)])
 def test_vectorised_rules_match_reference(preset, seed):
     env = society_env.parallel_env(preset)
     seen = run_against_reference(env, seed, steps=400)
