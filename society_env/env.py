@@ -91,6 +91,7 @@ from society_env.observations import (
 )
 from society_env.rules import (
     DEATH_CAUSES,
+    FAILURE_REASONS,
     GIVE_TRANSFER,
     Actions,
     StepOutcome,
@@ -98,6 +99,9 @@ from society_env.rules import (
 )
 from society_env.state import ALIVE, WorldState, initial_state
 from society_env.text_view import render_texts, visible_views
+
+
+_FAILURE_NAMES = np.array(FAILURE_REASONS, dtype=object)  # failure codes -> reasons, in one gather
 
 
 class SocietyEnv(ParallelEnv):
@@ -113,8 +117,9 @@ class SocietyEnv(ParallelEnv):
         self.render_mode = render_mode
         self.possible_agents = agent_names(range(self.config.max_agents))
         self._index = {name: i for i, name in enumerate(self.possible_agents)}
+        self._name_array = np.array(self.possible_agents, dtype=object)  # slots -> names in one gather
         self._observation_space, self._action_space = build_spaces(self.config)
-        self.agents: list[str] = []
+        self._set_agents(np.empty(0, dtype=np.int64))
         self.world: WorldState | None = None
         self._rng: np.random.Generator | None = None
         self.last_outcome: StepOutcome | None = None
@@ -141,7 +146,7 @@ class SocietyEnv(ParallelEnv):
         self.last_outcome = None
         self._episode_over = False
         slots = self._listed_slots()
-        self.agents = [self.possible_agents[i] for i in slots]
+        self._set_agents(slots)
         observations = self._observations(slots)
         infos = {name: self._base_info(i) for name, i in zip(self.agents, slots)}
         self._add_views(infos, slots)
@@ -169,9 +174,8 @@ class SocietyEnv(ParallelEnv):
             reported = np.arange(config.max_agents)
         else:
             reported = np.flatnonzero(before | alive)  # the living, the newly dead, the newborn
-        possible = self.possible_agents
         reported_list = reported.tolist()
-        names = [possible[i] for i in reported_list]
+        names = self._name_array[reported].tolist()
         observations = self._observations(reported, names)
         rewards = dict(zip(names, outcome.rewards[reported].tolist()))
         infos = self._infos(reported, outcome, names, reported_list)
@@ -182,19 +186,29 @@ class SocietyEnv(ParallelEnv):
             terminations = dict.fromkeys(names, ended and not out_of_time)
             truncations = dict.fromkeys(names, ended and out_of_time)
         else:
-            died = before & ~alive
-            terminations = dict(zip(names, died[reported].tolist()))
-            truncations = dict(zip(names, (alive[reported] & out_of_time).tolist()))
+            # Everyone False, then the few who died (or, at the time limit, everyone alive) True.
+            terminations = dict.fromkeys(names, False)
+            terminations.update(dict.fromkeys(self._name_array[outcome.death_slot].tolist(), True))
+            truncations = dict.fromkeys(names, False)
+            if out_of_time:
+                truncations.update(dict.fromkeys(self._name_array[np.flatnonzero(alive)].tolist(), True))
 
         if self._episode_over:
-            self.agents = []
+            self._set_agents(np.empty(0, dtype=np.int64))
         elif config.fixed_slots:
-            self.agents = list(possible)
+            self._set_agents(reported, names)
         else:
-            self.agents = [possible[i] for i in np.flatnonzero(alive).tolist()]
+            self._set_agents(np.flatnonzero(alive))
         if self.render_mode == "human":
             self.render()
         return observations, rewards, terminations, truncations, infos
+
+    def _set_agents(self, slots: np.ndarray, names: list[str] | None = None) -> None:
+        """``self.agents`` = the names of ``slots``, remembered with the slots (and a private copy of the
+        list, in case the caller edits ``env.agents``) so that :meth:`parse_actions` can skip the lookup."""
+        self.agents = self._name_array[slots].tolist() if names is None else list(names)
+        self._listed = list(self.agents)
+        self._agent_slots = slots
 
     def _listed_slots(self) -> np.ndarray:
         if self.config.fixed_slots:
@@ -212,7 +226,8 @@ class SocietyEnv(ParallelEnv):
         vectors = list(actions.values())
         index = self._index
         try:
-            slots = np.array([index[name] for name in names], dtype=np.int64)
+            # The usual case, actions keyed by env.agents in order, needs no lookup per agent.
+            slots = self._agent_slots if names == self._listed else np.array([index[name] for name in names], dtype=np.int64)
         except KeyError:
             slots = np.array([index.get(name, -1) for name in names], dtype=np.int64)
             raise ValueError(f"unknown agent {names[int(np.argmax(slots < 0))]!r}: not one of possible_agents") from None
@@ -392,7 +407,8 @@ class SocietyEnv(ParallelEnv):
         for slot in np.flatnonzero(outcome.blocked).tolist():
             if (info := event(slot)) is not None:
                 info["blocked"] = True
-        for slot, reason in outcome.failures().items():
+        failed = np.flatnonzero(outcome.failed)
+        for slot, reason in zip(failed.tolist(), _FAILURE_NAMES[outcome.failed[failed]].tolist()):
             if (info := event(slot)) is not None:
                 info["failed"] = reason
         for kind, source, dest, amount in zip(
@@ -452,7 +468,7 @@ class SocietyEnv(ParallelEnv):
 
     # ---- saving and restoring ----------------------------------------------------------------
     STATE_FORMAT = "society-env-state"
-    STATE_VERSION = 1
+    STATE_VERSION = 2  # 2: the world gained food_cdf (society_v2)
 
     def state_dict(self) -> dict[str, Any]:
         """Everything needed to continue this episode exactly: the config, the world state (a deep copy:
@@ -489,7 +505,7 @@ class SocietyEnv(ParallelEnv):
         generator = getattr(np.random, state["rng"]["bit_generator"])()
         generator.state = copy.deepcopy(state["rng"])
         self._rng = np.random.Generator(generator)
-        self.agents = list(state["agents"])
+        self._set_agents(np.array([self._index[agent] for agent in state["agents"]], dtype=np.int64))
         self._episode_over = bool(state["episode_over"])
         self.last_outcome = None
         slots = np.array([self._index[agent] for agent in self.agents], dtype=np.int64)

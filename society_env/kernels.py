@@ -51,28 +51,39 @@ def place_children(parents, preference, position, occupant, deltas, num_born, ma
 
 
 @njit(cache=True)
-def gather_views(padded, size, rows, cols, lineage, kin_channel, exact_kin, out):  # pragma: no cover - compiled
-    """Copy each agent's ``size x size`` window of the wrap-padded channel grid into the first
-    ``size * size * channels`` columns of ``out[k]``, in (row, column, channel) order.
+def gather_observations(padded, size, slots, order, position, lineage, energy, age, genome, scales, kin_channel,
+                        exact_kin, out):  # pragma: no cover - compiled
+    """Write the numeric observation of ``slots[k]`` into ``out[k]``: its ``size x size`` window of the
+    wrap-padded channel grid in (row, column, channel) order, then its own features (energy / initial
+    energy, age / lifespan, row / height, column / width, genome), ``scales`` holding those four divisors.
 
-    Agent ``k`` stands at (``rows[k]``, ``cols[k]``); its window is the padded block starting there. With
-    ``exact_kin`` the grid's kin channel holds each occupant's lineage id and becomes 1.0 where it equals
-    the viewer's ``lineage[k]`` (else 0.0), written in the same pass."""
+    The window of an agent at (row, column) is the padded block starting there. Agents are visited in
+    ``order`` (by position: neighbours' windows overlap, so the grid rows they read are still in cache).
+    With ``exact_kin`` the grid's kin channel holds each occupant's lineage id and becomes 1.0 where it
+    equals the viewer's lineage (else 0.0), written in the same pass."""
     channels = padded.shape[2]
     run = size * channels  # a window row: size cells of all channels, contiguous in the padded grid
+    view = size * run
     grid = padded.reshape(padded.shape[0], padded.shape[1] * channels)
-    for k in range(rows.shape[0]):
+    for k in order:
+        slot = slots[k]
         target = out[k]
-        first = cols[k] * channels
+        row, first = position[slot, 0], position[slot, 1] * channels
+        own = np.float32(lineage[slot])
         for i in range(size):
-            source = grid[rows[k] + i]
+            source = grid[row + i]
             base = i * run
             for j in range(run):
                 target[base + j] = source[first + j]
-        if exact_kin:
-            own = np.float32(lineage[k])
-            for at in range(kin_channel, size * run, channels):
-                target[at] = np.float32(1.0) if target[at] == own else np.float32(0.0)
+            if exact_kin:
+                for at in range(base + kin_channel, base + run, channels):
+                    target[at] = np.float32(1.0) if target[at] == own else np.float32(0.0)
+        target[view] = energy[slot] / scales[0]
+        target[view + 1] = age[slot] / scales[1]
+        target[view + 2] = position[slot, 0] / scales[2]
+        target[view + 3] = position[slot, 1] / scales[3]
+        for g in range(genome.shape[1]):
+            target[view + 4 + g] = genome[slot, g]
 
 
 @njit(cache=True)
@@ -98,23 +109,6 @@ def accept_free_cells(cdf, draws, flat_food, flat_occupant, chosen, count):  # p
 
 
 @njit(cache=True)
-def claim_moves(movers, rank_order, targets, occupant, won):  # pragma: no cover - compiled
-    """Moves into empty cells, best rank first: ``movers[i]`` wants cell ``targets[i]`` (row, column);
-    ``rank_order`` visits the movers from the best rank. A mover wins its cell if the cell was empty at
-    the start of the phase and no better-ranked mover claimed it (``won[i]`` is set). The winners are not
-    moved here: a cell left by a mover still counts as taken during the phase."""
-    claimed = -2  # marks a claimed empty cell in ``occupant`` until the phase ends
-    for i in rank_order:
-        row, col = targets[i, 0], targets[i, 1]
-        if occupant[row, col] == -1:
-            occupant[row, col] = claimed
-            won[i] = True
-    for i in range(movers.shape[0]):
-        if won[i]:
-            occupant[targets[i, 0], targets[i, 1]] = -1
-
-
-@njit(cache=True)
 def fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, food_value, initial_energy,
                      lineage_as_kin):  # pragma: no cover - compiled
     """The channel grid of the numeric observation (food, agent, energy, kin, message; the artifact
@@ -125,10 +119,13 @@ def fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, f
     padded_height, padded_width = padded.shape[0], padded.shape[1]
     channels = padded.shape[2]
     empty_kin = np.float32(-2.0) if lineage_as_kin else np.float32(0.0)
+    columns = np.empty(padded_width, np.int64)  # the wrap-around, computed once instead of per cell
+    for pc in range(padded_width):
+        columns[pc] = (pc - radius) % width
     for pr in range(padded_height):
         row = (pr - radius) % height
         for pc in range(padded_width):
-            col = (pc - radius) % width
+            col = columns[pc]
             cell = padded[pr, pc]
             cell[0] = food[row, col] / food_value
             who = occupant[row, col]
@@ -144,3 +141,150 @@ def fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, f
                 cell[4] = 0.0
             for c in range(5, channels):
                 cell[c] = 0.0
+
+
+@njit(cache=True)
+def decay_food(flat_food, draws, probability):  # pragma: no cover - compiled
+    """Food tiles in row-major order, the k-th with ``draws[k]``: a tile loses one unit when its draw is
+    below ``probability``."""
+    k = 0
+    for cell in range(flat_food.shape[0]):
+        if flat_food[cell] != 0:
+            if draws[k] < probability:
+                flat_food[cell] -= 1
+            k += 1
+
+
+@njit(cache=True)
+def transfer_energy(acting, kind, target, amount, position, occupant, energy, rank, radius, amounts, give, take,
+                    failed, no_agent, nothing):  # pragma: no cover - compiled
+    """The give/take phase (``rules.resolve_transfers``). Each give/take names view cell ``target``; the
+    agent there is the partner (else ``failed`` gets ``no_agent``). Energy flows source -> dest (giver ->
+    receiver, victim -> taker); outflows from one source are granted in rank order of the actors while
+    its starting energy (if positive) covers everything asked of it before, else the rest, else 0
+    (``failed`` gets ``nothing``). All grants use the starting energy; then energy moves. Returns the
+    granted transfers (is_give, source, dest, amount) ordered by (source, actor rank)."""
+    height, width = occupant.shape
+    side = 2 * radius + 1
+    slots = acting.shape[0]
+    actors = np.empty(slots, np.int64)
+    sources = np.empty(slots, np.int64)
+    dests = np.empty(slots, np.int64)
+    keys = np.empty(slots, np.int64)
+    count = 0
+    for slot in range(slots):
+        if not acting[slot] or (kind[slot] != give and kind[slot] != take):
+            continue
+        d_row, d_col = target[slot] // side - radius, target[slot] % side - radius
+        partner = occupant[(position[slot, 0] + d_row) % height, (position[slot, 1] + d_col) % width]
+        if partner < 0 or (d_row == 0 and d_col == 0):
+            failed[slot] = no_agent
+            continue
+        source, dest = (slot, partner) if kind[slot] == give else (partner, slot)
+        actors[count], sources[count], dests[count] = slot, source, dest
+        keys[count] = source * slots + rank[slot]
+        count += 1
+    order = np.argsort(keys[:count])  # keys are distinct: the order is the same for every sort
+    granted = np.zeros(count, np.int64)
+    previous, claimed, available = -1, 0, 0
+    for i in order:
+        source = sources[i]
+        if source != previous:
+            previous, claimed, available = source, 0, max(energy[source], 0)
+        wanted = amounts[amount[actors[i]]]
+        granted[i] = min(max(available - claimed, 0), wanted)
+        claimed += wanted
+    kept = 0
+    for i in order:
+        if granted[i] == 0:
+            failed[actors[i]] = nothing
+        else:
+            kept += 1
+    is_give = np.empty(kept, np.bool_)
+    out_source = np.empty(kept, np.int64)
+    out_dest = np.empty(kept, np.int64)
+    out_amount = np.empty(kept, np.int64)
+    k = 0
+    for i in order:
+        if granted[i] > 0:
+            is_give[k] = kind[actors[i]] == give
+            out_source[k], out_dest[k], out_amount[k] = sources[i], dests[i], granted[i]
+            energy[sources[i]] -= granted[i]
+            energy[dests[i]] += granted[i]
+            k += 1
+    return is_give, out_source, out_dest, out_amount
+
+
+@njit(cache=True)
+def move_agents(acting, kind, position, occupant, rank, deltas, first_move, last_move, blocked):  # pragma: no cover - compiled
+    """The move phase (``rules.resolve_moves``): a move succeeds when its target cell is empty at the start
+    of the phase and no better-ranked mover wants it; otherwise ``blocked`` is set. A cell left by a mover
+    still counts as taken during the phase."""
+    height, width = occupant.shape
+    slots = acting.shape[0]
+    movers = np.empty(slots, np.int64)
+    count = 0
+    for slot in range(slots):
+        if acting[slot] and first_move <= kind[slot] <= last_move:
+            movers[count] = slot
+            count += 1
+    movers = movers[:count]
+    rows = np.empty(count, np.int64)
+    cols = np.empty(count, np.int64)
+    ranks = np.empty(count, np.int64)
+    for i in range(count):
+        slot = movers[i]
+        rows[i] = (position[slot, 0] + deltas[kind[slot], 0]) % height
+        cols[i] = (position[slot, 1] + deltas[kind[slot], 1]) % width
+        ranks[i] = rank[slot]
+    won = np.zeros(count, np.bool_)
+    for i in np.argsort(ranks):  # ranks of living agents are distinct
+        if occupant[rows[i], cols[i]] == -1:
+            occupant[rows[i], cols[i]] = -2  # claimed until the phase ends
+            won[i] = True
+    for i in range(count):
+        slot = movers[i]
+        if won[i]:
+            occupant[position[slot, 0], position[slot, 1]] = -1
+    for i in range(count):
+        slot = movers[i]
+        if won[i]:
+            position[slot, 0], position[slot, 1] = rows[i], cols[i]
+            occupant[rows[i], cols[i]] = slot
+        else:
+            blocked[slot] = True
+
+
+@njit(cache=True)
+def eat_and_metabolise(present, position, food, energy, age, status, occupant, ate, energy_per_step, lifespan,
+                       food_value, dead, starvation, old_age):  # pragma: no cover - compiled
+    """The eat, metabolism and death phases (``rules.eat``, ``rules.metabolise_and_die``) for the agents
+    alive at the start of the step, in slot order: each eats its cell's whole tile, pays
+    ``energy_per_step`` and ages by one; it dies of starvation (energy <= 0) or old age (age >=
+    lifespan), leaving food worth ``max(food_value, energy left)`` on its cell. Returns (dead slots,
+    causes)."""
+    count = present.shape[0]
+    for slot in present:
+        row, col = position[slot, 0], position[slot, 1]
+        ate[slot] = food[row, col]
+        energy[slot] += food[row, col]
+        food[row, col] = 0
+    died = np.empty(count, np.int64)
+    causes = np.empty(count, np.int64)
+    deaths = 0
+    for slot in present:
+        energy[slot] -= energy_per_step
+        age[slot] += 1
+        if energy[slot] <= 0:
+            causes[deaths] = starvation
+        elif age[slot] >= lifespan:
+            causes[deaths] = old_age
+        else:
+            continue
+        died[deaths] = slot
+        deaths += 1
+        status[slot] = dead
+        row, col = position[slot, 0], position[slot, 1]
+        occupant[row, col] = -1
+        food[row, col] += max(food_value, energy[slot])
+    return died[:deaths], causes[:deaths]

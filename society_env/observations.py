@@ -15,7 +15,7 @@ from gymnasium import spaces
 from society_env import artifacts
 from society_env.config import SocietyConfig
 from society_env.encodings import NUM_ACTION_KINDS, view_cell_index  # noqa: F401 (view_cell_index re-exported)
-from society_env.kernels import fill_padded_grid, gather_views
+from society_env.kernels import fill_padded_grid, gather_observations
 from society_env.state import GENOME_SIZE, WorldState
 
 # View channels.
@@ -173,9 +173,10 @@ def numeric_observations(state: WorldState, config: SocietyConfig, slots: np.nda
     """Observations of ``slots`` as a (len(slots), observation_size) float32 array.
 
     One channel grid is built per call, wrap-padded by the view radius, and a compiled loop
-    (:func:`society_env.kernels.gather_views`) copies each agent's window into ``out``. In the grid the kin
-    channel holds the occupant's lineage id; the loop turns it into "same family as the viewer" as it
-    copies.
+    (:func:`society_env.kernels.gather_observations`) copies each agent's window and features into
+    ``out``. In the grid the kin channel holds the occupant's lineage id; the loop turns it into "same
+    family as the viewer" as it copies (above 2**24 slots, where float32 ids are no longer exact, the kin
+    channel is compared in int64 afterwards).
     """
     n = slots.size
     size = config.view_size
@@ -185,18 +186,14 @@ def numeric_observations(state: WorldState, config: SocietyConfig, slots: np.nda
         return out
     exact_kin = config.max_agents < _EXACT_FLOAT32_INT
     padded = _padded_channel_grid(state, config, lineage_as_kin=exact_kin)
-    rows, cols = state.position[slots, 0], state.position[slots, 1]
-    gather_views(padded, size, rows, cols, state.lineage[slots], KIN_CHANNEL, exact_kin, out)
-    kin = out[:, KIN_CHANNEL:view_floats:NUM_CHANNELS]
+    order = np.argsort(state.position[slots, 0] * config.width + state.position[slots, 1], kind="stable")
+    scales = np.array([config.initial_energy, config.lifespan, config.height, config.width], dtype=np.float64)
+    gather_observations(padded, size, slots, order, state.position, state.lineage, state.energy, state.age,
+                        state.genome, scales, KIN_CHANNEL, exact_kin, out)
     if not exact_kin:
         lineage_grid = np.where(state.occupant >= 0, state.lineage[state.occupant], -2)
+        kin = out[:, KIN_CHANNEL:view_floats:NUM_CHANNELS]
         kin[...] = window_views(lineage_grid, state, config, slots).reshape(n, -1) == state.lineage[slots, None]
-    features = out[:, view_floats:]
-    features[:, 0] = state.energy[slots] / config.initial_energy
-    features[:, 1] = state.age[slots] / config.lifespan
-    features[:, 2] = state.position[slots, 0] / config.height
-    features[:, 3] = state.position[slots, 1] / config.width
-    features[:, 4:] = state.genome[slots]
     return out
 
 

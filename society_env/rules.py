@@ -23,7 +23,7 @@ mutates its inputs and draws all randomness from ``rng``. ``advance_world`` does
 10. **rewards**: computed once from what happened (:func:`compute_rewards`), per ``reward_mode``.
 
 Each phase is one function (``assign_priority``, ``resolve_transfers``, ``resolve_reproduction``,
-``resolve_moves``, ``eat``, ``metabolise_and_die``, ``decay_and_regrow_food``, ``deliver_messages``,
+``resolve_moves``, ``eat_metabolise_and_die`` (phases 5-7), ``decay_and_regrow_food``, ``deliver_messages``,
 ``compute_rewards``) that edits the step's private copy of the state and records what happened in the
 :class:`StepOutcome`; :func:`step_world` only calls them in order.
 
@@ -71,7 +71,7 @@ from society_env.encodings import (  # noqa: F401 (re-exported: the action kinds
     WEST,
     view_cell_offsets,
 )
-from society_env.kernels import claim_moves, place_children
+from society_env.kernels import decay_food, eat_and_metabolise, move_agents, place_children, transfer_energy
 from society_env.state import ALIVE, DEAD, FERTILITY, NUM_TRAITS, WorldState, spawn_food_cells
 
 
@@ -136,39 +136,13 @@ def assign_priority(state: WorldState, rng: np.random.Generator) -> np.ndarray:
 def resolve_transfers(
     state: WorldState, actions: Actions, config: SocietyConfig, rank: np.ndarray, outcome: StepOutcome
 ) -> None:
-    """Give/take between agents: partner = the agent on the named view cell at the start of the step."""
-    actors = np.flatnonzero(actions.acting & ((actions.kind == GIVE) | (actions.kind == TAKE)))
-    if actors.size == 0:
-        return
-    d_row, d_col = view_cell_offsets(config.view_radius, actions.target[actors])
-    rows = (state.position[actors, 0] + d_row) % config.height
-    cols = (state.position[actors, 1] + d_col) % config.width
-    partner = state.occupant[rows, cols]
-    valid = (partner >= 0) & ((d_row != 0) | (d_col != 0))
-    outcome.failed[actors[~valid]] = NO_AGENT_AT_TARGET
-    actors, partner = actors[valid], partner[valid]
-    if actors.size == 0:
-        return
-    is_give = actions.kind[actors] == GIVE
-    source = np.where(is_give, actors, partner)
-    dest = np.where(is_give, partner, actors)
-    wanted = np.asarray(config.transfer_amounts, dtype=np.int64)[actions.amount[actors]]
-
-    # Grant outflows per source in rank order of the actors, capped by the source's starting energy.
-    order = np.lexsort((rank[actors], source))
-    source, dest, wanted, actors, is_give = source[order], dest[order], wanted[order], actors[order], is_give[order]
-    cumulative = np.cumsum(wanted)
-    group_start = np.r_[True, source[1:] != source[:-1]]
-    before_group = np.repeat((cumulative - wanted)[group_start], np.diff(np.r_[np.flatnonzero(group_start), source.size]))
-    already_claimed = cumulative - wanted - before_group
-    available = np.maximum(state.energy[source], 0)
-    granted = np.clip(available - already_claimed, 0, wanted)
-
-    outcome.failed[actors[granted == 0]] = NOTHING_TO_TRANSFER
-    keep = granted > 0
-    source, dest, granted, actors, is_give = source[keep], dest[keep], granted[keep], actors[keep], is_give[keep]
-    np.subtract.at(state.energy, source, granted)
-    np.add.at(state.energy, dest, granted)
+    """Give/take between agents: partner = the agent on the named view cell at the start of the step.
+    Outflows from one agent (its own give plus every take aimed at it) are granted in rank order of the
+    actors until its start-of-step energy is used up (:func:`society_env.kernels.transfer_energy`)."""
+    is_give, source, dest, granted = transfer_energy(
+        actions.acting, actions.kind, actions.target, actions.amount, state.position, state.occupant, state.energy,
+        rank, config.view_radius, np.asarray(config.transfer_amounts, dtype=np.int64), GIVE, TAKE, outcome.failed,
+        NO_AGENT_AT_TARGET, NOTHING_TO_TRANSFER)
     outcome.transfer_kind = np.where(is_give, GIVE_TRANSFER, TAKE_TRANSFER).astype(np.int64)
     outcome.transfer_source, outcome.transfer_dest, outcome.transfer_amount = source, dest, granted
 
@@ -222,58 +196,30 @@ def resolve_reproduction(
 def resolve_moves(
     state: WorldState, actions: Actions, config: SocietyConfig, rank: np.ndarray, outcome: StepOutcome
 ) -> None:
-    """Moves into empty cells; several movers to one cell: the best rank wins, the others are blocked."""
-    movers = np.flatnonzero(actions.acting & (actions.kind >= NORTH) & (actions.kind <= EAST))
-    if movers.size == 0:
-        return
-    target = (state.position[movers] + MOVE_DELTAS[actions.kind[movers]]) % (config.height, config.width)
-    success = np.zeros(movers.size, dtype=bool)
-    claim_moves(movers, np.argsort(rank[movers]), target, state.occupant, success)
-
-    moved = movers[success]
-    state.occupant[state.position[moved, 0], state.position[moved, 1]] = -1
-    state.position[moved] = target[success]
-    state.occupant[target[success, 0], target[success, 1]] = moved
-    outcome.blocked[movers[~success]] = True
+    """Moves into empty cells; several movers to one cell: the best rank wins, the others are blocked
+    (:func:`society_env.kernels.move_agents`)."""
+    move_agents(actions.acting, actions.kind, state.position, state.occupant, rank, MOVE_DELTAS, NORTH, EAST,
+                outcome.blocked)
 
 
-def eat(state: WorldState, present: np.ndarray, outcome: StepOutcome) -> None:
-    """Agents alive at the start of the step eat the whole tile they stand on (newborns from next step)."""
-    rows, cols = state.position[present, 0], state.position[present, 1]
-    eaten = state.food[rows, cols]
-    state.food[rows, cols] = 0
-    state.energy[present] += eaten
-    outcome.ate[present] = eaten
-
-
-def metabolise_and_die(state: WorldState, present: np.ndarray, config: SocietyConfig, outcome: StepOutcome) -> None:
-    """Every agent alive at the start of the step pays ``energy_per_step`` and ages by one; it dies of
-    starvation (energy <= 0) or old age (age >= lifespan), leaving food worth ``max(food_value, energy
-    left)`` and its artifacts on its cell."""
-    state.energy[present] -= config.energy_per_step
-    state.age[present] += 1
-    starving = state.energy[present] <= 0
-    old = ~starving & (state.age[present] >= config.lifespan)
-    dying = starving | old
-    dead = present[dying]
-    if dead.size == 0:
-        return
-    state.status[dead] = DEAD
-    d_rows, d_cols = state.position[dead, 0], state.position[dead, 1]
-    state.occupant[d_rows, d_cols] = -1
-    state.food[d_rows, d_cols] += np.maximum(config.food_value, state.energy[dead])
-    outcome.death_slot = dead
-    outcome.death_cause = np.where(starving[dying], STARVATION, OLD_AGE).astype(np.int64)
-    drop_inventories(state, dead, config, outcome)
+def eat_metabolise_and_die(state: WorldState, present: np.ndarray, config: SocietyConfig, outcome: StepOutcome) -> None:
+    """Agents alive at the start of the step eat the whole tile they stand on (newborns from next step),
+    then pay ``energy_per_step`` and age by one; an agent dies of starvation (energy <= 0) or old age (age
+    >= lifespan), leaving food worth ``max(food_value, energy left)`` and its artifacts on its cell
+    (:func:`society_env.kernels.eat_and_metabolise`)."""
+    dead, causes = eat_and_metabolise(present, state.position, state.food, state.energy, state.age, state.status,
+                                      state.occupant, outcome.ate, config.energy_per_step, config.lifespan,
+                                      config.food_value, DEAD, STARVATION, OLD_AGE)
+    if dead.size:
+        outcome.death_slot, outcome.death_cause = dead, causes
+        drop_inventories(state, dead, config, outcome)
 
 
 def decay_and_regrow_food(state: WorldState, config: SocietyConfig, rng: np.random.Generator) -> None:
     """Each food tile loses one unit with ``food_decay_prob``; then a Poisson(``food_regrowth_rate``)
     number of new tiles appears on empty cells, drawn from the spawn density."""
     flat_food = state.food.ravel()
-    tiles = np.flatnonzero(flat_food)
-    decays = tiles[rng.random(tiles.size) < config.food_decay_prob]
-    flat_food[decays] -= 1
+    decay_food(flat_food, rng.random(np.count_nonzero(flat_food)), config.food_decay_prob)
     count = int(rng.poisson(config.food_regrowth_rate))
     new_tiles = spawn_food_cells(state.food, state.occupant, state.food_density, state.food_cdf, count, rng)
     flat_food[new_tiles] = config.food_value
@@ -341,8 +287,7 @@ def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rn
     resolve_artifact_actions(state, commands, config, rank, outcome)
     resolve_reproduction(state, actions, config, rank, rng, outcome)
     resolve_moves(state, actions, config, rank, outcome)
-    eat(state, present, outcome)
-    metabolise_and_die(state, present, config, outcome)
+    eat_metabolise_and_die(state, present, config, outcome)
     decay_and_regrow_food(state, config, rng)
     deliver_messages(state, actions, outcome.survivors())
     age_artifacts(state, outcome)
