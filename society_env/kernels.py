@@ -51,58 +51,48 @@ def place_children(parents, preference, position, occupant, deltas, num_born, ma
 
 
 @njit(cache=True)
-def gather_observations(padded, size, slots, order, position, lineage, energy, age, genome, scales, kin_channel,
-                        exact_kin, out):  # pragma: no cover - compiled
-    """Write the numeric observation of ``slots[k]`` into ``out[k]``: its ``size x size`` window of the
-    wrap-padded channel grid in (row, column, channel) order, then its own features (energy / initial
-    energy, age / lifespan, row / height, column / width, genome), ``scales`` holding those four divisors.
+def gather_observations(padded, size, rows, cols, lineage, features, targets, kin_channel, exact_kin,
+                        out):  # pragma: no cover - compiled
+    """For each k, write into ``out[targets[k]]`` the ``size x size`` window of the wrap-padded channel
+    grid at (``rows[k]``, ``cols[k]``) in (row, column, channel) order, then ``features[k]``.
 
-    The window of an agent at (row, column) is the padded block starting there. Agents are visited in
-    ``order`` (by position: neighbours' windows overlap, so the grid rows they read are still in cache).
-    With ``exact_kin`` the grid's kin channel holds each occupant's lineage id and becomes 1.0 where it
-    equals the viewer's lineage (else 0.0), written in the same pass."""
+    The window of an agent at (row, column) is the padded block starting there. The caller passes the
+    agents in position order, every per-agent input already gathered in that order: the grid rows read
+    are then still in cache and the inputs are read front to back. With ``exact_kin`` the grid's kin
+    channel holds each occupant's lineage id and becomes 1.0 where it equals the viewer's ``lineage[k]``
+    (else 0.0), written in the same pass."""
     channels = padded.shape[2]
     run = size * channels  # a window row: size cells of all channels, contiguous in the padded grid
     view = size * run
     grid = padded.reshape(padded.shape[0], padded.shape[1] * channels)
-    for k in order:
-        slot = slots[k]
-        target = out[k]
-        row, first = position[slot, 0], position[slot, 1] * channels
-        own = np.float32(lineage[slot])
+    for k in range(rows.shape[0]):
+        target = out[targets[k]]
+        first = cols[k] * channels
+        own = np.float32(lineage[k])
         for i in range(size):
-            source = grid[row + i]
+            source = grid[rows[k] + i]
             base = i * run
             for j in range(run):
                 target[base + j] = source[first + j]
             if exact_kin:
                 for at in range(base + kin_channel, base + run, channels):
                     target[at] = np.float32(1.0) if target[at] == own else np.float32(0.0)
-        target[view] = energy[slot] / scales[0]
-        target[view + 1] = age[slot] / scales[1]
-        target[view + 2] = position[slot, 0] / scales[2]
-        target[view + 3] = position[slot, 1] / scales[3]
-        for g in range(genome.shape[1]):
-            target[view + 4 + g] = genome[slot, g]
+        for f in range(features.shape[1]):
+            target[view + f] = features[k, f]
 
 
 @njit(cache=True)
 def accept_free_cells(cdf, draws, flat_food, flat_occupant, chosen, count):  # pragma: no cover - compiled
     """One round of food-cell rejection draws: each draw ``x`` names the cell whose share of ``cdf`` (the
-    cumulative density) holds ``x * cdf[-1]``; it is kept, in draw order, if it has no food, no agent and
-    is not among ``chosen[:count]``. Appends to ``chosen`` and returns the new count."""
+    cumulative density) holds ``x * cdf[-1]``; it is kept, in draw order, if it has no food and no agent.
+    A kept cell is marked with food -1 until the caller restores it (so a later draw of it is rejected in
+    O(1)). Appends to ``chosen`` and returns the new count."""
     last = cdf.shape[0] - 1
     total = cdf[last]
     for x in draws:
         cell = min(np.searchsorted(cdf, x * total, side="right"), last)
-        if flat_food[cell] != 0 or flat_occupant[cell] >= 0:
-            continue
-        seen = False
-        for k in range(count):
-            if chosen[k] == cell:
-                seen = True
-                break
-        if not seen:
+        if flat_food[cell] == 0 and flat_occupant[cell] < 0:
+            flat_food[cell] = -1
             chosen[count] = cell
             count += 1
     return count
@@ -119,14 +109,16 @@ def fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, f
     padded_height, padded_width = padded.shape[0], padded.shape[1]
     channels = padded.shape[2]
     empty_kin = np.float32(-2.0) if lineage_as_kin else np.float32(0.0)
-    columns = np.empty(padded_width, np.int64)  # the wrap-around, computed once instead of per cell
-    for pc in range(padded_width):
-        columns[pc] = (pc - radius) % width
-    for pr in range(padded_height):
-        row = (pr - radius) % height
-        for pc in range(padded_width):
-            col = columns[pc]
-            cell = padded[pr, pc]
+    wraps_once = radius <= height and radius <= width
+    # Cells of the grid itself; with a view that wraps more than once around the torus, every padded cell.
+    rows = height if wraps_once else padded_height
+    cols = width if wraps_once else padded_width
+    offset = radius if wraps_once else 0
+    for r in range(rows):
+        row = r if wraps_once else (r - radius) % height
+        for c in range(cols):
+            col = c if wraps_once else (c - radius) % width
+            cell = padded[r + offset, c + offset]
             cell[0] = food[row, col] / food_value
             who = occupant[row, col]
             if who >= 0:
@@ -139,8 +131,14 @@ def fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, f
                 cell[2] = 0.0
                 cell[3] = empty_kin
                 cell[4] = 0.0
-            for c in range(5, channels):
-                cell[c] = 0.0
+            for k in range(5, channels):
+                cell[k] = 0.0
+    if wraps_once:  # the border: copies of the opposite edges
+        for r in range(radius, radius + height):
+            padded[r, :radius] = padded[r, width : width + radius]
+            padded[r, radius + width :] = padded[r, radius : 2 * radius]
+        padded[:radius] = padded[height : height + radius]
+        padded[radius + height :] = padded[radius : 2 * radius]
 
 
 @njit(cache=True)
@@ -216,43 +214,32 @@ def transfer_energy(acting, kind, target, amount, position, occupant, energy, ra
 
 
 @njit(cache=True)
-def move_agents(acting, kind, position, occupant, rank, deltas, first_move, last_move, blocked):  # pragma: no cover - compiled
-    """The move phase (``rules.resolve_moves``): a move succeeds when its target cell is empty at the start
-    of the phase and no better-ranked mover wants it; otherwise ``blocked`` is set. A cell left by a mover
-    still counts as taken during the phase."""
+def move_agents(acting, kind, position, occupant, by_rank, deltas, first_move, last_move, blocked):  # pragma: no cover - compiled
+    """The move phase (``rules.resolve_moves``), movers visited in rank order (``by_rank``: the living
+    slots, best rank first): a move succeeds when its target cell is empty at the start of the phase and
+    no better-ranked mover claimed it; otherwise ``blocked`` is set. A cell left by a mover still counts
+    as taken during the phase."""
     height, width = occupant.shape
-    slots = acting.shape[0]
-    movers = np.empty(slots, np.int64)
+    movers = np.empty(by_rank.shape[0], np.int64)
+    rows = np.empty(by_rank.shape[0], np.int64)
+    cols = np.empty(by_rank.shape[0], np.int64)
     count = 0
-    for slot in range(slots):
-        if acting[slot] and first_move <= kind[slot] <= last_move:
-            movers[count] = slot
+    for slot in by_rank:
+        if not acting[slot] or not first_move <= kind[slot] <= last_move:
+            continue
+        row = (position[slot, 0] + deltas[kind[slot], 0]) % height
+        col = (position[slot, 1] + deltas[kind[slot], 1]) % width
+        if occupant[row, col] == -1:
+            occupant[row, col] = -2  # claimed until the phase ends
+            movers[count], rows[count], cols[count] = slot, row, col
             count += 1
-    movers = movers[:count]
-    rows = np.empty(count, np.int64)
-    cols = np.empty(count, np.int64)
-    ranks = np.empty(count, np.int64)
-    for i in range(count):
-        slot = movers[i]
-        rows[i] = (position[slot, 0] + deltas[kind[slot], 0]) % height
-        cols[i] = (position[slot, 1] + deltas[kind[slot], 1]) % width
-        ranks[i] = rank[slot]
-    won = np.zeros(count, np.bool_)
-    for i in np.argsort(ranks):  # ranks of living agents are distinct
-        if occupant[rows[i], cols[i]] == -1:
-            occupant[rows[i], cols[i]] = -2  # claimed until the phase ends
-            won[i] = True
-    for i in range(count):
-        slot = movers[i]
-        if won[i]:
-            occupant[position[slot, 0], position[slot, 1]] = -1
-    for i in range(count):
-        slot = movers[i]
-        if won[i]:
-            position[slot, 0], position[slot, 1] = rows[i], cols[i]
-            occupant[rows[i], cols[i]] = slot
         else:
             blocked[slot] = True
+    for i in range(count):
+        occupant[position[movers[i], 0], position[movers[i], 1]] = -1
+    for i in range(count):
+        position[movers[i], 0], position[movers[i], 1] = rows[i], cols[i]
+        occupant[rows[i], cols[i]] = movers[i]
 
 
 @njit(cache=True)
@@ -288,3 +275,70 @@ def eat_and_metabolise(present, position, food, energy, age, status, occupant, a
         occupant[row, col] = -1
         food[row, col] += max(food_value, energy[slot])
     return died[:deaths], causes[:deaths]
+
+
+@njit(cache=True)
+def add_shaped_rewards(rewards, is_give, source, dest, amount, blocked, present, ate, died, give_giver, give_receiver,
+                       take_victim, take_taker, blocked_move, eat_per_unit, death):  # pragma: no cover - compiled
+    """The ``shaped`` rewards of one step added to ``rewards`` in the order the phases happened (every
+    transfer's source, then every transfer's destination, blocked moves, eating, death), so each slot's
+    sum is rounded exactly as when the phases are added one after another."""
+    for i in range(source.shape[0]):
+        rewards[source[i]] += (give_giver if is_give[i] else take_victim) * np.float64(amount[i])
+    for i in range(dest.shape[0]):
+        rewards[dest[i]] += (give_receiver if is_give[i] else take_taker) * np.float64(amount[i])
+    for slot in range(rewards.shape[0]):
+        if blocked[slot]:
+            rewards[slot] += blocked_move
+    for slot in present:
+        rewards[slot] += eat_per_unit * ate[slot]
+    for slot in died:
+        rewards[slot] += death
+
+
+@njit(cache=True)
+def position_order(occupant, slots, num_slots):  # pragma: no cover - compiled
+    """Indices into ``slots`` in the row-major order of the cells their agents stand on (one pass over the
+    grid instead of a sort), then those not on the grid (the dead) in the order given."""
+    index_of = np.full(num_slots, -1, np.int64)
+    for k in range(slots.shape[0]):
+        index_of[slots[k]] = k
+    order = np.empty(slots.shape[0], np.int64)
+    placed = 0
+    for who in occupant.ravel():
+        if who >= 0 and index_of[who] >= 0:
+            order[placed] = index_of[who]
+            index_of[who] = -1
+            placed += 1
+    for k in range(slots.shape[0]):
+        if index_of[slots[k]] == k:
+            order[placed] = k
+            placed += 1
+    return order
+
+
+@njit(cache=True)
+def first_bad_action(actions, sizes, alive):  # pragma: no cover - compiled
+    """(world, slot) of the first living slot whose action has a component outside [0, size), else
+    (-1, -1). ``actions``: [worlds, slots, components]."""
+    for e in range(actions.shape[0]):
+        for slot in range(actions.shape[1]):
+            if alive[e, slot]:
+                for c in range(sizes.shape[0]):
+                    if actions[e, slot, c] < 0 or actions[e, slot, c] >= sizes[c]:
+                        return e, slot
+    return -1, -1
+
+
+@njit(cache=True)
+def mutate_genome_rows(parents, mutate, noise, traits, out):  # pragma: no cover - compiled
+    """Children's genomes: each parent entry plus its ``noise`` where ``mutate`` holds, then traits (the
+    first ``traits`` columns) clamped to [-1, 1] and fertility (the next) to [0.5, 1]."""
+    for i in range(parents.shape[0]):
+        for j in range(parents.shape[1]):
+            value = parents[i, j] + (noise[i, j] if mutate[i, j] else 0.0)
+            if j < traits:
+                value = min(max(value, -1.0), 1.0)
+            elif j == traits:
+                value = min(max(value, 0.5), 1.0)
+            out[i, j] = value

@@ -15,7 +15,7 @@ from gymnasium import spaces
 from society_env import artifacts
 from society_env.config import SocietyConfig
 from society_env.encodings import NUM_ACTION_KINDS, view_cell_index  # noqa: F401 (view_cell_index re-exported)
-from society_env.kernels import fill_padded_grid, gather_observations
+from society_env.kernels import fill_padded_grid, gather_observations, position_order
 from society_env.state import GENOME_SIZE, WorldState
 
 # View channels.
@@ -157,11 +157,19 @@ def window_views(array: np.ndarray, state: WorldState, config: SocietyConfig, sl
 _EXACT_FLOAT32_INT = 2**24
 
 
-def _padded_channel_grid(state: WorldState, config: SocietyConfig, lineage_as_kin: bool) -> np.ndarray:
-    """:func:`channel_grid`, wrap-padded by the view radius, built in place; with ``lineage_as_kin`` the kin
-    channel holds the occupant's lineage id (-2 on empty cells, never a family id)."""
-    r, height, width = config.view_radius, config.height, config.width
-    padded = np.empty((height + 2 * r, width + 2 * r, NUM_CHANNELS), dtype=np.float32)
+def padded_grid_shape(config: SocietyConfig) -> tuple[int, int, int]:
+    """Shape of the wrap-padded channel grid that observations are gathered from."""
+    return config.height + 2 * config.view_radius, config.width + 2 * config.view_radius, NUM_CHANNELS
+
+
+def _padded_channel_grid(state: WorldState, config: SocietyConfig, lineage_as_kin: bool,
+                         padded: np.ndarray | None = None) -> np.ndarray:
+    """:func:`channel_grid`, wrap-padded by the view radius, built in place (in ``padded`` if given, a
+    float32 array of :func:`padded_grid_shape`); with ``lineage_as_kin`` the kin channel holds the
+    occupant's lineage id (-2 on empty cells, never a family id)."""
+    r = config.view_radius
+    if padded is None:
+        padded = np.empty(padded_grid_shape(config), dtype=np.float32)
     fill_padded_grid(padded, r, state.food, state.occupant, state.energy, state.message, state.lineage,
                      config.food_value, config.initial_energy, lineage_as_kin)
     if state.artifacts and config.artifact_visible:
@@ -170,31 +178,48 @@ def _padded_channel_grid(state: WorldState, config: SocietyConfig, lineage_as_ki
 
 
 def numeric_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> np.ndarray:
-    """Observations of ``slots`` as a (len(slots), observation_size) float32 array.
+    """Observations of ``slots`` as a (len(slots), observation_size) float32 array (see
+    :func:`write_observations`)."""
+    out = np.empty((slots.size, observation_size(config)), dtype=np.float32)
+    write_observations(state, config, slots, out, np.arange(slots.size))
+    return out
+
+
+def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray, out: np.ndarray,
+                       rows: np.ndarray, scratch: np.ndarray | None = None) -> None:
+    """Write the numeric observation of ``slots[k]`` into row ``rows[k]`` of ``out`` (float32, shape
+    (..., observation_size)); other rows are left as they are. ``scratch``, a float32 array of
+    :func:`padded_grid_shape`, is used for the padded grid instead of a new one (which saves the page
+    faults of a fresh allocation on big worlds).
 
     One channel grid is built per call, wrap-padded by the view radius, and a compiled loop
-    (:func:`society_env.kernels.gather_observations`) copies each agent's window and features into
-    ``out``. In the grid the kin channel holds the occupant's lineage id; the loop turns it into "same
-    family as the viewer" as it copies (above 2**24 slots, where float32 ids are no longer exact, the kin
-    channel is compared in int64 afterwards).
+    (:func:`society_env.kernels.gather_observations`) copies each agent's window and features, agents
+    taken in position order (neighbours' windows overlap, so the grid rows they read are still in cache;
+    the per-agent inputs are gathered in that order first, so that the loop reads them front to back).
+    In the grid the kin channel holds the occupant's lineage id; the loop turns it into "same family as
+    the viewer" as it copies (above 2**24 slots, where float32 ids are no longer exact, the kin channel is
+    compared in int64 afterwards).
     """
-    n = slots.size
-    size = config.view_size
-    view_floats = size * size * NUM_CHANNELS
-    out = np.empty((n, view_floats + NUM_FEATURES), dtype=np.float32)
-    if n == 0:
-        return out
+    if slots.size == 0:
+        return
     exact_kin = config.max_agents < _EXACT_FLOAT32_INT
-    padded = _padded_channel_grid(state, config, lineage_as_kin=exact_kin)
-    order = np.argsort(state.position[slots, 0] * config.width + state.position[slots, 1], kind="stable")
-    scales = np.array([config.initial_energy, config.lifespan, config.height, config.width], dtype=np.float64)
-    gather_observations(padded, size, slots, order, state.position, state.lineage, state.energy, state.age,
-                        state.genome, scales, KIN_CHANNEL, exact_kin, out)
+    padded = _padded_channel_grid(state, config, exact_kin, scratch)
+    order = position_order(state.occupant, slots, config.max_agents)
+    visited = slots[order]
+    position = state.position[visited]
+    features = np.empty((visited.size, NUM_FEATURES), dtype=np.float32)
+    features[:, 0] = state.energy[visited] / config.initial_energy
+    features[:, 1] = state.age[visited] / config.lifespan
+    features[:, 2] = position[:, 0] / config.height
+    features[:, 3] = position[:, 1] / config.width
+    features[:, 4:] = state.genome[visited]
+    gather_observations(padded, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], features,
+                        rows[order], KIN_CHANNEL, exact_kin, out)
     if not exact_kin:
+        view_floats = config.view_size**2 * NUM_CHANNELS
         lineage_grid = np.where(state.occupant >= 0, state.lineage[state.occupant], -2)
-        kin = out[:, KIN_CHANNEL:view_floats:NUM_CHANNELS]
-        kin[...] = window_views(lineage_grid, state, config, slots).reshape(n, -1) == state.lineage[slots, None]
-    return out
+        same = window_views(lineage_grid, state, config, slots).reshape(slots.size, -1) == state.lineage[slots, None]
+        out[rows, KIN_CHANNEL:view_floats:NUM_CHANNELS] = same
 
 
 def split_observation(observation: np.ndarray, config: SocietyConfig) -> tuple[np.ndarray, np.ndarray]:

@@ -71,7 +71,15 @@ from society_env.encodings import (  # noqa: F401 (re-exported: the action kinds
     WEST,
     view_cell_offsets,
 )
-from society_env.kernels import decay_food, eat_and_metabolise, move_agents, place_children, transfer_energy
+from society_env.kernels import (
+    add_shaped_rewards,
+    decay_food,
+    eat_and_metabolise,
+    move_agents,
+    mutate_genome_rows,
+    place_children,
+    transfer_energy,
+)
 from society_env.state import ALIVE, DEAD, FERTILITY, NUM_TRAITS, WorldState, spawn_food_cells
 
 
@@ -125,12 +133,14 @@ class StepOutcome:
         return np.flatnonzero(alive)
 
 
-def assign_priority(state: WorldState, rng: np.random.Generator) -> np.ndarray:
-    """Rank of every living slot (0 = resolves first); dead and unborn slots get a large rank."""
+def assign_priority(state: WorldState, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """A random permutation of the living slots ranks them: returns (rank of every slot, 0 = resolves
+    first, dead and unborn slots a large rank; the living slots in rank order)."""
     alive_slots = np.flatnonzero(state.status == ALIVE)
+    by_rank = alive_slots[rng.permutation(alive_slots.size)]
     rank = np.full(state.status.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
-    rank[alive_slots[rng.permutation(alive_slots.size)]] = np.arange(alive_slots.size)
-    return rank
+    rank[by_rank] = np.arange(by_rank.size)
+    return rank, by_rank
 
 
 def resolve_transfers(
@@ -151,24 +161,23 @@ def mutate_genomes(parent_genomes: np.ndarray, config: SocietyConfig, rng: np.ra
     """Each genome entry gets N(0, mutation_std) noise with probability mutation_prob, then is clamped."""
     mutate = rng.random(parent_genomes.shape) < config.mutation_prob
     noise = rng.normal(0.0, config.mutation_std, size=parent_genomes.shape)
-    child = parent_genomes + np.where(mutate, noise, 0.0)
-    child[:, :NUM_TRAITS] = np.clip(child[:, :NUM_TRAITS], -1.0, 1.0)
-    child[:, FERTILITY] = np.clip(child[:, FERTILITY], 0.5, 1.0)
+    child = np.empty_like(parent_genomes)
+    mutate_genome_rows(parent_genomes, mutate, noise, NUM_TRAITS, child)  # traits, then fertility (FERTILITY)
     return child
 
 
 def resolve_reproduction(
-    state: WorldState, actions: Actions, config: SocietyConfig, rank: np.ndarray, rng: np.random.Generator,
+    state: WorldState, actions: Actions, config: SocietyConfig, by_rank: np.ndarray, rng: np.random.Generator,
     outcome: StepOutcome,
 ) -> None:
-    """Asexual reproduction onto a free neighbouring cell; children take the next never-used slots."""
-    wants = np.flatnonzero(actions.acting & (actions.kind == REPRODUCE))
-    if wants.size == 0:
+    """Asexual reproduction onto a free neighbouring cell, parents in rank order (``by_rank``: the living
+    slots, best rank first); children take the next never-used slots."""
+    wants = actions.acting & (actions.kind == REPRODUCE)
+    if not wants.any():
         return
-    able = state.energy[wants] >= config.reproduce_min_energy
-    outcome.failed[wants[~able]] = NOT_ENOUGH_ENERGY
-    parents = wants[able]
-    parents = parents[np.argsort(rank[parents], kind="stable")]
+    able = state.energy >= config.reproduce_min_energy
+    outcome.failed[wants & ~able] = NOT_ENOUGH_ENERGY
+    parents = by_rank[(wants & able)[by_rank]]
     if parents.size == 0:
         return
     preference = np.argsort(rng.random((parents.size, NEIGHBOUR_DELTAS.shape[0])), axis=1)
@@ -193,12 +202,10 @@ def resolve_reproduction(
     outcome.birth_parent, outcome.birth_child = born, children
 
 
-def resolve_moves(
-    state: WorldState, actions: Actions, config: SocietyConfig, rank: np.ndarray, outcome: StepOutcome
-) -> None:
+def resolve_moves(state: WorldState, actions: Actions, by_rank: np.ndarray, outcome: StepOutcome) -> None:
     """Moves into empty cells; several movers to one cell: the best rank wins, the others are blocked
-    (:func:`society_env.kernels.move_agents`)."""
-    move_agents(actions.acting, actions.kind, state.position, state.occupant, rank, MOVE_DELTAS, NORTH, EAST,
+    (:func:`society_env.kernels.move_agents`, visiting the living in rank order ``by_rank``)."""
+    move_agents(actions.acting, actions.kind, state.position, state.occupant, by_rank, MOVE_DELTAS, NORTH, EAST,
                 outcome.blocked)
 
 
@@ -225,11 +232,11 @@ def decay_and_regrow_food(state: WorldState, config: SocietyConfig, rng: np.rand
     flat_food[new_tiles] = config.food_value
 
 
-def deliver_messages(state: WorldState, actions: Actions, survivors: np.ndarray) -> None:
+def deliver_messages(state: WorldState, actions: Actions, survivors: np.ndarray, language: bool = True) -> None:
     """What survivors broadcast this step becomes the state's message, heard through the next observation."""
     state.message[:] = 0
     state.message[survivors] = actions.message[survivors]
-    if actions.text is None and not any(state.text_message):
+    if actions.text is None and (not language or not any(state.text_message)):
         return  # silent before and after (always so without the language option): nothing to rebuild
     texts = [""] * state.message.shape[0]
     if actions.text is not None:
@@ -248,16 +255,11 @@ def compute_rewards(outcome: StepOutcome, config: SocietyConfig) -> np.ndarray:
     if config.reward_mode == "survival":
         rewards[outcome.survivors()] += 1.0
         return rewards
-    # The additions keep the order in which the phases happen (transfers, moves, eating, death).
-    if outcome.transfer_source.size:
-        units = outcome.transfer_amount.astype(np.float64)
-        is_give = outcome.transfer_kind == GIVE_TRANSFER
-        np.add.at(rewards, outcome.transfer_source, np.where(is_give, config.reward_give_giver, config.reward_take_victim) * units)
-        np.add.at(rewards, outcome.transfer_dest, np.where(is_give, config.reward_give_receiver, config.reward_take_taker) * units)
-    rewards[outcome.blocked] += config.reward_blocked_move
-    present = np.flatnonzero(outcome.present)
-    rewards[present] += config.reward_eat_per_unit * outcome.ate[present]
-    rewards[outcome.death_slot] += config.reward_death
+    add_shaped_rewards(rewards, outcome.transfer_kind == GIVE_TRANSFER, outcome.transfer_source, outcome.transfer_dest,
+                       outcome.transfer_amount, outcome.blocked, np.flatnonzero(outcome.present), outcome.ate,
+                       outcome.death_slot, config.reward_give_giver, config.reward_give_receiver,
+                       config.reward_take_victim, config.reward_take_taker, config.reward_blocked_move,
+                       config.reward_eat_per_unit, config.reward_death)
     return rewards
 
 
@@ -282,14 +284,14 @@ def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rn
                           failed=np.zeros(n, dtype=np.int8), present=living)
     present = np.flatnonzero(living)
 
-    rank = assign_priority(state, rng)
+    rank, by_rank = assign_priority(state, rng)
     resolve_transfers(state, actions, config, rank, outcome)
     resolve_artifact_actions(state, commands, config, rank, outcome)
-    resolve_reproduction(state, actions, config, rank, rng, outcome)
-    resolve_moves(state, actions, config, rank, outcome)
+    resolve_reproduction(state, actions, config, by_rank, rng, outcome)
+    resolve_moves(state, actions, by_rank, outcome)
     eat_metabolise_and_die(state, present, config, outcome)
     decay_and_regrow_food(state, config, rng)
-    deliver_messages(state, actions, outcome.survivors())
+    deliver_messages(state, actions, outcome.survivors(), config.language)
     age_artifacts(state, outcome)
     outcome.rewards = compute_rewards(outcome, config)
     state.step += 1

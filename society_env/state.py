@@ -90,7 +90,8 @@ def spawn_food_cells(
     Rejection sampling keeps the cost O(count log cells) instead of O(cells): each round draws the cells
     still missing from the whole grid's density (``rng.random(missing)`` looked up in ``cdf``, the
     cumulative density) and keeps, in draw order, those that are free and not drawn before
-    (:func:`society_env.kernels.accept_free_cells`). After
+    (:func:`society_env.kernels.accept_free_cells`, which marks them in ``food`` meanwhile: ``food`` is
+    as it was when this returns). After
     :data:`SPAWN_ROUNDS` rounds (a crowded grid) the cells still missing are drawn exactly over the free
     cells with ``rng.choice(..., replace=False, p=...)``, which also caps ``count`` at the free cells of
     positive density.
@@ -102,19 +103,17 @@ def spawn_food_cells(
     found = 0
     for _ in range(SPAWN_ROUNDS):
         if found == count:
-            return chosen
+            break
         found = accept_free_cells(cdf, rng.random(count - found), flat_food, flat_occupant, chosen, found)
-    if found == count:
-        return chosen
     chosen = chosen[:found]
-    free = (flat_food == 0) & (flat_occupant < 0)
-    free[chosen] = False
-    candidates = np.flatnonzero(free)
-    weights = density[candidates]
-    missing = min(count - found, int(np.count_nonzero(weights > 0)))
-    if missing <= 0:
-        return chosen
-    return np.concatenate([chosen, rng.choice(candidates, size=missing, replace=False, p=weights / weights.sum())])
+    if found < count:  # a crowded grid: the rest exactly over the free cells (the chosen ones are marked -1)
+        candidates = np.flatnonzero((flat_food == 0) & (flat_occupant < 0))
+        weights = density[candidates]
+        missing = min(count - found, int(np.count_nonzero(weights > 0)))
+        if missing > 0:
+            chosen = np.concatenate([chosen, rng.choice(candidates, size=missing, replace=False, p=weights / weights.sum())])
+    flat_food[chosen[:found]] = 0  # undo the marks: the caller decides what the cells get
+    return chosen
 
 
 def random_genome(count: int, rng: np.random.Generator) -> np.ndarray:
