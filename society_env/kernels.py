@@ -74,9 +74,9 @@ def gather_observations(padded, size, rows, cols, lineage, features, targets, ki
             base = i * run
             for j in range(run):
                 target[base + j] = source[first + j]
-            if exact_kin:
-                for at in range(base + kin_channel, base + run, channels):
-                    target[at] = np.float32(1.0) if target[at] == own else np.float32(0.0)
+            if exact_kin:  # compared in the grid row just read (in cache), not in the freshly written target
+                for at in range(kin_channel, run, channels):
+                    target[base + at] = np.float32(1.0) if source[first + at] == own else np.float32(0.0)
         for f in range(features.shape[1]):
             target[view + f] = features[k, f]
 
