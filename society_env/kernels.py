@@ -15,39 +15,66 @@ from numba import njit
 
 
 @njit(cache=True)
-def place_children(parents, preference, position, occupant, deltas, num_born, max_agents,
-                   failed, pool_full, no_free_cell):  # pragma: no cover - compiled
+def choose_parents(acting, kind, reproduce, energy, min_energy, by_rank, failed, not_enough):  # pragma: no cover - compiled
+    """The slots that reproduce this step, in rank order (``by_rank``: the living, best first): those
+    acting with ``kind == reproduce`` and at least ``min_energy``; the others that tried get
+    ``not_enough`` in ``failed``."""
+    parents = np.empty(by_rank.shape[0], np.int64)
+    count = 0
+    for slot in by_rank:
+        if acting[slot] and kind[slot] == reproduce:
+            if energy[slot] >= min_energy:
+                parents[count] = slot
+                count += 1
+            else:
+                failed[slot] = not_enough
+    return parents[:count]
+
+
+@njit(cache=True)
+def place_children(parents, preference, deltas, position, occupant, status, energy, age, parent, lineage, generation,
+                   birth_step, num_born, max_agents, alive, cost, child_energy, step, failed, pool_full,
+                   no_free_cell):  # pragma: no cover - compiled
     """Give each parent (in rank order) a child on its first free preferred neighbour cell.
 
-    ``preference[k]`` orders the 8 ``deltas`` for ``parents[k]``. The child takes slot ``num_born + births``
-    and its cell in ``occupant`` at once, so later parents see it. Parents that find the pool full or no
-    free cell get ``pool_full`` / ``no_free_cell`` in ``failed``. Returns (born parents, child rows, child
-    columns), in birth order."""
+    ``preference[k]`` orders the 8 ``deltas`` for ``parents[k]``. The child takes slot ``num_born +
+    births`` and its cell at once, so later parents see it: it is born ``alive`` at that cell with
+    ``child_energy``, age 0, the parent's lineage and the next generation, at step ``step + 1``; the parent
+    pays ``cost``. Parents that find the pool full or no free cell get ``pool_full`` / ``no_free_cell`` in
+    ``failed``. Returns the parents that had a child, in birth order (their children are the slots from
+    ``num_born`` on)."""
     height, width = occupant.shape
-    count = parents.shape[0]
-    born = np.empty(count, np.int64)
-    rows = np.empty(count, np.int64)
-    cols = np.empty(count, np.int64)
+    born = np.empty(parents.shape[0], np.int64)
     births = 0
-    for k in range(count):
-        parent = parents[k]
-        if num_born + births >= max_agents:
-            failed[parent] = pool_full
+    for k in range(parents.shape[0]):
+        mother = parents[k]
+        child = num_born + births
+        if child >= max_agents:
+            failed[mother] = pool_full
             continue
         placed = False
         for j in range(deltas.shape[0]):
             d = preference[k, j]
-            row = (position[parent, 0] + deltas[d, 0]) % height
-            col = (position[parent, 1] + deltas[d, 1]) % width
+            row = (position[mother, 0] + deltas[d, 0]) % height
+            col = (position[mother, 1] + deltas[d, 1]) % width
             if occupant[row, col] < 0:
-                occupant[row, col] = num_born + births
-                born[births], rows[births], cols[births] = parent, row, col
+                occupant[row, col] = child
+                position[child, 0], position[child, 1] = row, col
+                status[child] = alive
+                energy[mother] -= cost
+                energy[child] = child_energy
+                age[child] = 0
+                parent[child] = mother
+                lineage[child] = lineage[mother]
+                generation[child] = generation[mother] + 1
+                birth_step[child] = step + 1
+                born[births] = mother
                 births += 1
                 placed = True
                 break
         if not placed:
-            failed[parent] = no_free_cell
-    return born[:births], rows[:births], cols[:births]
+            failed[mother] = no_free_cell
+    return born[:births]
 
 
 @njit(cache=True)
@@ -74,9 +101,9 @@ def gather_observations(padded, size, rows, cols, lineage, features, targets, ki
             base = i * run
             for j in range(run):
                 target[base + j] = source[first + j]
-            if exact_kin:  # compared in the grid row just read (in cache), not in the freshly written target
-                for at in range(kin_channel, run, channels):
-                    target[base + at] = np.float32(1.0) if source[first + at] == own else np.float32(0.0)
+            if exact_kin:
+                for at in range(base + kin_channel, base + run, channels):
+                    target[at] = np.float32(1.0) if target[at] == own else np.float32(0.0)
         for f in range(features.shape[1]):
             target[view + f] = features[k, f]
 

@@ -73,6 +73,7 @@ from society_env.encodings import (  # noqa: F401 (re-exported: the action kinds
 )
 from society_env.kernels import (
     add_shaped_rewards,
+    choose_parents,
     decay_food,
     eat_and_metabolise,
     move_agents,
@@ -172,32 +173,19 @@ def resolve_reproduction(
 ) -> None:
     """Asexual reproduction onto a free neighbouring cell, parents in rank order (``by_rank``: the living
     slots, best rank first); children take the next never-used slots."""
-    wants = actions.acting & (actions.kind == REPRODUCE)
-    if not wants.any():
-        return
-    able = state.energy >= config.reproduce_min_energy
-    outcome.failed[wants & ~able] = NOT_ENOUGH_ENERGY
-    parents = by_rank[(wants & able)[by_rank]]
+    parents = choose_parents(actions.acting, actions.kind, REPRODUCE, state.energy, config.reproduce_min_energy,
+                             by_rank, outcome.failed, NOT_ENOUGH_ENERGY)
     if parents.size == 0:
         return
     preference = np.argsort(rng.random((parents.size, NEIGHBOUR_DELTAS.shape[0])), axis=1)
-
-    born, rows, cols = place_children(parents, preference, state.position, state.occupant, NEIGHBOUR_DELTAS,
-                                      state.num_born, config.max_agents, outcome.failed, POPULATION_POOL_FULL,
-                                      NO_FREE_NEIGHBOUR_CELL)
+    born = place_children(parents, preference, NEIGHBOUR_DELTAS, state.position, state.occupant, state.status,
+                          state.energy, state.age, state.parent, state.lineage, state.generation, state.birth_step,
+                          state.num_born, config.max_agents, ALIVE, config.reproduce_cost, config.child_energy,
+                          state.step, outcome.failed, POPULATION_POOL_FULL, NO_FREE_NEIGHBOUR_CELL)
     if born.size == 0:
         return
     children = np.arange(state.num_born, state.num_born + born.size)
     state.num_born += born.size
-    state.position[children, 0], state.position[children, 1] = rows, cols
-    state.status[children] = ALIVE
-    state.energy[born] -= config.reproduce_cost  # a parent has one child per step at most
-    state.energy[children] = config.child_energy
-    state.age[children] = 0
-    state.parent[children] = born
-    state.lineage[children] = state.lineage[born]
-    state.generation[children] = state.generation[born] + 1
-    state.birth_step[children] = state.step + 1
     state.genome[children] = mutate_genomes(state.genome[born], config, rng)
     outcome.birth_parent, outcome.birth_child = born, children
 

@@ -157,7 +157,7 @@ class SocietyVectorEnv:
         if actions.shape != expected:
             raise ValueError(f"actions must have shape {expected} (num_envs, num_slots, kind/target/amount/message), "
                              f"got {actions.shape}")
-        if not np.issubdtype(actions.dtype, np.integer):
+        if actions.dtype.kind not in "iu":
             raise ValueError(f"actions must be integers, got dtype {actions.dtype}")
         e, slot = first_bad_action(actions, self._action_sizes, self._alive)
         if e >= 0:
