@@ -54,7 +54,8 @@ says which slots live.
 ``abundant``, ``artifact_cost``, ``creative``, ``inert``, ``no_motivation``, ``no_personality``); overrides are any :class:`SocietyConfig` field.
 ``render_mode`` is ``"human"`` (prints the ANSI frame after every reset and step), ``"ansi"`` or
 ``"rgb_array"``. ``max_cycles`` (PettingZoo's name) is accepted for ``max_steps``. The versioned module
-``society_env.society_v1`` has the same ``env``, ``parallel_env`` and ``raw_env``.
+``society_env.society_v2`` has the same ``env``, ``parallel_env`` and ``raw_env``. For many worlds as
+arrays (no dicts, no per-agent objects), see ``society_env.vector.SocietyVectorEnv``.
 
 ## Version History
 * v0: initial release.
@@ -64,6 +65,11 @@ says which slots live.
 * v1 (unchanged spaces): metadata name ``society_v1`` (was ``society_v0``), ``render_mode="human"``,
   ``max_cycles`` alias; with ``language=True`` a living agent's ``infos`` also carry ``view``, the
   visible agents and artifacts of its text view as data (docs/world.md, Infos).
+* v2: the same rules, spaces, rewards and infos; only the random stream changed. Regrowing food is
+  drawn by rejection from the whole grid's density (``state.spawn_food_cells``: O(food drawn) instead
+  of O(cells)), so the same seed gives another trajectory than in v1. ``state_dict()`` version 2 (the
+  world keeps the cumulative food density). Recordings say which world made them; replaying a v1
+  recording is refused with an error saying so.
 """
 
 from __future__ import annotations
@@ -107,7 +113,7 @@ _FAILURE_NAMES = np.array(FAILURE_REASONS, dtype=object)  # failure codes -> rea
 class SocietyEnv(ParallelEnv):
     """The society world as a PettingZoo ``ParallelEnv`` (see the module docstring)."""
 
-    metadata = {"name": "society_v1", "render_modes": ["human", "ansi", "rgb_array"], "render_fps": 10,
+    metadata = {"name": "society_v2", "render_modes": ["human", "ansi", "rgb_array"], "render_fps": 10,
                 "is_parallelizable": True}
 
     def __init__(self, config: SocietyConfig | None = None, render_mode: str | None = None):

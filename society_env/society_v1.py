@@ -1,11 +1,7 @@
-"""The society world, version 1 (PettingZoo's versioned-module convention, like ``pettingzoo.mpe.simple_v3``).
+"""Version 1 of the society world was replaced by version 2 (``society_env.society_v2``): the same rules,
+spaces and rewards with another random stream for regrowing food (see the env docstring's Version
+History). As PettingZoo does with superseded environments, importing the old version fails with a
+message naming the new one."""
 
-    from society_env import society_v1
-    env = society_v1.parallel_env("small", max_cycles=100)
-
-The version follows the env docstring's Version History; the metadata name is ``society_v1``.
-"""
-
-from society_env.env import SocietyEnv, env, parallel_env, raw_env
-
-__all__ = ["SocietyEnv", "env", "parallel_env", "raw_env"]
+raise ImportError("society_env.society_v1 was replaced by society_env.society_v2 (same rules and spaces; food "
+                  "regrowth draws changed, so seeds give other trajectories): use `from society_env import society_v2`")

@@ -71,6 +71,19 @@ def test_run_writes_a_complete_recording_that_replays_exactly(tmp_path):
     assert run_cli("replay", str(out)).returncode == 1
 
 
+def test_replay_refuses_a_recording_of_another_world_version(tmp_path):
+    out = tmp_path / "run"
+    assert run_cli("run", "--preset", "small", "--steps", "3", "--seed", "1", "--out", str(out)).returncode == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert meta["world"] == "society_v2"
+    del meta["world"]  # as recordings made before v2 are
+    (out / "meta.json").write_text(json.dumps(meta))
+    result = run_cli("replay", str(out))
+    assert result.returncode != 0 and "recorded with society_v1" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.strip().splitlines()) == 1
+    assert run_cli("report", str(out)).returncode == 0  # still readable
+
+
 def test_language_run_records_text_messages_and_replays(tmp_path):
     out = tmp_path / "run"
     assert main(["run", "--preset", "small", "--policy", "cooperator", "--steps", "30", "--quiet",

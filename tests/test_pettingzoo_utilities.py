@@ -1,7 +1,8 @@
 """Every PettingZoo test utility that applies (api, parallel api, seed, parallel seed, max_cycles, render,
-state), on every preset, through the versioned module ``society_env.society_v1``."""
+state), on every preset, through the versioned module ``society_env.society_v2``."""
 
 import functools
+import importlib
 import sys
 import types
 import warnings
@@ -18,7 +19,7 @@ from pettingzoo.test import (
 )
 
 import society_env
-from society_env import society_v1
+from society_env import society_v2
 
 # Cycles per utility and preset: enough to see births and deaths in the small worlds, few in the crowded
 # one (2000 founders, where AEC cycles cost 2000 agent turns each).
@@ -39,9 +40,9 @@ def quiet(test):
 @pytest.mark.parametrize("preset", PRESETS)
 @quiet
 def test_api_and_parallel_api(preset):
-    parallel_api_test(society_v1.parallel_env(preset), num_cycles=CYCLES[preset])
+    parallel_api_test(society_v2.parallel_env(preset), num_cycles=CYCLES[preset])
     if preset != "large":
-        api_test(society_v1.env(preset), num_cycles=CYCLES[preset])
+        api_test(society_v2.env(preset), num_cycles=CYCLES[preset])
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -49,8 +50,8 @@ def test_api_and_parallel_api(preset):
 def test_seed_and_parallel_seed(preset):
     cycles = min(CYCLES[preset], 20)
     if preset != "large":
-        seed_test(functools.partial(society_v1.env, preset), num_cycles=cycles)
-    parallel_seed_test(functools.partial(society_v1.parallel_env, preset), num_cycles=cycles)
+        seed_test(functools.partial(society_v2.env, preset), num_cycles=cycles)
+    parallel_seed_test(functools.partial(society_v2.parallel_env, preset), num_cycles=cycles)
 
 
 @pytest.mark.parametrize("preset", [p for p in PRESETS if p != "large"])
@@ -60,10 +61,10 @@ def test_max_cycles_is_an_alias_of_max_steps(preset):
     # live: no room for children here (max_agents = the founders), else the never-born slots count 0.
     founders = society_env.make_config(preset).num_founders
     module = types.SimpleNamespace(
-        parallel_env=functools.partial(society_v1.parallel_env, preset, max_agents=founders),
-        env=functools.partial(society_v1.env, preset, max_agents=founders))
+        parallel_env=functools.partial(society_v2.parallel_env, preset, max_agents=founders),
+        env=functools.partial(society_v2.env, preset, max_agents=founders))
     max_cycles_test(module)
-    assert society_v1.parallel_env(preset, max_cycles=7).config.max_steps == 7
+    assert society_v2.parallel_env(preset, max_cycles=7).config.max_steps == 7
     with pytest.raises(ValueError, match="max_cycles=7 and max_steps=8 disagree"):
         society_env.make_config(preset, max_cycles=7, max_steps=8)
 
@@ -71,7 +72,7 @@ def test_max_cycles_is_an_alias_of_max_steps(preset):
 @pytest.mark.parametrize("preset", [p for p in PRESETS if p != "large"])
 @quiet
 def test_render_in_every_mode(preset, capsys):
-    render_test(functools.partial(society_v1.env, preset, max_steps=10))
+    render_test(functools.partial(society_v2.env, preset, max_steps=10))
     height = society_env.make_config(preset).height
     # human mode printed a frame after the reset and at each of the test's five render() calls
     assert len(capsys.readouterr().out.splitlines()) >= 6 * height
@@ -80,15 +81,20 @@ def test_render_in_every_mode(preset, capsys):
 @pytest.mark.parametrize("preset", PRESETS)
 @quiet
 def test_state(preset):
-    state_test(society_v1.env(preset) if preset != "large" else society_v1.env("small"),
-               society_v1.parallel_env(preset), num_cycles=min(CYCLES[preset], 10))
+    state_test(society_v2.env(preset) if preset != "large" else society_v2.env("small"),
+               society_v2.parallel_env(preset), num_cycles=min(CYCLES[preset], 10))
 
 
 def test_metadata_name_matches_the_documented_version():
     env_module = sys.modules["society_env.env"]  # (society_env.env is the AEC constructor)
 
-    env = society_v1.parallel_env()
-    assert env.metadata["name"] == "society_v1" and "* v1" in env_module.__doc__
-    assert "* v2" not in env_module.__doc__  # bump the module and the name together
+    env = society_v2.parallel_env()
+    assert env.metadata["name"] == "society_v2" and "* v2" in env_module.__doc__
+    assert "* v3" not in env_module.__doc__  # bump the module and the name together
     assert set(env.metadata["render_modes"]) == {"human", "ansi", "rgb_array"}
-    assert society_v1.parallel_env is society_env.parallel_env
+    assert society_v2.parallel_env is society_env.parallel_env
+
+
+def test_the_superseded_version_names_its_successor():
+    with pytest.raises(ImportError, match="society_v2"):
+        importlib.import_module("society_env.society_v1")

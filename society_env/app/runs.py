@@ -74,6 +74,7 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
     meta = {
         "preset": preset,
         "seed": seed,
+        "world": SocietyEnv.metadata["name"],  # replay needs the same world version (the same random draws)
         "steps_requested": steps,
         "policy": args.policy,
         "assignment": assignment.policy_of,
@@ -260,6 +261,11 @@ def replay_recording(run_dir: str | Path) -> dict[str, Any]:
     from society_env.recording import WORLD_EVENT_TYPES, Recording, founder_events, snapshot, step_events
 
     recording = Recording(run_dir)
+    recorded_world = recording.meta.get("world", "society_v1")  # recordings before v2 did not say
+    if recorded_world != SocietyEnv.metadata["name"]:
+        raise UserError(f"{run_dir} was recorded with {recorded_world}; this is {SocietyEnv.metadata['name']}, whose "
+                        "random draws differ, so its actions cannot be replayed into the same world (report and "
+                        "view still read it)")
     config = recording.config
     env = SocietyEnv(config)
     policy = ReplayPolicy(config, recording)
