@@ -7,6 +7,8 @@ the first sample after warm-up to the last is reported, with the throughput of e
   uniform food) with regrowth raised to agents / 5 tiles per step and no old age (lifespan 10**6), so that
   random agents live on (the population settles at about 80% of the founders) instead of dying out by
   step 100 (old age) as they do in the throughput benchmark's world;
+* **vector**: the same world through the array API (``SocietyVectorEnv``), ``--vector-runs``: by default
+  10,000 steps at 1000 founders and 1,000 steps at 100,000 founders;
 * **llm**: an LLM society recorded as ``society-env run`` records it (``record_run``: policies, recording,
   checkpoints every 50 steps) for ``--llm-steps`` steps (default 300) on the embedded SmolLM2-135M:
   ``--llm-agents`` LLM agents (default 4) in the ``forage`` world stretched to that length (lifespan
@@ -17,6 +19,7 @@ the first sample after warm-up to the last is reported, with the throughput of e
 
     python benchmarks/endurance.py                       # both (~35 minutes on 2 cores)
     python benchmarks/endurance.py --part numeric --steps 2000
+    python benchmarks/endurance.py --part vector         # array API: 10k steps x 1000 agents, 1k steps x 100k
     python benchmarks/endurance.py --part llm --llm-steps 100
 
 Run it on a quiet machine; figures go in docs/performance.md ("Endurance").
@@ -69,14 +72,17 @@ class Samples:
                 "rss_max_mb": max(r[2] for r in self.rows), "steps": last[0] - first[0], "seconds": last[1] - first[1]}
 
 
+def lasting_world(agents: int) -> dict:
+    """The env_throughput world per size with regrowth raised and no old age, so random agents live on."""
+    side = max(3, round(math.sqrt(25 * agents)))
+    return dict(width=side, height=side, num_founders=agents, max_agents=2 * agents + 100, initial_food=2 * agents,
+                food_regrowth_rate=agents / 5, food_distribution="uniform", max_steps=10**6, lifespan=10**6)
+
+
 def numeric_run(agents: int, steps: int, every: int, seed: int) -> dict:
     import society_env
 
-    side = max(3, round(math.sqrt(25 * agents)))
-    env = society_env.parallel_env(
-        "default", width=side, height=side, num_founders=agents, max_agents=2 * agents + 100,
-        initial_food=2 * agents, food_regrowth_rate=agents / 5, food_distribution="uniform", max_steps=10**6,
-        lifespan=10**6)
+    env = society_env.parallel_env("default", **lasting_world(agents))
     nvec = env.action_space(env.possible_agents[0]).nvec
     rng = np.random.default_rng(seed)
     env.reset(seed=seed)
@@ -91,6 +97,27 @@ def numeric_run(agents: int, steps: int, every: int, seed: int) -> dict:
         env.step(actions)
         if step % every == 0:
             samples.take(step, len(env.agents))
+    result = samples.report()
+    result["agent_steps"] = agent_steps
+    return result
+
+
+def vector_run(agents: int, steps: int, every: int, seed: int) -> dict:
+    """The same world through the array API (``SocietyVectorEnv``, one world), actions drawn as one array."""
+    from society_env.vector import SocietyVectorEnv
+
+    envs = SocietyVectorEnv(1, "default", **lasting_world(agents))
+    nvec = envs.single_action_space.nvec
+    rng = np.random.default_rng(seed)
+    _, infos = envs.reset(seed=seed)
+    samples = Samples(f"vector {agents}")
+    samples.take(0, int(infos["alive"].sum()))
+    agent_steps = 0
+    for step in range(1, steps + 1):
+        agent_steps += int(infos["alive"].sum())
+        infos = envs.step(rng.integers(0, nvec, size=(1, envs.num_slots, nvec.size)))[4]
+        if step % every == 0:
+            samples.take(step, int(infos["alive"].sum()))
     result = samples.report()
     result["agent_steps"] = agent_steps
     return result
@@ -138,10 +165,13 @@ def llm_run(agents: int, steps: int, every: int, seed: int, model: str) -> dict:
 
 def main(argv=None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--part", choices=["numeric", "llm", "both"], default="both")
+    parser.add_argument("--part", choices=["numeric", "vector", "llm", "both"], default="both",
+                        help="both = numeric and llm; vector = the array API runs of --vector-runs")
     parser.add_argument("--agents", type=int, default=1000)
     parser.add_argument("--steps", type=int, default=10_000)
     parser.add_argument("--every", type=int, default=1000, help="numeric: sample every N steps")
+    parser.add_argument("--vector-runs", default="1000:10000:1000,100000:1000:100",
+                        help="vector: AGENTS:STEPS:EVERY runs, comma-separated (default 1000:10000:1000,100000:1000:100)")
     parser.add_argument("--llm-agents", type=int, default=4)
     parser.add_argument("--llm-steps", type=int, default=300)
     parser.add_argument("--llm-every", type=int, default=30)
@@ -157,6 +187,13 @@ def main(argv=None) -> int:
         print(f"numeric, {args.agents} founders, {r['steps']} steps after warm-up: RSS {r['rss_first_mb']:.1f} -> "
               f"{r['rss_last_mb']:.1f} MB ({r['rss_growth_mb']:+.1f}), traced {r['traced_growth_mb']:+.2f} MB, "
               f"{r['agent_steps'] / r['samples'][-1][1]:,.0f} agent-steps/s under tracemalloc")
+    if args.part == "vector":
+        for run in args.vector_runs.split(","):
+            agents, steps, every = (int(x) for x in run.split(":"))
+            results[f"vector_{agents}"] = r = vector_run(agents, steps, every, args.seed)
+            print(f"vector, {agents} founders, {r['steps']} steps after warm-up: RSS {r['rss_first_mb']:.1f} -> "
+                  f"{r['rss_last_mb']:.1f} MB ({r['rss_growth_mb']:+.1f}), traced {r['traced_growth_mb']:+.2f} MB, "
+                  f"{r['agent_steps'] / r['samples'][-1][1]:,.0f} agent-steps/s under tracemalloc")
     if args.part in ("llm", "both"):
         results["llm"] = r = llm_run(args.llm_agents, args.llm_steps, args.llm_every, args.seed, args.model)
         print(f"llm ({args.model}), {args.llm_agents} agents, {r['steps']} steps after warm-up: RSS {r['rss_first_mb']:.1f} -> "
