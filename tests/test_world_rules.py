@@ -1,5 +1,7 @@
 """Behaviour of the env shell and of individual rules on small hand-built situations."""
 
+import weakref
+
 import numpy as np
 import pytest
 
@@ -254,3 +256,20 @@ def test_agents_without_an_action_stay_but_still_age_and_pay():
     env.step({"agent_0": np.array([NORTH, 0, 0, 0])})
     assert env.world.age[1] == 1 and env.world.energy[1] == 49
     assert tuple(env.world.position[1]) == position
+
+
+def test_observations_the_caller_holds_are_never_overwritten_and_released_memory_is_reused():
+    env = society_env.parallel_env("small")
+    env.reset(seed=1)
+    rng = np.random.default_rng(0)
+    held, copies, reused = [], [], 0
+    for step in range(40):
+        earlier = [weakref.ref(b) for b in env._scratch.get("observations", [])]  # weak: no reference kept
+        observations = env.step({a: rng.integers(0, env.action_space(a).nvec) for a in env.agents})[0]
+        reused += any(ref() is env._scratch["observations"][0] for ref in earlier)
+        if step % 4 == 0:  # keep one observation of this step (a view keeps the whole array alive)
+            agent = next(iter(observations))
+            held.append(observations[agent])
+            copies.append(observations[agent].copy())
+    assert all(np.array_equal(a, b) for a, b in zip(held, copies))
+    assert reused >= 10  # steps whose observations nobody kept gave their memory to later steps
