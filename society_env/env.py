@@ -105,7 +105,7 @@ from society_env.rules import (
     StepOutcome,
     advance_world,
 )
-from society_env.state import ALIVE, WorldState, initial_state
+from society_env.state import ALIVE, WORLD_VERSION, WorldState, initial_state
 from society_env.text_view import render_texts, visible_views
 
 
@@ -115,7 +115,7 @@ _FAILURE_NAMES = np.array(FAILURE_REASONS, dtype=object)  # failure codes -> rea
 class SocietyEnv(ParallelEnv):
     """The society world as a PettingZoo ``ParallelEnv`` (see the module docstring)."""
 
-    metadata = {"name": "society_v2", "render_modes": ["human", "ansi", "rgb_array"], "render_fps": 10,
+    metadata = {"name": WORLD_VERSION, "render_modes": ["human", "ansi", "rgb_array"], "render_fps": 10,
                 "is_parallelizable": True}
 
     def __init__(self, config: SocietyConfig | None = None, render_mode: str | None = None):

@@ -30,7 +30,7 @@ from society_env.files import (  # noqa: F401 (the write helpers are re-exported
     write_json_atomic,
 )
 from society_env.names import agent_name, agent_slot
-from society_env.state import ALIVE, WorldState
+from society_env.state import ALIVE, WORLD_VERSION, WorldState
 
 FORMAT_NAME = "society-env-recording"
 FORMAT_VERSION = 1
@@ -150,7 +150,8 @@ class RecordingWriter:
             probe.unlink()
         except OSError as error:
             raise RecordingError(f"cannot write to output directory {self.run_dir}: {error.strerror or error}") from None
-        write_json_atomic(self.run_dir / "meta.json", {"format": FORMAT_NAME, "version": FORMAT_VERSION, **meta})
+        write_json_atomic(self.run_dir / "meta.json",
+                          {"format": FORMAT_NAME, "version": FORMAT_VERSION, "world": WORLD_VERSION, **meta})
         self._files = {name: open(self.run_dir / f"{name}.jsonl", "wb") for name in self.STREAMS}
 
     STREAMS = ("events", "snapshots", "actions")

@@ -16,6 +16,10 @@ from society_env.artifacts import Artifact, copy_artifacts
 from society_env.config import NUM_TRAITS, SocietyConfig
 from society_env.kernels import accept_free_cells
 
+WORLD_VERSION = "society_v2"
+"""The world's version (the env's metadata name): bumped whenever the same seed and actions would give
+another trajectory (v2: food regrowth draws). Recordings carry it; replay needs the same one."""
+
 UNBORN, ALIVE, DEAD = 0, 1, 2
 GENOME_SIZE = NUM_TRAITS + 1  # traits + fertility
 FERTILITY = NUM_TRAITS  # genome column of fertility

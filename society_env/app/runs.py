@@ -74,7 +74,6 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
     meta = {
         "preset": preset,
         "seed": seed,
-        "world": SocietyEnv.metadata["name"],  # replay needs the same world version (the same random draws)
         "steps_requested": steps,
         "policy": args.policy,
         "assignment": assignment.policy_of,
