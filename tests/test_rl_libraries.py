@@ -23,3 +23,35 @@ def test_stable_baselines3_ppo_trains_through_supersuit(tmp_path):
     loaded = PPO.load(tmp_path / "sb3-society", device="cpu")
     actions, _ = loaded.predict(vec.reset(), deterministic=True)
     assert actions.shape == (2 * 16, 4) and np.all(actions < env.action_space("agent_0").nvec)
+
+
+def test_rllib_ppo_trains_an_iteration_through_parallel_pettingzoo_env():
+    # --- docs/world.md: use it from RLlib ---
+    import ray
+    from ray.rllib.algorithms.ppo import PPOConfig
+    from ray.rllib.env.wrappers.pettingzoo_env import ParallelPettingZooEnv
+    from ray.tune.registry import register_env
+
+    import society_env
+
+    # Fixed slots: RLlib's multi-agent env wants the same agents from reset to the end of an episode.
+    register_env("society", lambda config: ParallelPettingZooEnv(
+        society_env.parallel_env("small", fixed_slots=True, max_agents=8, max_steps=40)))
+    ray.init(num_cpus=1, include_dashboard=False, log_to_driver=False)
+    config = (
+        PPOConfig()
+        .environment("society")
+        .env_runners(num_env_runners=0)
+        .training(train_batch_size=320, minibatch_size=64, num_epochs=1)
+        .multi_agent(policies={"shared"}, policy_mapping_fn=lambda agent_id, *args, **kwargs: "shared")
+    )
+    algo = config.build_algo()
+    result = algo.train()
+    # --- end of snippet ---
+    try:
+        assert result["num_env_steps_sampled_lifetime"] >= 320
+        learned = result["learners"]["shared"]
+        assert np.isfinite(learned["policy_loss"]) and np.isfinite(learned["vf_loss"])
+    finally:
+        algo.stop()
+        ray.shutdown()
