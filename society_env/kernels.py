@@ -1,6 +1,9 @@
-"""Compiled loops (numba) for the two places where the world's work is a loop NumPy cannot express in bulk:
-placing children one parent at a time (each birth changes which cells the next parent finds free) and
-writing every agent's view window straight into the observation array (one pass, no temporaries).
+"""Compiled loops (numba) behind the rules and the numeric observation: each rule phase's per-agent work
+(give/take, moves, eat + metabolism + death, food decay and food-cell acceptance, choosing parents and
+placing children, genome mutation, shaped rewards), the padded channel grid and the view gather, and the
+action range check of the array API. A phase done as a handful of NumPy calls pays each call's fixed
+cost, and some phases are sequential by nature (each birth changes which cells the next parent finds
+free; a move claim blocks later movers); one compiled pass does either at the cost of the work itself.
 
 Each function is the body of a rule or of the observation, kept here so that ``rules.py`` and
 ``observations.py`` read as the rules they implement. They draw no random numbers. ``cache=True`` keeps

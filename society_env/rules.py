@@ -31,9 +31,10 @@ With artifacts (``society_env.artifacts``, language option) three phases join: *
 right after give/take, **inventories of the dead** fall on their cells right after death, and
 **artifact ageing** (expiry) at the very end. They draw no random numbers.
 
-Cost grows with the agents, not the cells (food regrowth draws O(count) cells by rejection, see
-``state.spawn_food_cells``; only a crowded grid falls back to a draw over every free cell), and there is
-no loop over pairs of agents. Placing children is a compiled loop (``society_env.kernels``); Python loops
+The per-agent work of each phase is a compiled loop (``society_env.kernels``); the random numbers are
+drawn here, with NumPy's generator, between them. Cost grows with the agents (food decay is one pass
+over the grid; regrowth draws O(count) cells by rejection, see ``state.spawn_food_cells``, and only a
+crowded grid falls back to a draw over every free cell), with no loop over pairs of agents. Python loops
 remain only over the survivors' free-text messages (language option) and in the artifact phases.
 """
 
