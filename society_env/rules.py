@@ -82,7 +82,7 @@ from society_env.kernels import (
     place_children,
     transfer_energy,
 )
-from society_env.state import ALIVE, DEAD, FERTILITY, NUM_TRAITS, WorldState, spawn_food_cells
+from society_env.state import ALIVE, DEAD, NUM_TRAITS, WorldState, spawn_food_cells
 
 
 @dataclass
@@ -164,7 +164,7 @@ def mutate_genomes(parent_genomes: np.ndarray, config: SocietyConfig, rng: np.ra
     mutate = rng.random(parent_genomes.shape) < config.mutation_prob
     noise = rng.normal(0.0, config.mutation_std, size=parent_genomes.shape)
     child = np.empty_like(parent_genomes)
-    mutate_genome_rows(parent_genomes, mutate, noise, NUM_TRAITS, child)  # traits, then fertility (FERTILITY)
+    mutate_genome_rows(parent_genomes, mutate, noise, NUM_TRAITS, child)  # traits, then fertility
     return child
 
 
