@@ -254,22 +254,44 @@ _ACTION_NAME = re.compile(r'([a-z_]+)"')
 _QUOTED = re.compile(r'"[^"]*"')
 
 
-def forced_continuation(generated: str, talk: bool = True) -> tuple[str, bool]:
+def forced_continuation(generated: str, talk: bool = True, names: tuple[str, ...] | None = None) -> tuple[str, bool]:
     """What :func:`action_grammar` forces after ``generated`` (the answer after :data:`ANSWER_PREFILL`):
     the next key (with the opening quote of a quoted value) when a value just ended, ``}`` when the last
     one did; and whether the answer is complete after it. Nothing is forced after a number (``1`` may
-    go on to ``10``) or inside a value."""
+    go on to ``10``) or inside a free value.
+
+    A *decided word* is forced too: an action name once ``generated`` fits only one of ``names`` (the
+    actions this agent can take now; default: all), a direction once its first letters fit only one.
+    So every decision of an answer is one sampled token followed by forced text, and the engine writes
+    the decided word in its canonical tokens (:meth:`policies.llm_engine.LlamaEngine.generate`): the
+    probability of each decision is then exactly one softmax over the grammar's allowed first tokens
+    (what :meth:`policies.llm_policy.LlamaCppPolicy.decision_distribution` reads from the logits)."""
     match = _ACTION_NAME.match(generated)
     if not match or match.group(1) not in ANSWERS:
-        return "", False
+        fits = [name for name in (names or ANSWERS) if (name + '"').startswith(generated)]
+        if not generated or len(fits) != 1 or (match and match.group(1) not in ANSWERS):
+            return "", False
+        remainder = fits[0][len(generated):] + '"'
+        more, complete = forced_continuation(generated + remainder, talk, names)
+        return remainder + more, complete
     rest = generated[match.end():]
     for spec in ANSWERS[match.group(1)] + (TALK_FIELDS if talk else ()):
+        key = _key_text(spec.key)
         if not rest:
-            return _key_text(spec.key) + ("" if spec.kind == NUMBER else '"'), False
-        if not rest.startswith(_key_text(spec.key)) or spec.kind == NUMBER:
+            return key + ("" if spec.kind == NUMBER else '"'), False
+        if len(rest) < len(key) and key.startswith(rest):  # a token ran into the key: finish it
+            return key[len(rest):] + ("" if spec.kind == NUMBER else '"'), False
+        if not rest.startswith(key) or spec.kind == NUMBER:
             return "", False
-        value = _QUOTED.match(rest, len(_key_text(spec.key)))
+        value = _QUOTED.match(rest, len(key))
         if not value:
+            typed = rest[len(key):]
+            if spec.key == "direction" and typed.startswith('"'):
+                fits = [word for word in DIRECTION_KINDS if word.startswith(typed[1:])]
+                if len(fits) == 1:
+                    remainder = fits[0][len(typed) - 1:] + '"'
+                    more, complete = forced_continuation(generated + remainder, talk, names)
+                    return remainder + more, complete
             return "", False
         rest = rest[value.end():]
     return ("}", True) if not rest else ("", False)

@@ -63,6 +63,8 @@ class GenerationResult:
     """The grammar completed and the model stopped; False means cut off at max_tokens."""
     seconds: float = 0.0
     error: str | None = None
+    first_token: int | None = None
+    """The answer's first sampled token (it decides the action: ``LlamaCppPolicy.decision_distribution``)."""
 
 
 @dataclass
@@ -498,6 +500,7 @@ class LlamaEngine:
             pieces: list[list[bytes]] = [[] for _ in requests]
             decoded: list[list[int]] = [[] for _ in requests]
             positions = [len(r.prompt_tokens) for r in requests]
+            decision_start = [True] * len(requests)  # the next token is the first of a word the answer chooses
             active = [i for i in range(len(requests)) if grammars[i]]
             # llama_get_logits_ith takes the row within the last decoded chunk: the finals are its tail.
             last_chunk = len(entries) - self._chunk_starts(len(entries))[-1]
@@ -514,16 +517,23 @@ class LlamaEngine:
                         if token is None:
                             results[i].error = "grammar allows no token"
                         continue
-                    llama_cpp.llama_sampler_accept(grammars[i], token)
-                    pieces[i].append(self.piece(token))
-                    results[i].tokens_out += 1
-                    chunk = [token]
-                    done = False
-                    if requests[i].forced is not None:
-                        forced_text, complete = requests[i].forced(b"".join(pieces[i]).decode("utf-8", "replace"))
-                        forced_tokens, all_accepted = self._force(grammars[i], forced_text, pieces[i], results[i])
-                        chunk += forced_tokens
-                        done = complete and all_accepted
+                    if results[i].tokens_out == 0:
+                        results[i].first_token = token
+                    chunk, done = None, False
+                    if requests[i].forced is not None and decision_start[i]:
+                        chunk, done = self._write_decided(grammars[i], token, pieces[i], results[i], requests[i].forced)
+                    decision_start[i] = chunk is not None  # after forced text the next token starts a value
+                    if chunk is None:
+                        llama_cpp.llama_sampler_accept(grammars[i], token)
+                        pieces[i].append(self.piece(token))
+                        results[i].tokens_out += 1
+                        chunk = [token]
+                        if requests[i].forced is not None:
+                            forced_text, complete = requests[i].forced(b"".join(pieces[i]).decode("utf-8", "replace"))
+                            forced_tokens, all_accepted = self._force(grammars[i], forced_text, pieces[i], results[i])
+                            chunk += forced_tokens
+                            done = complete and all_accepted
+                            decision_start[i] = bool(forced_tokens)
                     if done:  # the grammar is complete: no need to decode or sample the end token
                         results[i].finished = True
                         continue
@@ -546,6 +556,35 @@ class LlamaEngine:
             result.text = b"".join(pieces[index]).decode("utf-8", "replace")
             self.stats.generated_tokens += result.tokens_out
         return decoded
+
+    def _write_decided(self, grammar, token: int, pieces: list[bytes], result: GenerationResult,
+                       forced: Callable[[str], tuple[str, bool]]) -> tuple[list[int] | None, bool]:
+        """When the sampled ``token`` starts a word and decides it (the grammar forces the rest: e.g. ``m``
+        or ``move`` when only ``move`` fits), write the word and the forced text after it in their
+        *canonical* tokens (``text_tokens`` of the whole), whichever token was drawn: the model then
+        goes on from the same context after every way of choosing the same word, so the probability
+        of a decision is the mass of its first tokens (``LlamaCppPolicy.decision_distribution``).
+        Returns (the tokens to decode, whether the answer is complete), or (None, False) if the token
+        decides nothing (it is then handled as usual)."""
+        piece = self.piece(token)
+        before = b"".join(pieces).decode("utf-8", "replace")
+        text = piece.decode("utf-8", "replace")
+        forced_text, complete = forced(before + text)
+        if not forced_text:
+            return None, False
+        canonical = self.text_tokens(text + forced_text)
+        accepted = []
+        for canonical_token in canonical:
+            if not self._accepts(grammar, canonical_token):
+                break
+            self.llama_cpp.llama_sampler_accept(grammar, canonical_token)
+            pieces.append(self.piece(canonical_token))
+            accepted.append(canonical_token)
+        if not accepted:
+            return None, False
+        result.tokens_out += len(accepted)
+        result.tokens_forced += len(accepted) - 1
+        return accepted, complete and len(accepted) == len(canonical)
 
     def _force(self, grammar, text: str, pieces: list[bytes], result: GenerationResult) -> tuple[list[int], bool]:
         """Feed grammar-forced ``text`` to the grammar: (its tokens, whether all were accepted).

@@ -29,6 +29,7 @@ from policies.llm_answer import (
     Options,
     action_grammar,
     answer_length_bound,
+    available_answers,
     forced_continuation,
     parse_answer,
 )
@@ -36,6 +37,7 @@ from policies.llm_prompt import (
     MOTIVATIONS,
     PromptSettings,
     agent_system_prompt,
+    compact_view,
     nearest_food_line,
     read_options,
     shared_system_prompt,
@@ -61,6 +63,9 @@ CHAT_FORMATS = {"chatml": CHATML_TEMPLATE, "plain": PLAIN_TEMPLATE}
 
 MOVE_KINDS = (STAY, NORTH, SOUTH, WEST, EAST)
 """The answers of the move-only action set, in the column order of :meth:`LlamaCppPolicy.move_distribution`."""
+SAMPLED_DECISION = ("sampled",)
+"""The key of :meth:`LlamaCppPolicy.decision_distribution` for answers that are not enumerated."""
+_DECIDED_NAMES = ("stay", "move", "reproduce")
 
 
 def _allowed_softmax(logits: np.ndarray, allowed: np.ndarray, temperature: float) -> np.ndarray:
@@ -160,7 +165,11 @@ class LlamaCppPolicy:
         self._start_backend(model=model, n_ctx=n_ctx, n_threads=n_threads, n_gpu_layers=n_gpu_layers,
                             batch_size=batch_size, chat_format=chat_format, engine=engine)
         self.shared_prompt = shared_system_prompt(config, self.settings)
-        self._forced = functools.partial(forced_continuation, talk=self.settings.talk)
+        self.track_decisions = False
+        """When True, :meth:`act` also reads each agent's decision distribution into :attr:`decisions`."""
+        self.decisions: dict[str, dict[tuple, float]] = {}
+        self.decided: dict[str, bool] = {}
+        """Per agent of the last step: whether its sampled answer was one of the enumerated decisions."""
         self.seed = 0
         self.step = 0
         self.memory: dict[str, str] = {}
@@ -239,7 +248,9 @@ class LlamaCppPolicy:
         self.engine.reset()
 
     # ---- prompting ----------------------------------------------------------------------------
-    def build_messages(self, agent: str, observation: Any, history_turns: int | None = None) -> list[dict[str, str]]:
+    def build_messages(self, agent: str, observation: Any, history_turns: int | None = None,
+                       info: dict[str, Any] | None = None) -> list[dict[str, str]]:
+        """The chat of one agent-step; ``info`` (the env's ``infos[agent]``) is needed for the compact view."""
         _, features = split_observation(observation, self.config)
         system = self.shared_prompt + agent_system_prompt(agent, features[4:], self.settings)
         messages = [{"role": "system", "content": system}]
@@ -249,17 +260,19 @@ class LlamaCppPolicy:
         for past_user, past_answer in turns:
             messages.append({"role": "user", "content": past_user})
             messages.append({"role": "assistant", "content": past_answer})
-        text = observation["text"]
-        if self.settings.nearest_food:
+        compact = self.settings.view == "compact"
+        text = compact_view(observation, info or {}, self.config) if compact else observation["text"]
+        if self.settings.nearest_food and not compact:  # the compact view names the nearest food already
             text += "\n" + nearest_food_line(observation, self.config)
-        messages.append({"role": "user", "content": user_message(text, self.memory.get(agent, ""), self.settings.talk)})
+        messages.append({"role": "user", "content": user_message(text, self.memory.get(agent, ""), self.settings.talk,
+                                                                 compact)})
         return messages
 
-    def prompt_tokens(self, agent: str, observation: Any) -> tuple[list[int], list[dict[str, str]]]:
+    def prompt_tokens(self, agent: str, observation: Any, info: dict[str, Any] | None = None) -> tuple[list[int], list[dict[str, str]]]:
         """Tokens of the agent's prompt; drops history turns (oldest first) until it fits the context."""
         turns = len(self.history[agent])
         while True:
-            messages = self.build_messages(agent, observation, turns)
+            messages = self.build_messages(agent, observation, turns, info)
             prompt = self.formatter(messages=messages).prompt + ANSWER_PREFILL
             tokens = self.engine.tokenize(prompt, add_special=True)
             if len(tokens) + self.max_tokens <= self.engine.n_ctx_per_sequence:
@@ -292,16 +305,16 @@ class LlamaCppPolicy:
         """What one agent's answer this step needs: its prompt and what it can do now."""
         if "view" not in info:
             raise LLMPolicyError(f"no infos[{agent!r}]['view']: pass the env's infos to act() (language=True)")
-        prompt, messages = self._prompt(agent, observation)
+        prompt, messages = self._prompt(agent, observation, info)
         options = read_options(info["view"], info["energy"], self.config)
         if agent not in self._announced:
             self._announced.add(agent)
             self._events.append({"type": "llm_system_prompt", "agent": agent, "text": messages[0]["content"]})
         return Turn(agent, prompt, messages, options, (self.seed, self.step, agent_slot(agent)))
 
-    def _prompt(self, agent: str, observation: Any) -> tuple[Any, list[dict[str, str]]]:
+    def _prompt(self, agent: str, observation: Any, info: dict[str, Any]) -> tuple[Any, list[dict[str, str]]]:
         """(what the backend generates from, the chat messages): here the prompt's tokens."""
-        return self.prompt_tokens(agent, observation)
+        return self.prompt_tokens(agent, observation, info)
 
     def _forget(self, agent: str) -> None:
         self.engine.release(agent)
@@ -309,7 +322,10 @@ class LlamaCppPolicy:
     def _complete(self, turns: list["Turn"]) -> list[GenerationResult]:
         """Every turn's answer from the in-process engine, batched; ``text`` is the whole answer."""
         requests = [GenerationRequest(turn.prompt, action_grammar(turn.options, self.config, self.settings),
-                                      turn.seed_key, self._forced, session=turn.agent) for turn in turns]
+                                      turn.seed_key, self._forced_for(turn.options), session=turn.agent)
+                    for turn in turns]
+        if self.track_decisions:
+            self._read_decisions(turns)
         if self.batched:
             results = self.engine.generate(requests, self.max_tokens, self.temperature)
         else:
@@ -333,6 +349,8 @@ class LlamaCppPolicy:
                 failure = str(error)
         if failure is not None:
             self.failures += 1
+        if self.track_decisions:  # a failed answer stays put whatever it chose: its effect is only known sampled
+            self.decided[agent] = failure is None and self.decided_by(turn.options, result.first_token)
         if message and self.config.message_vocab_size > 1:
             vector[3] = 1
         self.memory[agent] = memory[: self.settings.memory_chars]
@@ -346,7 +364,116 @@ class LlamaCppPolicy:
         })
         return make_action(self.config, *vector.tolist(), text=message, artifact=artifact)
 
+    def _forced_for(self, options: Options):
+        """The forced-text function of one agent's answer: the actions it can take now decide when a
+        word is complete (``forced_continuation``'s ``names``)."""
+        names = tuple(available_answers(options, self.config, self.settings))
+        return functools.partial(forced_continuation, talk=self.settings.talk, names=names)
+
     # ---- exact decision probabilities (for low-variance fitness) ------------------------------
+    def _read_decisions(self, turns: list["Turn"]) -> None:
+        """Each turn's decision distribution (:meth:`decision_distribution`) into :attr:`decisions`, read
+        from the logits of its prompt before the answer is sampled. The prompt's KV stays in the agent's
+        session, so the answer's generation re-evaluates one token of it."""
+        self.decisions = dict(zip((turn.agent for turn in turns),
+                                  self.decision_distribution([(turn.agent, turn.prompt, turn.options) for turn in turns])))
+
+    def decision_distribution(self, turns: list[tuple[str, list[int], Options]]) -> list[dict[tuple, float]]:
+        """For each ``(agent, prompt tokens, options)``: the probability with which its answer is each
+        action whose immediate effect needs no further choice: ``("stay",)``, ``("reproduce",)`` and
+        ``("move", KIND)`` for each direction KIND, exact from the logits. The rest of the mass (give,
+        take, artifact actions, and first tokens that do not decide an action alone) is
+        :data:`SAMPLED_DECISION`: those answers are only known by sampling.
+
+        Why this is exact: an answer's first token decides its action (or not), and the engine then
+        writes the action's head (``move", "direction": "``) in canonical tokens whatever that token was
+        (``LlamaEngine._write_decided``), so the direction is one more softmax over the tokens the
+        grammar allows after that head. Both softmaxes are what the engine samples from (its lazy
+        grammar check renormalises over the allowed tokens)."""
+        if not turns:
+            return []
+        head = self._decision_head("move")
+        requests = [GenerationRequest(prompt, "", (), session=agent) for agent, prompt, _ in turns]
+        first = self.engine.next_token_logits(requests)
+        moving = [k for k, (_, _, options) in enumerate(turns) if "move" in available_answers(options, self.config, self.settings)]
+        direction = self.engine.next_token_logits([GenerationRequest(turns[k][1] + head, "", (), session=turns[k][0])
+                                                   for k in moving]) if moving else None
+        direction_mask, direction_kind = self._direction_tokens()
+        results = []
+        for k, (_, _, options) in enumerate(turns):
+            mask, decided = self._first_tokens(options)
+            p_first = _allowed_softmax(first[k : k + 1], mask, self.temperature)[0]
+            distribution: dict[tuple, float] = {}
+            for name in ("stay", "reproduce"):
+                if np.any(decided == _DECIDED_NAMES.index(name)):
+                    distribution[(name,)] = float(p_first[decided == _DECIDED_NAMES.index(name)].sum())
+            if k in moving:
+                p_move = float(p_first[decided == _DECIDED_NAMES.index("move")].sum())
+                p_direction = _allowed_softmax(direction[moving.index(k) : moving.index(k) + 1], direction_mask,
+                                               self.temperature)[0]
+                for column, kind in enumerate(MOVE_KINDS[1:], start=1):
+                    distribution[("move", kind)] = p_move * float(p_direction[direction_kind == column].sum())
+            distribution[SAMPLED_DECISION] = max(0.0, 1.0 - sum(distribution.values()))
+            results.append(distribution)
+        return results
+
+    def decided_by(self, options: Options, first_token: int | None) -> bool:
+        """Whether an answer whose first token was ``first_token`` is one of the decisions
+        :meth:`decision_distribution` enumerates (else its effect counts as :data:`SAMPLED_DECISION`)."""
+        if first_token is None:
+            return False
+        names = tuple(available_answers(options, self.config, self.settings))
+        return self.__dict__.get("_first_token_classes", {}).get(names, {}).get(first_token, -1) >= 0
+
+    def _decision_head(self, name: str) -> list[int]:
+        """Canonical tokens of an action's head: its name and the forced text up to its first value."""
+        return self.engine.text_tokens(self._head_text(name))
+
+    def _head_text(self, name: str) -> str:
+        return name + '"' + forced_continuation(name + '"', talk=self.settings.talk)[0]
+
+    def _first_tokens(self, options: Options) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens this agent's grammar allows first, and for each the index in ``_DECIDED_NAMES`` of the
+        stay/move/reproduce action it decides, -1 if none). A token decides an action when its text fits
+        the head of exactly that one of the agent's actions. The mask is read from this agent's own
+        grammar (a token may run into a target name it allows); token classes are cached per action set."""
+        engine, llama_cpp = self.engine, self.engine.llama_cpp
+        grammar = llama_cpp.llama_sampler_init_grammar(engine.vocab, action_grammar(options, self.config, self.settings).encode(), b"root")
+        try:
+            mask = engine.grammar_mask(grammar)
+        finally:
+            llama_cpp.llama_sampler_free(grammar)
+        names = tuple(available_answers(options, self.config, self.settings))
+        classes = self.__dict__.setdefault("_first_token_classes", {}).setdefault(names, {})
+        heads = None
+        decided = np.full(engine.n_vocab, -1)
+        for token in np.flatnonzero(mask).tolist():
+            if token not in classes:
+                if heads is None:
+                    heads = {name: name + '"' + forced_continuation(name + '"', talk=self.settings.talk)[0] for name in names}
+                piece = engine.piece(token).decode("utf-8", "replace")
+                fits = [name for name, text in heads.items() if text.startswith(piece)]
+                classes[token] = _DECIDED_NAMES.index(fits[0]) if len(fits) == 1 and fits[0] in _DECIDED_NAMES else -1
+            decided[token] = classes[token]
+        return mask, decided
+
+    def _direction_tokens(self) -> tuple[np.ndarray, np.ndarray]:
+        """Tokens allowed after the move head, and the ``MOVE_KINDS`` column each one's first letter names."""
+        if getattr(self, "_direction_cache", None) is None:
+            engine, llama_cpp = self.engine, self.engine.llama_cpp
+            grammar_text = action_grammar(Options([], {}, False, 0), self.config, self.settings)
+            grammar = llama_cpp.llama_sampler_init_grammar(engine.vocab, grammar_text.encode(), b"root")
+            try:
+                engine.accept_text(grammar, self._head_text("move"))
+                mask = engine.grammar_mask(grammar)
+            finally:
+                llama_cpp.llama_sampler_free(grammar)
+            columns = {"n": 1, "s": 2, "w": 3, "e": 4}
+            kind = np.array([columns.get(engine.piece(t)[:1].decode("ascii", "replace"), -1) if mask[t] else -1
+                             for t in range(engine.n_vocab)])
+            self._direction_cache = (mask, kind)
+        return self._direction_cache
+
     def move_distribution(self, observations: list[tuple[str, Any]]) -> np.ndarray:
         """The probability with which this policy's next answer is each of ``MOVE_KINDS`` (stay, north,
         south, west, east), for each ``(agent, observation)``: ``(n, 5)``, rows summing to 1.
@@ -361,7 +488,7 @@ class LlamaCppPolicy:
             raise LLMPolicyError("move_distribution needs the move-only action set (prompt actions='move')")
         first_mask, first_kind, direction_mask, direction_kind = self._decision_tokens()
         prompts = [self.prompt_tokens(agent, observation)[0] for agent, observation in observations]
-        move_tail = self.engine.text_tokens('move"') + self.engine.text_tokens(', "direction": "')
+        move_tail = self._decision_head("move")  # as the engine writes it after any first token deciding move
         sessions = [("decision", index) for index in range(len(prompts))]
         try:
             first = self.engine.next_token_logits([GenerationRequest(p, "", (), session=key) for p, key in zip(prompts, sessions)])

@@ -21,11 +21,13 @@ from policies.llm_answer import (  # noqa: F401 (the answer format, re-exported 
     action_grammar,
     answer_length_bound,
     forced_continuation,
+    format_answer,
     lifespan_word,
     parse_answer,
 )
 from policies.perception import Perception
 from society_env.config import NUM_TRAITS, TRAIT_NAMES, SocietyConfig
+from society_env.observations import split_observation
 
 MOTIVATIONS = {
     "base": "Your goal is to survive as long as possible, and to help your family line prosper.",
@@ -56,6 +58,8 @@ class PromptSettings:
     """``all`` actions the agent can take now, or ``move`` (move or stay only)."""
     nearest_food: bool = False
     """Add a line naming the nearest visible food in compass words to the view (:func:`nearest_food_line`)."""
+    view: str = "terralingua"
+    """``terralingua``: the env's text observation; ``compact``: :func:`compact_view`."""
 
     @classmethod
     def from_config(cls, config: SocietyConfig, **overrides: Any) -> "PromptSettings":
@@ -63,7 +67,9 @@ class PromptSettings:
         with explicit ``overrides`` (e.g. command-line options) winning."""
         values = {"history": config.prompt_history, "motivation": config.prompt_motivation,
                   "personality": config.prompt_personality, "talk": config.prompt_talk,
-                  "actions": config.prompt_actions, "nearest_food": config.prompt_nearest_food}
+                  "actions": config.prompt_actions, "nearest_food": config.prompt_nearest_food,
+                  "view": config.prompt_view, "message_chars": config.prompt_message_chars,
+                  "memory_chars": config.prompt_memory_chars}
         values.update({key: value for key, value in overrides.items() if value is not None})
         return cls(**values)
 
@@ -76,8 +82,11 @@ def shared_system_prompt(config: SocietyConfig, settings: PromptSettings) -> str
         f"Rules: you lose {config.energy_per_step} energy every step and die at 0 energy or at age "
         f"{config.lifespan}. Step on food to eat it and gain its value. You see {config.view_radius} cells "
         "around you; the world wraps around at the edges.",
-        "Positions are (dx,dy) relative to you: dx>0 is east, dx<0 west, dy>0 south, dy<0 north.",
     ]
+    if settings.view == "compact":
+        lines.append("Where things are is said in steps north, south, east or west of you.")
+    else:
+        lines.append("Positions are (dx,dy) relative to you: dx>0 is east, dx<0 west, dy>0 south, dy<0 north.")
     if settings.actions == "move":
         lines.append("Actions: move (north/south/east/west) into an empty cell, or stay.")
     else:
@@ -90,10 +99,14 @@ def shared_system_prompt(config: SocietyConfig, settings: PromptSettings) -> str
             f"Every step you may also broadcast a short message (up to {settings.message_chars} characters, "
             "\"\" for silence) that agents who see you hear next step, and write a memory note to yourself "
             f"(up to {settings.memory_chars} characters) that you will read next step.",
-            'Answer with JSON only, e.g. {"action":"move","direction":"north","message":"","memory":"food north"}.',
+            "Answer with JSON only, e.g. " + example_answer("move", settings, direction="north", message="",
+                                                           memory="food north") + ".",
         ]
     else:
-        lines.append('Answer with JSON only, e.g. {"action":"move","direction":"north"} or {"action":"stay"}.')
+        lines.append("Answer with JSON only, e.g. " + example_answer("move", settings, direction="north") + " or "
+                     + example_answer("stay", settings) + ".")
+    if settings.view != "compact":  # the measured presets keep the wording they were measured with
+        lines[-1] = lines[-1].replace('": "', '":"').replace('", "', '","')
     if config.artifacts:
         lines.append(artifact_rules(config, settings))
     if settings.personality:
@@ -128,6 +141,11 @@ def artifact_rules(config: SocietyConfig, settings: PromptSettings) -> str:
             f"you stand on or carry, and can carry {config.artifact_max_inventory}.")
 
 
+def example_answer(action: str, settings: PromptSettings, **values: str) -> str:
+    """A whole answer as the grammar writes it (:func:`policies.llm_answer.format_answer`), for the prompt."""
+    return ANSWER_PREFILL + format_answer(action, values, settings)
+
+
 def describe_personality(genome: np.ndarray) -> str:
     """Trait values in genome order, e.g. ``openness +0.6, conscientiousness -0.1, ...``."""
     # One decimal: every token of the agent-specific part is paid per agent and step.
@@ -160,7 +178,56 @@ def nearest_food_line(observation: Any, config: SocietyConfig) -> str:
     return "Nearest food: " + ", ".join(parts)
 
 
-def user_message(observation_text: str, memory: str, talk: bool = True) -> str:
+def compass(dx: int, dy: int) -> str:
+    """An offset in the answer's own words: ``2 north 1 east``, ``here`` for (0,0)."""
+    parts = []
+    if dy:
+        parts.append(f"{abs(dy)} {'north' if dy < 0 else 'south'}")
+    if dx:
+        parts.append(f"{abs(dx)} {'west' if dx < 0 else 'east'}")
+    return " ".join(parts) or "here"
+
+
+COMPACT_AGENTS_LISTED = 3
+COMPACT_SPEAKERS_LISTED = 2
+"""The compact view lists the 3 nearest agents and what the 2 nearest speakers said (the cost of a
+crowded view is then bounded; the env's text lists everyone)."""
+
+
+def compact_view(observation: Any, info: dict[str, Any], config: SocietyConfig) -> str:
+    """The agent's view in about half the tokens of the env's text (``prompt_view="compact"``)::
+
+        Energy 43, age 20/60. Food: 4 seen, nearest 2 north 1 east.
+        Agents: agent_5 1 west energy 30 kin; agent_9 2 south 4 east energy 12
+        Heard: agent_5: food north
+
+    (no ``Heard:`` line when nobody in view spoke). The same facts an agent acts on, read from the numeric observation and ``infos[agent]["view"]``:
+    its energy and age, the nearest food in compass words (the words it answers with) and how many tiles
+    it sees, the nearest visible agents (the names give and take target) and what they said. Left out:
+    the step counter, the family name (kin is marked), the offset of every food tile but the nearest,
+    agents beyond the nearest :data:`COMPACT_AGENTS_LISTED` (counted) and speakers beyond the nearest
+    :data:`COMPACT_SPEAKERS_LISTED`."""
+    perception = Perception.read(observation, config)
+    _, features = split_observation(observation, config)
+    age = int(round(float(features[1]) * config.lifespan))
+    food = perception.food_offsets()
+    food_text = (f"Food: {len(food)} seen, nearest {compass(food[0][1], food[0][0])}." if food
+                 else "Food: none seen.")
+    kin = {(n.d_col, n.d_row) for n in perception.neighbours() if n.kin}
+    view = info.get("view") or {}
+    seen, said = view.get("agents", ()), view.get("heard", ())
+    agents = "; ".join(f"{name} {compass(dx, dy)} energy {energy}{' kin' if (dx, dy) in kin else ''}"
+                       for name, dx, dy, energy in seen[:COMPACT_AGENTS_LISTED]) or "none"
+    if len(seen) > COMPACT_AGENTS_LISTED:
+        agents += f"; {len(seen) - COMPACT_AGENTS_LISTED} more"
+    heard = "; ".join(f"{name}: {text}" for name, _, _, text in said[:COMPACT_SPEAKERS_LISTED])
+    return (f"Energy {round(perception.energy)}, age {age}/{config.lifespan}. {food_text}\n"
+            f"Agents: {agents}" + (f"\nHeard: {heard}" if heard else ""))
+
+
+def user_message(observation_text: str, memory: str, talk: bool = True, compact: bool = False) -> str:
+    if compact:  # the answer prefill already says an action follows
+        return f"{observation_text}\nMemory: {memory}" if talk else observation_text
     if not talk:  # no memory notes are written, so there is none to show
         return f"{observation_text}\nYour action (JSON):"
     return f"{observation_text}\nYour memory note: {memory or '(empty)'}\nYour action (JSON):"

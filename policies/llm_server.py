@@ -131,8 +131,8 @@ class ServerPolicy(LlamaCppPolicy):
     def drop_cache(self) -> None:
         pass  # nothing cached here; the server's own prompt cache does not change its answers' seeds
 
-    def _prompt(self, agent: str, observation: Any) -> tuple[Any, list[dict[str, str]]]:
-        messages = self.build_messages(agent, observation)
+    def _prompt(self, agent: str, observation: Any, info: dict[str, Any]) -> tuple[Any, list[dict[str, str]]]:
+        messages = self.build_messages(agent, observation, info=info)
         return messages, messages
 
     # ---- generation ---------------------------------------------------------------------------

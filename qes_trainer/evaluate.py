@@ -54,7 +54,7 @@ def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSetti
         report["models"][label] = {"model": str(path), "fitness_mean": mean, "fitness_standard_error": error,
                                    "per_episode": per_episode[label],
                                    "llm_failures": sum(r.failures for r in results)}
-        if settings.estimator == "sampled":
+        if settings.estimator != "expected":
             report["models"][label]["behaviour"] = behaviour_summary(results)
     reference = next(iter(per_episode))
     for label in list(per_episode)[1:]:
@@ -129,8 +129,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     table = Table(title=f"held-out fitness over {args.episodes} episodes (seeds {seeds[0]}..{seeds[-1]})")
     columns = ["model", "fitness (mean ± SE)", "model - base (paired)", "LLM failures"]
-    if settings.estimator == "sampled":
-        columns += ["food / agent-step", "towards food", "stays"]
+    if settings.estimator != "expected":
+        columns += ["food / agent-step", "towards food", "stays", "lifespan", "births", "gives", "takes"]
     for column in columns:
         table.add_column(column)
     for label, numbers in report["models"].items():
@@ -141,7 +141,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "behaviour" in numbers:
             behaviour = numbers["behaviour"]
             row += [f"{behaviour['food_per_agent_step']:.3f}", f"{behaviour['towards_food_share']:.1%}",
-                    f"{behaviour['stay_share']:.1%}"]
+                    f"{behaviour['stay_share']:.1%}", f"{behaviour['mean_lifespan']:.1f}",
+                    f"{behaviour['births_per_episode']:.2f}", f"{behaviour['gives_per_episode']:.2f}",
+                    f"{behaviour['takes_per_episode']:.2f}"]
         table.add_row(*row)
     Console().print(table)
     if args.out:

@@ -6,9 +6,18 @@ plays the same episode seeds (world layout, food, personalities), the same scrip
 seeds derive from the episode seed) and the same LLM sampling seeds (from episode seed, step and agent).
 Only the weights differ.
 
-Two estimators of the same quantity (``FitnessSettings.estimator``):
+A member's fitness on an episode is the **return per LLM founder**: the summed rewards of the LLM agents
+and their descendants (who inherit the policy), divided by the number of LLM founders (a fixed number,
+so the estimators below can be unbiased for it). Three estimators (``FitnessSettings.estimator``):
 
 - ``sampled``: play the episodes, sampling every answer (what ``qes-eval`` always does);
+- ``rao_blackwell``: play the same sampled episodes, but at every LLM decision replace the agent's
+  sampled reward by its exact expectation over the answers the grammar allows whose effect needs no
+  further choice (stay, reproduce, move in each direction: probabilities from the logits,
+  ``LlamaCppPolicy.decision_distribution``; each one's reward from one env step on a copy of the env,
+  the other agents' sampled actions held fixed), plus the sampled reward when the sampled answer was
+  none of those (give, take, ...). Unbiased for the episode return by the tower property
+  (docs/training.md, "The Rao-Blackwellised return"), any world, any action set, multi-step;
 - ``expected``: the *exact* expected return of each LLM agent's first decision of each episode, from
   the action probabilities in the model's logits (``LlamaCppPolicy.move_distribution``) and the reward
   the world gives each action (one env step per action, from a copy of the episode's first state). No
@@ -32,6 +41,7 @@ from policies.llm_engine import LlamaEngine
 from policies.llm_options import LLMOptions
 from policies.llm_policy import (
     MOVE_KINDS,
+    SAMPLED_DECISION,
     LlamaCppPolicy,
     PromptSettings,
     default_context,
@@ -41,13 +51,14 @@ from society_env.app.runner import policy_seeds, run_episode
 from society_env.options import option, same_option
 from society_env.config import make_config, parse_overrides
 from society_env.env import SocietyEnv
-from society_env.rules import STAY
+from society_env.names import agent_name
+from society_env.rules import GIVE, REPRODUCE, STAY, TAKE
 
 __all__ = ["FitnessSettings", "FitnessEvaluator", "EpisodeResult", "episode_seeds", "mean_and_standard_error",
            "ESTIMATORS"]
 
 TRAINED_POLICY = "llm"
-ESTIMATORS = ("sampled", "expected")
+ESTIMATORS = ("sampled", "rao_blackwell", "expected")
 HELDOUT_SEED = 10_000
 """First held-out episode seed (qes-eval, qes-train --eval-every); training draws 32-bit hashes of
 (seed, generation), so small consecutive seeds are held out in practice."""
@@ -99,13 +110,15 @@ class FitnessSettings:
 @dataclass
 class EpisodeResult:
     seed: int
-    fitness: float  # mean return of the trained (LLM) agents, including their descendants
+    fitness: float  # the estimator's return per LLM founder (descendants included)
     steps: int
     failures: int  # LLM answers that fell back to "stay"
     behaviour: Counter = field(default_factory=Counter)
     """What the LLM agents did (sampled episodes): ``agent_steps``, ``food_eaten``, ``moves``,
     ``food_in_view`` (agent-steps with food visible), ``towards_food`` (of those, moves that step closer to
     the nearest visible food), ``stays``."""
+    sampled_fitness: float | None = None
+    """The sampled return per LLM founder of the same episode (``fitness`` is the Rao-Blackwellised one)."""
 
 
 def episode_seeds(seed: int, generation: int, episodes: int) -> list[int]:
@@ -148,19 +161,33 @@ class FitnessEvaluator:
         self.policies = {name: self.llm if name == TRAINED_POLICY else make_policy(name, self.config)
                          for name, _ in self.entries}
 
-    def play(self, seed: int) -> EpisodeResult:
-        """One sampled episode."""
+    def play(self, seed: int, rao_blackwell: bool = False) -> EpisodeResult:
+        """One sampled episode; with ``rao_blackwell`` its fitness is the Rao-Blackwellised return
+        (module docstring) and ``sampled_fitness`` the plain one."""
         assignment = PolicyAssignment(self.entries, self.config.num_founders)
+        founders = sum(1 for name in assignment.policy_of.values() if name == TRAINED_POLICY)
         failures_before = self.llm.failures
         probe = _BehaviourProbe(self.llm, self.config)
-        stats = run_episode(self.env, assignment, {**self.policies, TRAINED_POLICY: probe}, seed, self.settings.max_steps)
+        estimate = _RaoBlackwellReturn(self.llm, assignment) if rao_blackwell else None
+        self.llm.track_decisions = rao_blackwell
+        try:
+            stats = run_episode(self.env, assignment, {**self.policies, TRAINED_POLICY: probe}, seed, self.settings.max_steps,
+                                before_step=estimate.before_step if estimate else None,
+                                after_step=estimate.after_step if estimate else None)
+        finally:
+            self.llm.track_decisions = False
         behaviour = probe.counts
         self.llm.drain_events()  # prompts/completions are only kept when recording; don't let them pile up
-        summary = stats.summary(assignment.policy_of)
         trained = [agent for agent, name in assignment.policy_of.items() if name == TRAINED_POLICY]
         behaviour["food_eaten"] = sum(stats.food_eaten.get(agent, 0) for agent in trained)
-        return EpisodeResult(seed, float(summary["per_policy"][TRAINED_POLICY]["mean_return"]), stats.steps,
-                             self.llm.failures - failures_before, behaviour)
+        behaviour["births"] = sum(1 for agent in trained if agent not in _founders(assignment, self.config))
+        behaviour["lifespan_total"] = sum(stats.lifespans.get(agent, 0) for agent in trained)
+        behaviour["agents"] = len(trained)
+        behaviour["gives"], behaviour["takes"] = probe.gives, probe.takes
+        sampled = sum(stats.returns.get(agent, 0.0) for agent in trained) / founders
+        fitness = estimate.total / founders if estimate else sampled
+        return EpisodeResult(seed, float(fitness), stats.steps, self.llm.failures - failures_before, behaviour,
+                             sampled_fitness=float(sampled))
 
     def expected_first_step(self, seeds: Sequence[int]) -> list[EpisodeResult]:
         """The exact expected return of every LLM agent's first decision, per episode (module docstring)."""
@@ -205,7 +232,7 @@ class FitnessEvaluator:
         else:
             results = []
             for seed in seeds:
-                results.append(self.play(seed))
+                results.append(self.play(seed, rao_blackwell=self.settings.estimator == "rao_blackwell"))
                 if on_episode is not None:
                     on_episode(results[-1])
             return results
@@ -218,12 +245,63 @@ class FitnessEvaluator:
         return float(np.mean([r.fitness for r in results]))
 
 
+def _founders(assignment: PolicyAssignment, config) -> set[str]:
+    return {agent_name(slot) for slot in range(config.num_founders)}
+
+
+def _with_kind(action: dict[str, Any], kind: int) -> dict[str, Any]:
+    """The agent's sampled action with another action kind (no target or amount; message kept)."""
+    vector = np.array(action["action"], copy=True)
+    vector[0], vector[1], vector[2] = kind, 0, 0
+    return {**action, "action": vector}
+
+
+class _RaoBlackwellReturn:
+    """Accumulates the Rao-Blackwellised return of the LLM agents over one episode (module docstring).
+
+    ``before_step`` sees the step's actions (all agents, sampled): for every LLM agent it steps a copy
+    of the env once per enumerated decision (that agent's action replaced, everyone else's kept) and
+    adds the probability-weighted rewards. ``after_step`` adds the agent's sampled reward only when its
+    sampled answer was not an enumerated decision."""
+
+    def __init__(self, policy: LlamaCppPolicy, assignment: PolicyAssignment):
+        self.policy, self.assignment = policy, assignment
+        self.total = 0.0
+        self._sampled: list[str] = []
+        self._scratch: SocietyEnv | None = None
+
+    def before_step(self, env: SocietyEnv, actions: dict[str, Any]) -> None:
+        state = None
+        self._sampled = []
+        for agent, distribution in self.policy.decisions.items():
+            if agent not in actions:
+                continue
+            if not self.policy.decided.get(agent, False):
+                self._sampled.append(agent)
+            for option, probability in distribution.items():
+                if option == SAMPLED_DECISION or probability == 0.0:
+                    continue
+                kind = {"stay": STAY, "reproduce": REPRODUCE}.get(option[0], option[-1])
+                if state is None:
+                    state = env.state_dict()
+                    if self._scratch is None:
+                        self._scratch = copy.deepcopy(env)
+                self._scratch.load_state_dict(state)
+                rewards = self._scratch.step({**actions, agent: _with_kind(actions[agent], kind)})[1]
+                self.total += probability * rewards.get(agent, 0.0)
+        self.policy.decisions = {}
+
+    def after_step(self, env: SocietyEnv, rewards: dict[str, float]) -> None:
+        self.total += sum(rewards.get(agent, 0.0) for agent in self._sampled)
+
+
 class _BehaviourProbe:
     """Stands in for the LLM policy in an episode: acts through it and counts what it chose against
     what it saw (:func:`_count_behaviour`). Everything else (events, costs) is the policy's own."""
 
     def __init__(self, policy: LlamaCppPolicy, config):
         self.policy, self.config, self.counts = policy, config, Counter()
+        self.gives = self.takes = 0
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self.policy, name)
@@ -231,7 +309,10 @@ class _BehaviourProbe:
     def act(self, observations: dict[str, Any], infos: dict[str, dict]) -> dict[str, Any]:
         actions = self.policy.act(observations, infos)
         for agent, observation in observations.items():
-            _count_behaviour(self.counts, Perception.read(observation, self.config), int(actions[agent]["action"][0]))
+            kind = int(actions[agent]["action"][0])
+            _count_behaviour(self.counts, Perception.read(observation, self.config), kind)
+            self.gives += kind == GIVE
+            self.takes += kind == TAKE
         return actions
 
 
@@ -256,7 +337,12 @@ def behaviour_summary(results: Sequence[EpisodeResult]) -> dict[str, float]:
     for result in results:
         total.update(result.behaviour)
     steps = max(total["agent_steps"], 1)
+    episodes = max(len(results), 1)
     return {"food_per_agent_step": total["food_eaten"] / steps,
             "towards_food_share": total["towards_food"] / max(total["food_in_view"], 1),
             "stay_share": total["stays"] / steps,
+            "mean_lifespan": total["lifespan_total"] / max(total["agents"], 1),
+            "births_per_episode": total["births"] / episodes,
+            "gives_per_episode": total["gives"] / episodes,
+            "takes_per_episode": total["takes"] / episodes,
             "agent_steps": total["agent_steps"]}

@@ -31,6 +31,7 @@ TRAIT_NAMES = (
 
 
 PROMPT_MOTIVATIONS = ("base", "creative", "forage", "none")
+PROMPT_VIEWS = ("terralingua", "compact")
 """Motivation sentences an LLM agent's system prompt can end with (texts in ``policies.llm_prompt``)."""
 
 
@@ -153,6 +154,14 @@ class SocietyConfig:
     prompt_nearest_food: bool = False
     """Add a line naming the nearest visible food in compass words ("Nearest food: 2 north, 1 east") to
     each LLM agent's view text: the same information as the (dx,dy) list, in the words of the answer."""
+    prompt_view: str = "terralingua"
+    """How an LLM agent's prompt shows its view: ``terralingua`` (the env's text observation, TerraLingua's
+    wording: every food tile as a (dx,dy) offset) or ``compact`` (about half the tokens: offsets in compass
+    words, the nearest food only, no step counter; ``policies.llm_prompt.compact_view``)."""
+    prompt_message_chars: int = 60
+    """Longest message an LLM agent may broadcast in one step (also capped by ``message_max_chars``)."""
+    prompt_memory_chars: int = 80
+    """Longest memory note an LLM agent keeps from one step to the next."""
 
     def __post_init__(self) -> None:
         problems = []
@@ -193,6 +202,10 @@ class SocietyConfig:
             problems.append(f"prompt_motivation must be one of {', '.join(PROMPT_MOTIVATIONS)}, got {self.prompt_motivation!r}")
         if self.prompt_actions not in ("all", "move"):
             problems.append(f"prompt_actions must be 'all' or 'move', got {self.prompt_actions!r}")
+        if self.prompt_view not in PROMPT_VIEWS:
+            problems.append(f"prompt_view must be one of {', '.join(PROMPT_VIEWS)}, got {self.prompt_view!r}")
+        if self.prompt_message_chars < 0 or self.prompt_memory_chars < 0:
+            problems.append("prompt_message_chars and prompt_memory_chars must be >= 0")
         if problems:
             raise ValueError("invalid SocietyConfig: " + "; ".join(problems))
         object.__setattr__(self, "transfer_amounts", tuple(int(a) for a in self.transfer_amounts))
@@ -327,8 +340,11 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     # The eight TerraLingua conditions (docs/conditions.md); "abundant" is one of them.
     **CONDITIONS,
-    # Fast: for tests, demos and LLM societies on a laptop.
+    # Fast: for tests, demos and LLM societies on a laptop; LLM agents see the compact view (half the tokens).
     "small": {
+        "prompt_view": "compact",
+        "prompt_message_chars": 16,
+        "prompt_memory_chars": 16,
         "width": 16,
         "height": 16,
         "num_founders": 6,

@@ -237,7 +237,9 @@ def artifact_lines(state: WorldState, config: SocietyConfig, slots: np.ndarray) 
 
 def visible_views(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> list[dict[str, list]]:
     """What each slot's text view lists, as data (``infos[agent]["view"]`` with the language option):
-    ``agents``, the other agents in view as ``(name, dx, dy, energy)``, nearest first; with visible
+    ``agents``, the other agents in view as ``(name, dx, dy, energy)``, nearest first; ``heard``, what
+    those of them who spoke last step said, as ``(name, dx, dy, text)`` (``token <t>`` for a numeric
+    message), in the same order, as the text's ``Heard:`` line; with visible
     artifacts also ``artifacts``, those lying in view as ``(name, dx, dy)`` nearest first, and
     ``carrying``, the names of those the agent holds. Policies read this instead of parsing the text."""
     slots = np.asarray(slots, dtype=np.int64)
@@ -250,10 +252,13 @@ def visible_views(state: WorldState, config: SocietyConfig, slots: np.ndarray) -
     cell = agent_order[flat % (size * size)]
     d_row, d_col = view_cell_offsets(r, cell)
     others = occupant.ravel()[flat]
-    views: list[dict[str, list]] = [{"agents": []} for _ in range(slots.size)]
+    views: list[dict[str, list]] = [{"agents": [], "heard": []} for _ in range(slots.size)]
     for k, other, dx, dy, energy in zip(viewer.tolist(), others.tolist(), d_col.tolist(), d_row.tolist(),
                                         state.energy[others].tolist()):
         views[k]["agents"].append((agent_name(other), dx, dy, energy))
+        said = state.text_message[other] or (f"token {state.message[other]}" if state.message[other] else "")
+        if said:
+            views[k]["heard"].append((agent_name(other), dx, dy, said))
     if config.artifacts and config.artifact_visible:
         for view, (seen, carried) in zip(views, _artifact_listing(state, config, slots)):
             view["artifacts"] = [(artifact.name, dx, dy) for artifact, dx, dy in seen]

@@ -90,7 +90,7 @@ def test_the_default_generation_cap_never_cuts_off_a_valid_answer(tiny_engine):
     config = society_env.make_config("core", width=10, height=10, num_founders=4, initial_food=10, view_radius=3)
     policy = LlamaCppPolicy(config, temperature=1.0, engine=tiny_engine)
     assert policy.max_tokens == answer_length_bound(config, policy.settings) + 1
-    play(policy, steps=4, preset="core", width=10, height=10, num_founders=4, initial_food=10, view_radius=3)
+    play(policy, steps=8, preset="core", width=10, height=10, num_founders=4, initial_food=10, view_radius=3)
     calls = [e for e in policy.drain_events() if e["type"] == "llm_call"]
     assert policy.failures == 0 and all(call["failure"] is None for call in calls)
     assert max(call["tokens_out"] for call in calls) > 160

@@ -85,3 +85,20 @@ def test_tensors_option_restricts_what_is_trained(tiny_model, tmp_path):
     diff = load_checkpoint(tmp_path / "run")[1]
     assert diff and all(name.startswith("blk.1.") for name in diff)
     assert sum(delta.nnz for delta in diff.values()) > 0
+
+
+# Several steps and several action kinds (stay, move, give, take: the forage world with every action
+# offered), scored by the Rao-Blackwellised episode return; judged on held-out *sampled* episodes.
+MULTI_STEP_FITNESS = FitnessSettings(preset="forage", policy="llm=2", episodes=4, max_steps=4, temperature=1.0,
+                                     estimator="rao_blackwell",
+                                     overrides=(("initial_food", 60), ("prompt_actions", "all")))
+
+
+def test_qes_learns_from_the_rao_blackwellised_episode_return_on_the_tiny_model(tiny_model, tmp_path):
+    config = dataclasses.replace(LEARN, model=str(tiny_model), fitness=MULTI_STEP_FITNESS, generations=10)
+    trained = train(config, tmp_path / "qes")
+    sampled = dataclasses.replace(MULTI_STEP_FITNESS, estimator="sampled")
+    base = _heldout_returns(tiny_model, sampled)
+    gain = _heldout_returns(trained, sampled) - base  # paired by held-out episode
+    standard_error = gain.std(ddof=1) / np.sqrt(gain.size)
+    assert gain.mean() > 2 * standard_error, (gain.mean(), standard_error)

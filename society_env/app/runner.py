@@ -146,6 +146,8 @@ def run_episode(
     checkpoint_every: int = 0,
     on_checkpoint: Callable[[RunState], None] | None = None,
     resume: RunState | None = None,
+    before_step: Callable[[SocietyEnv, dict[str, Any]], None] | None = None,
+    after_step: Callable[[SocietyEnv, dict[str, float]], None] | None = None,
 ) -> EpisodeStats:
     """Play one episode (up to ``max_steps`` steps) and return its statistics.
 
@@ -153,6 +155,9 @@ def run_episode(
     K-th step the run goes on from (policies that cache computation drop it first: ``drop_cache``, so
     the uninterrupted run computes what a resumed one will). ``resume`` continues from such a state
     instead of resetting; the recorder must then already hold the recording up to that step.
+    ``before_step(env, actions)`` sees every step's actions before the env applies them (e.g. to try
+    other actions on a copy of the env: the fitness's Rao-Blackwellised return), ``after_step(env,
+    rewards)`` the rewards after.
     """
     names = sorted(policies)
     for name, policy_seed in policy_seeds(seed, names).items():
@@ -178,7 +183,11 @@ def run_episode(
         for name, agents in assignment.groups(env.agents).items():
             actions.update(policies[name].act({a: observations[a] for a in agents}, {a: infos[a] for a in agents}))
         stats.agent_steps += len(env.agents)
+        if before_step is not None:
+            before_step(env, actions)
         observations, rewards, terminations, truncations, infos = env.step(actions)
+        if after_step is not None:
+            after_step(env, rewards)
         assignment.update(infos)
         events = step_events(env.world, infos, assignment.policy_of, env.last_outcome.artifact_events)
         stats.observe_step(env, rewards, infos, events)
