@@ -5,8 +5,10 @@ seeds from a hash of (run seed, generation), so small consecutive seeds are held
 the same co-players and sampling seeds. The report gives each model's mean fitness with its standard
 error, the paired difference (model - base) with its standard error, which is the number to look at
 (pairing by episode removes the episodes' own variance), and what the LLM agents did: food eaten per
-agent-step, the share of agent-steps with food in view that moved towards the nearest food, and the
-share of stays.
+agent-step, the share of agent-steps with food in view that moved towards the nearest food, the share
+of stays, the mean lifespan, and births, gives and takes per episode. With ``--estimator
+rao_blackwell`` every episode is still sampled; the report gives both its Rao-Blackwellised return
+and its plain sampled return, each with its paired difference.
 """
 
 from __future__ import annotations
@@ -40,6 +42,7 @@ def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSetti
     from policies.models import resolve_model
 
     per_episode: dict[str, list[float]] = {}
+    sampled: dict[str, list[float]] = {}
     report: dict[str, Any] = {"seeds": list(seeds), "settings": dataclasses.asdict(settings),
                               "models": {}}
     for label, model in models.items():
@@ -54,6 +57,11 @@ def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSetti
         report["models"][label] = {"model": str(path), "fitness_mean": mean, "fitness_standard_error": error,
                                    "per_episode": per_episode[label],
                                    "llm_failures": sum(r.failures for r in results)}
+        if settings.estimator == "rao_blackwell":  # the same sampled episodes' plain returns, side by side
+            sampled[label] = [r.sampled_fitness for r in results]
+            mean, error = mean_and_standard_error(sampled[label])
+            report["models"][label].update(sampled_mean=mean, sampled_standard_error=error,
+                                           sampled_per_episode=sampled[label])
         if settings.estimator != "expected":
             report["models"][label]["behaviour"] = behaviour_summary(results)
     reference = next(iter(per_episode))
@@ -61,6 +69,9 @@ def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSetti
         difference = np.subtract(per_episode[label], per_episode[reference])
         mean, error = mean_and_standard_error(difference)
         report["models"][label][f"difference_vs_{reference}"] = {"mean": mean, "standard_error": error}
+        if label in sampled:
+            mean, error = mean_and_standard_error(np.subtract(sampled[label], sampled[reference]))
+            report["models"][label][f"sampled_difference_vs_{reference}"] = {"mean": mean, "standard_error": error}
     return report
 
 
@@ -129,6 +140,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     table = Table(title=f"held-out fitness over {args.episodes} episodes (seeds {seeds[0]}..{seeds[-1]})")
     columns = ["model", "fitness (mean ± SE)", "model - base (paired)", "LLM failures"]
+    rao_blackwell = settings.estimator == "rao_blackwell"
+    if rao_blackwell:
+        columns[1:3] = ["Rao-Blackwellised (mean ± SE)", "model - base (paired)", "sampled (mean ± SE)",
+                        "sampled: model - base"]
     if settings.estimator != "expected":
         columns += ["food / agent-step", "towards food", "stays", "lifespan", "births", "gives", "takes"]
     for column in columns:
@@ -136,8 +151,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     for label, numbers in report["models"].items():
         difference = numbers.get("difference_vs_base")
         row = [f"{label}: {Path(numbers['model']).name}", f"{numbers['fitness_mean']:.3f} ± {numbers['fitness_standard_error']:.3f}",
-               f"{difference['mean']:+.3f} ± {difference['standard_error']:.3f}" if difference else "",
-               str(numbers["llm_failures"])]
+               f"{difference['mean']:+.3f} ± {difference['standard_error']:.3f}" if difference else ""]
+        if rao_blackwell:
+            plain = numbers.get("sampled_difference_vs_base")
+            row += [f"{numbers['sampled_mean']:.3f} ± {numbers['sampled_standard_error']:.3f}",
+                    f"{plain['mean']:+.3f} ± {plain['standard_error']:.3f}" if plain else ""]
+        row.append(str(numbers["llm_failures"]))
         if "behaviour" in numbers:
             behaviour = numbers["behaviour"]
             row += [f"{behaviour['food_per_agent_step']:.3f}", f"{behaviour['towards_food_share']:.1%}",

@@ -264,12 +264,12 @@ RECIPES: dict[str, dict[str, Any]] = {
                     "sigma": 0.2, "alpha": 0.03, "eval_every": 4, "eval_episodes": 32},
     # The default agent in the society world (docs/training.md, "The society recipe"): the small world
     # with the full action set and messages, two LLM agents beside two scripted cooperators (4 founders,
-    # so a member costs 2 x 12 x 2 LLM agent-steps), the Rao-Blackwellised episode return as fitness,
-    # and forage_hint's tensors and step sizes.
+    # so a member costs 2 episodes x 8 steps x 2 LLM agent-steps), the Rao-Blackwellised episode return
+    # as fitness, and forage_hint's tensors and step sizes; a held-out check every 4 generations.
     "society": {"preset": "small", "policy": "llm=2,cooperator=2", "overrides": ["num_founders=4"],
-                "estimator": "rao_blackwell", "episodes": 2, "max_steps": 12, "pairs": 4, "generations": 10,
+                "estimator": "rao_blackwell", "episodes": 2, "max_steps": 8, "pairs": 4, "generations": 8,
                 "tensors": "blk.29.ffn_down*,blk.29.attn_output*", "sigma": 0.2, "alpha": 0.03,
-                "eval_every": 5, "eval_episodes": 8, "eval_estimator": "rao_blackwell"},
+                "eval_every": 4, "eval_episodes": 8, "eval_estimator": "rao_blackwell", "threads": 1},
 }
 """Named sets of options (``qes-train --recipe NAME``); options given explicitly win."""
 
