@@ -18,7 +18,15 @@ set with (the project design notes: system prompt ~270 tokens, observation ~80, 
 radius 2, no personality, no motivation, 30-character message and memory note. ``default`` is the
 ``small`` preset as users run it.
 
+``--compare-views`` instead measures what the compact view of the ``small`` preset saves: the README's
+society (``--policy llm=4,cooperator=2``, 20 steps) played with the view users had before
+(``prompt_view=terralingua``, 60-character messages, 80-character memory notes) and with the preset's
+compact view, episode by episode alternately on the same seeds, each with its own engine; it prints
+seconds and tokens per LLM agent-step as the run summary counts them, and what the agents did (share of
+moves towards visible food, food per agent-step).
+
 Usage: python benchmarks/llm_throughput.py [--agents 1,4,8,16] [--steps 3] [--threads 2] [--prompt default]
+       python benchmarks/llm_throughput.py --compare-views [--episodes 4] [--steps 20] [--threads 2]
 """
 
 from __future__ import annotations
@@ -70,6 +78,47 @@ def run_high_level(llama, prompts, schema: dict, clear_cache: bool, max_tokens: 
     return time.perf_counter() - started, generated
 
 
+VIEWS = {
+    "terralingua (before)": (("prompt_view", "terralingua"), ("prompt_message_chars", 60), ("prompt_memory_chars", 80)),
+    "compact (small's default)": (),
+}
+"""--compare-views: world overrides of the small preset for each view."""
+
+
+def compare_views(model, episodes: int, steps: int, threads: int) -> None:
+    """The README society with both views, alternating episodes on the same seeds (module docstring)."""
+    from collections import Counter
+
+    from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, behaviour_summary
+
+    evaluators = {}
+    for label, overrides in VIEWS.items():
+        settings = FitnessSettings(preset="small", policy="llm=4,cooperator=2", max_steps=steps, overrides=overrides)
+        engine = LlamaEngine(model, n_ctx=settings.context_tokens(), max_batch=8, n_threads=threads)
+        evaluators[label] = FitnessEvaluator(settings, engine)
+    results = {label: [] for label in VIEWS}
+    for seed in range(episodes):
+        for label, evaluator in evaluators.items():
+            results[label].append(evaluator.play(seed))
+    print(f"model {model.name}, threads {threads}, {episodes} episodes x {steps} steps, policy llm=4,cooperator=2")
+    header = f"{'view':>26} | {'s/agent-step':>12} | {'tokens in':>9} | {'tokens out':>10} | {'in+out':>6} | " \
+             f"{'towards food':>12} | {'food/agent-step':>15} | {'agent-steps':>11}"
+    print(header)
+    print("-" * len(header))
+    for label, evaluator in evaluators.items():
+        costs = evaluator.llm.cost_summary()
+        behaviour = behaviour_summary(results[label])
+        counts = Counter()
+        for result in results[label]:
+            counts.update(result.behaviour)
+        print(f"{label:>26} | {costs['seconds_per_agent_step']:>12.3f} | {costs['tokens_in_per_agent_step']:>9.1f} | "
+              f"{costs['tokens_out_per_agent_step']:>10.1f} | "
+              f"{costs['tokens_in_per_agent_step'] + costs['tokens_out_per_agent_step']:>6.1f} | "
+              f"{counts['towards_food']:>4}/{counts['food_in_view']:<4} {behaviour['towards_food_share']:.2f} | "
+              f"{behaviour['food_per_agent_step']:>15.3f} | {costs['agent_steps']:>11}")
+    print("both views measured in this run, alternating episodes; absolute times depend on the machine's load.")
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="GGUF path (default: the embedded SmolLM2-135M-Instruct)")
@@ -80,7 +129,13 @@ def main() -> None:
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--prompt", choices=sorted(PROMPTS), default="default",
                         help="default: the small preset's prompt; reference: the prompt sizes the targets were set with")
+    parser.add_argument("--compare-views", action="store_true",
+                        help="compare the small preset's compact view with the TerraLingua view (module docstring)")
+    parser.add_argument("--episodes", type=int, default=4, help="--compare-views: episodes per view")
     args = parser.parse_args()
+    if args.compare_views:
+        compare_views(resolve_model(args.model), args.episodes, args.steps, args.threads)
+        return
 
     from llama_cpp import Llama
 
