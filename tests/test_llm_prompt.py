@@ -272,3 +272,48 @@ def test_the_forage_hint_preset_adds_the_line_to_the_view_and_forage_does_not():
     assert PromptSettings.from_config(hint).nearest_food and not PromptSettings.from_config(plain).nearest_food
     assert {k: v for k, v in vars(hint).items() if k != "prompt_nearest_food"} == \
         {k: v for k, v in vars(plain).items() if k != "prompt_nearest_food"}  # the same world otherwise
+
+
+def test_a_decided_word_is_forced_to_its_end():
+    from policies.llm_prompt import forced_continuation
+
+    names = ("stay", "move", "give", "take", "reproduce")  # what an agent with a visible neighbour can do
+    assert forced_continuation("m", names=names) == ('ove", "direction": "', False)
+    assert forced_continuation("mo") == ("", False)  # move or modify, when every action is possible
+    assert forced_continuation("g", names=names) == ('ive", "target": "', False)
+    assert forced_continuation("g") == ("", False)  # give or give_artifact
+    assert forced_continuation('move",', names=names) == (' "direction": "', False)  # a token ran into the key
+    assert forced_continuation('move", "direction": "n') == ('orth", "message": "', False)
+    assert forced_continuation('move", "direction": "so', talk=False) == ('uth"}', True)
+    assert forced_continuation("s", talk=False, names=names) == ('tay"}', True)
+    assert forced_continuation('give", "target": "agent_1', names=names) == ("", False)  # targets stay sampled
+
+
+def test_compact_view_says_what_the_numeric_view_and_infos_say():
+    from policies.llm_prompt import compact_view, nearest_food_line
+    from society_env.env import SocietyEnv
+
+    config = society_env.make_config("small", language=True, num_founders=12)
+    env = SocietyEnv(config)
+    observations, infos = env.reset(seed=5)
+    for agent in env.agents:
+        text = compact_view(observations[agent], infos[agent], config)
+        head, agents_line = text.split("\n")[:2]
+        assert head.startswith(f"Energy {config.initial_energy}, age 0/{config.lifespan}.")
+        nearest = nearest_food_line(observations[agent], config)  # "Nearest food: 2 north, 1 east"
+        if "none visible" in nearest:
+            assert "Food: none seen." in head
+        else:
+            assert "nearest " + nearest.removeprefix("Nearest food: ").replace(",", "") + "." in head
+        seen = infos[agent]["view"]["agents"]
+        assert [part.split(" ")[0] for part in agents_line.removeprefix("Agents: ").split("; ")][:3] == \
+            ([name for name, *_ in seen[:3]] or ["none"])
+        if len(seen) > 3:
+            assert agents_line.endswith(f"; {len(seen) - 3} more")
+        assert "Heard" not in text  # nobody has spoken at the start
+    actions = {agent: {"action": [0, 0, 0, 1], "message": f"hi from {agent}"} for agent in env.agents}
+    observations, _, _, _, infos = env.step(actions)
+    listener = next(agent for agent in env.agents if infos[agent]["view"]["agents"])
+    heard = infos[listener]["view"]["heard"]
+    assert heard and heard[0][3] == f"hi from {heard[0][0]}"
+    assert f"Heard: {heard[0][0]}: hi from {heard[0][0]}" in compact_view(observations[listener], infos[listener], config)
