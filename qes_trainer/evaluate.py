@@ -34,24 +34,42 @@ from society_env.options import add_options, check_bounds, given_options
 __all__ = ["evaluate_models", "main"]
 
 
-def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSettings, seeds: Sequence[int],
-                    threads: int | None = None, batch_size: int = 8) -> dict[str, Any]:
-    """Fitness of each model (label -> GGUF path, None = default model) on ``seeds``, plus paired differences
-    against the first model and (sampled episodes) the behaviour rates of :func:`behaviour_summary`."""
+def _evaluate_one(model: str | Path | None, settings: FitnessSettings, seeds: Sequence[int], threads: int | None,
+                  batch_size: int) -> tuple[Path, list]:
+    """One model's episode results (in this process or a worker process: everything here is picklable)."""
     from policies.llm_engine import LlamaEngine
     from policies.models import resolve_model
+
+    path = resolve_model(model)
+    engine = LlamaEngine(path, n_ctx=settings.context_tokens(), max_batch=batch_size, n_threads=threads)
+    try:
+        return path, FitnessEvaluator(settings, engine).evaluate(seeds)
+    finally:
+        engine.close()
+
+
+def evaluate_models(models: dict[str, str | Path | None], settings: FitnessSettings, seeds: Sequence[int],
+                    threads: int | None = None, batch_size: int = 8, jobs: int = 1) -> dict[str, Any]:
+    """Fitness of each model (label -> GGUF path, None = default model) on ``seeds``, plus paired differences
+    against the first model and (sampled episodes) the behaviour rates of :func:`behaviour_summary`.
+    ``jobs`` > 1 evaluates that many models at once, each in its own process (same results: every model
+    plays the same seeds whatever runs beside it)."""
+    if jobs > 1:
+        import multiprocessing
+        from concurrent.futures import ProcessPoolExecutor
+
+        with ProcessPoolExecutor(max_workers=min(jobs, len(models)), mp_context=multiprocessing.get_context("spawn")) as pool:
+            futures = {label: pool.submit(_evaluate_one, model, settings, list(seeds), threads, batch_size)
+                       for label, model in models.items()}
+            outcomes = {label: future.result() for label, future in futures.items()}
+    else:
+        outcomes = {label: _evaluate_one(model, settings, seeds, threads, batch_size) for label, model in models.items()}
 
     per_episode: dict[str, list[float]] = {}
     sampled: dict[str, list[float]] = {}
     report: dict[str, Any] = {"seeds": list(seeds), "settings": dataclasses.asdict(settings),
                               "models": {}}
-    for label, model in models.items():
-        path = resolve_model(model)
-        engine = LlamaEngine(path, n_ctx=settings.context_tokens(), max_batch=batch_size, n_threads=threads)
-        try:
-            results = FitnessEvaluator(settings, engine).evaluate(seeds)
-        finally:
-            engine.close()
+    for label, (path, results) in outcomes.items():
         per_episode[label] = [r.fitness for r in results]
         mean, error = mean_and_standard_error(per_episode[label])
         report["models"][label] = {"model": str(path), "fitness_mean": mean, "fitness_standard_error": error,
@@ -101,6 +119,8 @@ def build_parser() -> argparse.ArgumentParser:
     add_options({"episodes": parser, "LLM": parser}, FitnessSettings,
                 only=("preset", "policy", "overrides", "max_steps", "estimator", "n_ctx", "temperature"))
     add_options({"LLM": parser}, LLMOptions, only=("threads",))
+    parser.add_argument("--jobs", type=int, default=1, help="models evaluated at once, each in its own process with "
+                        "--threads threads (default 1: one after the other)")
     parser.add_argument("--out", help="also write the report as JSON to this file")
     return parser
 
@@ -134,7 +154,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         models[label] = path
     try:
-        report = evaluate_models(models, settings, seeds, threads=args.threads)
+        report = evaluate_models(models, settings, seeds, threads=args.threads, jobs=max(args.jobs, 1))
     except (ValueError, ModelError, OSError) as error:
         print(f"qes-eval: error: {error}", file=sys.stderr)
         return 2
