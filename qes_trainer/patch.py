@@ -1,0 +1,120 @@
+"""A trained model as a small patch: the sparse code diff of a QES run against its base GGUF.
+
+A fine-tuned model differs from its base in a few thousand integer codes, so shipping or sharing it as a
+whole GGUF (98 MB for the default model) is wasteful. A patch (``.qespatch``, a compressed ``.npz``)
+holds only what is needed to rebuild it exactly:
+
+* ``meta`` (JSON): format name and version, the base model's file name, size and SHA-256, the SHA-256
+  of the model the patch builds, the training configuration (the recipe) and how many generations made it;
+* per tensor ``indices_<k>`` / ``values_<k>``: the positions (flat code index) and the code changes.
+
+:func:`apply_patch` refuses a base whose SHA-256 is not the patch's, and checks the SHA-256 of what it
+built before it renames it into place: a patch either rebuilds its model bit for bit or writes nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+import zipfile
+from pathlib import Path
+from typing import Any, Mapping
+
+import numpy as np
+
+from qes_trainer.qes import SparseDelta
+from society_env.files import atomic_file
+
+__all__ = ["PATCH_SUFFIX", "PatchError", "write_patch", "read_patch", "apply_patch"]
+
+FORMAT = "society-env-model-patch"
+VERSION = 1
+PATCH_SUFFIX = ".qespatch"
+
+
+class PatchError(ValueError):
+    """A patch that cannot be read, or that does not belong to the base model it is applied to."""
+
+
+def _sha256(path: Path) -> str:
+    from policies.models import sha256_of
+
+    return sha256_of(path)
+
+
+def write_patch(path: str | Path, base_model: str | Path, diff: Mapping[str, SparseDelta], result_model: str | Path,
+                meta: Mapping[str, Any] | None = None) -> Path:
+    """Write the patch that turns ``base_model`` into ``result_model`` (``diff``: codes - base codes per
+    tensor, as a QES checkpoint holds it) atomically to ``path``; ``meta`` adds e.g. the recipe."""
+    base_model, result_model, path = Path(base_model), Path(result_model), Path(path)
+    changed = {name: delta for name, delta in diff.items() if delta.nnz}
+    header = {**dict(meta or {}), "format": FORMAT, "version": VERSION,
+              "base": {"name": base_model.name, "size": base_model.stat().st_size, "sha256": _sha256(base_model)},
+              "result_sha256": _sha256(result_model), "tensors": list(changed),
+              "sizes": [delta.size for delta in changed.values()]}
+    arrays: dict[str, np.ndarray] = {"meta": np.frombuffer(json.dumps(header).encode(), dtype=np.uint8)}
+    for k, delta in enumerate(changed.values()):
+        arrays[f"indices_{k}"] = delta.indices.astype(np.int64)
+        arrays[f"values_{k}"] = delta.values.astype(np.int16)
+    with atomic_file(path) as handle:
+        np.savez_compressed(handle, **arrays)
+    return path
+
+
+def read_patch(path: str | Path) -> tuple[dict[str, Any], dict[str, SparseDelta]]:
+    """``(meta, diff)`` of a patch file; :class:`PatchError` naming the file for anything unreadable."""
+    path = Path(path)
+    if not path.is_file():
+        raise PatchError(f"no model patch at {path}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {key: data[key] for key in data.files}
+        meta = json.loads(arrays.pop("meta").tobytes().decode())
+    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+        raise PatchError(f"{path} is not a readable model patch (truncated or corrupt: {error})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        found = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else None
+        raise PatchError(f"{path} is not a {FORMAT} version {VERSION} file (found {found})")
+    try:
+        diff = {name: SparseDelta(arrays[f"indices_{k}"].astype(np.int64), arrays[f"values_{k}"].astype(np.int16), size)
+                for k, (name, size) in enumerate(zip(meta["tensors"], meta["sizes"]))}
+    except KeyError as error:
+        raise PatchError(f"{path} is a truncated model patch (missing {error})") from None
+    return meta, diff
+
+
+def apply_patch(patch: str | Path, base_model: str | Path, target: str | Path) -> Path:
+    """Build the patched model at ``target`` from ``base_model``: check the base's SHA-256, apply the code
+    diff to a temporary copy, check the result's SHA-256, rename it into place. Nothing is written at
+    ``target`` unless every check passed."""
+    from qes_trainer.live_model import LiveModel, copy_atomic
+
+    meta, diff = read_patch(patch)
+    base_model, target = Path(base_model), Path(target)
+    digest = _sha256(base_model)
+    if digest != meta["base"]["sha256"]:
+        raise PatchError(f"{patch} was made for {meta['base']['name']} (SHA-256 {meta['base']['sha256'][:12]}...), "
+                         f"not for {base_model} (SHA-256 {digest[:12]}...)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    handle, scratch = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
+    os.close(handle)
+    scratch = Path(scratch)
+    try:
+        copy_atomic(base_model, scratch)
+        if diff:
+            live = LiveModel(scratch, tensors=",".join(diff))
+            try:
+                _, gated = live.apply(diff)
+                live.flush()
+            finally:
+                live.close()
+            if gated:
+                raise PatchError(f"{patch} does not fit {base_model}: {gated} codes would leave their range")
+        built = _sha256(scratch)
+        if built != meta["result_sha256"]:
+            raise PatchError(f"{patch} built a model with SHA-256 {built[:12]}..., expected {meta['result_sha256'][:12]}...")
+        os.replace(scratch, target)
+    finally:
+        scratch.unlink(missing_ok=True)
+    return target

@@ -1,0 +1,59 @@
+"""Fine-tuned models shipped as patches of the embedded default model (``society-env models``).
+
+Each entry names a ``.qespatch`` file in this package (``qes_trainer/tuned/``) made by a documented
+``qes-train`` recipe. On first use the model is built from the embedded SmolLM2-135M-Instruct and the
+patch into the model cache (next to the default model) and its SHA-256 is checked; later uses check the
+SHA-256 of the built file again (0.3 s) and rebuild it if it changed.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from qes_trainer.patch import PATCH_SUFFIX, PatchError, apply_patch, read_patch
+
+__all__ = ["TunedModel", "TUNED_MODELS", "tuned_model_path", "is_tuned_model", "PATCH_DIRECTORY"]
+
+PATCH_DIRECTORY = Path(__file__).resolve().parent / "tuned"
+
+
+@dataclass(frozen=True)
+class TunedModel:
+    name: str
+    recipe: str
+    """The ``qes-train`` recipe (and docs/training.md section) that made the patch."""
+    description: str
+
+    @property
+    def patch(self) -> Path:
+        return PATCH_DIRECTORY / f"{self.name}{PATCH_SUFFIX}"
+
+
+TUNED_MODELS: dict[str, TunedModel] = {
+    "smollm2-society": TunedModel("smollm2-society", "society",
+                                  "SmolLM2-135M-Instruct fine-tuned by QES in the small world (qes-train --recipe "
+                                  "society; measured in docs/training.md)"),
+}
+
+
+def is_tuned_model(name: str | None) -> bool:
+    return name is not None and str(name) in TUNED_MODELS
+
+
+def tuned_model_path(name: str, quiet: bool = False) -> Path:
+    """The built GGUF of tuned model ``name`` (built on first use; PatchError for a missing patch)."""
+    import sys
+
+    from policies.models import cache_dir, resolve_model, sha256_of
+
+    entry = TUNED_MODELS[name]
+    if not entry.patch.is_file():
+        raise PatchError(f"the patch of {name} ({entry.patch.name}) is not in this installation of society-env")
+    meta, _ = read_patch(entry.patch)
+    target = cache_dir() / "models" / f"{name}.gguf"
+    if target.is_file() and sha256_of(target) == meta["result_sha256"]:
+        return target
+    if not quiet:
+        print(f"society-env: building {name} from {meta['base']['name']} and {entry.patch.name}...", file=sys.stderr)
+    return apply_patch(entry.patch, resolve_model(None), target)
