@@ -18,7 +18,8 @@ class LLMOptions:
     """How the ``llm`` policy runs: the model, llama.cpp's settings, sampling and the prompt overrides
     (None = the preset's condition, see :meth:`prompt`)."""
 
-    model: str | None = option(None, "GGUF file", group="LLM", type=str,
+    model: str | None = option(None, "GGUF file, or the name of a tuned model of `society-env models`", group="LLM",
+                               type=str,
                                default_text="the embedded SmolLM2-135M-Instruct Q4_1, fetched on first use")
     temperature: float = option(0.7, "sampling temperature; 0 = greedy", group="LLM", minimum=0)
     n_ctx: int | None = option(None, "context tokens per agent", group="LLM", type=int, minimum=1,

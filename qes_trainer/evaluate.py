@@ -103,16 +103,27 @@ def _model_argument(text: str) -> tuple[str, str]:
     return label, path
 
 
+def _built_tuned_models(models: dict[str, str | None]) -> dict[str, str | None]:
+    """Models named as tuned models of ``society-env models`` (e.g. ``smollm2-society``) stand for their built
+    GGUF (built here once, not in each ``--jobs`` worker); a missing patch is a one-line PatchError."""
+    from qes_trainer.tuned import is_tuned_model, tuned_model_path
+
+    return {label: str(tuned_model_path(model)) if is_tuned_model(model) else model for label, model in models.items()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qes-eval", formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__,
         epilog="examples:\n  qes-eval --trained runs/qes-demo/model.gguf --episodes 8 --out runs/qes-demo/eval.json\n"
                "  qes-eval --preset forage --policy llm=2 --max-steps 8 --episodes 32 \\\n"
-               "      --trained full=runs/forage-full/model.gguf none=runs/forage-none/model.gguf")
+               "      --trained full=runs/forage-full/model.gguf none=runs/forage-none/model.gguf\n"
+               "  qes-eval --trained smollm2-society --episodes 8   # a tuned model of society-env models")
     parser.add_argument("--trained", required=True, nargs="+", metavar="[LABEL=]PATH",
-                        help="one or more trained GGUFs (e.g. RUN_DIR/model.gguf), each compared with the base")
-    parser.add_argument("--base", default=None, help="the base GGUF (default: the embedded default model)")
+                        help="one or more trained GGUFs (e.g. RUN_DIR/model.gguf) or tuned model names (society-env "
+                             "models), each compared with the base")
+    parser.add_argument("--base", default=None, help="the base GGUF or tuned model name (default: the embedded "
+                        "default model)")
     parser.add_argument("--episodes", type=int, default=8, help="held-out episodes per model (default 8)")
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED, help=f"first held-out episode seed (default {HELDOUT_SEED})")
     # the episodes' settings are qes-train's own options (the LLM prompt is the preset's, as for both)
@@ -154,6 +165,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         models[label] = path
     try:
+        models = _built_tuned_models(models)
         report = evaluate_models(models, settings, seeds, threads=args.threads, jobs=max(args.jobs, 1))
     except (ValueError, ModelError, OSError) as error:
         print(f"qes-eval: error: {error}", file=sys.stderr)

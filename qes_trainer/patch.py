@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import json
 import os
+import struct
 import tempfile
 import zipfile
+import zlib
 from pathlib import Path
 from typing import Any, Mapping
 
@@ -62,8 +64,20 @@ def write_patch(path: str | Path, base_model: str | Path, diff: Mapping[str, Spa
     return path
 
 
+class _Inconsistent(Exception):
+    """A structural check of :func:`read_patch` failed (turned into a :class:`PatchError`)."""
+
+
+def _require(condition: bool) -> None:
+    if not condition:
+        raise _Inconsistent
+
+
 def read_patch(path: str | Path) -> tuple[dict[str, Any], dict[str, SparseDelta]]:
-    """``(meta, diff)`` of a patch file; :class:`PatchError` naming the file for anything unreadable."""
+    """``(meta, diff)`` of a patch file; :class:`PatchError` naming the file for anything unreadable.
+
+    Everything is checked here (structure, types, index ranges) so that :func:`apply_patch` never meets
+    a malformed diff: a damaged patch is one line, not a traceback from zlib or numpy."""
     path = Path(path)
     if not path.is_file():
         raise PatchError(f"no model patch at {path}")
@@ -71,16 +85,26 @@ def read_patch(path: str | Path) -> tuple[dict[str, Any], dict[str, SparseDelta]
         with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile, UnicodeDecodeError) as error:
+    except (OSError, ValueError, KeyError, EOFError, struct.error, zlib.error, zipfile.BadZipFile,
+            UnicodeDecodeError) as error:
         raise PatchError(f"{path} is not a readable model patch (truncated or corrupt: {error})") from None
     if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
         found = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else None
         raise PatchError(f"{path} is not a {FORMAT} version {VERSION} file (found {found})")
     try:
-        diff = {name: SparseDelta(arrays[f"indices_{k}"].astype(np.int64), arrays[f"values_{k}"].astype(np.int16), size)
-                for k, (name, size) in enumerate(zip(meta["tensors"], meta["sizes"]))}
-    except KeyError as error:
-        raise PatchError(f"{path} is a truncated model patch (missing {error})") from None
+        base, names, sizes = meta["base"], meta["tensors"], meta["sizes"]
+        _require(all(isinstance(base[key], str) for key in ("name", "sha256")) and isinstance(base["size"], int))
+        _require(isinstance(meta["result_sha256"], str) and len(names) == len(sizes))
+        diff = {}
+        for k, (name, size) in enumerate(zip(names, sizes)):
+            indices, values = arrays[f"indices_{k}"], arrays[f"values_{k}"]
+            _require(indices.ndim == values.ndim == 1 and indices.size == values.size)
+            _require(np.issubdtype(indices.dtype, np.integer) and np.issubdtype(values.dtype, np.integer))
+            _require(indices.size == 0 or (0 <= indices.min() and indices.max() < size))
+            diff[str(name)] = SparseDelta(indices.astype(np.int64), values.astype(np.int16), int(size))
+    except (KeyError, TypeError, _Inconsistent) as error:
+        detail = f" (missing {error})" if isinstance(error, KeyError) else ""
+        raise PatchError(f"{path} is a truncated or inconsistent model patch{detail}") from None
     return meta, diff
 
 
@@ -103,8 +127,13 @@ def apply_patch(patch: str | Path, base_model: str | Path, target: str | Path) -
     try:
         copy_atomic(base_model, scratch)
         if diff:
-            live = LiveModel(scratch, tensors=",".join(diff))
+            live = LiveModel(scratch)
             try:
+                sizes = {name: tensor.n_elements for name, tensor in live.trainable.items()}
+                wrong = [name for name, delta in diff.items() if sizes.get(name) != delta.size]
+                if wrong:
+                    raise PatchError(f"{patch} does not fit {base_model}: no trainable tensor {wrong[0]} of "
+                                     f"{diff[wrong[0]].size} codes")
                 _, gated = live.apply(diff)
                 live.flush()
             finally:

@@ -13,7 +13,7 @@ from pathlib import Path
 
 from qes_trainer.patch import PATCH_SUFFIX, PatchError, apply_patch, read_patch
 
-__all__ = ["TunedModel", "TUNED_MODELS", "tuned_model_path", "is_tuned_model", "PATCH_DIRECTORY"]
+__all__ = ["TunedModel", "TUNED_MODELS", "tuned_model_path", "built_path", "is_tuned_model", "PATCH_DIRECTORY"]
 
 PATCH_DIRECTORY = Path(__file__).resolve().parent / "tuned"
 
@@ -27,13 +27,18 @@ class TunedModel:
 
     @property
     def patch(self) -> Path:
+        """The shipped patch (looked up when used, so tests can point :data:`PATCH_DIRECTORY` elsewhere)."""
         return PATCH_DIRECTORY / f"{self.name}{PATCH_SUFFIX}"
+
+    @property
+    def shipped(self) -> bool:
+        return self.patch.is_file()
 
 
 TUNED_MODELS: dict[str, TunedModel] = {
     "smollm2-society": TunedModel("smollm2-society", "society",
-                                  "SmolLM2-135M-Instruct fine-tuned by QES in the small world (qes-train --recipe "
-                                  "society; measured in docs/training.md)"),
+                                  "SmolLM2-135M-Instruct fine-tuned by QES as an agent of the small society world "
+                                  "(measured in docs/training.md)"),
 }
 
 
@@ -41,17 +46,25 @@ def is_tuned_model(name: str | None) -> bool:
     return name is not None and str(name) in TUNED_MODELS
 
 
+def built_path(name: str) -> Path:
+    """Where tuned model ``name`` is built: the model cache, next to the default model."""
+    from policies.models import cache_dir
+
+    return cache_dir() / "models" / f"{name}.gguf"
+
+
 def tuned_model_path(name: str, quiet: bool = False) -> Path:
     """The built GGUF of tuned model ``name`` (built on first use; PatchError for a missing patch)."""
     import sys
 
-    from policies.models import cache_dir, resolve_model, sha256_of
+    from policies.models import resolve_model, sha256_of
 
     entry = TUNED_MODELS[name]
-    if not entry.patch.is_file():
-        raise PatchError(f"the patch of {name} ({entry.patch.name}) is not in this installation of society-env")
+    if not entry.shipped:
+        raise PatchError(f"the patch of {name} ({entry.patch.name}) is not in this installation of society-env "
+                         f"(see society-env models)")
     meta, _ = read_patch(entry.patch)
-    target = cache_dir() / "models" / f"{name}.gguf"
+    target = built_path(name)
     if target.is_file() and sha256_of(target) == meta["result_sha256"]:
         return target
     if not quiet:

