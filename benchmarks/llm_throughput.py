@@ -168,7 +168,7 @@ def main() -> None:
         for step in range(args.steps):
             if not observations:
                 break
-            prompts = [policy.build_messages(agent, observation) for agent, observation in observations.items()]
+            prompts = [policy.build_messages(agent, observation, info=infos[agent]) for agent, observation in observations.items()]
             seconds, _ = run_high_level(naive_llama, prompts, schema, True, args.max_tokens, args.temperature, step)
             naive += seconds
             seconds, _ = run_high_level(best_llama, prompts, schema, False, args.max_tokens, args.temperature, step)
