@@ -232,7 +232,8 @@ class FitnessEvaluator:
         else:
             results = []
             for seed in seeds:
-                results.append(self.play(seed, rao_blackwell=self.settings.estimator == "rao_blackwell"))
+                rao_blackwell = self.settings.estimator == "rao_blackwell"
+                results.append(self.play(seed, rao_blackwell=True) if rao_blackwell else self.play(seed))
                 if on_episode is not None:
                     on_episode(results[-1])
             return results

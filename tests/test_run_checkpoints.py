@@ -87,7 +87,7 @@ def test_an_llm_society_killed_and_resumed_writes_the_uninterrupted_recording(tm
     assert main(["run", "--resume", str(killed), "--quiet"]) == 0
     assert deterministic_files(killed) == deterministic_files(whole)
     calls = [e for e in deterministic_files(killed)["events"] if e["type"] == "llm_call"]
-    assert len(calls) >= 2 * 16 and any("Your memory note:" in call["user"] for call in calls)
+    assert len(calls) >= 2 * 16 and any("\nMemory: " in call["user"] for call in calls)  # small: the compact view
 
 
 def test_an_experiment_resumes_skipping_finished_runs(tmp_path):
