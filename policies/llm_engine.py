@@ -573,13 +573,7 @@ class LlamaEngine:
         if not forced_text:
             return None, False
         canonical = self.text_tokens(text + forced_text)
-        accepted = []
-        for canonical_token in canonical:
-            if not self._accepts(grammar, canonical_token):
-                break
-            self.llama_cpp.llama_sampler_accept(grammar, canonical_token)
-            pieces.append(self.piece(canonical_token))
-            accepted.append(canonical_token)
+        accepted = self._accept_tokens(grammar, canonical, pieces)
         if not accepted:
             return None, False
         result.tokens_out += len(accepted)
@@ -593,17 +587,23 @@ class LlamaEngine:
         rest to normal sampling."""
         if not text:
             return [], True
-        accepted = []
         tokens = self.tokenize(text, add_special=False)
+        accepted = self._accept_tokens(grammar, tokens, pieces)
+        result.tokens_forced += len(accepted)
+        result.tokens_out += len(accepted)
+        return accepted, len(accepted) == len(tokens)
+
+    def _accept_tokens(self, grammar, tokens: list[int], pieces: list[bytes]) -> list[int]:
+        """Advance the grammar over ``tokens`` up to the first one it rejects; returns those accepted
+        (their pieces appended to ``pieces``)."""
+        accepted = []
         for token in tokens:
             if not self._accepts(grammar, token):
                 break
             self.llama_cpp.llama_sampler_accept(grammar, token)
             pieces.append(self.piece(token))
             accepted.append(token)
-        result.tokens_forced += len(accepted)
-        result.tokens_out += len(accepted)
-        return accepted, len(accepted) == len(tokens)
+        return accepted
 
     def accept_text(self, grammar, text: str) -> None:
         """Advance a grammar sampler over ``text`` (ModelError if the grammar rejects it: accepting a

@@ -32,6 +32,14 @@ def trained_run(tmp_path_factory):
     return base, model, directory / "run" / "model.qespatch"
 
 
+def _register_test_model(monkeypatch, tmp_path, base, patch) -> None:
+    """Register the run's patch as tuned model "model" of the tiny base, with a cache of its own."""
+    monkeypatch.setenv("SOCIETY_ENV_CACHE", str(tmp_path / "cache"))
+    monkeypatch.setattr(tuned, "PATCH_DIRECTORY", patch.parent)
+    monkeypatch.setitem(tuned.TUNED_MODELS, "model", tuned.TunedModel("model", "forage", "the test run"))
+    monkeypatch.setattr("policies.models.resolve_model", lambda model: base if model is None else model)
+
+
 def test_qes_train_writes_a_patch_that_rebuilds_its_model_bit_for_bit(trained_run, tmp_path):
     base, model, patch = trained_run
     meta, diff = read_patch(patch)
@@ -74,10 +82,7 @@ def test_a_patch_whose_result_does_not_match_is_refused(trained_run, tmp_path):
 
 def test_tuned_models_are_listed_and_built_on_first_use(trained_run, tmp_path, monkeypatch, capsys):
     base, model, patch = trained_run
-    monkeypatch.setenv("SOCIETY_ENV_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(tuned, "PATCH_DIRECTORY", patch.parent)
-    monkeypatch.setitem(tuned.TUNED_MODELS, "model", tuned.TunedModel("model", "forage", "the test run"))
-    monkeypatch.setattr("policies.models.resolve_model", lambda model: base if model is None else model)
+    _register_test_model(monkeypatch, tmp_path, base, patch)
     assert society_env_main(["models"]) == 0
     listing = capsys.readouterr().out
     assert "SmolLM2-135M-Instruct.Q4_1.gguf" in listing and "Apache-2.0" in listing  # the default model
@@ -127,10 +132,7 @@ def test_qes_eval_takes_tuned_model_names(trained_run, tmp_path, monkeypatch, ca
     from qes_trainer import evaluate
 
     base, model, patch = trained_run
-    monkeypatch.setenv("SOCIETY_ENV_CACHE", str(tmp_path / "cache"))
-    monkeypatch.setattr(tuned, "PATCH_DIRECTORY", patch.parent)
-    monkeypatch.setitem(tuned.TUNED_MODELS, "model", tuned.TunedModel("model", "forage", "the test run"))
-    monkeypatch.setattr("policies.models.resolve_model", lambda model: base if model is None else model)
+    _register_test_model(monkeypatch, tmp_path, base, patch)
     built = evaluate._built_tuned_models({"base": None, "trained": "model", "other": str(model)})
     assert built == {"base": None, "trained": str(tuned.built_path("model")), "other": str(model)}
     assert sha256_of(tuned.built_path("model")) == sha256_of(model)
