@@ -29,7 +29,7 @@ except ImportError:  # run from a checkout without `pip install -e .`
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from policies import POLICIES, PolicyAssignment, PolicySpecError, make_policy, parse_policy_spec
-from society_env.app.runner import EpisodeStats, run_episode
+from policies.rollout import EpisodeStats, run_episode
 from society_env.config import PRESETS, make_config
 from society_env.env import SocietyEnv
 from society_env.rules import DEATH_CAUSES

@@ -140,22 +140,14 @@ def llm_run(agents: int, steps: int, every: int, seed: int, model: str) -> dict:
             "--model", model, "--n-ctx", str(n_ctx), "--llm-batch", "2", "--threads", "2", "--history", "4",
             "--quiet", "--out", str(Path(scratch) / "run")])
 
-        import society_env.app.runner as runner
+        from policies.rollout import EveryStep
 
-        original = runner.run_episode
+        def sample(env, stats):
+            if stats.steps % every == 0:
+                samples.take(stats.steps, len(env.agents))
 
-        def sampled_run_episode(*a, **k):  # sample every `every` steps through the runner's on_step hook
-            def on_step(env, stats):
-                if stats.steps % every == 0:
-                    samples.take(stats.steps, len(env.agents))
-            samples.take(0, agents)
-            return original(*a, **{**k, "on_step": on_step})
-
-        runner.run_episode = sampled_run_episode
-        try:
-            summary = record_run(args, "forage", seed, Path(scratch) / "run")
-        finally:
-            runner.run_episode = original
+        samples.take(0, agents)
+        summary = record_run(args, "forage", seed, Path(scratch) / "run", hooks=[EveryStep(sample)])
     result = samples.report()
     cost = summary["costs"]["llm"]
     result.update(agent_steps=summary["agent_steps"], kv_evictions=cost.get("kv_evictions", 0),

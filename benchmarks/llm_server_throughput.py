@@ -25,7 +25,7 @@ from policies import POLICIES, PolicyAssignment, parse_policy_spec
 from policies.llm_policy import LlamaCppPolicy
 from policies.llm_server import ServerPolicy, launch_local_server
 from policies.models import resolve_model
-from society_env.app.runner import run_episode
+from policies.rollout import run_episode
 
 
 def play(policy, config, agents: int, steps: int, seed: int) -> dict[str, float]:

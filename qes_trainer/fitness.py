@@ -47,7 +47,7 @@ from policies.llm_policy import (
     default_context,
 )
 from policies.perception import DIRECTIONS, Perception
-from society_env.app.runner import policy_seeds, run_episode
+from policies.rollout import EpisodeHook, Rollout, Step, collect_actions, reset_policies, run_episode
 from society_env.options import option, same_option
 from society_env.config import make_config, parse_overrides
 from society_env.env import SocietyEnv
@@ -172,8 +172,7 @@ class FitnessEvaluator:
         self.llm.track_decisions = rao_blackwell
         try:
             stats = run_episode(self.env, assignment, {**self.policies, TRAINED_POLICY: probe}, seed, self.settings.max_steps,
-                                before_step=estimate.before_step if estimate else None,
-                                after_step=estimate.after_step if estimate else None)
+                                hooks=[estimate] if estimate else ())
         finally:
             self.llm.track_decisions = False
         behaviour = probe.counts
@@ -195,17 +194,11 @@ class FitnessEvaluator:
         decisions, starts = [], []
         for seed in seeds:
             assignment = PolicyAssignment(self.entries, self.config.num_founders)
+            reset_policies(self.policies, seed, skip=[TRAINED_POLICY])  # the LLM's KV cache stays
             observations, infos = self.env.reset(seed=seed)
-            for name, policy_seed in policy_seeds(seed, sorted(self.policies)).items():
-                if name != TRAINED_POLICY:
-                    self.policies[name].reset(policy_seed)
-            fixed: dict[str, Any] = {}  # the co-players' first actions, the same whatever the LLM does
-            trained = []
-            for name, agents in assignment.groups(self.env.agents).items():
-                if name == TRAINED_POLICY:
-                    trained = agents
-                else:
-                    fixed.update(self.policies[name].act({a: observations[a] for a in agents}, {a: infos[a] for a in agents}))
+            # the co-players' first actions, the same whatever the LLM does
+            fixed = collect_actions(assignment, self.policies, self.env.agents, observations, infos, skip=[TRAINED_POLICY])
+            trained = [agent for agent in self.env.agents if assignment.policy_of.get(agent) == TRAINED_POLICY]
             starts.append((copy.deepcopy(self.env), fixed, trained))
             decisions += [(agent, observations[agent]) for agent in trained]
         probabilities = self.llm.move_distribution(decisions)
@@ -257,7 +250,7 @@ def _with_kind(action: dict[str, Any], kind: int) -> dict[str, Any]:
     return {**action, "action": vector}
 
 
-class _RaoBlackwellReturn:
+class _RaoBlackwellReturn(EpisodeHook):
     """Accumulates the Rao-Blackwellised return of the LLM agents over one episode (module docstring).
 
     ``before_step`` sees the step's actions (all agents, sampled): for every LLM agent it steps a copy
@@ -271,8 +264,8 @@ class _RaoBlackwellReturn:
         self._sampled: list[str] = []
         self._scratch: SocietyEnv | None = None
 
-    def before_step(self, env: SocietyEnv, actions: dict[str, Any]) -> None:
-        state = None
+    def before_step(self, rollout: Rollout, actions: dict[str, Any]) -> None:
+        env, state = rollout.env, None
         self._sampled = []
         for agent, distribution in self.policy.decisions.items():
             if agent not in actions:
@@ -292,8 +285,8 @@ class _RaoBlackwellReturn:
                 self.total += probability * rewards.get(agent, 0.0)
         self.policy.decisions = {}
 
-    def after_step(self, env: SocietyEnv, rewards: dict[str, float]) -> None:
-        self.total += sum(rewards.get(agent, 0.0) for agent in self._sampled)
+    def after_step(self, rollout: Rollout, step: Step) -> None:
+        self.total += sum(step.rewards.get(agent, 0.0) for agent in self._sampled)
 
 
 class _BehaviourProbe:

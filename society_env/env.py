@@ -104,6 +104,7 @@ from society_env.rules import (
     Actions,
     StepOutcome,
     advance_world,
+    episode_end,
 )
 from society_env.state import ALIVE, WORLD_VERSION, WorldState, initial_state
 from society_env.text_view import render_texts, visible_views
@@ -176,9 +177,7 @@ class SocietyEnv(ParallelEnv):
         world, config = self.world, self.config
 
         alive = world.status == ALIVE
-        nobody_left = not alive.any()
-        out_of_time = world.step >= config.max_steps
-        self._episode_over = nobody_left or out_of_time
+        self._episode_over, out_of_time = episode_end(world, config)
 
         if config.fixed_slots:
             reported = np.arange(config.max_agents)

@@ -252,6 +252,14 @@ def compute_rewards(outcome: StepOutcome, config: SocietyConfig) -> np.ndarray:
     return rewards
 
 
+def episode_end(state: WorldState, config: SocietyConfig) -> tuple[bool, bool]:
+    """The episode-end rule, ``(ended, out_of_time)``: an episode ends when nobody is alive or after
+    ``config.max_steps`` steps; ``out_of_time`` says it is the time limit (a truncation in the env's terms,
+    every other end a termination). The env and the vector env both ask here."""
+    out_of_time = state.step >= config.max_steps
+    return out_of_time or not (state.status == ALIVE).any(), out_of_time
+
+
 def step_world(
     state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator
 ) -> tuple[WorldState, StepOutcome]:

@@ -41,7 +41,7 @@ from society_env.observations import (
     padded_grid_shape,
     write_observations,
 )
-from society_env.rules import Actions, advance_world
+from society_env.rules import Actions, advance_world, episode_end
 from society_env.state import ALIVE, WorldState, initial_state
 
 
@@ -112,9 +112,7 @@ class SocietyVectorEnv:
             outcome = advance_world(world, parsed, config, self._rngs[e])
             self._rewards[e] = outcome.rewards
             now_alive = world.status == ALIVE
-            nobody_left = not now_alive.any()
-            out_of_time = world.step >= config.max_steps
-            ended = nobody_left or out_of_time
+            ended, out_of_time = episode_end(world, config)
             self._terminations[e] = ended and not out_of_time
             self._truncations[e] = ended and out_of_time
             self._episode_ended[e] = ended

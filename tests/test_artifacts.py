@@ -223,7 +223,7 @@ def test_worlds_without_artifacts_reject_the_artifact_entry():
 
 def test_recorded_artifact_actions_replay_identically(tmp_path):
     from policies import PolicyAssignment, make_policy
-    from society_env.app.runner import run_episode
+    from policies.rollout import RecordSteps, run_episode
     from society_env.app.runs import replay_recording
     from society_env.recording import Recording, RecordingWriter
 
@@ -232,7 +232,7 @@ def test_recorded_artifact_actions_replay_identically(tmp_path):
     policies = {"cooperator": make_policy("cooperator", config)}
     meta = {"preset": "core", "seed": 4, "assignment": assignment.policy_of, "config": config.to_dict()}
     with RecordingWriter(tmp_path / "run", meta) as recorder:
-        stats = run_episode(society_env.SocietyEnv(config), assignment, policies, 4, 80, recorder)
+        stats = run_episode(society_env.SocietyEnv(config), assignment, policies, 4, 80, [RecordSteps(recorder)])
         recorder.close(stats.summary(assignment.policy_of))
     kinds = {e["type"] for e in Recording(tmp_path / "run").events()}
     assert {"artifact_created", "artifact_modified"} <= kinds

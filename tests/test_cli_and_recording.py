@@ -189,11 +189,11 @@ def test_a_failed_forced_run_leaves_the_old_recording_in_place(tmp_path, capsys,
     out = tmp_path / "run"
     assert _run(out, steps="12") == 0
     before = {path.name: path.read_bytes() for path in out.iterdir()}
-    import society_env.app.runner as runner
+    import policies.rollout as rollout
 
     def killed(*args, **kwargs):
         raise KeyboardInterrupt  # the run dies in the middle
-    monkeypatch.setattr(runner, "run_episode", killed)
+    monkeypatch.setattr(rollout, "run_episode", killed)
     assert _run(out, "--force", steps="5") == 130  # Ctrl-C
     assert {path.name: path.read_bytes() for path in out.iterdir()} == before
     [staging] = [p for p in tmp_path.iterdir() if p.name.startswith(".run.new-")]

@@ -73,7 +73,7 @@ def test_unreachable_server_and_unknown_model_are_one_line_errors(server, tmp_pa
 def test_a_server_killed_mid_run_makes_agents_stay_counted_then_stops_the_run(server, tmp_path):
     import society_env
     from policies import POLICIES, PolicyAssignment, make_policy, parse_policy_spec
-    from society_env.app.runner import run_episode
+    from policies.rollout import EveryStep, run_episode
 
     process, url = server
     config = society_env.make_config("small", language=True)
@@ -91,7 +91,7 @@ def test_a_server_killed_mid_run_makes_agents_stay_counted_then_stops_the_run(se
 
     with pytest.raises(ServerError, match="failed 2 steps in a row"):
         run_episode(env, PolicyAssignment(entries, config.num_founders),
-                    {"llm": policy, "forager": make_policy("forager", config)}, 0, 10, on_step=kill_after_two_steps)
+                    {"llm": policy, "forager": make_policy("forager", config)}, 0, 10, [EveryStep(kill_after_two_steps)])
     # steps 1-2 answered; step 3 failed for both agents, who stayed (counted); step 4 stopped the run
     assert failures_seen == [0, 0, 2]
     calls = [e for e in policy.drain_events() if e["type"] == "llm_call"]

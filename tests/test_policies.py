@@ -8,7 +8,7 @@ from hypothesis import strategies as st
 import society_env
 from policies import POLICIES, PolicyAssignment, PolicySpecError, make_policy, parse_policy_spec
 from policies.assignment import founder_counts
-from society_env.app.runner import run_episode
+from policies.rollout import run_episode
 from society_env.observations import NUM_CHANNELS, NUM_FEATURES
 
 

@@ -1,7 +1,7 @@
 """Run checkpoints: ``society-env run`` writes ``RUN_DIR/checkpoint.pkl`` every ``--checkpoint-every``
 steps, and ``run --resume RUN_DIR`` (or ``experiment --resume OUT``) continues from the last one.
 
-A checkpoint holds the run's command-line options, its :class:`~society_env.app.runner.RunState` (the
+A checkpoint holds the run's command-line options, its :class:`~policies.rollout.RunState` (the
 world with its generator, each policy's state, the statistics) and the byte length of each recording
 file at that step. Resuming cuts the recording files back to those lengths, so what a killed run wrote
 after its last checkpoint is replayed, not duplicated: the finished recording is the uninterrupted
@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from society_env import __version__
-from society_env.app.runner import RunState
+from policies.rollout import RunState
 from society_env.app.errors import UserError
 from society_env.files import atomic_file
 
@@ -27,6 +27,13 @@ CHECKPOINT_FILE = "checkpoint.pkl"
 FORMAT = "society-env-run-checkpoint"
 VERSION = 1
 """Bumped whenever what a checkpoint holds changes; other versions are refused with a clear error."""
+MOVED_MODULES = {"society_env.app.runner": "policies.rollout"}
+"""Where the classes of older checkpoints live now (the episode loop moved below the app layer)."""
+
+
+class _Unpickler(pickle.Unpickler):
+    def find_class(self, module: str, name: str):
+        return super().find_class(MOVED_MODULES.get(module, module), name)
 
 
 @dataclass
@@ -57,7 +64,7 @@ def load_checkpoint(run_dir: Path) -> RunCheckpoint:
                         "(or was not checkpointed); start it again")
     try:
         with open(path, "rb") as file:
-            saved = pickle.load(file)
+            saved = _Unpickler(file).load()
     except Exception as error:  # truncated or overwritten files raise several kinds
         raise UserError(f"{path} is damaged ({type(error).__name__}: {error}); it cannot be resumed") from None
     if not isinstance(saved, dict) or saved.get("format") != FORMAT:

@@ -55,11 +55,12 @@ def run_options(args: argparse.Namespace, preset: str, seed: int) -> dict[str, A
 
 
 def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, command: str = "run",
-               resume=None) -> dict[str, Any]:
+               resume=None, hooks=()) -> dict[str, Any]:
     """Run and record one episode of ``preset`` with ``seed`` (policies, steps, overrides and LLM options
     from ``args``) into ``run_dir``; returns the run's summary. With ``args.checkpoint_every`` K > 0 a
     checkpoint is written every K steps (:mod:`society_env.app.checkpoints`); ``resume`` (a
-    ``RunCheckpoint`` of the recording in ``run_dir``) continues from it."""
+    ``RunCheckpoint`` of the recording in ``run_dir``) continues from it. ``hooks``
+    (``policies.rollout.EpisodeHook``) follow the episode too, after the recorder and the progress bar."""
     from policies import PolicyAssignment
     from society_env.app.checkpoints import RunCheckpoint, remove_checkpoint, save_checkpoint
     from society_env.env import SocietyEnv
@@ -97,7 +98,8 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
     try:
         stats = _run_with_progress(env, assignment, policies, seed, steps, recorder, getattr(args, "render", "none"),
                                    args.quiet, checkpoint_every=getattr(args, "checkpoint_every", 0),
-                                   on_checkpoint=checkpoint, resume=None if resume is None else resume.state)
+                                   on_checkpoint=checkpoint, resume=None if resume is None else resume.state,
+                                   hooks=hooks)
     except (ValueError, RuntimeError) as error:  # a prompt outgrowing its context, a server that died: keep the recording
         from policies.llm_engine import ModelError
         from policies.llm_policy import LLMPolicyError
@@ -197,31 +199,30 @@ def _build_policy(name: str, config, args: argparse.Namespace):
         raise UserError(str(error)) from None
 
 
-def _run_with_progress(env, assignment, policies, seed, steps, recorder, render, quiet, **checkpointing):
+def _run_with_progress(env, assignment, policies, seed, steps, recorder, render, quiet, checkpoint_every=0,
+                       on_checkpoint=None, resume=None, hooks=()):
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-    from society_env.app.runner import run_episode
+    from policies.rollout import Checkpoints, EveryStep, RecordSteps, run_episode
 
-    console = Console(stderr=True)
+    record = [RecordSteps(recorder)]  # first: a checkpoint syncs the recording written so far
+    after = [*hooks, *([Checkpoints(checkpoint_every, on_checkpoint)] if checkpoint_every else [])]
     if render == "ansi":
         screen = Console()
-
-        def show(env, stats):
-            screen.print(env.render(), markup=False, highlight=False)
-
-        return run_episode(env, assignment, policies, seed, steps, recorder, on_step=show, **checkpointing)
+        show = EveryStep(lambda env, stats: screen.print(env.render(), markup=False, highlight=False))
+        return run_episode(env, assignment, policies, seed, steps, [*record, show, *after], resume)
     if quiet:
-        return run_episode(env, assignment, policies, seed, steps, recorder, **checkpointing)
+        return run_episode(env, assignment, policies, seed, steps, [*record, *after], resume)
     columns = (TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[live]}"), TimeElapsedColumn())
-    with Progress(*columns, console=console, transient=False) as progress:
+    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
         task = progress.add_task("run", total=steps, live="")
 
         def update(env, stats):
             live = f"alive {stats.population[-1]}  food {stats.food_tiles[-1]}  births {stats.births}"
             progress.update(task, completed=stats.steps, live=live)
 
-        return run_episode(env, assignment, policies, seed, steps, recorder, on_step=update, **checkpointing)
+        return run_episode(env, assignment, policies, seed, steps, [*record, EveryStep(update), *after], resume)
 
 
 def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
@@ -265,10 +266,10 @@ def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
 
 def replay_recording(run_dir: str | Path) -> dict[str, Any]:
     """Re-run a recording's actions in a fresh env; compare events and snapshots line by line."""
-    from policies.assignment import PolicyAssignment
-    from policies.replay import ReplayPolicy
+    from policies.replay import ReplayAssignment, ReplayedWorld, ReplayPolicy
+    from policies.rollout import run_episode
     from society_env.env import SocietyEnv
-    from society_env.recording import WORLD_EVENT_TYPES, Recording, founder_events, snapshot, step_events
+    from society_env.recording import WORLD_EVENT_TYPES, Recording
 
     recording = Recording(run_dir)
     recorded_world = recording.meta.get("world", "society_v1")  # recordings before v2 did not say
@@ -279,19 +280,10 @@ def replay_recording(run_dir: str | Path) -> dict[str, Any]:
     config = recording.config
     env = SocietyEnv(config)
     policy = ReplayPolicy(config, recording)
-    policy.reset()
-    assignment = PolicyAssignment([("replay", 1.0)], config.num_founders)
-    assignment.policy_of = dict(recording.meta.get("assignment", {}))
-
-    observations, infos = env.reset(seed=recording.meta["seed"])
-    events = founder_events(env.world, assignment.policy_of)
-    snapshots = [snapshot(env.world)]
-    while env.agents and not policy.exhausted:
-        actions = policy.act({a: observations[a] for a in env.agents}, infos)
-        observations, _, _, _, infos = env.step(actions)
-        assignment.update(infos)
-        events.extend(step_events(env.world, infos, assignment.policy_of, env.last_outcome.artifact_events))
-        snapshots.append(snapshot(env.world))
+    replayed = ReplayedWorld()
+    run_episode(env, ReplayAssignment(recording), {ReplayPolicy.name: policy}, recording.meta["seed"],
+                policy.recorded_steps, [replayed])
+    events, snapshots = replayed.events, replayed.snapshots
 
     recorded_events = [e for e in recording.events() if e["type"] in WORLD_EVENT_TYPES]
     recorded_snapshots = list(recording.snapshots())
