@@ -18,6 +18,9 @@ checkpoint, never a torn one.
 from __future__ import annotations
 
 import json
+import struct
+import zipfile
+import zlib
 from pathlib import Path
 from typing import Any
 
@@ -76,23 +79,42 @@ def load_checkpoint(run_dir: str | Path) -> tuple[dict[str, Any], dict[str, Spar
     if not path.is_file():
         raise CheckpointError(f"no checkpoint in {run_dir} (expected {CHECKPOINT_NAME}): nothing to resume")
     try:
-        with np.load(path) as data:
+        with np.load(path, allow_pickle=False) as data:
             arrays = {key: data[key] for key in data.files}
         meta = json.loads(arrays.pop("meta").tobytes().decode())
-    except Exception as error:  # zipfile/json raise several types for a damaged file
-        raise CheckpointError(f"cannot read checkpoint {path}: {error}") from None
-    if meta.get("format") != FORMAT or meta.get("version") != VERSION:
-        raise CheckpointError(f"{path} is not a {FORMAT} version {VERSION} file "
-                              f"(format {meta.get('format')!r}, version {meta.get('version')!r})")
-    names, sizes = meta["tensors"], meta["sizes"]
-    diff = {name: SparseDelta(arrays[f"diff_indices_{i}"].astype(np.int64), arrays[f"diff_values_{i}"].astype(np.int16), size)
-            for i, (name, size) in enumerate(zip(names, sizes))}
-    optimizer = meta["optimizer"]
-    state = {
-        **optimizer,
-        "residuals": {name: arrays[f"residual_{i}"] for i, name in enumerate(names)} if meta["has_residual"] else {},
-        "records": [{**record, "coefficients": arrays[f"record_{r}_coefficients"],
-                     "blocked": {name: arrays[f"record_{r}_blocked_{i}"] for i, name in enumerate(names)}}
-                    for r, record in enumerate(meta["records"])],
-    }
+    except (OSError, ValueError, KeyError, EOFError, struct.error, zlib.error, zipfile.BadZipFile) as error:
+        # a damaged file: zipfile, numpy's header parser and json raise these (ValueError: also not UTF-8)
+        raise CheckpointError(f"cannot read checkpoint {path} (truncated or corrupt: {_one_line(error)})") from None
+    if not isinstance(meta, dict) or meta.get("format") != FORMAT or meta.get("version") != VERSION:
+        found = (meta.get("format"), meta.get("version")) if isinstance(meta, dict) else None
+        raise CheckpointError(f"{path} is not a {FORMAT} version {VERSION} file (found {found})")
+    try:
+        missing = [key for key in REQUIRED_META if not isinstance(meta[key], REQUIRED_META[key])]
+        if missing:
+            raise TypeError(f"{missing[0]} of the wrong kind")
+        names, sizes = meta["tensors"], meta["sizes"]
+        diff = {name: SparseDelta(arrays[f"diff_indices_{i}"].astype(np.int64), arrays[f"diff_values_{i}"].astype(np.int16), size)
+                for i, (name, size) in enumerate(zip(names, sizes))}
+        optimizer = meta["optimizer"]
+        state = {
+            **optimizer,
+            "residuals": {name: arrays[f"residual_{i}"] for i, name in enumerate(names)} if meta["has_residual"] else {},
+            "records": [{**record, "coefficients": arrays[f"record_{r}_coefficients"],
+                         "blocked": {name: arrays[f"record_{r}_blocked_{i}"] for i, name in enumerate(names)}}
+                        for r, record in enumerate(meta["records"])],
+        }
+    except (KeyError, TypeError) as error:
+        detail = f"missing {error}" if isinstance(error, KeyError) else str(error)
+        raise CheckpointError(f"{path} is a truncated or inconsistent checkpoint ({detail}): it cannot be resumed") from None
     return meta, diff, state
+
+
+REQUIRED_META: dict[str, type | tuple[type, ...]] = {
+    "tensors": list, "sizes": list, "optimizer": dict, "records": list, "has_residual": bool,
+}
+"""What :func:`save_checkpoint` adds to ``meta`` and :func:`load_checkpoint` reads (checked, so that a
+damaged file is a CheckpointError; the caller's own keys are the caller's to check)."""
+
+
+def _one_line(error: BaseException) -> str:
+    return " ".join(str(error).split()) or type(error).__name__

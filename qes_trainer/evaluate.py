@@ -142,8 +142,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.table import Table
 
     from policies.llm_engine import ModelError
-    from society_env.files import write_json_atomic
+    from society_env.files import unwritable, write_json_atomic
 
+    problem = None if not args.out else unwritable(args.out) or (
+        None if Path(args.out).parent.is_dir() else f"{Path(args.out).parent} does not exist")
+    if problem is not None:  # refused before any model is built or evaluated
+        print(f"qes-eval: error: cannot write --out {args.out}: {problem}", file=sys.stderr)
+        return 2
     if args.episodes < 2:
         print("qes-eval: error: --episodes must be at least 2 (a standard error needs two)", file=sys.stderr)
         return 2

@@ -28,7 +28,7 @@ import numpy as np
 from qes_trainer.qes import SparseDelta
 from society_env.files import atomic_file
 
-__all__ = ["PATCH_SUFFIX", "PatchError", "write_patch", "read_patch", "apply_patch"]
+__all__ = ["PATCH_SUFFIX", "PatchError", "write_patch", "read_patch", "check_base", "apply_patch"]
 
 FORMAT = "society-env-model-patch"
 VERSION = 1
@@ -108,6 +108,15 @@ def read_patch(path: str | Path) -> tuple[dict[str, Any], dict[str, SparseDelta]
     return meta, diff
 
 
+def check_base(patch: str | Path, meta: Mapping[str, Any], base_model: str | Path) -> None:
+    """:class:`PatchError` unless ``base_model`` is the base the patch (its ``meta``, from :func:`read_patch`)
+    was made for, by SHA-256."""
+    digest = _sha256(Path(base_model))
+    if digest != meta["base"]["sha256"]:
+        raise PatchError(f"{patch} was made for {meta['base']['name']} (SHA-256 {meta['base']['sha256'][:12]}...), "
+                         f"not for {base_model} (SHA-256 {digest[:12]}...)")
+
+
 def apply_patch(patch: str | Path, base_model: str | Path, target: str | Path) -> Path:
     """Build the patched model at ``target`` from ``base_model``: check the base's SHA-256, apply the code
     diff to a temporary copy, check the result's SHA-256, rename it into place. Nothing is written at
@@ -116,10 +125,7 @@ def apply_patch(patch: str | Path, base_model: str | Path, target: str | Path) -
 
     meta, diff = read_patch(patch)
     base_model, target = Path(base_model), Path(target)
-    digest = _sha256(base_model)
-    if digest != meta["base"]["sha256"]:
-        raise PatchError(f"{patch} was made for {meta['base']['name']} (SHA-256 {meta['base']['sha256'][:12]}...), "
-                         f"not for {base_model} (SHA-256 {digest[:12]}...)")
+    check_base(patch, meta, base_model)
     target.parent.mkdir(parents=True, exist_ok=True)
     handle, scratch = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent)
     os.close(handle)

@@ -30,7 +30,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from qes_trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
+from qes_trainer.checkpoint import CHECKPOINT_NAME, CheckpointError, load_checkpoint, save_checkpoint
 from qes_trainer.fitness import (
     ESTIMATORS,
     HELDOUT_SEED,
@@ -110,6 +110,25 @@ class TrainConfig:
         return cls(**{**data, "fitness": FitnessSettings.from_dict(data["fitness"])})
 
 
+RESUMED_META = {"config": dict, "base_sha256": str, "generation": int, "metrics": list}
+"""What a resume reads of the ``meta`` that :func:`train` saves in its checkpoints."""
+
+
+def _saved_config(meta: dict[str, Any], run_dir: Path) -> TrainConfig:
+    """The training configuration a checkpoint holds; CheckpointError naming it if that (or another part
+    of :data:`RESUMED_META`) is missing or does not load."""
+    path = Path(run_dir) / CHECKPOINT_NAME
+    wrong = [key for key, kind in RESUMED_META.items() if not isinstance(meta.get(key), kind)]
+    if wrong:
+        raise CheckpointError(f"{path} is a truncated or inconsistent checkpoint ({wrong[0]!r} missing or of the "
+                              "wrong kind): it cannot be resumed")
+    try:
+        return TrainConfig.from_dict(meta["config"])
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{path} holds a training configuration this qes-train "
+                              f"cannot use ({type(error).__name__}: {error}): it cannot be resumed") from None
+
+
 def published_settings(tensor_types: Sequence[str]) -> tuple[float, float]:
     """(sigma, alpha) from the QES paper: INT4 0.01 / 5e-4 for <= 6-bit codes, INT8 0.001 / 1e-4 for Q8_0."""
     if any(name in FOUR_BIT for name in tensor_types):
@@ -138,8 +157,8 @@ def train(
     checkpoint = None
     if resume:
         meta, diff, optimizer_state = checkpoint = load_checkpoint(run_dir)
+        saved = _saved_config(meta, run_dir)
         remove_orphaned_temporaries(run_dir)  # half-written files of the killed run (a checkpoint, a model copy)
-        saved = TrainConfig.from_dict(meta["config"])
         config = dataclasses.replace(saved, generations=config.generations, workers=config.workers,  # only these
                                      ray_address=config.ray_address, member_timeout=config.member_timeout)  # may change
         rows = meta["metrics"]
@@ -419,7 +438,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             run_dir = Path(args.resume)
             meta = load_checkpoint(run_dir)[0]
             # the saved settings, with the options a resume may change (the total, where to evaluate)
-            config = dataclasses.replace(TrainConfig.from_dict(meta["config"]), **given_options(args, TrainConfig))
+            config = dataclasses.replace(_saved_config(meta, run_dir), **given_options(args, TrainConfig))
             check_bounds(config)
             _check_distribution_options(config)
             start = meta["generation"]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from qes_trainer.patch import PATCH_SUFFIX, PatchError, apply_patch, read_patch
+from qes_trainer.patch import PATCH_SUFFIX, PatchError, apply_patch, check_base, read_patch
 
 __all__ = ["TunedModel", "TUNED_MODELS", "tuned_model_path", "built_path", "is_tuned_model", "PATCH_DIRECTORY"]
 
@@ -67,6 +67,8 @@ def tuned_model_path(name: str, quiet: bool = False) -> Path:
     target = built_path(name)
     if target.is_file() and sha256_of(target) == meta["result_sha256"]:
         return target
+    base = resolve_model(None)
+    check_base(entry.patch, meta, base)  # a patch for another base is one line, before "building"
     if not quiet:
         print(f"society-env: building {name} from {meta['base']['name']} and {entry.patch.name}...", file=sys.stderr)
-    return apply_patch(entry.patch, resolve_model(None), target)
+    return apply_patch(entry.patch, base, target)

@@ -15,7 +15,8 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_file", "write_bytes_atomic", "write_json_atomic", "remove_orphaned_temporaries", "json_default"]
+__all__ = ["atomic_file", "write_bytes_atomic", "write_json_atomic", "remove_orphaned_temporaries", "json_default",
+           "unwritable"]
 
 
 @contextmanager
@@ -46,6 +47,24 @@ def remove_orphaned_temporaries(directory: str | Path) -> list[Path]:
     for orphan in orphans:
         orphan.unlink(missing_ok=True)
     return orphans
+
+
+def unwritable(path: str | Path, directory: bool = False) -> str | None:
+    """Why a file (or, with ``directory``, a directory) cannot be written at ``path``, or None: checked
+    before a command does any work, so that a bad output path is refused before anything is written."""
+    path = Path(path)
+    if path.exists():
+        if path.is_dir() != directory:
+            return f"{path} is {'not ' if directory else ''}a directory"
+        return None if os.access(path, os.W_OK) else f"{path} is not writable"
+    parent = path.parent
+    while not parent.exists() and parent != parent.parent:
+        parent = parent.parent
+    if not parent.is_dir():
+        return f"{parent} is not a directory"
+    if not os.access(parent, os.W_OK):
+        return f"{parent} is not writable"
+    return None
 
 
 def write_bytes_atomic(path: str | Path, data: bytes) -> None:

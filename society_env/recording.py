@@ -18,7 +18,7 @@ import json
 import os
 from collections import Counter
 from pathlib import Path
-from typing import Any, Iterator, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
@@ -91,7 +91,7 @@ def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, 
 def count_events(events: Sequence[dict[str, Any]]) -> Counter:
     """The run statistics of some events (one step's, or a whole run's): ``born``, ``died`` and
     ``died:<cause>``, ``gave`` / ``took`` (transfers) and ``gave_amount`` / ``took_amount`` (energy),
-    ``message``, and one count per artifact event type. The run summary (``society_env.app.runner``) and
+    ``message``, and one count per artifact event type. The run summary (``policies.rollout``) and
     the report (``society_env.analysis``) both count with this function, live and from the file."""
     counts: Counter = Counter()
     for event in events:
@@ -161,17 +161,19 @@ class RecordingWriter:
         """Continue writing the recording in ``run_dir`` from a checkpoint: each JSONL file is cut back to
         the byte length :meth:`sync` returned then (what a killed run wrote after it is dropped), and
         appended to from there. ``RecordingError`` when a file is shorter than that: it was not written
-        by the run the checkpoint belongs to."""
+        by the run the checkpoint belongs to, or when its meta.json is damaged (checked before any file is cut)."""
+        Recording(run_dir)
         writer = cls.__new__(cls)
         writer.run_dir = Path(run_dir)
         writer._files = {}
-        for name in cls.STREAMS:
+        for name in cls.STREAMS:  # every file is checked before the first one is cut
             path = writer.run_dir / f"{name}.jsonl"
             size = path.stat().st_size if path.exists() else -1
             if size < lengths[name]:
-                writer.close()
                 raise RecordingError(f"{path} is shorter ({max(size, 0)} bytes) than at the checkpoint "
                                      f"({lengths[name]} bytes): it is not this run's recording")
+        for name in cls.STREAMS:
+            path = writer.run_dir / f"{name}.jsonl"
             file = open(path, "r+b")
             file.truncate(lengths[name])
             file.seek(lengths[name])
@@ -228,12 +230,92 @@ class RecordingWriter:
             self.close()
 
 
-def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
+def read_json(path: Path) -> Any:
+    """The JSON document in ``path``; ``RecordingError`` naming the file when it cannot be read or is not
+    JSON (cut off, overwritten)."""
+    try:
+        return json.loads(path.read_bytes())
+    except OSError as error:
+        raise RecordingError(f"cannot read {path}: {error.strerror or error}") from None
+    except ValueError as error:  # JSONDecodeError, or bytes that are not UTF-8
+        detail = error.msg if isinstance(error, json.JSONDecodeError) else "not UTF-8 text"
+        raise RecordingError(f"{path} is not valid JSON ({detail}): the file is cut off or damaged") from None
+
+
+def _is_agent(value: Any) -> bool:
+    try:
+        agent_slot(value)
+    except ValueError:
+        return False
+    return True
+
+
+_NUMBER = (int, float)
+META_FIELDS: dict[str, Any] = {"seed": int, "config": dict}
+"""What every reader of ``meta.json`` uses (besides ``format`` and ``version``): field -> type or check."""
+EVENT_FIELDS: dict[str, Any] = {"step": int, "type": str}
+EVENT_TYPE_FIELDS: dict[str, dict[str, Any]] = {
+    "added": {"agent": _is_agent, "position": list},
+    "born": {"agent": _is_agent, "parent": _is_agent, "position": list},
+    "died": {"agent": _is_agent, "cause": str, "age": int, "position": list},
+    "gave": {"agent": _is_agent, "to": _is_agent, "amount": _NUMBER},
+    "took": {"agent": _is_agent, "from": _is_agent, "amount": _NUMBER},
+    "message": {"agent": _is_agent},
+}
+"""The fields that readers (replay, report, viewer) use of each world event; other event types (e.g. an
+LLM policy's ``llm_call``) need only ``step`` and ``type``."""
+SNAPSHOT_FIELDS: dict[str, Any] = {"step": int, "agents": list, "row": list, "col": list, "energy": list,
+                                   "food_cells": list, "food_values": list}
+ACTION_FIELDS: dict[str, Any] = {"step": int, "actions": dict}
+
+
+def shape_problem(record: dict[str, Any], fields: dict[str, Any]) -> str | None:
+    """What is wrong with ``record`` against ``fields`` (name -> type, tuple of types, or a check), or None."""
+    for name, kind in fields.items():
+        if name not in record:
+            return f"has no {name!r}"
+        value = record[name]
+        if not (isinstance(value, kind) if isinstance(kind, (type, tuple)) else kind(value)):
+            return f"has a wrong {name!r} ({json.dumps(value, default=str)[:40]})"
+    return None
+
+
+def _event_problem(event: dict[str, Any]) -> str | None:
+    return shape_problem(event, EVENT_FIELDS) or shape_problem(event, EVENT_TYPE_FIELDS.get(event["type"], {}))
+
+
+def _snapshot_problem(snapshot: dict[str, Any]) -> str | None:
+    problem = shape_problem(snapshot, SNAPSHOT_FIELDS)
+    if problem is None and not (len(snapshot["agents"]) == len(snapshot["row"]) == len(snapshot["col"])
+                                == len(snapshot["energy"]) and len(snapshot["food_cells"]) == len(snapshot["food_values"])):
+        problem = "has lists of different lengths"
+    return problem
+
+
+def _action_problem(record: dict[str, Any]) -> str | None:
+    problem = shape_problem(record, ACTION_FIELDS)
+    if problem is not None:
+        return problem
+    for agent, vector in record["actions"].items():
+        if not (isinstance(vector, list) and vector and all(type(value) is int for value in vector)):
+            return f"has an action of {agent} that is not a vector of integers"
+    for optional in ("text", "artifact", "rewards"):
+        if not isinstance(record.get(optional, {}), dict):
+            return f"has a {optional!r} that is not an object"
+    return None
+
+
+def read_jsonl(path: Path, problem: Callable[[dict[str, Any]], str | None] | None = None) -> Iterator[dict[str, Any]]:
     """Records of a JSON Lines file; a final line cut off by a killed run is skipped, any other line that
-    is not a JSON object is a ``RecordingError`` naming the file and line."""
+    is not a JSON object (or, with ``problem``, whose shape it objects to) is a ``RecordingError`` naming
+    the file and line."""
     if not path.exists():
         return
-    with open(path, encoding="utf-8", errors="replace") as file:
+    try:
+        file = open(path, encoding="utf-8", errors="replace")
+    except OSError as error:
+        raise RecordingError(f"cannot read {path}: {error.strerror or error}") from None
+    with file:
         for number, line in enumerate(file, start=1):
             if not line.endswith("\n"):
                 return  # partial last line of a killed run
@@ -244,6 +326,9 @@ def read_jsonl(path: Path) -> Iterator[dict[str, Any]]:
                                      "damaged") from None
             if not isinstance(record, dict):
                 raise RecordingError(f"{path} line {number} is not a JSON object: the recording is damaged")
+            wrong = None if problem is None else problem(record)
+            if wrong is not None:
+                raise RecordingError(f"{path} line {number} {wrong}: the recording is damaged")
             yield record
 
 
@@ -255,10 +340,9 @@ class Recording:
         meta_path = self.run_dir / "meta.json"
         if not meta_path.exists():
             raise RecordingError(f"{self.run_dir} is not a run directory (no meta.json)")
-        try:
-            self.meta = json.loads(meta_path.read_text())
-        except json.JSONDecodeError as error:
-            raise RecordingError(f"{meta_path} is not valid JSON: {error}") from None
+        self.meta = read_json(meta_path)
+        if not isinstance(self.meta, dict):
+            raise RecordingError(f"{meta_path} is not a JSON object: the recording is damaged")
         if self.meta.get("format") != FORMAT_NAME:
             raise RecordingError(f"{self.run_dir} is not a society-env recording (format {self.meta.get('format')!r})")
         if self.meta.get("version") != FORMAT_VERSION:
@@ -266,21 +350,28 @@ class Recording:
                 f"{self.run_dir} has recording format version {self.meta.get('version')!r}; "
                 f"this society-env reads version {FORMAT_VERSION}"
             )
+        problem = shape_problem(self.meta, META_FIELDS)
+        if problem is not None:
+            raise RecordingError(f"{meta_path} {problem}: the recording is damaged")
 
     @property
     def config(self):
         from society_env.config import SocietyConfig
 
-        return SocietyConfig.from_dict(self.meta["config"])
+        try:
+            return SocietyConfig.from_dict(self.meta["config"])
+        except (TypeError, ValueError) as error:
+            raise RecordingError(f"{self.run_dir / 'meta.json'} holds a config this society-env cannot use "
+                                 f"({error})") from None
 
     def events(self) -> Iterator[dict[str, Any]]:
-        return read_jsonl(self.run_dir / "events.jsonl")
+        return read_jsonl(self.run_dir / "events.jsonl", _event_problem)
 
     def snapshots(self) -> Iterator[dict[str, Any]]:
-        return read_jsonl(self.run_dir / "snapshots.jsonl")
+        return read_jsonl(self.run_dir / "snapshots.jsonl", _snapshot_problem)
 
     def actions(self) -> Iterator[dict[str, Any]]:
-        return read_jsonl(self.run_dir / "actions.jsonl")
+        return read_jsonl(self.run_dir / "actions.jsonl", _action_problem)
 
     def fingerprint(self) -> str:
         """SHA-256 over the recording's files (meta, events, snapshots, actions, summary): what a report or a
@@ -300,5 +391,11 @@ class Recording:
 
     @property
     def summary(self) -> dict[str, Any] | None:
+        """The run's summary.json (None for a killed run); ``RecordingError`` if it is damaged."""
         path = self.run_dir / "summary.json"
-        return json.loads(path.read_text()) if path.exists() else None
+        if not path.exists():
+            return None
+        summary = read_json(path)
+        if not isinstance(summary, dict):
+            raise RecordingError(f"{path} is not a JSON object: the recording is damaged")
+        return summary

@@ -111,6 +111,17 @@ def _flatten(lines: list[list[Any]], dtype=np.int64) -> tuple[np.ndarray, np.nda
     return offsets, flat
 
 
+def _column(recording: Recording, snapshots: list[dict[str, Any]], name: str) -> tuple[np.ndarray, np.ndarray]:
+    """One field of every snapshot, flattened; ``RecordingError`` when a value is not an integer."""
+    try:
+        return _flatten([s[name] for s in snapshots])
+    except (TypeError, ValueError, OverflowError):
+        from society_env.recording import RecordingError
+
+        raise RecordingError(f"{recording.run_dir / 'snapshots.jsonl'} holds a snapshot whose {name!r} is not a "
+                             "list of integers: the recording is damaged") from None
+
+
 def load_run(run_dir: str | Path) -> RunData:
     """Load a run directory (complete or killed) into :class:`RunData`. Raises ``RecordingError``."""
     recording = Recording(run_dir)
@@ -120,12 +131,12 @@ def load_run(run_dir: str | Path) -> RunData:
 
         raise RecordingError(f"{recording.run_dir} has no snapshots yet: nothing to analyse")
     last_step = len(snapshots) - 1
-    agent_offsets, slots = _flatten([s["agents"] for s in snapshots])
-    _, rows = _flatten([s["row"] for s in snapshots])
-    _, cols = _flatten([s["col"] for s in snapshots])
-    _, energy = _flatten([s["energy"] for s in snapshots])
-    food_offsets, food_cells = _flatten([s["food_cells"] for s in snapshots])
-    _, food_values = _flatten([s["food_values"] for s in snapshots])
+    agent_offsets, slots = _column(recording, snapshots, "agents")
+    _, rows = _column(recording, snapshots, "row")
+    _, cols = _column(recording, snapshots, "col")
+    _, energy = _column(recording, snapshots, "energy")
+    food_offsets, food_cells = _column(recording, snapshots, "food_cells")
+    _, food_values = _column(recording, snapshots, "food_values")
 
     action_kind = np.full(slots.size, NO_ACTION, dtype=np.int64)
     actions_by_step: list[dict[int, int]] = [{} for _ in snapshots]

@@ -158,10 +158,14 @@ def write_series_csv(series: TimeSeries, path: Path) -> None:
 
 def write_report(run_dir: str | Path, window: int | None = None) -> RunReport:
     """Analyse one run and write report.json, report-series.csv, the PNGs and report.html into it."""
+    return write_run_report(analyse_run(run_dir, window))
+
+
+def write_run_report(report: RunReport) -> RunReport:
+    """Write the files of :func:`write_report` for a run analysed already (:func:`analyse_run`)."""
     from society_env.analysis import plots
     from society_env.analysis.report_html import render_report
 
-    report = analyse_run(run_dir, window)
     out = report.run.run_dir
     write_json_atomic(out / "report.json", report.numbers)
     write_series_csv(report.series, out / "report-series.csv")

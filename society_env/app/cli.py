@@ -26,6 +26,7 @@ from society_env.app.runs import (
     resume_run,
 )
 from society_env.config import PRESETS
+from society_env.recording import RecordingError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -58,8 +59,6 @@ def command_run(args: argparse.Namespace) -> int:
 
 
 def command_replay(args: argparse.Namespace) -> int:
-    from society_env.recording import RecordingError
-
     try:
         result = replay_recording(args.run_dir)
     except RecordingError as error:
@@ -78,11 +77,11 @@ def command_replay(args: argparse.Namespace) -> int:
 # society-env report / view
 # ---------------------------------------------------------------------------------------------
 def command_report(args: argparse.Namespace) -> int:
-    from society_env.recording import RecordingError
-
     from society_env.analysis.report import (
-        MissingAnalysisDependencies, comparison_rows, require_analysis_dependencies, write_comparison, write_report,
+        MissingAnalysisDependencies, analyse_run, comparison_rows, require_analysis_dependencies, write_comparison,
+        write_run_report,
     )
+    from society_env.files import unwritable
 
     try:
         require_analysis_dependencies()
@@ -90,21 +89,33 @@ def command_report(args: argparse.Namespace) -> int:
         raise UserError(str(error)) from None
     if args.window is not None and args.window < 1:
         raise UserError("--window must be at least 1 step")
-    reports = []
+    compare_dir = None
+    if len(args.run_dirs) > 1:
+        compare_dir = Path(args.compare_dir) if args.compare_dir else _common_parent([Path(r) for r in args.run_dirs])
+    # every run is read and every output place checked before the first file is written
+    analysed = []
     for run_dir in args.run_dirs:
+        started = time.perf_counter()
         try:
-            started = time.perf_counter()
-            report = write_report(run_dir, window=args.window)
+            report = analyse_run(run_dir, window=args.window)
         except RecordingError as error:
             raise UserError(str(error)) from None
-        reports.append(report)
+        analysed.append((report, time.perf_counter() - started))
+    places = [(report.run.run_dir, "the run directory") for report, _ in analysed]
+    for place, what in places + ([(compare_dir, "--compare-dir")] if compare_dir is not None else []):
+        problem = unwritable(place, directory=True)
+        if problem is not None:
+            raise UserError(f"cannot write the report into {what} {place}: {problem}; nothing was written")
+    reports = []
+    for report, seconds in analysed:
+        started = time.perf_counter()
+        reports.append(write_run_report(report))
         if not args.quiet:
-            print(f"{report.run.run_dir / 'report.html'} written in {time.perf_counter() - started:.1f} s")
+            print(f"{report.run.run_dir / 'report.html'} written in {seconds + time.perf_counter() - started:.1f} s")
     if not args.quiet:
         print_columns("society-env report", [report.name for report in reports], comparison_rows(reports),
                       overflow="fold")
-    if len(reports) > 1:
-        compare_dir = Path(args.compare_dir) if args.compare_dir else _common_parent([Path(r) for r in args.run_dirs])
+    if compare_dir is not None:
         path = write_comparison(reports, compare_dir)
         if not args.quiet:
             print(f"comparison: {path}")
@@ -119,7 +130,6 @@ def _common_parent(paths: list[Path]) -> Path:
 
 def command_view(args: argparse.Namespace) -> int:
     from society_env.analysis.viewer import write_replay
-    from society_env.recording import RecordingError
 
     try:
         path = write_replay(args.run_dir, args.out)
@@ -274,7 +284,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return args.handler(args)
-    except UserError as error:
+    except (UserError, RecordingError) as error:  # RecordingError: a damaged recording read by any command
         print(f"society-env: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

@@ -115,11 +115,37 @@ def _saved_experiment(out: Path, quiet: bool) -> tuple[argparse.Namespace, list[
     if not path.exists():
         raise UserError(f"{out} holds no experiment ({path.name} missing): nothing to resume")
     try:
-        saved = json.loads(path.read_text())
-        options = saved["options"]
-    except (json.JSONDecodeError, KeyError, TypeError) as error:
-        raise UserError(f"{path} is damaged or from an older society-env ({type(error).__name__}): cannot resume") from None
-    return argparse.Namespace(**options, quiet=quiet), saved["presets"], saved["seeds"]
+        saved = json.loads(path.read_bytes())
+        options, presets, seeds = saved["options"], saved["presets"], saved["seeds"]
+        if not (isinstance(options, dict) and all(isinstance(key, str) for key in options)
+                and isinstance(presets, list) and all(preset in PRESETS for preset in presets)
+                and isinstance(seeds, list) and all(type(seed) is int for seed in seeds)):
+            raise TypeError("options, presets or seeds of the wrong kind")
+    except (ValueError, KeyError, TypeError) as error:  # ValueError: not JSON (cut off) or not UTF-8
+        detail = " ".join(str(error).split())
+        raise UserError(f"{path} is damaged or from an older society-env ({type(error).__name__}: {detail}): "
+                        "cannot resume") from None
+    return argparse.Namespace(**{**options, "quiet": quiet}), presets, seeds
+
+
+SUMMARY_FIELDS = {"steps": int, "population_mean": (int, float), "population_peak": int, "births": int, "deaths": dict,
+                  "messages": int, "gives": int, "takes": int}
+"""What :data:`METRICS` reads of a run's summary.json."""
+
+
+def _finished_summary(run_dir: Path) -> dict[str, Any]:
+    """The summary.json of a run that finished; ``UserError`` naming the file if it is damaged."""
+    from society_env.app.runs import UserError
+    from society_env.recording import Recording, RecordingError, shape_problem
+
+    try:
+        summary = Recording(run_dir).summary
+    except RecordingError as error:
+        raise UserError(f"{error}; cannot resume the experiment") from None
+    problem = shape_problem(summary, SUMMARY_FIELDS)
+    if problem is not None:
+        raise UserError(f"{run_dir / 'summary.json'} {problem}: it is not a run summary; cannot resume the experiment")
+    return summary
 
 
 def _run_experiment(args: argparse.Namespace, presets: list[str], seeds: list[int], out: Path, final: Path,
@@ -127,37 +153,49 @@ def _run_experiment(args: argparse.Namespace, presets: list[str], seeds: list[in
     """Record every (preset, seed) run into ``out`` (which becomes ``final`` when done: the paths the
     experiment records are ``final``'s); returns the table's rows and title. With ``resume``, runs that
     finished are read back, the interrupted one continues from its checkpoint, the others start."""
-    import json
     import shutil
 
     from society_env.app.checkpoints import CHECKPOINT_FILE, load_checkpoint
-    from society_env.app.runs import RUN_OPTIONS_NOT_SAVED, record_run
+    from society_env.app.runs import RUN_OPTIONS_NOT_SAVED, UserError, record_run
     from society_env.files import write_bytes_atomic, write_json_atomic
+    from society_env.recording import Recording, RecordingError
 
     command = {"presets": presets, "seeds": seeds, "policy": args.policy, "steps": args.steps, "set": args.set,
                "options": {key: value for key, value in vars(args).items() if key not in RUN_OPTIONS_NOT_SAVED}}
+    # (preset, seed, state, summary, checkpoint) of every run: with resume, what the runs left is read (and
+    # refused if damaged) before anything is written
+    plan = []
+    for preset, seed in ((p, s) for p in presets for s in seeds):
+        run_dir = out / f"{preset}__seed{seed}"
+        if resume and (run_dir / "summary.json").exists():
+            plan.append((preset, seed, "finished earlier", _finished_summary(run_dir), None))
+        elif resume and (run_dir / CHECKPOINT_FILE).exists():
+            checkpoint = load_checkpoint(run_dir)
+            try:
+                Recording(run_dir)
+            except RecordingError as error:
+                raise UserError(f"{error}; cannot resume the experiment") from None
+            plan.append((preset, seed, "resumed", None, checkpoint))
+        else:
+            plan.append((preset, seed, "", None, None))
     runs: list[dict[str, Any]] = []
-    total = len(presets) * len(seeds)
+    total = len(plan)
     started = time.perf_counter()
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as error:
+        raise UserError(f"cannot write to --out {final}: {error.strerror or error}") from None
     rows = experiment_table(runs, presets)
     write_json_atomic(out / "experiment.json", {**command, "runs": runs, "table": rows})
-    for number, (preset, seed) in enumerate(((p, s) for p in presets for s in seeds), start=1):
+    for number, (preset, seed, state, summary, checkpoint) in enumerate(plan, start=1):
         name = f"{preset}__seed{seed}"
         run_dir = out / name
-        if resume and (run_dir / "summary.json").exists():
-            state, summary = "finished earlier", json.loads((run_dir / "summary.json").read_text())
-        elif resume and (run_dir / CHECKPOINT_FILE).exists():
-            state, summary = "resumed", None
-        else:
-            if resume and run_dir.exists():  # killed before its first checkpoint: nothing to continue from
-                shutil.rmtree(run_dir)
-            state, summary = "", None
+        if resume and not state and run_dir.exists():  # killed before its first checkpoint: nothing to continue from
+            shutil.rmtree(run_dir)
         if not args.quiet:
             print(f"[{number}/{total}] {preset}, seed {seed} -> {final / name}" + (f" ({state})" if state else ""),
                   file=sys.stderr)
         if summary is None:
-            checkpoint = load_checkpoint(run_dir) if state == "resumed" else None
             summary = record_run(args, preset, seed, run_dir, command="experiment", resume=checkpoint)
         runs.append({"preset": preset, "seed": seed, "run_dir": str(final / name), "summary": summary})
         rows = experiment_table(runs, presets)
