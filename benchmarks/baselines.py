@@ -32,7 +32,7 @@ from policies import POLICIES, PolicyAssignment, PolicySpecError, make_policy, p
 from policies.rollout import EpisodeStats, run_episode
 from society_env.config import PRESETS, make_config
 from society_env.env import SocietyEnv
-from society_env.rules import DEATH_CAUSES
+from society_env.encodings import DEATH_CAUSES
 
 BASELINES = ("random", "forager", "cooperator", "raider")
 DEFAULT_MIXED = "forager=1,cooperator=1,raider=1"

@@ -14,8 +14,7 @@ from policies.base import make_action
 from policies.forager import ForagerPolicy
 from policies.perception import Perception, amount_index
 from society_env.artifacts import artifact_action
-from society_env.observations import view_cell_index
-from society_env.rules import GIVE
+from society_env.encodings import GIVE, view_cell_index
 
 FOOD_TOKEN = 1
 """Message token meaning "I see food"; cooperators walk towards agents that send it."""

@@ -9,7 +9,7 @@ import numpy as np
 from policies.base import SavedState, make_action
 from policies.perception import Perception
 from society_env.config import SocietyConfig
-from society_env.rules import REPRODUCE, STAY
+from society_env.encodings import REPRODUCE, STAY
 
 REPRODUCE_RESERVE = 20
 """Energy the parent keeps above the reproduction threshold, so it does not starve right after."""

@@ -16,7 +16,7 @@ from society_env.observations import (
     MESSAGE_CHANNEL,
     split_observation,
 )
-from society_env.rules import EAST, MOVE_DELTAS, NORTH, SOUTH, WEST
+from society_env.encodings import EAST, MOVE_DELTAS, NORTH, SOUTH, WEST
 
 DIRECTIONS = {kind: (int(MOVE_DELTAS[kind][0]), int(MOVE_DELTAS[kind][1])) for kind in (NORTH, SOUTH, WEST, EAST)}
 """(d_row, d_col) of each move, from the rules' own table."""

@@ -7,8 +7,7 @@ from typing import Any
 from policies.base import make_action
 from policies.forager import ForagerPolicy
 from policies.perception import Perception, amount_index
-from society_env.observations import view_cell_index
-from society_env.rules import TAKE
+from society_env.encodings import TAKE, view_cell_index
 
 RAID_RANGE = 3
 """Victims must be within this many cells (Chebyshev)."""

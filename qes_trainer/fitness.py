@@ -52,7 +52,7 @@ from society_env.options import option, same_option
 from society_env.config import make_config, parse_overrides
 from society_env.env import SocietyEnv
 from society_env.names import agent_name
-from society_env.rules import GIVE, REPRODUCE, STAY, TAKE
+from society_env.encodings import GIVE, REPRODUCE, STAY, TAKE
 
 __all__ = ["FitnessSettings", "FitnessEvaluator", "EpisodeResult", "episode_seeds", "mean_and_standard_error",
            "ESTIMATORS"]

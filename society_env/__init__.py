@@ -9,8 +9,8 @@
 from society_env.artifacts import ARTIFACT_ACTION_NAMES, artifact_action
 from society_env.config import CONDITIONS, PRESETS, SocietyConfig, make_config
 from society_env.env import SocietyEnv, env, parallel_env, raw_env
-from society_env.observations import split_observation, view_cell_index
-from society_env.rules import ACTION_NAMES, EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST
+from society_env.encodings import ACTION_NAMES, EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST, view_cell_index
+from society_env.observations import split_observation
 
 __version__ = "0.1.0"
 

@@ -7,8 +7,8 @@ than ``artifact_max_per_cell`` and no agent carries more than ``artifact_max_inv
 keeps its last ``artifact_max_versions`` texts and holders in the state (so memory stays bounded);
 the recording's events keep every version, which is enough to rebuild whole lineages.
 
-**Rules.** Pure functions over the (already copied) state of one step, called by
-:func:`society_env.rules.step_world` in three phases:
+**Rules.** Functions over the state of one step, called by :func:`society_env.rules.advance_world`
+in three phases:
 
 * :func:`resolve_artifact_actions` right after give/take, in the step's priority order, with the
   positions of the start of the step: create (on the actor's cell), pick up (from the actor's cell),

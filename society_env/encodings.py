@@ -1,6 +1,6 @@
-"""The world's small encodings, each defined once: action kinds, move and neighbour deltas, death causes,
-transfer kinds and the view-cell index of give/take targets. Everything else (rules, observations, text
-view, policies, analysis) imports them from here.
+"""The world's small encodings, each defined once: the action vector's layout, action kinds, move and
+neighbour deltas, death causes, transfer kinds and the view-cell index of give/take targets. Everything
+else (rules, observations, text view, policies, analysis) imports them from here.
 
 Coordinates are (row, col) with row growing southwards; the text view writes offsets as (dx, dy) =
 (d_col, d_row).
@@ -9,6 +9,11 @@ Coordinates are (row, col) with row growing southwards; the text view writes off
 from __future__ import annotations
 
 import numpy as np
+
+# The action vector: (kind, target view cell, amount index, message token).
+ACTION_FIELDS = ("kind", "target", "amount", "message")
+ACTION_VECTOR_LENGTH = len(ACTION_FIELDS)
+"""Components of an action vector (the env's ``MultiDiscrete`` action space)."""
 
 # Action kinds (first component of the action vector).
 STAY, NORTH, SOUTH, WEST, EAST, GIVE, TAKE, REPRODUCE = range(8)

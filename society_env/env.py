@@ -50,8 +50,9 @@ says which slots live.
 
 ## Arguments
 ``society_env.parallel_env(preset="default", render_mode=None, **overrides)``: ``preset`` is one of
-``default``, ``small``, ``large`` or one of the eight TerraLingua conditions (``core``, ``long_memory``,
-``abundant``, ``artifact_cost``, ``creative``, ``inert``, ``no_motivation``, ``no_personality``); overrides are any :class:`SocietyConfig` field.
+``default``, ``small``, ``large``, the 9x9 foraging drills ``forage`` and ``forage_hint``, or one of the
+eight TerraLingua conditions (``core``, ``long_memory``, ``abundant``, ``artifact_cost``, ``creative``,
+``inert``, ``no_motivation``, ``no_personality``); overrides are any :class:`SocietyConfig` field.
 ``render_mode`` is ``"human"`` (prints the ANSI frame after every reset and step), ``"ansi"`` or
 ``"rgb_array"``. ``max_cycles`` (PettingZoo's name) is accepted for ``max_steps``. The versioned module
 ``society_env.society_v2`` has the same ``env``, ``parallel_env`` and ``raw_env``. For many worlds as
@@ -61,10 +62,10 @@ arrays (no dicts, no per-agent objects), see ``society_env.vector.SocietyVectorE
 * v0: initial release.
 * v1: artifacts (config ``artifacts``; the language action's ``artifact`` entry); the numeric observation
   gains a sixth view channel (artifacts), so its size is ``view_size**2 * 6 + 12``; ``infos`` gain
-  ``artifact_failed`` and ``artifacts``. The numeric action space is unchanged.
-* v1 (unchanged spaces): metadata name ``society_v1`` (was ``society_v0``), ``render_mode="human"``,
-  ``max_cycles`` alias; with ``language=True`` a living agent's ``infos`` also carry ``view``, the
-  visible agents and artifacts of its text view as data (docs/world.md, Infos).
+  ``artifact_failed`` and ``artifacts``. The numeric action space is unchanged. Metadata name
+  ``society_v1`` (was ``society_v0``), ``render_mode="human"``, ``max_cycles`` alias; with
+  ``language=True`` a living agent's ``infos`` also carry ``view``, the visible agents, messages heard and
+  artifacts of its text view as data (docs/world.md, Infos).
 * v2: the same rules, spaces, rewards and infos; only the random stream changed. Regrowing food is
   drawn by rejection from the whole grid's density (``state.spawn_food_cells``: O(food drawn) instead
   of O(cells)), so the same seed gives another trajectory than in v1. ``state_dict()`` version 2 (the
@@ -88,6 +89,7 @@ from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 from society_env import render as rendering
 from society_env.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, Artifact, ArtifactCommand
 from society_env.config import SocietyConfig, make_config
+from society_env.encodings import ACTION_FIELDS, ACTION_VECTOR_LENGTH, DEATH_CAUSES, FAILURE_REASONS, GIVE_TRANSFER
 from society_env.names import agent_names
 from society_env.observations import (
     PRINTABLE_CHARSET,
@@ -97,15 +99,7 @@ from society_env.observations import (
     padded_grid_shape,
     write_observations,
 )
-from society_env.rules import (
-    DEATH_CAUSES,
-    FAILURE_REASONS,
-    GIVE_TRANSFER,
-    Actions,
-    StepOutcome,
-    advance_world,
-    episode_end,
-)
+from society_env.rules import Actions, StepOutcome, advance_world, episode_end
 from society_env.state import ALIVE, WORLD_VERSION, WorldState, initial_state
 from society_env.text_view import render_texts, visible_views
 
@@ -281,7 +275,7 @@ class SocietyEnv(ParallelEnv):
             matrix = None
         if (
             matrix is None
-            or matrix.shape != (len(names), 4)
+            or matrix.shape != (len(names), ACTION_VECTOR_LENGTH)
             or not np.issubdtype(matrix.dtype, np.integer)
             or ((matrix < 0) | (matrix >= self._action_vector_sizes)).any()
         ):
@@ -291,8 +285,9 @@ class SocietyEnv(ParallelEnv):
 
     def _check_vector(self, agent: str, action: Any) -> np.ndarray:
         array = np.asarray(action)
-        if array.shape != (4,):
-            raise ValueError(f"agent {agent!r}: action must have shape (4,) (kind, target, amount, message), got {action!r}")
+        if array.shape != (ACTION_VECTOR_LENGTH,):
+            raise ValueError(f"agent {agent!r}: action must have shape ({ACTION_VECTOR_LENGTH},) "
+                             f"({', '.join(ACTION_FIELDS)}), got {action!r}")
         if not np.issubdtype(array.dtype, np.integer):
             raise ValueError(f"agent {agent!r}: action must contain integers, got dtype {array.dtype} ({action!r})")
         nvec = self._action_vector_sizes

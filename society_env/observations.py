@@ -14,14 +14,13 @@ from gymnasium import spaces
 
 from society_env import artifacts
 from society_env.config import SocietyConfig
-from society_env.encodings import NUM_ACTION_KINDS, view_cell_index  # noqa: F401 (view_cell_index re-exported)
+from society_env.encodings import NUM_ACTION_KINDS
 from society_env.kernels import fill_padded_grid, gather_observations, position_order
 from society_env.state import GENOME_SIZE, WorldState
 
 # View channels.
 FOOD_CHANNEL, AGENT_CHANNEL, ENERGY_CHANNEL, KIN_CHANNEL, MESSAGE_CHANNEL, ARTIFACT_CHANNEL = range(6)
 NUM_CHANNELS = 6
-CHANNEL_NAMES = ("food", "agent", "energy", "kin", "message", "artifacts")
 """The artifact channel counts artifacts lying on a cell plus those carried by the agent standing there
 (always 0 without artifacts, or when they are invisible)."""
 # Own-state features (after the view).
@@ -175,14 +174,6 @@ def _padded_channel_grid(state: WorldState, config: SocietyConfig, lineage_as_ki
     if state.artifacts and config.artifact_visible:
         padded[..., ARTIFACT_CHANNEL] = wrap_pad(artifacts.count_grid(state, config), r)
     return padded
-
-
-def numeric_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> np.ndarray:
-    """Observations of ``slots`` as a (len(slots), observation_size) float32 array (see
-    :func:`write_observations`)."""
-    out = np.empty((slots.size, observation_size(config)), dtype=np.float32)
-    write_observations(state, config, slots, out, np.arange(slots.size))
-    return out
 
 
 def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray, out: np.ndarray,

@@ -1,8 +1,8 @@
 """The world's rules as pure, vectorised functions.
 
-``step_world(state, actions, config, rng)`` returns a new state and a :class:`StepOutcome`; it never
-mutates its inputs and draws all randomness from ``rng``. ``advance_world`` does the same step in place
-(the env owns its state and saves the copy). Phases, in order:
+``advance_world(state, actions, config, rng)`` advances the state by one step in place (the env owns its
+state) and returns a :class:`StepOutcome`; it draws all randomness from ``rng``. ``step_world`` is the
+pure form: it copies the state first and returns the new one. Phases, in order:
 
 1. **priority**: a random permutation of the living agents (``rng.permutation``) ranks them; every
    conflict below resolves in favour of the better rank.
@@ -24,8 +24,8 @@ mutates its inputs and draws all randomness from ``rng``. ``advance_world`` does
 
 Each phase is one function (``assign_priority``, ``resolve_transfers``, ``resolve_reproduction``,
 ``resolve_moves``, ``eat_metabolise_and_die`` (phases 5-7), ``decay_and_regrow_food``, ``deliver_messages``,
-``compute_rewards``) that edits the step's private copy of the state and records what happened in the
-:class:`StepOutcome`; :func:`step_world` only calls them in order.
+``compute_rewards``) that edits the state and records what happened in the :class:`StepOutcome`;
+:func:`advance_world` only calls them in order.
 
 With artifacts (``society_env.artifacts``, language option) three phases join: **artifact actions**
 right after give/take, **inventories of the dead** fall on their cells right after death, and
@@ -46,9 +46,7 @@ import numpy as np
 
 from society_env.artifacts import ArtifactCommand, age_artifacts, drop_inventories, resolve_artifact_actions
 from society_env.config import SocietyConfig
-from society_env.encodings import (  # noqa: F401 (re-exported: the action kinds are part of the rules' API)
-    ACTION_NAMES,
-    DEATH_CAUSES,
+from society_env.encodings import (
     EAST,
     FAILURE_REASONS,
     NO_AGENT_AT_TARGET,
@@ -61,16 +59,12 @@ from society_env.encodings import (  # noqa: F401 (re-exported: the action kinds
     MOVE_DELTAS,
     NEIGHBOUR_DELTAS,
     NORTH,
-    NUM_ACTION_KINDS,
     OLD_AGE,
     REPRODUCE,
-    SOUTH,
     STARVATION,
     STAY,
     TAKE,
     TAKE_TRANSFER,
-    WEST,
-    view_cell_offsets,
 )
 from society_env.kernels import (
     add_shaped_rewards,

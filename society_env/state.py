@@ -1,8 +1,8 @@
 """The explicit world state: plain numpy arrays indexed by agent slot, plus the food grid.
 
 Slot ``i`` is the agent ``agent_i``. A slot is unborn, alive or dead; ids are never reused.
-The state is created by :func:`initial_state` and advanced by :func:`society_env.rules.step_world`,
-which returns a new state and never touches the old one.
+The state is created by :func:`initial_state` and advanced in place by
+:func:`society_env.rules.advance_world` (:func:`society_env.rules.step_world` copies it first).
 """
 
 from __future__ import annotations

@@ -98,3 +98,18 @@ def test_metadata_name_matches_the_documented_version():
 def test_the_superseded_version_names_its_successor():
     with pytest.raises(ImportError, match="society_v2"):
         importlib.import_module("society_env.society_v1")
+
+
+def test_the_env_docstring_names_every_preset_and_each_version_once():
+    """The env's docstring (what ``help(society_env.parallel_env)`` readers see) lists every preset
+    ``make_config`` accepts, and its version history has one entry per version."""
+    import re
+
+    from society_env.config import PRESETS
+
+    doc = sys.modules["society_env.env"].__doc__  # (the attribute society_env.env is the function env)
+    arguments = doc.split("## Arguments", 1)[1].split("##", 1)[0]
+    assert [p for p in PRESETS if f"``{p}``" not in arguments] == []
+    history = doc.split("## Version History", 1)[1]
+    versions = re.findall(r"^\* (v\d+)", history, re.M)
+    assert len(versions) == len(set(versions)) and versions[-1] == "v" + society_env.SocietyEnv.metadata["name"].rsplit("_v", 1)[1]

@@ -16,7 +16,7 @@ from society_env.env import SocietyEnv
 from policies.llm_engine import LlamaEngine
 from policies.llm_policy import SAMPLED_DECISION, LlamaCppPolicy
 from qes_trainer.fitness import FitnessEvaluator, FitnessSettings
-from society_env.rules import REPRODUCE, STAY
+from society_env.encodings import REPRODUCE, STAY
 from tests.tiny_gguf import write_tiny_model
 
 # 4 agents on an 8x8 torus, two of them LLM-driven, every action offered (give, take, reproduce too):

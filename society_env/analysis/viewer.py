@@ -31,7 +31,7 @@ ARTIFACT_LEAVES_GROUND = ("artifact_created", "artifact_picked_up", "artifact_gi
 
 
 def _action_names() -> list[str]:
-    from society_env.rules import ACTION_NAMES
+    from society_env.encodings import ACTION_NAMES
 
     return list(ACTION_NAMES)
 
