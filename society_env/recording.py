@@ -22,13 +22,7 @@ from typing import Any, Callable, Iterator, Sequence
 
 import numpy as np
 
-from society_env.files import (  # noqa: F401 (the write helpers are re-exported for older imports)
-    atomic_file,
-    json_default,
-    remove_orphaned_temporaries,
-    write_bytes_atomic,
-    write_json_atomic,
-)
+from society_env.files import json_default, write_json_atomic
 from society_env.names import agent_name, agent_slot
 from society_env.state import ALIVE, WORLD_VERSION, WorldState
 
