@@ -2,8 +2,9 @@
 
 Three ways to get one constrained JSON action per agent, for consecutive steps of a small society:
 
-* naive: each agent's full prompt through ``Llama.create_chat_completion`` with a JSON schema, one
-  after another, with the KV cache cleared before each call (an API-style loop, as TerraLingua's);
+* naive: each agent's full prompt through ``Llama.create_chat_completion`` with the JSON schema of its
+  answer (``llm_answer.answer_json_schema``: the same answers as our grammar), one after another, with
+  the KV cache cleared before each call (an API-style loop, as TerraLingua's);
 * high-level, best use: the same calls without clearing, so consecutive calls reuse the shared
   system-prompt prefix (llama-cpp-python keeps the longest matching prefix);
 * ours: ``LlamaCppPolicy`` (one context, one KV sequence per living agent kept across steps, shared
@@ -38,8 +39,9 @@ import numpy as np
 
 import society_env
 from policies.llm_engine import LlamaEngine, disable_amx_weight_buffers
+from policies.llm_answer import answer_json_schema
 from policies.llm_policy import LlamaCppPolicy
-from policies.llm_prompt import PromptSettings
+from policies.llm_prompt import PromptSettings, read_options
 from policies.models import resolve_model
 
 PROMPTS = {
@@ -49,25 +51,13 @@ PROMPTS = {
 """--prompt choices: (world overrides of the ``small`` preset, prompt settings)."""
 
 
-def action_schema(settings: PromptSettings) -> dict:
-    """The high-level approaches' JSON schema: the same answer fields and length caps as our grammar."""
-    return {
-        "type": "object",
-        "properties": {
-            "action": {"type": "string", "enum": ["stay", "move", "give", "take", "reproduce"]},
-            "direction": {"type": "string", "enum": ["north", "south", "east", "west"]},
-            "message": {"type": "string", "maxLength": settings.message_chars},
-            "memory": {"type": "string", "maxLength": settings.memory_chars},
-        },
-        "required": ["action", "message", "memory"],
-    }
-
-
-def run_high_level(llama, prompts, schema: dict, clear_cache: bool, max_tokens: int, temperature: float, seed: int):
-    """Seconds and generated tokens for one action per agent through create_chat_completion."""
+def run_high_level(llama, prompts, schemas: list[dict], clear_cache: bool, max_tokens: int, temperature: float,
+                   seed: int):
+    """Seconds and generated tokens for one action per agent through create_chat_completion, each agent's
+    answer constrained by its own JSON schema (``schemas``, as ``prompts``)."""
     generated = 0
     started = time.perf_counter()
-    for index, messages in enumerate(prompts):
+    for index, (messages, schema) in enumerate(zip(prompts, schemas)):
         if clear_cache:
             llama.reset()
         out = llama.create_chat_completion(
@@ -158,7 +148,6 @@ def main() -> None:
         env = society_env.parallel_env("small", language=True, num_founders=agents, **world)
         policy = LlamaCppPolicy(env.config, engine=engine, temperature=args.temperature, max_tokens=args.max_tokens,
                                 prompt=settings)
-        schema = action_schema(policy.settings)
         observations, infos = env.reset(seed=agents)
         policy.reset(agents)
         best_llama.reset()
@@ -169,9 +158,11 @@ def main() -> None:
             if not observations:
                 break
             prompts = [policy.build_messages(agent, observation, info=infos[agent]) for agent, observation in observations.items()]
-            seconds, _ = run_high_level(naive_llama, prompts, schema, True, args.max_tokens, args.temperature, step)
+            schemas = [answer_json_schema(read_options(infos[agent]["view"], infos[agent]["energy"], env.config), env.config,
+                                          policy.settings) for agent in observations]
+            seconds, _ = run_high_level(naive_llama, prompts, schemas, True, args.max_tokens, args.temperature, step)
             naive += seconds
-            seconds, _ = run_high_level(best_llama, prompts, schema, False, args.max_tokens, args.temperature, step)
+            seconds, _ = run_high_level(best_llama, prompts, schemas, False, args.max_tokens, args.temperature, step)
             high += seconds
             started = time.perf_counter()
             chosen = policy.act(observations, infos)

@@ -11,9 +11,12 @@ An answer is a JSON object; generation starts after :data:`ANSWER_PREFILL`::
 - :func:`forced_continuation`: the text the grammar forces between values (keys and separators), which
   the engine feeds as one chunk instead of sampling it;
 - :func:`answer_length_bound`: the longest answer the grammar allows;
-- :func:`parse_answer`: the answer back into an env action.
+- :func:`answer_head`: the text every answer with an action starts with (for the decision probabilities);
+- :func:`format_answer`: an answer's text (the prompt's examples, the tests);
+- :func:`answer_json_schema`: the same answers as a JSON schema (servers, the throughput benchmark);
+- :func:`parse_answer`: the answer back into an env action, each field read by its :class:`Field`.
 
-``tests/test_llm_answer.py`` round-trips every action through all four.
+``tests/test_llm_answer.py`` round-trips every action through all of them.
 """
 
 from __future__ import annotations
@@ -21,19 +24,19 @@ from __future__ import annotations
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Callable
 
 import numpy as np
 
 from society_env.artifacts import artifact_action
 from society_env.config import SocietyConfig
+from society_env.encodings import (ACTION_FIELDS, ACTION_VECTOR_LENGTH, EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY,
+                                   TAKE, WEST, view_cell_index)
 from society_env.names import agent_name
-from society_env.observations import view_cell_index
-from society_env.rules import EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST
 
-__all__ = ["ANSWERS", "ANSWER_PREFILL", "ARTIFACT_ANSWERS", "AnswerError", "Field", "Options", "action_grammar",
-           "answer_json_schema", "answer_length_bound", "available_answers", "forced_continuation", "format_answer",
-           "parse_answer", "whole_answer_grammar"]
+__all__ = ["ANSWERS", "ANSWER_PREFILL", "ARTIFACT_ANSWERS", "AnswerError", "DECIDED_ANSWERS", "DIRECTION_KINDS", "Field",
+           "Options", "action_grammar", "answer_head", "answer_json_schema", "answer_length_bound", "available_answers",
+           "forced_continuation", "format_answer", "lifespan_word", "parse_answer", "whole_answer_grammar"]
 
 ANSWER_PREFILL = '{"action": "'
 """Written into the assistant turn before generation: the model starts right at the action's name."""
@@ -41,38 +44,112 @@ ANSWER_PREFILL = '{"action": "'
 CHOICE, NUMBER, TEXT = "choice", "number", "text"
 
 
+class AnswerError(ValueError):
+    """A model answer that cannot be turned into an action (the agent then stays put)."""
+
+
 @dataclass(frozen=True)
 class Field:
     """One ``"key": value`` of an answer. ``kind``: ``choice`` (one of a list of quoted words), ``number``
     (one of a list of unquoted integers) or ``text`` (a quoted string of printable ASCII without quotes
-    or backslashes, so the JSON never needs escapes)."""
+    or backslashes, so the JSON never needs escapes). ``words``: the choices when they are the same for
+    every agent (else they come from the agent's :class:`Options`). ``read`` turns the parsed JSON value
+    (``missing`` when the key is absent) into ``argument``: the action-vector component (``ACTION_FIELDS``)
+    or ``artifact_action`` argument it gives."""
 
     key: str
     kind: str
+    argument: str = ""
+    read: Callable[[Any, "Options", SocietyConfig], Any] | None = field(default=None, compare=False, repr=False)
+    missing: Any = None
+    words: tuple[str, ...] = ()
 
+
+def lifespan_word(steps: int) -> str:
+    return str(steps) if steps else "forever"
+
+
+# ---- how each field's value is read (parse_answer) -----------------------------------------------
+
+DIRECTION_KINDS = {"north": NORTH, "south": SOUTH, "west": WEST, "east": EAST}
+"""The move directions: the answer's word -> the action kind."""
+
+
+def _read_direction(value: Any, options: "Options", config: SocietyConfig) -> int:
+    if value not in DIRECTION_KINDS:
+        raise AnswerError(f"unknown direction {value!r}")
+    return DIRECTION_KINDS[value]
+
+
+def _read_target(value: Any, options: "Options", config: SocietyConfig) -> int:
+    if value not in options.offsets:
+        raise AnswerError(f"target {value!r} is not visible")
+    dx, dy = options.offsets[value]
+    return view_cell_index(config, dy, dx)
+
+
+def _read_amount(value: Any, options: "Options", config: SocietyConfig) -> int:
+    if value not in config.transfer_amounts:
+        raise AnswerError(f"amount {value!r} is not one of {config.transfer_amounts}")
+    return config.transfer_amounts.index(value)
+
+
+def _read_lifespan(value: Any, options: "Options", config: SocietyConfig) -> int:
+    words = [lifespan_word(v) for v in config.artifact_lifespans]
+    if str(value) not in words:
+        raise AnswerError(f"lifespan {value!r} is not one of {words}")
+    return words.index(str(value))
+
+
+def _read_artifact(value: Any, options: "Options", config: SocietyConfig) -> str:
+    if value not in options.artifacts_here + options.artifacts_carried:
+        raise AnswerError(f"artifact {value!r} is neither here nor carried")
+    return value
+
+
+def _read_text(value: Any, options: "Options", config: SocietyConfig) -> str:
+    if not isinstance(value, str):
+        raise AnswerError("the artifact text must be a string")
+    return value
+
+
+DIRECTION = Field("direction", CHOICE, "kind", _read_direction, words=tuple(DIRECTION_KINDS))
+TARGET = Field("target", CHOICE, "target", _read_target)
+AMOUNT = Field("amount", NUMBER, "amount", _read_amount)
+ARTIFACT = Field("artifact", CHOICE, "name", _read_artifact)
+NAME = Field("name", TEXT, "name", lambda value, options, config: str(value), missing="")
+TEXT_FIELD = Field("text", TEXT, "text", _read_text, missing="")
+LIFESPAN = Field("lifespan", CHOICE, "lifespan", _read_lifespan)
 
 ANSWERS: dict[str, tuple[Field, ...]] = {
     "stay": (),
-    "move": (Field("direction", CHOICE),),
-    "give": (Field("target", CHOICE), Field("amount", NUMBER)),
-    "take": (Field("target", CHOICE), Field("amount", NUMBER)),
+    "move": (DIRECTION,),
+    "give": (TARGET, AMOUNT),
+    "take": (TARGET, AMOUNT),
     "reproduce": (),
     # worlds with artifacts
-    "create": (Field("name", TEXT), Field("text", TEXT), Field("lifespan", CHOICE)),
-    "pick_up": (Field("artifact", CHOICE),),
-    "drop": (Field("artifact", CHOICE),),
-    "give_artifact": (Field("artifact", CHOICE), Field("target", CHOICE)),
-    "modify": (Field("artifact", CHOICE), Field("text", TEXT)),
-    "destroy": (Field("artifact", CHOICE),),
+    "create": (NAME, TEXT_FIELD, LIFESPAN),
+    "pick_up": (ARTIFACT,),
+    "drop": (ARTIFACT,),
+    "give_artifact": (ARTIFACT, TARGET),
+    "modify": (ARTIFACT, TEXT_FIELD),
+    "destroy": (ARTIFACT,),
 }
 """Every answer: its action name and its fields in order (the talk fields follow)."""
-ARTIFACT_ANSWERS = ("create", "pick_up", "drop", "give_artifact", "modify", "destroy")
+VECTOR_KINDS = {"stay": STAY, "move": None, "give": GIVE, "take": TAKE, "reproduce": REPRODUCE}
+"""The answers that are an action vector, and their action kind (``None``: a field gives it, move's direction)."""
+ARTIFACT_KINDS = {"create": "create", "pick_up": "pick_up", "drop": "drop", "give_artifact": "give",
+                  "modify": "modify", "destroy": "destroy"}
+"""The answers that are an artifact action (with a "stay" vector), and its kind (``artifact_action``)."""
+ARTIFACT_ANSWERS = tuple(ARTIFACT_KINDS)
+REQUIREMENTS = {"reproduce": (lambda options: options.can_reproduce, "not enough energy to reproduce")}
+"""Answers the parser refuses unless the agent's options allow them (the world would fail them anyway)."""
 TALK_FIELDS = (Field("message", TEXT), Field("memory", TEXT))
-DIRECTION_KINDS = {"north": NORTH, "south": SOUTH, "west": WEST, "east": EAST}
-
-
-class AnswerError(ValueError):
-    """A model answer that cannot be turned into an action (the agent then stays put)."""
+DECIDED_ANSWERS = tuple(name for name, fields in ANSWERS.items()
+                        if len(fields) <= 1 and all(spec.words for spec in fields))
+"""The answers whose action is decided by words alone, the same for every agent (stay, move + a direction,
+reproduce): what :meth:`policies.llm_policy.LlamaCppPolicy.decision_distribution` enumerates."""
+assert set(VECTOR_KINDS) | set(ARTIFACT_KINDS) == set(ANSWERS) and not set(VECTOR_KINDS) & set(ARTIFACT_KINDS)
 
 
 @dataclass
@@ -96,10 +173,6 @@ class Options:
     def artifacts_reachable(self) -> list[str]:
         """Carried or lying here (what modify and destroy may name)."""
         return list(dict.fromkeys(self.artifacts_carried + self.artifacts_here))
-
-
-def lifespan_word(steps: int) -> str:
-    return str(steps) if steps else "forever"
 
 
 # ---- which answers, which values ----------------------------------------------------------------
@@ -142,10 +215,11 @@ def _text_bounds(action: str | None, key: str, config: SocietyConfig, settings: 
     return 0, min(settings.artifact_chars, config.artifact_text_max_chars)  # an artifact text
 
 
-def _choices(action: str, key: str, options: Options, config: SocietyConfig) -> list[str]:
-    """The words (or numbers) an agent with ``options`` may give for ``key`` of ``action``."""
-    if key == "direction":
-        return list(DIRECTION_KINDS)
+def _choices(action: str, spec: Field, options: Options, config: SocietyConfig) -> list[str]:
+    """The words (or numbers) an agent with ``options`` may give for field ``spec`` of ``action``."""
+    key = spec.key
+    if spec.words:
+        return list(spec.words)
     if key == "target":
         return list(options.targets)
     if key == "amount":
@@ -159,8 +233,11 @@ def _choices(action: str, key: str, options: Options, config: SocietyConfig) -> 
     return options.artifacts_reachable  # modify, destroy
 
 
-def _longest_choice(key: str, config: SocietyConfig) -> int:
-    """Characters of the longest word any agent may give for ``key`` (for the length bound)."""
+def _longest_choice(spec: Field, config: SocietyConfig) -> int:
+    """Characters of the longest word any agent may give for field ``spec`` (for the length bound)."""
+    key = spec.key
+    if spec.words:
+        return max(map(len, spec.words))
     if key == "target":
         return len(agent_name(config.max_agents - 1))
     if key == "artifact":
@@ -169,7 +246,7 @@ def _longest_choice(key: str, config: SocietyConfig) -> int:
         return max(len(str(a)) for a in config.transfer_amounts)
     if key == "lifespan":
         return max(len(lifespan_word(v)) for v in config.artifact_lifespans)
-    return max(map(len, DIRECTION_KINDS))
+    raise ValueError(f"no length bound for the choices of {key!r}")
 
 
 def _fields(action: str, settings: Any) -> tuple[Field, ...]:
@@ -178,6 +255,11 @@ def _fields(action: str, settings: Any) -> tuple[Field, ...]:
 
 def _key_text(key: str) -> str:
     return f', "{key}": '
+
+
+def _name_text(action: str) -> str:
+    """An answer's first generated text (after :data:`ANSWER_PREFILL`): the action name, closed."""
+    return action + '"'
 
 
 # ---- grammar ------------------------------------------------------------------------------------
@@ -200,7 +282,7 @@ def action_grammar(options: Options, config: SocietyConfig, settings: Any, prefi
             # printable ASCII without the quote and backslash, so the JSON never needs escapes
             rules[name] = f'{name} ::= "\\"" [ !#-[\\]-~]{{{low},{high}}} "\\""'
             return name
-        words = _choices(action, spec.key, options, config)
+        words = _choices(action, spec, options, config)
         quote = '"' if spec.kind == CHOICE else ""
         name = f"{action}-{spec.key}".replace("_", "-")
         rules[name] = f"{name} ::= " + " | ".join(_literal(f"{quote}{word}{quote}") for word in words)
@@ -208,7 +290,7 @@ def action_grammar(options: Options, config: SocietyConfig, settings: Any, prefi
 
     alternatives = []
     for action in available_answers(options, config, settings):
-        parts = [_literal(action + '"')]
+        parts = [_literal(_name_text(action))]
         for spec in ANSWERS[action]:
             parts += [_literal(_key_text(spec.key)), value_rule(action, spec)]
         alternatives.append(" ".join(parts))
@@ -240,9 +322,9 @@ def answer_json_schema(options: Options, config: SocietyConfig, settings: Any) -
                 properties[spec.key] = {"type": "string", "minLength": low, "maxLength": high,
                                         "pattern": "^[ !#-\\[\\]-~]*$"}
             elif spec.kind == NUMBER:
-                properties[spec.key] = {"enum": [int(word) for word in _choices(action, spec.key, options, config)]}
+                properties[spec.key] = {"enum": [int(word) for word in _choices(action, spec, options, config)]}
             else:
-                properties[spec.key] = {"enum": _choices(action, spec.key, options, config)}
+                properties[spec.key] = {"enum": _choices(action, spec, options, config)}
         branches.append({"type": "object", "properties": properties, "required": list(properties),
                          "additionalProperties": False})
     return {"anyOf": branches}
@@ -268,10 +350,10 @@ def forced_continuation(generated: str, talk: bool = True, names: tuple[str, ...
     (what :meth:`policies.llm_policy.LlamaCppPolicy.decision_distribution` reads from the logits)."""
     match = _ACTION_NAME.match(generated)
     if not match or match.group(1) not in ANSWERS:
-        fits = [name for name in (names or ANSWERS) if (name + '"').startswith(generated)]
+        fits = [name for name in (names or ANSWERS) if _name_text(name).startswith(generated)]
         if not generated or len(fits) != 1 or (match and match.group(1) not in ANSWERS):
             return "", False
-        remainder = fits[0][len(generated):] + '"'
+        remainder = _name_text(fits[0])[len(generated):]
         more, complete = forced_continuation(generated + remainder, talk, names)
         return remainder + more, complete
     rest = generated[match.end():]
@@ -286,8 +368,8 @@ def forced_continuation(generated: str, talk: bool = True, names: tuple[str, ...
         value = _QUOTED.match(rest, len(key))
         if not value:
             typed = rest[len(key):]
-            if spec.key == "direction" and typed.startswith('"'):
-                fits = [word for word in DIRECTION_KINDS if word.startswith(typed[1:])]
+            if spec.words and typed.startswith('"'):  # the same words for every agent: decided by their letters
+                fits = [word for word in spec.words if word.startswith(typed[1:])]
                 if len(fits) == 1:
                     remainder = fits[0][len(typed) - 1:] + '"'
                     more, complete = forced_continuation(generated + remainder, talk, names)
@@ -297,10 +379,17 @@ def forced_continuation(generated: str, talk: bool = True, names: tuple[str, ...
     return ("}", True) if not rest else ("", False)
 
 
+def answer_head(action: str, talk: bool = True) -> str:
+    """The text every answer with ``action`` starts with (after :data:`ANSWER_PREFILL`): its name and the
+    text the grammar forces after it, up to its first chosen value (``move", "direction": "``), or the
+    whole answer when nothing is chosen after the name (``stay"}`` without talk)."""
+    return _name_text(action) + forced_continuation(_name_text(action), talk)[0]
+
+
 def format_answer(action: str, values: dict[str, str], settings: Any) -> str:
     """The answer text (after :data:`ANSWER_PREFILL`) for ``action`` with ``values`` by key (numbers as
     their digits); the inverse of :func:`parse_answer`, used by the tests and the length bound."""
-    parts = [action + '"']
+    parts = [_name_text(action)]
     for spec in _fields(action, settings):
         value = values[spec.key]
         parts.append(_key_text(spec.key) + (value if spec.kind == NUMBER else f'"{value}"'))
@@ -315,7 +404,7 @@ def answer_length_bound(config: SocietyConfig, settings: Any) -> int:
     def longest(action: str, spec: Field) -> str:
         if spec.kind == TEXT:
             return "x" * _text_bounds(action, spec.key, config, settings)[1]
-        return "x" * _longest_choice(spec.key, config)
+        return "x" * _longest_choice(spec, config)
 
     return max(len(format_answer(action, {spec.key: longest(action, spec) for spec in _fields(action, settings)}, settings))
                for action in available_answers(None, config, settings))
@@ -340,51 +429,14 @@ def parse_answer(text: str, options: Options, config: SocietyConfig) -> tuple[np
     if not isinstance(message, str) or not isinstance(memory, str):
         raise AnswerError("message and memory must be strings")
     message = "".join(ch for ch in message if 32 <= ord(ch) < 127)[: config.message_max_chars]
-    vector = np.zeros(4, dtype=np.int64)
-    if action == "stay":
-        vector[0] = STAY
-    elif action == "move":
-        direction = answer.get("direction")
-        if direction not in DIRECTION_KINDS:
-            raise AnswerError(f"unknown direction {direction!r}")
-        vector[0] = DIRECTION_KINDS[direction]
-    elif action in ("give", "take"):
-        dx, dy = _target_offset(answer, options)
-        amount = answer.get("amount")
-        if amount not in config.transfer_amounts:
-            raise AnswerError(f"amount {amount!r} is not one of {config.transfer_amounts}")
-        vector[:3] = (GIVE if action == "give" else TAKE, view_cell_index(config, dy, dx), config.transfer_amounts.index(amount))
-    elif action == "reproduce":
-        if not options.can_reproduce:
-            raise AnswerError("not enough energy to reproduce")
-        vector[0] = REPRODUCE
-    else:
-        return vector, message, memory, _artifact_answer(action, answer, options, config)
+    values = {spec.argument: spec.read(answer.get(spec.key, spec.missing), options, config) for spec in ANSWERS[action]}
+    allowed, reason = REQUIREMENTS.get(action, (None, ""))
+    if allowed is not None and not allowed(options):
+        raise AnswerError(reason)
+    vector = np.zeros(ACTION_VECTOR_LENGTH, dtype=np.int64)
+    if action in ARTIFACT_KINDS:
+        return vector, message, memory, artifact_action(ARTIFACT_KINDS[action], **values)
+    values.setdefault("kind", VECTOR_KINDS[action])
+    for argument, value in values.items():
+        vector[ACTION_FIELDS.index(argument)] = value
     return vector, message, memory, None
-
-
-def _target_offset(answer: dict, options: Options) -> tuple[int, int]:
-    target = answer.get("target")
-    if target not in options.offsets:
-        raise AnswerError(f"target {target!r} is not visible")
-    return options.offsets[target]
-
-
-def _artifact_answer(action: str, answer: dict, options: Options, config: SocietyConfig) -> dict:
-    """The env's artifact action for an artifact answer (the world's rules judge caps and costs)."""
-    text = answer.get("text", "")
-    if not isinstance(text, str):
-        raise AnswerError("the artifact text must be a string")
-    if action == "create":
-        words = [lifespan_word(v) for v in config.artifact_lifespans]
-        lifespan = str(answer.get("lifespan"))
-        if lifespan not in words:
-            raise AnswerError(f"lifespan {answer.get('lifespan')!r} is not one of {words}")
-        return artifact_action("create", name=str(answer.get("name", "")), text=text, lifespan=words.index(lifespan))
-    name = answer.get("artifact")
-    if name not in options.artifacts_here + options.artifacts_carried:
-        raise AnswerError(f"artifact {name!r} is neither here nor carried")
-    if action == "give_artifact":
-        dx, dy = _target_offset(answer, options)
-        return artifact_action("give", name=name, target=view_cell_index(config, dy, dx))
-    return artifact_action(action, name=name, text=text)

@@ -25,9 +25,13 @@ from policies.base import make_action
 from policies.llm_engine import GenerationRequest, GenerationResult, LlamaEngine, ModelError
 from policies.llm_answer import (
     ANSWER_PREFILL,
+    ANSWERS,
+    DECIDED_ANSWERS,
+    DIRECTION_KINDS,
     AnswerError,
     Options,
     action_grammar,
+    answer_head,
     answer_length_bound,
     available_answers,
     forced_continuation,
@@ -47,7 +51,7 @@ from policies.models import resolve_model
 from society_env.config import SocietyConfig
 from society_env.names import agent_slot
 from society_env.observations import split_observation
-from society_env.rules import EAST, NORTH, SOUTH, STAY, WEST
+from society_env.encodings import ACTION_VECTOR_LENGTH, STAY
 
 CHATML_TEMPLATE = (
     "{% for message in messages %}{{'<|im_start|>' + message['role'] + '\n' + message['content'] + '<|im_end|>' + '\n'}}"
@@ -61,11 +65,18 @@ PLAIN_TEMPLATE = (
 CHAT_FORMATS = {"chatml": CHATML_TEMPLATE, "plain": PLAIN_TEMPLATE}
 
 
-MOVE_KINDS = (STAY, NORTH, SOUTH, WEST, EAST)
-"""The answers of the move-only action set, in the column order of :meth:`LlamaCppPolicy.move_distribution`."""
+MOVE_KINDS = (STAY, *DIRECTION_KINDS.values())
+"""The answers of the move-only action set (stay, north, south, west, east), in the column order of
+:meth:`LlamaCppPolicy.move_distribution`."""
 SAMPLED_DECISION = ("sampled",)
 """The key of :meth:`LlamaCppPolicy.decision_distribution` for answers that are not enumerated."""
-_DECIDED_NAMES = ("stay", "move", "reproduce")
+
+
+def _fitting(piece: str, texts: list[str], deeper: bool = False) -> int:
+    """The index of the one text of ``texts`` that a token's ``piece`` begins (with ``deeper``: or runs
+    past), -1 when none or several fit: which answer word a sampled token decides."""
+    fits = [index for index, text in enumerate(texts) if text.startswith(piece) or (deeper and piece.startswith(text))]
+    return fits[0] if len(fits) == 1 else -1
 
 
 def _allowed_softmax(logits: np.ndarray, allowed: np.ndarray, temperature: float) -> np.ndarray:
@@ -341,7 +352,7 @@ class LlamaCppPolicy:
         failure = result.error
         if failure is None and not result.finished:
             failure = f"answer cut off after {result.tokens_out} tokens (max_tokens {self.max_tokens})"
-        vector, message, memory, artifact = np.zeros(4, dtype=np.int64), "", self.memory.get(agent, ""), None
+        vector, message, memory, artifact = np.zeros(ACTION_VECTOR_LENGTH, np.int64), "", self.memory.get(agent, ""), None
         if failure is None:
             try:
                 vector, message, memory, artifact = parse_answer(result.text, turn.options, self.config)
@@ -380,39 +391,37 @@ class LlamaCppPolicy:
 
     def decision_distribution(self, turns: list[tuple[str, list[int], Options]]) -> list[dict[tuple, float]]:
         """For each ``(agent, prompt tokens, options)``: the probability with which its answer is each
-        action whose immediate effect needs no further choice: ``("stay",)``, ``("reproduce",)`` and
-        ``("move", KIND)`` for each direction KIND, exact from the logits. The rest of the mass (give,
-        take, artifact actions, and first tokens that do not decide an action alone) is
-        :data:`SAMPLED_DECISION`: those answers are only known by sampling.
+        action whose immediate effect needs no further choice (``llm_answer.DECIDED_ANSWERS``):
+        ``("stay",)``, ``("reproduce",)`` and ``("move", KIND)`` for each direction KIND, exact from the
+        logits. The rest of the mass (give, take, artifact actions, and first tokens that do not decide an
+        action alone) is :data:`SAMPLED_DECISION`: those answers are only known by sampling.
 
         Why this is exact: an answer's first token decides its action (or not), and the engine then
-        writes the action's head (``move", "direction": "``) in canonical tokens whatever that token was
-        (``LlamaEngine._write_decided``), so the direction is one more softmax over the tokens the
-        grammar allows after that head. Both softmaxes are what the engine samples from (its lazy
-        grammar check renormalises over the allowed tokens)."""
+        writes the action's head (``answer_head``: ``move", "direction": "``) in canonical tokens whatever
+        that token was (``LlamaEngine._write_decided``), so the direction is one more softmax over the
+        tokens the grammar allows after that head (:meth:`_direction_probabilities`). Both softmaxes are
+        what the engine samples from (its lazy grammar check renormalises over the allowed tokens)."""
         if not turns:
             return []
-        head = self._decision_head("move")
         requests = [GenerationRequest(prompt, "", (), session=agent) for agent, prompt, _ in turns]
         first = self.engine.next_token_logits(requests)
         moving = [k for k, (_, _, options) in enumerate(turns) if "move" in available_answers(options, self.config, self.settings)]
-        direction = self.engine.next_token_logits([GenerationRequest(turns[k][1] + head, "", (), session=turns[k][0])
-                                                   for k in moving]) if moving else None
-        direction_mask, direction_kind = self._direction_tokens()
+        head = self._head_tokens("move")
+        p_directions = self._direction_probabilities([GenerationRequest(turns[k][1] + head, "", (), session=turns[k][0])
+                                                      for k in moving]) if moving else None
+        unchosen = [name for name in DECIDED_ANSWERS if not ANSWERS[name]]  # stay, reproduce: decided by their name
         results = []
         for k, (_, _, options) in enumerate(turns):
             mask, decided = self._first_tokens(options)
             p_first = _allowed_softmax(first[k : k + 1], mask, self.temperature)[0]
             distribution: dict[tuple, float] = {}
-            for name in ("stay", "reproduce"):
-                if np.any(decided == _DECIDED_NAMES.index(name)):
-                    distribution[(name,)] = float(p_first[decided == _DECIDED_NAMES.index(name)].sum())
+            for name in unchosen:
+                if np.any(decided == DECIDED_ANSWERS.index(name)):
+                    distribution[(name,)] = float(p_first[decided == DECIDED_ANSWERS.index(name)].sum())
             if k in moving:
-                p_move = float(p_first[decided == _DECIDED_NAMES.index("move")].sum())
-                p_direction = _allowed_softmax(direction[moving.index(k) : moving.index(k) + 1], direction_mask,
-                                               self.temperature)[0]
-                for column, kind in enumerate(MOVE_KINDS[1:], start=1):
-                    distribution[("move", kind)] = p_move * float(p_direction[direction_kind == column].sum())
+                p_move = float(p_first[decided == DECIDED_ANSWERS.index("move")].sum())
+                for column, kind in enumerate(DIRECTION_KINDS.values()):
+                    distribution[("move", kind)] = p_move * float(p_directions[moving.index(k), column])
             distribution[SAMPLED_DECISION] = max(0.0, 1.0 - sum(distribution.values()))
             results.append(distribution)
         return results
@@ -425,109 +434,106 @@ class LlamaCppPolicy:
         names = tuple(available_answers(options, self.config, self.settings))
         return self.__dict__.get("_first_token_classes", {}).get(names, {}).get(first_token, -1) >= 0
 
-    def _decision_head(self, name: str) -> list[int]:
-        """Canonical tokens of an action's head: its name and the forced text up to its first value."""
-        return self.engine.text_tokens(self._head_text(name))
+    def _head_tokens(self, name: str) -> list[int]:
+        """Canonical tokens of an action's head (``llm_answer.answer_head``: its name and the forced text up
+        to its first value), as the engine writes them after any first token that decides the action."""
+        return self.engine.text_tokens(answer_head(name, self.settings.talk))
 
-    def _head_text(self, name: str) -> str:
-        return name + '"' + forced_continuation(name + '"', talk=self.settings.talk)[0]
-
-    def _first_tokens(self, options: Options) -> tuple[np.ndarray, np.ndarray]:
-        """(tokens this agent's grammar allows first, and for each the index in ``_DECIDED_NAMES`` of the
-        stay/move/reproduce action it decides, -1 if none). A token decides an action when its text fits
-        the head of exactly that one of the agent's actions. The mask is read from this agent's own
-        grammar (a token may run into a target name it allows); token classes are cached per action set."""
+    def _grammar_mask(self, options: Options, accepted: str = "") -> np.ndarray:
+        """The tokens this agent's grammar allows after the answer text ``accepted``."""
         engine, llama_cpp = self.engine, self.engine.llama_cpp
-        grammar = llama_cpp.llama_sampler_init_grammar(engine.vocab, action_grammar(options, self.config, self.settings).encode(), b"root")
+        grammar_text = action_grammar(options, self.config, self.settings)
+        grammar = llama_cpp.llama_sampler_init_grammar(engine.vocab, grammar_text.encode(), b"root")
         try:
-            mask = engine.grammar_mask(grammar)
+            engine.accept_text(grammar, accepted)
+            return engine.grammar_mask(grammar)
         finally:
             llama_cpp.llama_sampler_free(grammar)
+
+    def _first_tokens(self, options: Options) -> tuple[np.ndarray, np.ndarray]:
+        """(tokens this agent's grammar allows first, and for each the index in ``DECIDED_ANSWERS`` of the
+        action it decides, -1 if none). A token decides an action when its text fits the head of exactly
+        that one of the agent's actions (a token running deeper than the head decides nothing). The mask is
+        read from this agent's own grammar (a token may run into a target name it allows); token classes
+        are cached per action set."""
+        mask = self._grammar_mask(options)
         names = tuple(available_answers(options, self.config, self.settings))
         classes = self.__dict__.setdefault("_first_token_classes", {}).setdefault(names, {})
         heads = None
-        decided = np.full(engine.n_vocab, -1)
+        decided = np.full(self.engine.n_vocab, -1)
         for token in np.flatnonzero(mask).tolist():
             if token not in classes:
                 if heads is None:
-                    heads = {name: name + '"' + forced_continuation(name + '"', talk=self.settings.talk)[0] for name in names}
-                piece = engine.piece(token).decode("utf-8", "replace")
-                fits = [name for name, text in heads.items() if text.startswith(piece)]
-                classes[token] = _DECIDED_NAMES.index(fits[0]) if len(fits) == 1 and fits[0] in _DECIDED_NAMES else -1
+                    heads = [answer_head(name, self.settings.talk) for name in names]
+                fit = _fitting(self.engine.piece(token).decode("utf-8", "replace"), heads)
+                classes[token] = DECIDED_ANSWERS.index(names[fit]) if fit >= 0 and names[fit] in DECIDED_ANSWERS else -1
             decided[token] = classes[token]
         return mask, decided
 
     def _direction_tokens(self) -> tuple[np.ndarray, np.ndarray]:
-        """Tokens allowed after the move head, and the ``MOVE_KINDS`` column each one's first letter names."""
+        """Tokens allowed after the move head, and the action kind (``DIRECTION_KINDS``) of the one direction
+        word each token fits (a direction's first letters decide it: the engine writes the rest). Cached."""
         if getattr(self, "_direction_cache", None) is None:
-            engine, llama_cpp = self.engine, self.engine.llama_cpp
-            grammar_text = action_grammar(Options([], {}, False, 0), self.config, self.settings)
-            grammar = llama_cpp.llama_sampler_init_grammar(engine.vocab, grammar_text.encode(), b"root")
-            try:
-                engine.accept_text(grammar, self._head_text("move"))
-                mask = engine.grammar_mask(grammar)
-            finally:
-                llama_cpp.llama_sampler_free(grammar)
-            columns = {"n": 1, "s": 2, "w": 3, "e": 4}
-            kind = np.array([columns.get(engine.piece(t)[:1].decode("ascii", "replace"), -1) if mask[t] else -1
-                             for t in range(engine.n_vocab)])
+            mask = self._grammar_mask(Options([], {}, False, 0), answer_head("move", self.settings.talk))
+            words = list(DIRECTION_KINDS)
+            kind = np.full(self.engine.n_vocab, -1)
+            for token in np.flatnonzero(mask).tolist():
+                fit = _fitting(self.engine.piece(token).decode("utf-8", "replace"), words, deeper=True)
+                kind[token] = DIRECTION_KINDS[words[fit]] if fit >= 0 else -1
             self._direction_cache = (mask, kind)
         return self._direction_cache
+
+    def _direction_probabilities(self, requests: list[GenerationRequest]) -> np.ndarray:
+        """For each request (a prompt followed by the move head's tokens): the probability of each
+        direction, ``(n, 4)`` in the order of ``DIRECTION_KINDS``, from the next token's logits."""
+        mask, kind = self._direction_tokens()
+        p_token = _allowed_softmax(self.engine.next_token_logits(requests), mask, self.temperature)
+        return np.stack([p_token[:, kind == direction].sum(axis=1) for direction in DIRECTION_KINDS.values()], axis=1)
 
     def move_distribution(self, observations: list[tuple[str, Any]]) -> np.ndarray:
         """The probability with which this policy's next answer is each of ``MOVE_KINDS`` (stay, north,
         south, west, east), for each ``(agent, observation)``: ``(n, 5)``, rows summing to 1.
 
         Computed from the logits, not sampled: the first answer token decides between stay and move (the
-        grammar's alternatives start with different letters), the first token after ``move", "direction":
-        "`` decides the direction. Each distribution is what :meth:`act` samples from at this temperature
-        (the engine's lazy grammar check renormalises the softmax over the tokens the grammar allows),
-        along the answer's usual tokenization. Needs ``actions="move"`` prompt settings (an answer with
-        give/take/reproduce would need targets and amounts too)."""
+        heads of the two answers start with different letters), the first token after the move head
+        (``move", "direction": "``) decides the direction. Each distribution is what :meth:`act` samples
+        from at this temperature (the engine's lazy grammar check renormalises the softmax over the tokens
+        the grammar allows), along the answer's usual tokenization. Needs ``actions="move"`` prompt settings
+        (an answer with give/take/reproduce would need targets and amounts too)."""
         if self.settings.actions != "move":
             raise LLMPolicyError("move_distribution needs the move-only action set (prompt actions='move')")
-        first_mask, first_kind, direction_mask, direction_kind = self._decision_tokens()
+        names, first_mask, first_kind = self._move_first_tokens()
         prompts = [self.prompt_tokens(agent, observation)[0] for agent, observation in observations]
-        move_tail = self._decision_head("move")  # as the engine writes it after any first token deciding move
+        move_tail = self._head_tokens("move")  # as the engine writes it after any first token deciding move
         sessions = [("decision", index) for index in range(len(prompts))]
         try:
             first = self.engine.next_token_logits([GenerationRequest(p, "", (), session=key) for p, key in zip(prompts, sessions)])
-            direction = self.engine.next_token_logits([GenerationRequest(p + move_tail, "", (), session=key)
-                                                       for p, key in zip(prompts, sessions)])
+            p_directions = self._direction_probabilities([GenerationRequest(p + move_tail, "", (), session=key)
+                                                          for p, key in zip(prompts, sessions)])
         finally:
             for key in sessions:
                 self.engine.release(key)
         p_first = _allowed_softmax(first, first_mask, self.temperature)
-        p_direction = _allowed_softmax(direction, direction_mask, self.temperature)
         result = np.zeros((len(prompts), len(MOVE_KINDS)))
-        result[:, 0] = p_first[:, first_kind == 0].sum(axis=1)
-        p_move = p_first[:, first_kind == 1].sum(axis=1)
-        for column in range(1, len(MOVE_KINDS)):
-            result[:, column] = p_move * p_direction[:, direction_kind == column].sum(axis=1)
+        result[:, MOVE_KINDS.index(STAY)] = p_first[:, first_kind == names.index("stay")].sum(axis=1)
+        p_move = p_first[:, first_kind == names.index("move")].sum(axis=1)
+        for column, kind in enumerate(DIRECTION_KINDS.values()):
+            result[:, MOVE_KINDS.index(kind)] = p_move * p_directions[:, column]
         return result
 
-    def _decision_tokens(self) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-        """Tokens the move-only grammar allows first (mask, and 0 = stay / 1 = move for each), and after
-        ``move", "direction": "`` (mask, and the column of MOVE_KINDS for each). Cached."""
-        if getattr(self, "_decision_cache", None) is None:
-            engine, llama_cpp = self.engine, self.engine.llama_cpp
-            grammar_text = action_grammar(Options([], {}, False, 0), self.config, self.settings)
-            masks = []
-            for accepted in ("", 'move", "direction": "'):
-                grammar = llama_cpp.llama_sampler_init_grammar(engine.vocab, grammar_text.encode(), b"root")
-                try:
-                    engine.accept_text(grammar, accepted)
-                    masks.append(engine.grammar_mask(grammar))
-                finally:
-                    llama_cpp.llama_sampler_free(grammar)
-            letters = {"s": 0, "m": 1}
-            first_kind = np.array([letters.get(engine.piece(t)[:1].decode("ascii", "replace"), -1) if masks[0][t] else -1
-                                   for t in range(engine.n_vocab)])
-            columns = {"n": 1, "s": 2, "w": 3, "e": 4}
-            direction_kind = np.array([columns.get(engine.piece(t)[:1].decode("ascii", "replace"), -1) if masks[1][t] else -1
-                                       for t in range(engine.n_vocab)])
-            self._decision_cache = (masks[0], first_kind, masks[1], direction_kind)
-        return self._decision_cache
+    def _move_first_tokens(self) -> tuple[tuple[str, ...], np.ndarray, np.ndarray]:
+        """The move-only answers (stay, move), the tokens their grammar allows first, and for each the index
+        of the one answer whose head it fits (or runs past). Cached."""
+        if getattr(self, "_move_first_cache", None) is None:
+            options = Options([], {}, False, 0)
+            names = tuple(available_answers(options, self.config, self.settings))
+            heads = [answer_head(name, self.settings.talk) for name in names]
+            mask = self._grammar_mask(options)
+            kind = np.full(self.engine.n_vocab, -1)
+            for token in np.flatnonzero(mask).tolist():
+                kind[token] = _fitting(self.engine.piece(token).decode("utf-8", "replace"), heads, deeper=True)
+            self._move_first_cache = (names, mask, kind)
+        return self._move_first_cache
 
     # ---- readouts -----------------------------------------------------------------------------
     def drain_events(self) -> list[dict[str, Any]]:

@@ -8,23 +8,12 @@ identical for every agent and is evaluated once per step for all of them, follow
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
 
-from policies.llm_answer import (  # noqa: F401 (the answer format, re-exported for older imports)
-    ANSWER_PREFILL,
-    DIRECTION_KINDS,
-    AnswerError,
-    Options,
-    action_grammar,
-    answer_length_bound,
-    forced_continuation,
-    format_answer,
-    lifespan_word,
-    parse_answer,
-)
+from policies.llm_answer import ANSWER_PREFILL, Options, format_answer, lifespan_word
 from policies.perception import Perception
 from society_env.config import NUM_TRAITS, TRAIT_NAMES, SocietyConfig
 from society_env.observations import split_observation
@@ -74,6 +63,11 @@ class PromptSettings:
         return cls(**values)
 
 
+__all__ = ["COMPACT_AGENTS_LISTED", "COMPACT_SPEAKERS_LISTED", "MOTIVATIONS", "TRAIT_POLES", "PromptSettings",
+           "agent_system_prompt", "artifact_rules", "compact_view", "compass", "describe_personality", "example_answer",
+           "nearest_food_line", "read_options", "shared_system_prompt", "user_message"]
+
+
 def shared_system_prompt(config: SocietyConfig, settings: PromptSettings) -> str:
     """The part of the system prompt that is identical for every agent (evaluated once, reused)."""
     amounts = ", ".join(str(a) for a in config.transfer_amounts)
@@ -105,8 +99,6 @@ def shared_system_prompt(config: SocietyConfig, settings: PromptSettings) -> str
     else:
         lines.append("Answer with JSON only, e.g. " + example_answer("move", settings, direction="north") + " or "
                      + example_answer("stay", settings) + ".")
-    if settings.view != "compact":  # the measured presets keep the wording they were measured with
-        lines[-1] = lines[-1].replace('": "', '":"').replace('", "', '","')
     if config.artifacts:
         lines.append(artifact_rules(config, settings))
     if settings.personality:
@@ -129,10 +121,12 @@ def artifact_rules(config: SocietyConfig, settings: PromptSettings) -> str:
     """The prompt's paragraph on artifacts (only in worlds that have them)."""
     lifespans = ", ".join(lifespan_word(v) for v in config.artifact_lifespans)
     cost = f" Creating one costs {config.artifact_create_cost} energy." if config.artifact_create_cost else ""
+    lifespan = 50 if 50 in config.artifact_lifespans else config.artifact_lifespans[0]
+    example = example_answer("create", settings, elide_talk=True, name="map", text="food north",
+                             lifespan=lifespan_word(lifespan))
     create = ('create leaves a named text (up to '
               f"{min(settings.artifact_chars, config.artifact_text_max_chars)} characters) on your cell, e.g. "
-              '{"action":"create","name":"map","text":"food north","lifespan":"50",...}; '
-              f"lifespan in steps: {lifespans}.{cost}")
+              f"{example}; lifespan in steps: {lifespans}.{cost}")
     if not config.artifact_visible:
         return "Artifacts: instead of another action you may create an artifact: " + create
     return ("Artifacts are texts that stay in the world and outlive their makers. Instead of another action you "
@@ -141,9 +135,13 @@ def artifact_rules(config: SocietyConfig, settings: PromptSettings) -> str:
             f"you stand on or carry, and can carry {config.artifact_max_inventory}.")
 
 
-def example_answer(action: str, settings: PromptSettings, **values: str) -> str:
-    """A whole answer as the grammar writes it (:func:`policies.llm_answer.format_answer`), for the prompt."""
-    return ANSWER_PREFILL + format_answer(action, values, settings)
+def example_answer(action: str, settings: PromptSettings, elide_talk: bool = False, **values: str) -> str:
+    """A whole answer as the grammar writes it (:func:`policies.llm_answer.format_answer`, the answer
+    table's key order and spacing), for the prompt. ``elide_talk``: the message and memory fields (when
+    ``settings.talk``) are written ``...``."""
+    if not (elide_talk and settings.talk):
+        return ANSWER_PREFILL + format_answer(action, values, settings)
+    return ANSWER_PREFILL + format_answer(action, values, replace(settings, talk=False)).removesuffix("}") + ", ...}"
 
 
 def describe_personality(genome: np.ndarray) -> str:

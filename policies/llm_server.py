@@ -38,6 +38,8 @@ from policies.llm_engine import GenerationResult, ModelError
 from policies.llm_policy import LlamaCppPolicy, LLMPolicyError, Turn
 
 PROBE_GRAMMAR = 'root ::= "yes"'
+_NO_LOGITS = ("{} reads the model's logits, which only the in-process engine has: LLM servers return text alone "
+              "(drop --llm-server)")
 
 
 class ServerError(ModelError):
@@ -68,6 +70,10 @@ class ServerStats:
 
 class ServerPolicy(LlamaCppPolicy):
     """The LLM policy with generation on OpenAI-compatible servers (module docstring).
+
+    It inherits the prompts, the answer format and the bookkeeping of :class:`LlamaCppPolicy`, not its
+    engine: what reads the model's logits (:meth:`decision_distribution`, :meth:`move_distribution`,
+    ``track_decisions``) raises :class:`LLMPolicyError`.
 
     Arguments as :class:`LlamaCppPolicy` (``model``, ``n_threads``, ``n_gpu_layers``, ``n_ctx`` and
     ``batch_size`` are the server's business and ignored), plus ``urls`` (one or more server base URLs),
@@ -135,8 +141,17 @@ class ServerPolicy(LlamaCppPolicy):
         messages = self.build_messages(agent, observation, info=info)
         return messages, messages
 
+    # ---- exact decision probabilities: not from a server -----------------------------------------
+    def decision_distribution(self, turns: list) -> list:
+        raise LLMPolicyError(_NO_LOGITS.format("decision_distribution (the rao_blackwell estimator)"))
+
+    def move_distribution(self, observations: list) -> np.ndarray:
+        raise LLMPolicyError(_NO_LOGITS.format("move_distribution (the expected first-step fitness)"))
+
     # ---- generation ---------------------------------------------------------------------------
     def _complete(self, turns: list[Turn]) -> list[GenerationResult]:
+        if self.track_decisions:
+            raise LLMPolicyError(_NO_LOGITS.format("track_decisions"))
         jobs = [self._pool.submit(self._request, turn, next(self._next_client)) for turn in turns]
         results = [job.result() for job in jobs]
         if all(result.error for result in results):

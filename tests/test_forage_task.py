@@ -11,7 +11,8 @@ import pytest
 import society_env
 from policies.llm_engine import LlamaEngine, ModelError
 from policies.llm_policy import MOVE_KINDS, LlamaCppPolicy
-from policies.llm_prompt import Options, PromptSettings, action_grammar
+from policies.llm_answer import Options, action_grammar
+from policies.llm_prompt import PromptSettings
 from policies.perception import Perception
 from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, _count_behaviour, behaviour_summary
 from society_env import EAST, NORTH, STAY

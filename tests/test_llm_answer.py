@@ -1,10 +1,12 @@
 """The answer table round trip: for every action an agent can answer with, in worlds with and without
 artifacts and with and without talk, the answer text built from the table is accepted by llama.cpp's
 grammar engine (and only complete there), parses back to the intended env action, never exceeds the
-length bound, and the forced continuations are exactly what the text continues with."""
+length bound, and the forced continuations are exactly what the text continues with. The example answers
+of every preset's prompt are answers the grammar writes, spacing included."""
 
 import itertools
 import json
+import re
 
 import jsonschema
 import numpy as np
@@ -27,9 +29,11 @@ from policies.llm_answer import (
     whole_answer_grammar,
 )
 from policies.llm_engine import LlamaEngine, ModelError
-from policies.llm_prompt import PromptSettings
-from society_env import GIVE, REPRODUCE, STAY, TAKE, view_cell_index
+from policies.llm_prompt import PromptSettings, shared_system_prompt
+from society_env import GIVE, NORTH, REPRODUCE, STAY, TAKE, view_cell_index
 from society_env.artifacts import artifact_action
+from society_env.config import PRESETS
+from society_env.encodings import ACTION_VECTOR_LENGTH
 from tests.tiny_gguf import write_tiny_model
 
 OPTIONS = Options(["agent_4", "agent_12"], {"agent_4": (1, -2), "agent_12": (0, 1)}, True, 70,
@@ -68,7 +72,7 @@ def _values(action, config, settings):
 
 def _intended(action, values, config):
     """What the answer must mean: (action vector, artifact action or None)."""
-    vector = np.zeros(4, dtype=np.int64)
+    vector = np.zeros(ACTION_VECTOR_LENGTH, dtype=np.int64)
     if action == "move":
         vector[0] = DIRECTION_KINDS[values["direction"]]
     elif action in ("give", "take"):
@@ -146,3 +150,19 @@ def test_the_grammar_rejects_what_the_agent_cannot_do(engine):
                    {"action": "stay", "message": "", "memory": "", "extra": 1}, {"action": "stay", "message": ""}):
         with pytest.raises(jsonschema.ValidationError):
             jsonschema.validate(answer, schema)
+
+
+@pytest.mark.parametrize("preset", list(PRESETS))
+def test_the_prompts_example_answers_are_answers_the_grammar_writes(engine, preset):
+    config = society_env.make_config(preset, language=True)
+    settings = PromptSettings.from_config(config)
+    grammar = whole_answer_grammar(OPTIONS, config, settings)
+    examples = re.findall(r'\{"action".*?\}', shared_system_prompt(config, settings))
+    assert examples and any('"move"' in example for example in examples)
+    for example in examples:
+        if example.endswith(", ...}"):  # an example that leaves out the message and memory: a true prefix
+            assert settings.talk and _accepts(engine, grammar, example.removesuffix(", ...}")) == (True, False), example
+            continue
+        assert _accepts(engine, grammar, example) == (True, True), example
+        vector, *_ = parse_answer(example, OPTIONS, config)
+        assert vector[0] in (NORTH, STAY), example

@@ -8,7 +8,8 @@ import pytest
 import society_env
 from policies.llm_engine import LlamaEngine, ModelError
 from policies.llm_policy import LlamaCppPolicy, LLMPolicyError
-from policies.llm_prompt import ANSWER_PREFILL, PromptSettings, answer_length_bound
+from policies.llm_answer import ANSWER_PREFILL, answer_length_bound
+from policies.llm_prompt import PromptSettings
 from society_env.app.cli import main
 from society_env.app.runs import replay_recording
 from society_env.recording import Recording
@@ -84,17 +85,20 @@ def test_llm_agents_act_on_artifacts_and_answers_always_parse(tiny_engine):
     assert kinds, "the artifact answers became artifact events"
 
 
-def test_the_default_generation_cap_never_cuts_off_a_valid_answer(tiny_engine):
+def test_the_default_generation_cap_never_cuts_off_a_valid_answer(tiny_model):
     # Full-size caps in a world with artifacts; this random byte-level model writes one character per token
     # and often fills every text field, so answers run far beyond a fixed cap such as the old default 160.
+    # (The core prompt is ~3800 byte tokens: more context than the shared engine's.)
     config = society_env.make_config("core", width=10, height=10, num_founders=4, initial_food=10, view_radius=3)
-    policy = LlamaCppPolicy(config, temperature=1.0, engine=tiny_engine)
+    engine = LlamaEngine(tiny_model, n_ctx=4608, max_batch=4, n_threads=1)
+    policy = LlamaCppPolicy(config, temperature=1.0, engine=engine)
     assert policy.max_tokens == answer_length_bound(config, policy.settings) + 1
     play(policy, steps=8, preset="core", width=10, height=10, num_founders=4, initial_food=10, view_radius=3)
     calls = [e for e in policy.drain_events() if e["type"] == "llm_call"]
     assert policy.failures == 0 and all(call["failure"] is None for call in calls)
     assert max(call["tokens_out"] for call in calls) > 160
     assert max(len(call["completion"]) - len(ANSWER_PREFILL) for call in calls) <= answer_length_bound(config, policy.settings)
+    engine.close()
 
 
 def test_same_seed_same_actions_batched_and_sequential(tiny_model, tiny_engine):
@@ -211,6 +215,17 @@ def test_unknown_model_path_is_a_one_line_cli_error(tmp_path, capsys):
     assert main(["run", "--policy", "llm", "--steps", "1", "--quiet", "--model", str(tmp_path / "nope.gguf"),
                  "--out", str(tmp_path / "run")]) == 2
     assert "model file not found" in capsys.readouterr().err
+
+
+def test_a_server_policy_says_clearly_that_it_has_no_logits():
+    from policies.llm_server import ServerPolicy
+
+    policy = ServerPolicy.__new__(ServerPolicy)  # no server needed: these never reach one
+    policy.track_decisions = True
+    for method, argument in ((policy.move_distribution, [("agent_0", None)]), (policy.decision_distribution, []),
+                             (policy._complete, [])):
+        with pytest.raises(LLMPolicyError, match="only the in-process engine"):
+            method(argument)
 
 
 # ---- the real default model (SmolLM2-135M-Instruct, pulled from PyPI on first use) ------------------
