@@ -112,7 +112,7 @@ def _traced_peak_mb(step, count: int = 2) -> float:
 
 
 def _society_actions(env, rng: np.random.Generator, nvec: np.ndarray, language: bool) -> dict:
-    matrix = rng.integers(0, nvec, size=(len(env.agents), 4))
+    matrix = rng.integers(0, nvec, size=(len(env.agents), len(nvec)))
     if language:
         return {
             agent: {"action": row, "message": MESSAGES[token]}
@@ -269,7 +269,7 @@ def measure_reference(agents: int, steps: int, seed: int, block: int) -> dict:
         slots = living()
         if not slots:
             return None
-        matrix = rng.integers(0, nvec, size=(len(slots), 4))
+        matrix = rng.integers(0, nvec, size=(len(slots), len(nvec)))
         return dict(zip(slots, map(tuple, matrix.tolist())))
 
     def step(actions):

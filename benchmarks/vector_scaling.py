@@ -75,12 +75,12 @@ def first_call(cache_dir: str) -> dict:
 
     envs = SocietyVectorEnv(1, "small")
     envs.reset(seed=0)
-    envs.step(np.zeros((1, envs.num_slots, 4), dtype=np.int64))
+    envs.step(np.zeros((1, envs.num_slots, len(envs.single_action_space.nvec)), dtype=np.int64))
     import society_env
 
     env = society_env.parallel_env("small")
     env.reset(seed=0)
-    env.step({agent: np.zeros(4, dtype=np.int64) for agent in env.agents})
+    env.step({agent: np.zeros(env.action_space(agent).shape, dtype=np.int64) for agent in env.agents})
     return {"seconds": time.perf_counter() - tick, "cache_dir": cache_dir}
 
 
