@@ -9,7 +9,7 @@ the first sample after warm-up to the last is reported, with the throughput of e
   step 100 (old age) as they do in the throughput benchmark's world;
 * **vector**: the same world through the array API (``SocietyVectorEnv``), ``--vector-runs``: by default
   10,000 steps at 1000 founders and 1,000 steps at 100,000 founders;
-* **llm**: an LLM society recorded as ``society-env run`` records it (``record_run``: policies, recording,
+* **llm**: an LLM society recorded as ``society-env run`` records it (``society_env.app.run``: policies, recording,
   checkpoints every 50 steps) for ``--llm-steps`` steps (default 300) on the embedded SmolLM2-135M:
   ``--llm-agents`` LLM agents (default 4) in the ``forage`` world stretched to that length (lifespan
   1000, so they live on, eat and reproduce), with 4 steps of history in their prompts, in a KV cache of
@@ -124,8 +124,9 @@ def vector_run(agents: int, steps: int, every: int, seed: int) -> dict:
 
 
 def llm_run(agents: int, steps: int, every: int, seed: int, model: str) -> dict:
-    from society_env.app.cli import build_parser
-    from society_env.app.runs import record_run
+    from policies.llm_options import LLMOptions
+    from policies.rollout import EveryStep
+    from society_env.app import RunSpec, run
 
     n_ctx = 4096 if model == "tiny" else 640
     with tempfile.TemporaryDirectory() as scratch:
@@ -134,20 +135,17 @@ def llm_run(agents: int, steps: int, every: int, seed: int, model: str) -> dict:
 
             model = str(write_tiny_model(Path(scratch) / "tiny.gguf"))
         samples = Samples("llm")
-        args = build_parser().parse_args([
-            "run", "--preset", "forage", "--policy", f"llm={agents}", "--set", f"num_founders={agents}",
-            "--set", f"max_steps={steps}", "--set", "lifespan=1000", "--steps", str(steps), "--seed", str(seed),
-            "--model", model, "--n-ctx", str(n_ctx), "--llm-batch", "2", "--threads", "2", "--history", "4",
-            "--quiet", "--out", str(Path(scratch) / "run")])
 
-        from policies.rollout import EveryStep
-
-        def sample(env, stats):
+        def sample(env, stats):  # every `every` steps, through an episode hook
             if stats.steps % every == 0:
                 samples.take(stats.steps, len(env.agents))
 
         samples.take(0, agents)
-        summary = record_run(args, "forage", seed, Path(scratch) / "run", hooks=[EveryStep(sample)])
+        spec = RunSpec(preset="forage", policy=f"llm={agents}", seed=seed, steps=steps, quiet=True,
+                       overrides=(f"num_founders={agents}", f"max_steps={steps}", "lifespan=1000"),
+                       out=str(Path(scratch) / "run"),
+                       llm=LLMOptions(model=model, n_ctx=n_ctx, batch_size=2, threads=2, history=4))
+        summary = run(spec, hooks=[EveryStep(sample)]).summary
     result = samples.report()
     cost = summary["costs"]["llm"]
     result.update(agent_steps=summary["agent_steps"], kv_evictions=cost.get("kv_evictions", 0),

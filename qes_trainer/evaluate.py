@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+from dataclasses import dataclass
 import sys
 from pathlib import Path
 from typing import Any, Sequence
@@ -29,7 +30,8 @@ from qes_trainer.fitness import (
     mean_and_standard_error,
 )
 from policies.llm_options import LLMOptions
-from society_env.options import add_options, check_bounds, given_options
+from qes_trainer.train import TrainConfig
+from society_env.options import add_options, check_bounds, given_options, same_option
 
 __all__ = ["evaluate_models", "main"]
 
@@ -111,12 +113,21 @@ def _built_tuned_models(models: dict[str, str | None]) -> dict[str, str | None]:
     return {label: str(tuned_model_path(model)) if is_tuned_model(model) else model for label, model in models.items()}
 
 
+@dataclass(frozen=True)
+class EvalOptions:
+    """qes-eval's own options, declared as qes-train's (same default and bound)."""
+
+    eval_episodes: int = same_option(TrainConfig, "eval_episodes", flag="--episodes", aliases=("--eval-episodes",),
+                                     help="held-out episodes per model (seeds SEED, SEED+1, ...; qes-train's "
+                                          "--eval-episodes)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="qes-eval", formatter_class=argparse.RawDescriptionHelpFormatter,
         description=__doc__,
         epilog="examples:\n  qes-eval --trained runs/qes-demo/model.gguf --episodes 8 --out runs/qes-demo/eval.json\n"
-               "  qes-eval --preset forage --policy llm=2 --max-steps 8 --episodes 32 \\\n"
+               "  qes-eval --preset forage --policy llm=2 --steps 8 --episodes 32 \\\n"
                "      --trained full=runs/forage-full/model.gguf none=runs/forage-none/model.gguf\n"
                "  qes-eval --trained smollm2-society --episodes 8   # a tuned model of society-env models")
     parser.add_argument("--trained", required=True, nargs="+", metavar="[LABEL=]PATH",
@@ -124,7 +135,7 @@ def build_parser() -> argparse.ArgumentParser:
                              "models), each compared with the base")
     parser.add_argument("--base", default=None, help="the base GGUF or tuned model name (default: the embedded "
                         "default model)")
-    parser.add_argument("--episodes", type=int, default=8, help="held-out episodes per model (default 8)")
+    add_options({"episodes": parser}, EvalOptions)
     parser.add_argument("--seed", type=int, default=HELDOUT_SEED, help=f"first held-out episode seed (default {HELDOUT_SEED})")
     # the episodes' settings are qes-train's own options (the LLM prompt is the preset's, as for both)
     add_options({"episodes": parser, "LLM": parser}, FitnessSettings,
@@ -149,17 +160,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     if problem is not None:  # refused before any model is built or evaluated
         print(f"qes-eval: error: cannot write --out {args.out}: {problem}", file=sys.stderr)
         return 2
-    if args.episodes < 2:
-        print("qes-eval: error: --episodes must be at least 2 (a standard error needs two)", file=sys.stderr)
-        return 2
     try:
-        settings = FitnessSettings(**{**given_options(args, FitnessSettings), "episodes": args.episodes})
+        options = EvalOptions(**given_options(args, EvalOptions))
+        check_bounds(options)
+        settings = FitnessSettings(**{**given_options(args, FitnessSettings), "episodes": options.eval_episodes})
         check_bounds(settings)
         check_bounds(LLMOptions(threads=args.threads))
     except ValueError as error:
         print(f"qes-eval: error: {error}", file=sys.stderr)
         return 2
-    seeds = list(range(args.seed, args.seed + args.episodes))
+    seeds = list(range(args.seed, args.seed + options.eval_episodes))
     models: dict[str, str | None] = {"base": args.base}
     for text in args.trained:
         label, path = _model_argument(text)
@@ -175,7 +185,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ValueError, ModelError, OSError) as error:
         print(f"qes-eval: error: {error}", file=sys.stderr)
         return 2
-    table = Table(title=f"held-out fitness over {args.episodes} episodes (seeds {seeds[0]}..{seeds[-1]})")
+    table = Table(title=f"held-out fitness over {options.eval_episodes} episodes (seeds {seeds[0]}..{seeds[-1]})")
     columns = ["model", "fitness (mean ± SE)", "model - base (paired)", "LLM failures"]
     rao_blackwell = settings.estimator == "rao_blackwell"
     if rao_blackwell:

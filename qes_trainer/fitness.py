@@ -78,7 +78,8 @@ class FitnessSettings:
         flag="--set", metavar="FIELD=VALUE", append=True, default_text="none",
         parse=lambda pairs: tuple(sorted(parse_overrides(pairs).items())))
     episodes: int = option(2, "episodes per member", group="episodes", minimum=1)
-    max_steps: int = option(12, "steps per episode (at most the preset's max_steps)", group="episodes", minimum=1)
+    max_steps: int = option(12, "steps per episode (at most the preset's max_steps)", group="episodes", minimum=1,
+                            flag="--steps", aliases=("--max-steps",))
     n_ctx: int | None = same_option(LLMOptions, "n_ctx")
     temperature: float = same_option(LLMOptions, "temperature")
     max_tokens: int | None = None

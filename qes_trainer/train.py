@@ -43,7 +43,15 @@ from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
 from qes_trainer.patch import write_patch
 from policies.llm_options import LLMOptions
-from society_env.options import add_options, check_bounds, fixed_on_resume, given_options, option, same_option
+from society_env.options import (
+    add_options,
+    check_bounds,
+    fixed_on_resume,
+    given_options,
+    option,
+    resumable_flags,
+    same_option,
+)
 from qes_trainer.population import MemberOutcome, generation_members
 from qes_trainer.qes import QESOptimizer, SparseDelta
 from society_env.files import remove_orphaned_temporaries
@@ -87,7 +95,7 @@ class TrainConfig:
     eval_every: int = option(0, "evaluate the current model on held-out episodes every G generations and after the "
                              "last, logged as heldout_* and plotted; 0 = never", group="episodes", metavar="G", minimum=0)
     eval_episodes: int = option(32, "held-out episodes of that evaluation (seeds 10000, 10001, ..., as qes-eval)",
-                                group="episodes", minimum=2)
+                                group="episodes", minimum=2, note="a standard error needs two")
     eval_estimator: str = option("expected", "estimator of the held-out evaluation (expected: exact, so progress "
                                  "shows without episode noise)", group="episodes", choices=ESTIMATORS)
     workers: int = option(0, "evaluate the population on N Ray workers, each with its own model copy (a local Ray "
@@ -364,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
                      "fine-tuning recipe of docs/training.md (options given explicitly win)")
     run.add_argument("--out", help="run directory (default: runs/qes__PRESET__SEED__TIME)")
     run.add_argument("--resume", metavar="DIR", help="continue the run in DIR from its checkpoint, with its saved "
-                     "settings (only --generations may be given, to extend it, and the distributed options)")
+                     f"settings (only {', '.join(RESUMABLE)} may be given: the total, and where members are evaluated)")
     run.add_argument("--quiet", action="store_true", help="no progress bar")
     add_options(groups, TrainConfig)
     add_options(groups, FitnessSettings)
@@ -394,8 +402,12 @@ def _check_resume_options(args: argparse.Namespace) -> None:
     fixed = fixed_on_resume(args, TrainConfig, FitnessSettings) + [f"--{name}" for name in ("out", "recipe")
                                                                    if getattr(args, name) is not None]
     if fixed:
-        raise ValueError("--resume continues a run with its saved settings; only --generations and where to "
-                         f"evaluate (--workers, --ray-address, --member-timeout) may be given (got {', '.join(fixed)})")
+        raise ValueError(f"--resume continues a run with its saved settings; only {', '.join(RESUMABLE)} may be given "
+                         f"(got {', '.join(fixed)})")
+
+
+RESUMABLE = resumable_flags(TrainConfig, FitnessSettings) + ["--quiet"]
+"""What ``qes-train --resume`` may be given (from the options' declarations; --quiet only shows)."""
 
 
 def _progress_callbacks(config: TrainConfig, start_generation: int, quiet: bool):

@@ -14,18 +14,14 @@ from typing import Sequence
 
 from society_env.app.runs import (
     UserError,
-    add_checkpoint_arguments,
-    add_llm_arguments,
-    default_run_dir,
+    add_run_options,
     print_columns,
     print_last_messages,
     print_summary,
-    record_run,
     refuse_options_with_resume,
     replay_recording,
-    resume_run,
+    run,
 )
-from society_env.config import PRESETS
 from society_env.recording import RecordingError
 
 
@@ -35,21 +31,15 @@ from society_env.recording import RecordingError
 
 
 def command_run(args: argparse.Namespace) -> int:
-    from society_env.app.outputs import fresh_output
+    from society_env.app.spec import RunSpec
 
-    if args.checkpoint_every < 0:
-        raise UserError(f"--checkpoint-every must be 0 (never) or a number of steps, got {args.checkpoint_every}")
-    if args.resume:
+    spec = RunSpec.from_args(args)
+    if spec.resume:
         refuse_options_with_resume(args)
-        run_dir = Path(args.resume)
-        summary = resume_run(run_dir, args)
-    else:
-        run_dir = Path(args.out) if args.out else default_run_dir(args.preset, args.policy, args.seed)
-        with fresh_output(run_dir, args.force) as writing_dir:
-            summary = record_run(args, args.preset, args.seed, writing_dir)
-    if not args.quiet:
-        print_summary(summary, run_dir)
-        print_last_messages(run_dir)
+    result = run(spec)
+    if not spec.quiet:
+        print_summary(result.summary, result.run_dir)
+        print_last_messages(result.run_dir)
     return 0
 
 
@@ -201,25 +191,8 @@ def build_parser() -> argparse.ArgumentParser:
                "  society-env run --preset small --policy llm=4,forager=2 --steps 20",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    run.add_argument("--preset", default="small", choices=sorted(PRESETS), help="world preset (default: small)")
-    run.add_argument("--policy", default="forager",
-                     help="policy assignment as NAME=SHARE,...: shares of the founders per policy; newborns "
-                          "inherit their parent's policy. Policies: random, forager, cooperator, raider "
-                          "(a 'scripted:' prefix is accepted), llm, ppo (with --ppo-checkpoint). Default: forager")
-    run.add_argument("--seed", type=int, default=0, help="the run's only seed (env and policies); default 0")
-    run.add_argument("--steps", type=int, default=None, help="steps to run (default: the preset's max_steps)")
-    run.add_argument("--out", default=None, help="output directory (default: runs/PRESET__POLICY__SEED__TIME)")
-    run.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                     help="override a SocietyConfig field (repeatable), e.g. --set width=20")
-    run.add_argument("--force", action="store_true", help="replace the recording already in --out (written beside "
-                     "it and renamed into place when complete; default: refuse an occupied --out)")
-    add_checkpoint_arguments(run, "run --resume RUN_DIR continues from the last one; the finished recording is the "
-                             "one an uninterrupted run writes", "RUN_DIR", "continue the killed run in RUN_DIR from its "
-                             "last checkpoint, with the options it was started with (only --quiet and --render may be given)")
-    run.add_argument("--render", choices=["none", "ansi"], default="none", help="print the grid every step")
-    run.add_argument("--quiet", action="store_true", help="no progress bar and no summary table")
-    add_llm_arguments(run)
-    run.set_defaults(handler=command_run, parser=run)
+    add_run_options(run)  # every flag of society_env.app.spec.RunSpec and of the LLM options
+    run.set_defaults(handler=command_run)
 
     from society_env.app.experiment import add_experiment_parser
 

@@ -14,14 +14,18 @@ Typical use is comparing the eight TerraLingua conditions (docs/conditions.md).
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Callable
 
 import numpy as np
 
+from society_env.app.spec import RunSpec
 from society_env.config import PRESETS
+from society_env.options import given_options, option, same_option
 
 METRICS: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
     ("run length (steps)", lambda s: s["steps"]),
@@ -37,6 +41,23 @@ METRICS: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
     ("gives / takes", lambda s: (s["gives"], s["takes"])),
 ]
 """(row label, value of one run's summary) of the comparison table."""
+
+
+@dataclass(frozen=True)
+class ExperimentSpec:
+    """What ``experiment`` takes besides the :class:`RunSpec` of its runs (whose preset and seed it sets)."""
+
+    presets: str | None = option(None, "comma-separated presets, e.g. the eight conditions: core,long_memory,abundant,"
+                                 "artifact_cost,creative,inert,no_motivation,no_personality", group="run", type=str,
+                                 default_text="none; required")
+    seeds: int = option(1, "seeds per preset", group="run", minimum=1)
+    first_seed: int = option(0, "the first seed; runs use first..first+seeds-1", group="run")
+    policy: str = same_option(RunSpec, "policy", default="cooperator=1,forager=1",
+                              help="policy assignment for every run, as in 'run'")
+
+    def run_spec(self, args: argparse.Namespace) -> RunSpec:
+        """The runs' common spec: the run options given, with this experiment's policy."""
+        return dataclasses.replace(RunSpec.from_args(args), policy=self.policy)
 
 
 def _format(values: list[Any]) -> str:
@@ -80,32 +101,38 @@ def parse_presets(text: str) -> list[str]:
 
 
 def command_experiment(args: argparse.Namespace) -> int:
+    from policies.llm_options import LLMOptions
     from society_env.app.outputs import fresh_output
     from society_env.app.runs import UserError, print_columns, refuse_options_with_resume, run_config
+    from society_env.options import check_bounds
 
-    if args.resume:
-        refuse_options_with_resume(args)
-        out = Path(args.resume)
-        args, presets, seeds = _saved_experiment(out, args.quiet)
-        rows, title = _run_experiment(args, presets, seeds, out, out, resume=True)
+    experiment = ExperimentSpec(**given_options(args, ExperimentSpec))
+    spec = experiment.run_spec(args)
+    if spec.resume:
+        refuse_options_with_resume(args, RunSpec, LLMOptions, ExperimentSpec)
+        out = Path(spec.resume)
+        spec, presets, seeds = _saved_experiment(out, spec.quiet)
+        rows, title = _run_experiment(spec, presets, seeds, out, out, resume=True)
     else:
-        if not args.presets:
+        if not experiment.presets:
             raise UserError("--presets is required (or --resume OUT to continue an experiment)")
-        presets = parse_presets(args.presets)
-        if args.seeds < 1:
-            raise UserError("--seeds must be at least 1")
+        presets = parse_presets(experiment.presets)
+        try:
+            check_bounds(experiment)
+        except ValueError as error:
+            raise UserError(str(error)) from None
         for preset in presets:  # every configuration is checked before the first run starts
-            run_config(args, preset)
-        seeds = list(range(args.first_seed, args.first_seed + args.seeds))
-        out = Path(args.out) if args.out else Path("runs") / f"experiment__{'+'.join(presets)}__{time.strftime('%Y%m%d-%H%M%S')}"
-        with fresh_output(out, args.force) as writing_dir:
-            rows, title = _run_experiment(args, presets, seeds, writing_dir, out)
+            run_config(dataclasses.replace(spec, preset=preset))
+        seeds = list(range(experiment.first_seed, experiment.first_seed + experiment.seeds))
+        out = Path(spec.out) if spec.out else Path("runs") / f"experiment__{'+'.join(presets)}__{time.strftime('%Y%m%d-%H%M%S')}"
+        with fresh_output(out, spec.force) as writing_dir:
+            rows, title = _run_experiment(spec, presets, seeds, writing_dir, out)
     print_columns(title, presets, rows, justify="right")
     print(f"experiment: {out}")
     return 0
 
 
-def _saved_experiment(out: Path, quiet: bool) -> tuple[argparse.Namespace, list[str], list[int]]:
+def _saved_experiment(out: Path, quiet: bool) -> tuple[RunSpec, list[str], list[int]]:
     """(options, presets, seeds) of the experiment in ``out``, from its experiment.json."""
     import json
 
@@ -125,7 +152,9 @@ def _saved_experiment(out: Path, quiet: bool) -> tuple[argparse.Namespace, list[
         detail = " ".join(str(error).split())
         raise UserError(f"{path} is damaged or from an older society-env ({type(error).__name__}: {detail}): "
                         "cannot resume") from None
-    return argparse.Namespace(**{**options, "quiet": quiet}), presets, seeds
+    from society_env.app.runs import saved_spec
+
+    return saved_spec(options, path, quiet=quiet), presets, seeds
 
 
 SUMMARY_FIELDS = {"steps": int, "population_mean": (int, float), "population_peak": int, "births": int, "deaths": dict,
@@ -148,7 +177,7 @@ def _finished_summary(run_dir: Path) -> dict[str, Any]:
     return summary
 
 
-def _run_experiment(args: argparse.Namespace, presets: list[str], seeds: list[int], out: Path, final: Path,
+def _run_experiment(spec: RunSpec, presets: list[str], seeds: list[int], out: Path, final: Path,
                     resume: bool = False):
     """Record every (preset, seed) run into ``out`` (which becomes ``final`` when done: the paths the
     experiment records are ``final``'s); returns the table's rows and title. With ``resume``, runs that
@@ -156,12 +185,12 @@ def _run_experiment(args: argparse.Namespace, presets: list[str], seeds: list[in
     import shutil
 
     from society_env.app.checkpoints import CHECKPOINT_FILE, load_checkpoint
-    from society_env.app.runs import RUN_OPTIONS_NOT_SAVED, UserError, record_run
+    from society_env.app.runs import UserError, record_run
     from society_env.files import write_bytes_atomic, write_json_atomic
     from society_env.recording import Recording, RecordingError
 
-    command = {"presets": presets, "seeds": seeds, "policy": args.policy, "steps": args.steps, "set": args.set,
-               "options": {key: value for key, value in vars(args).items() if key not in RUN_OPTIONS_NOT_SAVED}}
+    command = {"presets": presets, "seeds": seeds, "policy": spec.policy, "steps": spec.steps,
+               "set": list(spec.overrides), "options": spec.saved()}
     # (preset, seed, state, summary, checkpoint) of every run: with resume, what the runs left is read (and
     # refused if damaged) before anything is written
     plan = []
@@ -192,22 +221,24 @@ def _run_experiment(args: argparse.Namespace, presets: list[str], seeds: list[in
         run_dir = out / name
         if resume and not state and run_dir.exists():  # killed before its first checkpoint: nothing to continue from
             shutil.rmtree(run_dir)
-        if not args.quiet:
+        if not spec.quiet:
             print(f"[{number}/{total}] {preset}, seed {seed} -> {final / name}" + (f" ({state})" if state else ""),
                   file=sys.stderr)
         if summary is None:
-            summary = record_run(args, preset, seed, run_dir, command="experiment", resume=checkpoint)
+            summary = record_run(dataclasses.replace(spec, preset=preset, seed=seed), run_dir, command="experiment",
+                                 resume=checkpoint)
         runs.append({"preset": preset, "seed": seed, "run_dir": str(final / name), "summary": summary})
         rows = experiment_table(runs, presets)
         write_json_atomic(out / "experiment.json", {**command, "runs": runs, "table": rows})
-    title = f"{args.policy}, {len(seeds)} seed(s), {args.steps or 'max'} steps ({time.perf_counter() - started:.0f} s)"
+    title = f"{spec.policy}, {len(seeds)} seed(s), {spec.steps or 'max'} steps ({time.perf_counter() - started:.0f} s)"
     write_bytes_atomic(out / "table.md", (f"{title}\n\n" + markdown_table(rows, presets)).encode())
     return rows, title
 
 
 def add_experiment_parser(commands: Any) -> None:
     """Register ``society-env experiment`` on the CLI's subcommands."""
-    from society_env.app.runs import add_checkpoint_arguments, add_llm_arguments
+    from society_env.app.runs import add_run_options
+    from society_env.options import add_options
 
     experiment = commands.add_parser(
         "experiment", help="run presets x seeds and compare them side by side",
@@ -219,22 +250,13 @@ def add_experiment_parser(commands: Any) -> None:
                "      --set width=12 --set height=12 --set num_founders=3 --set initial_food=20",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    experiment.add_argument("--presets", default=None,
-                            help="comma-separated presets, e.g. the eight conditions: core,long_memory,abundant,"
-                                 "artifact_cost,creative,inert,no_motivation,no_personality")
-    experiment.add_argument("--seeds", type=int, default=1, help="seeds per preset (default 1)")
-    experiment.add_argument("--first-seed", type=int, default=0, help="the first seed; runs use first..first+seeds-1")
-    experiment.add_argument("--policy", default="cooperator=1,forager=1",
-                            help="policy assignment for every run, as in 'run' (default cooperator=1,forager=1)")
-    experiment.add_argument("--steps", type=int, default=None, help="steps per run (default: each preset's max_steps)")
-    experiment.add_argument("--out", default=None, help="output directory (default: runs/experiment__PRESETS__TIME)")
-    experiment.add_argument("--set", action="append", default=[], metavar="FIELD=VALUE",
-                            help="override a SocietyConfig field in every run (repeatable)")
-    experiment.add_argument("--quiet", action="store_true", help="no progress output (the table is still printed)")
-    experiment.add_argument("--force", action="store_true", help="replace the experiment already in --out (written "
-                            "beside it and renamed into place when complete; default: refuse an occupied --out)")
-    add_checkpoint_arguments(experiment, "experiment --resume OUT skips the finished runs and continues the "
-                             "interrupted one", "OUT", "continue the killed experiment in OUT with the options it was "
-                             "started with (only --quiet may be given)")
-    add_llm_arguments(experiment)
-    experiment.set_defaults(handler=command_experiment, parser=experiment)
+    add_options({"run": experiment}, ExperimentSpec)
+    add_run_options(experiment, only=("overrides", "steps", "ppo_checkpoint", "checkpoint_every", "out", "force",
+                                      "resume", "quiet"), changes={
+        "out": {"default_text": "runs/experiment__PRESETS__TIME"},
+        "force": {"help": "replace the experiment already in --out (written beside it and renamed into place when "
+                          "complete; default: refuse an occupied --out)"},
+        "resume": {"help": RunSpec.resume_help("experiment") + "; the finished runs are kept, the interrupted one "
+                           "continues"},
+        "quiet": {"help": "no progress output (the table is still printed)"}})
+    experiment.set_defaults(handler=command_experiment)

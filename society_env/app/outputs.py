@@ -11,7 +11,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Iterator
 
-from society_env.app.runs import UserError
+from society_env.app.errors import UserError
 
 
 def _describe(path: Path) -> str | None:

@@ -9,12 +9,14 @@ import json
 import re
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from society_env.app.errors import UserError
+from society_env.app.spec import RunSpec
 from society_env.config import make_config, parse_overrides
-from society_env.options import add_options, check_bounds, given_options
+from society_env.options import add_options, check_bounds, fixed_on_resume
 
 
 def default_run_dir(preset: str, policy: str, seed: int) -> Path:
@@ -23,41 +25,25 @@ def default_run_dir(preset: str, policy: str, seed: int) -> Path:
     return Path("runs") / f"{preset}__{policy_part}__{seed}__{time.strftime('%Y%m%d-%H%M%S')}"
 
 
-def run_config(args: argparse.Namespace, preset: str):
-    """(policy entries, config) of a run: ``preset`` plus the ``--set`` overrides; the language option is
-    switched on when LLM agents take part (they read the text view)."""
+def run_config(spec: RunSpec):
+    """(policy entries, config) of a run: the spec's preset plus its ``--set`` overrides; the language
+    option is switched on when LLM agents take part (they read the text view)."""
     from policies import POLICIES, PolicySpecError, parse_policy_spec
 
-    if args.steps is not None and args.steps < 1:
-        raise UserError(f"--steps must be at least 1 (got {args.steps})")
     try:
-        entries = parse_policy_spec(args.policy, POLICIES)
-        try:
-            overrides = parse_overrides(args.set)
-        except ValueError as error:
-            raise UserError(str(error)) from None
+        check_bounds(spec)
+        entries = parse_policy_spec(spec.policy, POLICIES)
+        overrides = parse_overrides(spec.overrides)
         if any(name == "llm" for name, _ in entries):
             overrides.setdefault("language", True)
-        return entries, make_config(preset, **overrides)
+        return entries, make_config(spec.preset, **overrides)
     except (ValueError, PolicySpecError) as error:
         raise UserError(str(error)) from None
 
 
-RUN_OPTIONS_NOT_SAVED = ("handler", "parser", "resume", "force", "quiet", "out", "render")
-"""Command-line options that do not change what a run computes, so a checkpoint does not keep them."""
-
-
-def run_options(args: argparse.Namespace, preset: str, seed: int) -> dict[str, Any]:
-    """The options of one run (what ``run --resume`` takes from its checkpoint): the parsed command line
-    without the ones that only say where and how to show it, plus the run's preset and seed."""
-    options = {key: value for key, value in vars(args).items() if key not in RUN_OPTIONS_NOT_SAVED}
-    return {**options, "preset": preset, "seed": seed}
-
-
-def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, command: str = "run",
-               resume=None, hooks=()) -> dict[str, Any]:
-    """Run and record one episode of ``preset`` with ``seed`` (policies, steps, overrides and LLM options
-    from ``args``) into ``run_dir``; returns the run's summary. With ``args.checkpoint_every`` K > 0 a
+def record_run(spec: RunSpec, run_dir: Path, command: str = "run", resume=None, hooks=()) -> dict[str, Any]:
+    """Run and record one episode as ``spec`` says into ``run_dir``; returns the run's summary. With
+    ``spec.checkpoint_every`` K > 0 a
     checkpoint is written every K steps (:mod:`society_env.app.checkpoints`); ``resume`` (a
     ``RunCheckpoint`` of the recording in ``run_dir``) continues from it. ``hooks``
     (``policies.rollout.EpisodeHook``) follow the episode too, after the recorder and the progress bar."""
@@ -67,20 +53,20 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
     from society_env.files import remove_orphaned_temporaries
     from society_env.recording import RecordingError, RecordingWriter
 
-    entries, config = run_config(args, preset)
-    env = SocietyEnv(config, render_mode="ansi" if getattr(args, "render", "none") == "ansi" else None)
+    entries, config = run_config(spec)
+    env = SocietyEnv(config, render_mode="ansi" if spec.render == "ansi" else None)
     assignment = PolicyAssignment(entries, config.num_founders)
-    policies = {name: _build_policy(name, config, args) for name, _ in entries}
-    steps = config.max_steps if args.steps is None else args.steps
+    policies = {name: _build_policy(name, config, spec) for name, _ in entries}
+    steps = config.max_steps if spec.steps is None else spec.steps
     meta = {
-        "preset": preset,
-        "seed": seed,
+        "preset": spec.preset,
+        "seed": spec.seed,
         "steps_requested": steps,
-        "policy": args.policy,
+        "policy": spec.policy,
         "assignment": assignment.policy_of,
         "config": config.to_dict(),
         "command": command,
-        "llm": _llm_options(args).record(config) if "llm" in policies else None,
+        "llm": _llm_options(spec.llm).record(config) if "llm" in policies else None,
     }
     try:
         if resume is None:
@@ -90,14 +76,14 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
             recorder = RecordingWriter.reopen(run_dir, resume.recording)
     except RecordingError as error:
         raise UserError(str(error)) from None
-    options = run_options(args, preset, seed)
+    options = spec.saved()
 
     def checkpoint(state) -> None:
         save_checkpoint(run_dir, RunCheckpoint(options, state, recorder.sync()))
 
     try:
-        stats = _run_with_progress(env, assignment, policies, seed, steps, recorder, getattr(args, "render", "none"),
-                                   args.quiet, checkpoint_every=getattr(args, "checkpoint_every", 0),
+        stats = _run_with_progress(env, assignment, policies, spec.seed, steps, recorder, spec.render,
+                                   spec.quiet, checkpoint_every=spec.checkpoint_every,
                                    on_checkpoint=checkpoint, resume=None if resume is None else resume.state,
                                    hooks=hooks)
     except (ValueError, RuntimeError) as error:  # a prompt outgrowing its context, a server that died: keep the recording
@@ -114,32 +100,58 @@ def record_run(args: argparse.Namespace, preset: str, seed: int, run_dir: Path, 
     return summary
 
 
-def refuse_options_with_resume(args: argparse.Namespace) -> None:
-    """``--resume`` takes a run's options from its checkpoint: any other option given (``args.parser``'s,
-    other than --quiet and --render) would silently not apply, so it is an error."""
-    given = [action.option_strings[-1] for action in args.parser._actions
-             if action.option_strings and action.dest not in ("help", "resume", "quiet", "render")
-             and getattr(args, action.dest, action.default) != action.default]
+@dataclass(frozen=True)
+class RunResult:
+    run_dir: Path
+    """Where the recording is."""
+    summary: dict[str, Any]
+    """The run's summary (what summary.json holds)."""
+
+
+def run(spec: RunSpec, hooks=()) -> RunResult:
+    """Run ``spec`` as ``society-env run`` does: into a fresh ``spec.out`` (or ``runs/PRESET__POLICY__SEED__TIME``;
+    an occupied one only with ``force``), or, with ``spec.resume``, continue that run from its checkpoint.
+    ``hooks`` (``policies.rollout.EpisodeHook``) follow the episode. The programmatic entry: no command line."""
+    from society_env.app.outputs import fresh_output
+
+    if spec.resume:
+        return RunResult(Path(spec.resume), resume_run(Path(spec.resume), spec.quiet, spec.render, hooks))
+    run_dir = Path(spec.out) if spec.out else default_run_dir(spec.preset, spec.policy, spec.seed)
+    with fresh_output(run_dir, spec.force) as writing_dir:
+        summary = record_run(spec, writing_dir, hooks=hooks)
+    return RunResult(run_dir, summary)
+
+
+def refuse_options_with_resume(args: argparse.Namespace, *classes) -> None:
+    """``--resume`` takes a run's options from its checkpoint: any option of ``classes`` (default: the
+    run's, :class:`RunSpec` and the LLM's) given but not declared ``resumable`` would silently not
+    apply, so it is an error."""
+    from policies.llm_options import LLMOptions
+
+    given = fixed_on_resume(args, *(classes or (RunSpec, LLMOptions)))
     if given:
         raise UserError(f"--resume continues with the options the run was started with; do not give {', '.join(given)}")
 
 
-def resume_run(run_dir: Path, args: argparse.Namespace) -> dict[str, Any]:
+def resume_run(run_dir: Path, quiet: bool = False, render: str = "none", hooks=()) -> dict[str, Any]:
     """Continue the run in ``run_dir`` from its checkpoint with the options it was started with; returns
     its summary."""
     from society_env.app.checkpoints import load_checkpoint
 
     checkpoint = load_checkpoint(run_dir)
-    options = argparse.Namespace(**checkpoint.options, quiet=args.quiet, render=getattr(args, "render", "none"))
-    if not args.quiet:
+    spec = saved_spec(checkpoint.options, run_dir / "checkpoint.pkl", quiet=quiet, render=render)
+    if not quiet:
         print(f"resuming {run_dir} from step {checkpoint.state.stats.steps}", file=sys.stderr)
-    return record_run(options, options.preset, options.seed, run_dir, resume=checkpoint)
+    return record_run(spec, run_dir, resume=checkpoint, hooks=hooks)
 
 
-def add_checkpoint_arguments(parser: argparse.ArgumentParser, what_resume_does: str, metavar: str, resume_help: str) -> None:
-    parser.add_argument("--checkpoint-every", type=int, default=50, metavar="K",
-                        help=f"write a checkpoint every K steps (0: never; default 50); {what_resume_does}")
-    parser.add_argument("--resume", default=None, metavar=metavar, help=resume_help)
+def saved_spec(options: dict[str, Any], source: Path, **shown: Any) -> RunSpec:
+    """The :class:`RunSpec` of options a checkpoint or experiment.json saved; a one-line error naming
+    ``source`` if they do not make one."""
+    try:
+        return RunSpec.from_saved(options, **shown)
+    except (TypeError, ValueError) as error:
+        raise UserError(f"{source} holds run options this society-env cannot use ({error})") from None
 
 
 def print_last_messages(run_dir: Path, count: int = 6) -> None:
@@ -157,16 +169,14 @@ def print_last_messages(run_dir: Path, count: int = 6) -> None:
             print(f"  step {event['step']:>4}  {event['agent']}: {event['text']}")
 
 
-def _llm_options(args: argparse.Namespace):
-    """The LLM policy's options given on the command line (:class:`policies.llm_options.LLMOptions`); a
-    ``--model`` that names a fine-tuned model of ``society-env models`` stands for its built GGUF."""
+def _llm_options(options):
+    """The LLM policy's options (:class:`policies.llm_options.LLMOptions`), where a ``--model`` that names
+    a fine-tuned model of ``society-env models`` stands for its built GGUF."""
     import dataclasses
 
-    from policies.llm_options import LLMOptions
     from qes_trainer.patch import PatchError
     from qes_trainer.tuned import is_tuned_model, tuned_model_path
 
-    options = LLMOptions(**given_options(args, LLMOptions))
     if is_tuned_model(options.model) and not options.server:
         try:
             options = dataclasses.replace(options, model=str(tuned_model_path(options.model)))
@@ -175,12 +185,12 @@ def _llm_options(args: argparse.Namespace):
     return options
 
 
-def _build_policy(name: str, config, args: argparse.Namespace):
+def _build_policy(name: str, config, spec: RunSpec):
     from policies import PolicySpecError, make_policy
 
     if name == "ppo":
         try:
-            return make_policy(name, config, checkpoint=getattr(args, "ppo_checkpoint", None))
+            return make_policy(name, config, checkpoint=spec.ppo_checkpoint)
         except (ValueError, PolicySpecError) as error:
             raise UserError(str(error)) from None
     if name != "llm":
@@ -189,7 +199,7 @@ def _build_policy(name: str, config, args: argparse.Namespace):
     from policies.llm_policy import LLMPolicyError
     from policies.models import ModelPullError
 
-    options = _llm_options(args)
+    options = _llm_options(spec.llm)
     try:
         check_bounds(options)
         return options.make_policy(config)
@@ -323,11 +333,14 @@ def print_columns(title: str, names: list[str], rows: list[tuple[str, list[str]]
     Console().print(table)
 
 
-def add_llm_arguments(parser: argparse.ArgumentParser) -> None:
-    """The LLM policy's options (``run`` and ``experiment``), made from :class:`policies.llm_options.LLMOptions`."""
+def add_run_options(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None,
+                    changes: dict[str, dict[str, Any]] | None = None) -> None:
+    """The flags of :class:`RunSpec` (those named in ``only``, with the metadata ``changes`` per field,
+    e.g. another help) and of the LLM policy (:class:`policies.llm_options.LLMOptions`) on ``parser``."""
     from policies.llm_options import LLMOptions
 
-    parser.add_argument("--ppo-checkpoint", default=None, metavar="PATH",
-                        help="policy.pt written by benchmarks/ppo.py, for the agents of policy 'ppo' (needs the rl extra)")
-    llm = parser.add_argument_group("LLM agents (policy 'llm'; the language option is switched on automatically)")
-    add_options({"LLM": llm}, LLMOptions)
+    groups = {"run": parser, "output": parser.add_argument_group("output and checkpoints"),
+              "LLM": parser.add_argument_group("LLM agents (policy 'llm'; the language option is switched on automatically)")}
+    changes = {"resume": {"help": RunSpec.resume_help()}, **(changes or {})}
+    add_options(groups, RunSpec, only=only, changes=changes)
+    add_options(groups, LLMOptions)
