@@ -24,11 +24,16 @@ from policies.assignment import PolicyAssignment
 from policies.base import Policy
 from society_env.env import SocietyEnv
 from society_env.names import agent_name
+from society_env.outcome import ARTIFACT_EVENT_PREFIX, ARTIFACT_EVENTS, ATE, BORN, DIED, GAVE, MESSAGE, TOOK
 from society_env.recording import RecordingWriter, count_events, step_events
 from society_env.state import ALIVE
 
 __all__ = ["EpisodeStats", "RunState", "Rollout", "Step", "EpisodeHook", "EveryStep", "RecordSteps", "Checkpoints",
            "policy_seeds", "reset_policies", "start_episode", "collect_actions", "run_episode"]
+
+
+_ARTIFACT_KINDS = tuple(kind.removeprefix(ARTIFACT_EVENT_PREFIX) for kind in ARTIFACT_EVENTS)
+"""The artifact event types without their prefix (created, picked_up, ...), as the summary counts them."""
 
 
 @dataclass
@@ -70,22 +75,22 @@ class EpisodeStats:
         for agent, reward in rewards.items():
             self.returns[agent] += reward
         for agent, info in infos.items():
-            if "ate" in info:
+            if ATE in info:
                 self.food_eaten[agent] += 1
         counts = count_events(events)
-        self.births += counts["born"]
-        self.gives += counts["gave"]
-        self.energy_given += counts["gave_amount"]
-        self.takes += counts["took"]
-        self.energy_taken += counts["took_amount"]
-        self.messages += counts["message"]
+        self.births += counts[BORN]
+        self.gives += counts[GAVE]
+        self.energy_given += counts[f"{GAVE}_amount"]
+        self.takes += counts[TOOK]
+        self.energy_taken += counts[f"{TOOK}_amount"]
+        self.messages += counts[MESSAGE]
         for kind, count in counts.items():
-            if kind.startswith("died:"):
-                self.deaths[kind.removeprefix("died:")] += count
-            elif kind.startswith("artifact_"):
-                self.artifact_events[kind.removeprefix("artifact_")] += count
+            if kind.startswith(f"{DIED}:"):
+                self.deaths[kind.removeprefix(f"{DIED}:")] += count
+            elif kind in ARTIFACT_EVENTS:
+                self.artifact_events[kind.removeprefix(ARTIFACT_EVENT_PREFIX)] += count
         for event in events:
-            if event["type"] == "died":
+            if event["type"] == DIED:
                 self.lifespans[event["agent"]] = event["age"]
         world = env.world
         self.artifacts_alive = len(world.artifacts)
@@ -123,7 +128,7 @@ class EpisodeStats:
             "messages": self.messages,
             "artifacts": {"created": self.artifact_events["created"], "modified": self.artifact_events["modified"],
                           "alive_end": self.artifacts_alive, **{kind: self.artifact_events[kind] for kind in
-                          ("picked_up", "dropped", "given", "destroyed", "expired")}},
+                          _ARTIFACT_KINDS if kind not in ("created", "modified")}},
             "agent_steps": self.agent_steps,
             "seconds": round(self.seconds, 3),
             "agent_steps_per_second": round(self.agent_steps / self.seconds, 1) if self.seconds > 0 else 0.0,

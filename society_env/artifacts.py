@@ -2,8 +2,9 @@
 outlive their makers (TerraLingua's carriers of culture).
 
 **State.** ``WorldState.artifacts`` maps an artifact id (never reused within an episode) to an
-:class:`Artifact`; there are never more than ``config.artifact_max_total`` of them, no cell holds more
-than ``artifact_max_per_cell`` and no agent carries more than ``artifact_max_inventory``. Each artifact
+:class:`~society_env.outcome.Artifact`; there are never more than ``config.artifact_max_total`` of them,
+no cell holds more than ``artifact_max_per_cell`` and no agent carries more than
+``artifact_max_inventory``. Each artifact
 keeps its last ``artifact_max_versions`` texts and holders in the state (so memory stays bounded);
 the recording's events keep every version, which is enough to rebuild whole lineages.
 
@@ -21,32 +22,40 @@ applied (a cap reached, no such artifact, text too long ...) fails cleanly: the 
 ``StepOutcome.artifact_failed`` (``infos[agent]["artifact_failed"]``) and nothing changes.
 
 Events are built here, in the recording's format (docs/recording.md), so the analysis can rebuild
-lineages: ``artifact_created``, ``artifact_picked_up``, ``artifact_dropped``, ``artifact_given``,
-``artifact_modified``, ``artifact_destroyed``, ``artifact_expired``.
+lineages; their names are declared in ``society_env.outcome`` (``ARTIFACT_EVENTS``: ``artifact_created``,
+``artifact_picked_up``, ``artifact_dropped``, ``artifact_given``, ``artifact_modified``,
+``artifact_destroyed``, ``artifact_expired``), as are the data types :class:`Artifact` and
+:class:`StepOutcome`.
 """
 
 from __future__ import annotations
 
-import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from society_env.config import SocietyConfig
 from society_env.encodings import view_cell_offsets
 from society_env.names import agent_name
-
-if TYPE_CHECKING:  # the rules pass these in; importing them here would be circular
-    from society_env.rules import StepOutcome
-    from society_env.state import WorldState
+from society_env.outcome import (
+    ARTIFACT_CREATED,
+    ARTIFACT_DESTROYED,
+    ARTIFACT_DROPPED,
+    ARTIFACT_EXPIRED,
+    ARTIFACT_GIVEN,
+    ARTIFACT_MODIFIED,
+    ARTIFACT_PICKED_UP,
+    FOREVER,
+    Artifact,
+    StepOutcome,
+)
+from society_env.state import WorldState
 
 # Artifact action kinds (the ``kind`` of an artifact action; 0 = no artifact action this step).
 NO_ARTIFACT_ACTION, CREATE, PICK_UP, DROP, GIVE_ARTIFACT, MODIFY, DESTROY = range(7)
 NUM_ARTIFACT_KINDS = 7
 ARTIFACT_ACTION_NAMES = ("none", "create", "pick_up", "drop", "give", "modify", "destroy")
-FOREVER = -1
-"""``Artifact.lifespan_left`` of an artifact that never expires (chosen as lifespan 0)."""
 FORBIDDEN_NAME_CHARACTERS = frozenset('"\\')
 
 
@@ -65,53 +74,20 @@ class ArtifactCommand:
     """View cell of the receiving agent (give), indexed like the numeric give/take target."""
 
 
-@dataclass
-class Artifact:
-    """One artifact. It lies on cell (row, col) when ``holder == -1``, else it is carried by ``holder``."""
-
-    id: int
-    name: str
-    creator: int
-    created_step: int
-    lifespan_left: int
-    """Steps left before it expires; :data:`FOREVER` (-1) for an artifact that never does."""
-    row: int
-    col: int
-    holder: int
-    version: int
-    """Current version number: 1 as created, +1 per modification."""
-    versions: list[tuple[int, int, int, str]]
-    """(version, step, author slot, text) of the last ``artifact_max_versions`` versions, newest last."""
-    holders: list[tuple[int, int]]
-    """(step, slot) of the last ``artifact_max_versions`` agents who took it into their inventory."""
-
-    @property
-    def text(self) -> str:
-        """The current version's text (what agents read)."""
-        return self.versions[-1][3]
-
-    def copy(self) -> "Artifact":
-        return dataclasses.replace(self, versions=list(self.versions), holders=list(self.holders))
-
-
-def copy_artifacts(artifacts: dict[int, Artifact]) -> dict[int, Artifact]:
-    return {artifact_id: artifact.copy() for artifact_id, artifact in artifacts.items()}
-
-
 # ---------------------------------------------------------------------------------------------
 # Queries (used by the rules, the observations and the text view)
 # ---------------------------------------------------------------------------------------------
-def on_cell(state: "WorldState", row: int, col: int) -> list[Artifact]:
+def on_cell(state: WorldState, row: int, col: int) -> list[Artifact]:
     """Artifacts lying on (row, col), by id."""
     return [a for a in state.artifacts.values() if a.holder < 0 and a.row == row and a.col == col]
 
 
-def carried_by(state: "WorldState", slot: int) -> list[Artifact]:
+def carried_by(state: WorldState, slot: int) -> list[Artifact]:
     """Artifacts in ``slot``'s inventory, by id."""
     return [a for a in state.artifacts.values() if a.holder == slot]
 
 
-def count_grid(state: "WorldState", config: SocietyConfig) -> np.ndarray:
+def count_grid(state: WorldState, config: SocietyConfig) -> np.ndarray:
     """(height, width) int64: artifacts lying on each cell plus those carried by the agent standing there
     (the numeric view's artifact channel). All zeros when artifacts are invisible or absent."""
     grid = np.zeros((config.height, config.width), dtype=np.int64)
@@ -139,12 +115,12 @@ def name_problem(name: str, config: SocietyConfig) -> str | None:
 # ---------------------------------------------------------------------------------------------
 # Rules
 # ---------------------------------------------------------------------------------------------
-def _event(state: "WorldState", kind: str, slot: int | None, artifact: Artifact, **fields: Any) -> dict[str, Any]:
+def _event(state: WorldState, kind: str, slot: int | None, artifact: Artifact, **fields: Any) -> dict[str, Any]:
     return {"step": state.step + 1, "type": kind, "agent": None if slot is None else agent_name(slot),
             "artifact": artifact.id, **fields}
 
 
-def _take_into_inventory(state: "WorldState", artifact: Artifact, slot: int, config: SocietyConfig) -> None:
+def _take_into_inventory(state: WorldState, artifact: Artifact, slot: int, config: SocietyConfig) -> None:
     artifact.holder, artifact.row, artifact.col = slot, -1, -1
     artifact.holders.append((state.step + 1, slot))
     del artifact.holders[: -config.artifact_max_versions]
@@ -159,8 +135,8 @@ def _find(candidates: list[Artifact], name: str) -> Artifact | None:
 
 
 def resolve_artifact_actions(
-    state: "WorldState", commands: dict[int, ArtifactCommand], config: SocietyConfig, rank: np.ndarray,
-    outcome: "StepOutcome",
+    state: WorldState, commands: dict[int, ArtifactCommand], config: SocietyConfig, rank: np.ndarray,
+    outcome: StepOutcome,
 ) -> None:
     """Apply the living actors' artifact commands one by one in rank order (each sees the previous ones'
     effects). Positions and partners are those of the start of the step (moves come later)."""
@@ -188,8 +164,8 @@ def resolve_artifact_actions(
             failed[slot] = reason
 
 
-def _create(state: "WorldState", slot: int, row: int, col: int, command: ArtifactCommand,
-            config: SocietyConfig, outcome: "StepOutcome") -> str | None:
+def _create(state: WorldState, slot: int, row: int, col: int, command: ArtifactCommand,
+            config: SocietyConfig, outcome: StepOutcome) -> str | None:
     problem = name_problem(command.name, config)
     if problem is not None:
         return problem
@@ -212,37 +188,37 @@ def _create(state: "WorldState", slot: int, row: int, col: int, command: Artifac
     )
     state.next_artifact_id += 1
     state.artifacts[artifact.id] = artifact
-    outcome.artifact_events.append(_event(state, "artifact_created", slot, artifact, name=artifact.name,
+    outcome.artifact_events.append(_event(state, ARTIFACT_CREATED, slot, artifact, name=artifact.name,
                                           text=artifact.text, lifespan=lifespan or None, position=[row, col]))
     return None
 
 
-def _pick_up(state: "WorldState", slot: int, row: int, col: int, command: ArtifactCommand,
-             config: SocietyConfig, outcome: "StepOutcome") -> str | None:
+def _pick_up(state: WorldState, slot: int, row: int, col: int, command: ArtifactCommand,
+             config: SocietyConfig, outcome: StepOutcome) -> str | None:
     artifact = _find(on_cell(state, row, col), command.name)
     if artifact is None:
         return "no_such_artifact"
     if len(carried_by(state, slot)) >= config.artifact_max_inventory:
         return "inventory_full"
     _take_into_inventory(state, artifact, slot, config)
-    outcome.artifact_events.append(_event(state, "artifact_picked_up", slot, artifact))
+    outcome.artifact_events.append(_event(state, ARTIFACT_PICKED_UP, slot, artifact))
     return None
 
 
-def _drop(state: "WorldState", slot: int, row: int, col: int, command: ArtifactCommand,
-          config: SocietyConfig, outcome: "StepOutcome") -> str | None:
+def _drop(state: WorldState, slot: int, row: int, col: int, command: ArtifactCommand,
+          config: SocietyConfig, outcome: StepOutcome) -> str | None:
     artifact = _find(carried_by(state, slot), command.name)
     if artifact is None:
         return "no_such_artifact"
     if len(on_cell(state, row, col)) >= config.artifact_max_per_cell:
         return "cell_full"
     _put_on_cell(artifact, row, col)
-    outcome.artifact_events.append(_event(state, "artifact_dropped", slot, artifact, position=[row, col]))
+    outcome.artifact_events.append(_event(state, ARTIFACT_DROPPED, slot, artifact, position=[row, col]))
     return None
 
 
-def _give(state: "WorldState", slot: int, row: int, col: int, command: ArtifactCommand,
-          config: SocietyConfig, outcome: "StepOutcome") -> str | None:
+def _give(state: WorldState, slot: int, row: int, col: int, command: ArtifactCommand,
+          config: SocietyConfig, outcome: StepOutcome) -> str | None:
     artifact = _find(carried_by(state, slot), command.name)
     if artifact is None:
         return "no_such_artifact"
@@ -253,30 +229,30 @@ def _give(state: "WorldState", slot: int, row: int, col: int, command: ArtifactC
     if len(carried_by(state, receiver)) >= config.artifact_max_inventory:
         return "inventory_full"
     _take_into_inventory(state, artifact, receiver, config)
-    outcome.artifact_events.append(_event(state, "artifact_given", slot, artifact, to=agent_name(receiver)))
+    outcome.artifact_events.append(_event(state, ARTIFACT_GIVEN, slot, artifact, to=agent_name(receiver)))
     return None
 
 
-def _modify_or_destroy(state: "WorldState", slot: int, row: int, col: int, command: ArtifactCommand,
-                       config: SocietyConfig, outcome: "StepOutcome") -> str | None:
+def _modify_or_destroy(state: WorldState, slot: int, row: int, col: int, command: ArtifactCommand,
+                       config: SocietyConfig, outcome: StepOutcome) -> str | None:
     artifact = _find(carried_by(state, slot) + on_cell(state, row, col), command.name)
     if artifact is None:
         return "no_such_artifact"
     if command.kind == DESTROY:
         del state.artifacts[artifact.id]
-        outcome.artifact_events.append(_event(state, "artifact_destroyed", slot, artifact))
+        outcome.artifact_events.append(_event(state, ARTIFACT_DESTROYED, slot, artifact))
         return None
     if len(command.text) > config.artifact_text_max_chars:
         return "text_too_long"
     artifact.version += 1
     artifact.versions.append((artifact.version, state.step + 1, slot, command.text))
     del artifact.versions[: -config.artifact_max_versions]
-    outcome.artifact_events.append(_event(state, "artifact_modified", slot, artifact, version=artifact.version,
+    outcome.artifact_events.append(_event(state, ARTIFACT_MODIFIED, slot, artifact, version=artifact.version,
                                           text=command.text))
     return None
 
 
-def drop_inventories(state: "WorldState", dead: np.ndarray, config: SocietyConfig, outcome: "StepOutcome") -> None:
+def drop_inventories(state: WorldState, dead: np.ndarray, config: SocietyConfig, outcome: StepOutcome) -> None:
     """What the dead carried falls on the cell where they died (in id order) while the cell has room;
     what does not fit is destroyed (``artifact_destroyed`` with ``reason`` ``cell_full``)."""
     if not state.artifacts or dead.size == 0:
@@ -288,13 +264,13 @@ def drop_inventories(state: "WorldState", dead: np.ndarray, config: SocietyConfi
             if room > 0:
                 _put_on_cell(artifact, row, col)
                 room -= 1
-                outcome.artifact_events.append(_event(state, "artifact_dropped", slot, artifact, position=[row, col]))
+                outcome.artifact_events.append(_event(state, ARTIFACT_DROPPED, slot, artifact, position=[row, col]))
             else:
                 del state.artifacts[artifact.id]
-                outcome.artifact_events.append(_event(state, "artifact_destroyed", slot, artifact, reason="cell_full"))
+                outcome.artifact_events.append(_event(state, ARTIFACT_DESTROYED, slot, artifact, reason="cell_full"))
 
 
-def age_artifacts(state: "WorldState", outcome: "StepOutcome") -> None:
+def age_artifacts(state: WorldState, outcome: StepOutcome) -> None:
     """Finite lifespans count down by one; an artifact reaching 0 expires (wherever it is)."""
     for artifact in list(state.artifacts.values()):
         if artifact.lifespan_left == FOREVER:
@@ -303,7 +279,7 @@ def age_artifacts(state: "WorldState", outcome: "StepOutcome") -> None:
         if artifact.lifespan_left <= 0:
             del state.artifacts[artifact.id]
             holder = artifact.holder if artifact.holder >= 0 else None
-            outcome.artifact_events.append(_event(state, "artifact_expired", holder, artifact))
+            outcome.artifact_events.append(_event(state, ARTIFACT_EXPIRED, holder, artifact))
 
 
 # ---------------------------------------------------------------------------------------------

@@ -87,7 +87,7 @@ from pettingzoo.utils.conversions import parallel_to_aec_wrapper
 from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 from society_env import render as rendering
-from society_env.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, Artifact, ArtifactCommand
+from society_env.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, ArtifactCommand
 from society_env.config import SocietyConfig, make_config
 from society_env.encodings import ACTION_FIELDS, ACTION_VECTOR_LENGTH, DEATH_CAUSES, FAILURE_REASONS, GIVE_TRANSFER
 from society_env.names import agent_names
@@ -99,7 +99,8 @@ from society_env.observations import (
     padded_grid_shape,
     write_observations,
 )
-from society_env.rules import Actions, StepOutcome, advance_world, episode_end
+from society_env.outcome import ATE, BLOCKED, BORN, DIED, GAVE, TOOK, Artifact, StepOutcome
+from society_env.rules import Actions, advance_world, episode_end
 from society_env.state import ALIVE, WORLD_VERSION, WorldState, initial_state
 from society_env.text_view import render_texts, visible_views
 
@@ -426,10 +427,10 @@ class SocietyEnv(ParallelEnv):
         ate = np.flatnonzero(outcome.ate)
         for slot, value in zip(ate.tolist(), outcome.ate[ate].tolist()):
             if (info := event(slot)) is not None:
-                info["ate"] = value
+                info[ATE] = value
         for slot in np.flatnonzero(outcome.blocked).tolist():
             if (info := event(slot)) is not None:
-                info["blocked"] = True
+                info[BLOCKED] = True
         failed = np.flatnonzero(outcome.failed)
         for slot, reason in zip(failed.tolist(), _FAILURE_NAMES[outcome.failed[failed]].tolist()):
             if (info := event(slot)) is not None:
@@ -439,16 +440,16 @@ class SocietyEnv(ParallelEnv):
             outcome.transfer_dest.tolist(), outcome.transfer_amount.tolist(),
         ):
             if kind == GIVE_TRANSFER:
-                event(source).setdefault("gave", []).append((possible[dest], amount))
+                event(source).setdefault(GAVE, []).append((possible[dest], amount))
                 event(dest).setdefault("received", []).append((possible[source], amount))
             else:
-                event(dest).setdefault("took", []).append((possible[source], amount))
+                event(dest).setdefault(TOOK, []).append((possible[source], amount))
                 event(source).setdefault("lost", []).append((possible[dest], amount))
         for parent, child in zip(outcome.birth_parent.tolist(), outcome.birth_child.tolist()):
             event(parent).setdefault("children", []).append(possible[child])
-            event(child)["born"] = possible[parent]
+            event(child)[BORN] = possible[parent]
         for slot, cause in zip(outcome.death_slot.tolist(), outcome.death_cause.tolist()):
-            event(slot)["died"] = DEATH_CAUSES[cause]
+            event(slot)[DIED] = DEATH_CAUSES[cause]
         for slot, reason in outcome.artifact_failed.items():
             if (info := event(slot)) is not None:
                 info["artifact_failed"] = reason

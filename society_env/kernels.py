@@ -13,6 +13,8 @@ pays the compile time (docs/performance.md gives it).
 
 from __future__ import annotations
 
+from typing import NamedTuple
+
 import numpy as np
 from numba import njit
 
@@ -34,18 +36,47 @@ def choose_parents(acting, kind, reproduce, energy, min_energy, by_rank, failed,
     return parents[:count]
 
 
+class BirthState(NamedTuple):
+    """The state arrays a birth writes (``WorldState``'s, by slot; ``position`` is [slots, 2])."""
+
+    position: np.ndarray
+    occupant: np.ndarray
+    status: np.ndarray
+    energy: np.ndarray
+    age: np.ndarray
+    parent: np.ndarray
+    lineage: np.ndarray
+    generation: np.ndarray
+    birth_step: np.ndarray
+
+
+class BirthRule(NamedTuple):
+    """The numbers of a birth: the slot pool, the status code of the living, what a birth costs the parent
+    and gives the child, and the failure codes."""
+
+    max_agents: int
+    alive: int
+    cost: int
+    child_energy: int
+    pool_full: int
+    no_free_cell: int
+
+
 @njit(cache=True)
-def place_children(parents, preference, deltas, position, occupant, status, energy, age, parent, lineage, generation,
-                   birth_step, num_born, max_agents, alive, cost, child_energy, step, failed, pool_full,
-                   no_free_cell):  # pragma: no cover - compiled
+def place_children(parents, preference, deltas, world, num_born, step, rule, failed):  # pragma: no cover - compiled
     """Give each parent (in rank order) a child on its first free preferred neighbour cell.
 
-    ``preference[k]`` orders the 8 ``deltas`` for ``parents[k]``. The child takes slot ``num_born +
-    births`` and its cell at once, so later parents see it: it is born ``alive`` at that cell with
-    ``child_energy``, age 0, the parent's lineage and the next generation, at step ``step + 1``; the parent
-    pays ``cost``. Parents that find the pool full or no free cell get ``pool_full`` / ``no_free_cell`` in
+    ``preference[k]`` orders the 8 ``deltas`` for ``parents[k]``; ``world`` is a :class:`BirthState`,
+    ``rule`` a :class:`BirthRule`. The child takes slot ``num_born + births`` and its cell at once, so
+    later parents see it: it is born ``rule.alive`` at that cell with ``rule.child_energy``, age 0, the
+    parent's lineage and the next generation, at step ``step + 1``; the parent pays ``rule.cost``.
+    Parents that find the pool full or no free cell get ``rule.pool_full`` / ``rule.no_free_cell`` in
     ``failed``. Returns the parents that had a child, in birth order (their children are the slots from
     ``num_born`` on)."""
+    position, occupant, status, energy, age = world.position, world.occupant, world.status, world.energy, world.age
+    parent, lineage, generation, birth_step = world.parent, world.lineage, world.generation, world.birth_step
+    max_agents, alive, cost, child_energy = rule.max_agents, rule.alive, rule.cost, rule.child_energy
+    pool_full, no_free_cell = rule.pool_full, rule.no_free_cell
     height, width = occupant.shape
     born = np.empty(parents.shape[0], np.int64)
     births = 0
@@ -308,22 +339,25 @@ def eat_and_metabolise(present, position, food, energy, age, status, occupant, a
 
 
 @njit(cache=True)
-def add_shaped_rewards(rewards, is_give, source, dest, amount, blocked, present, ate, died, give_giver, give_receiver,
-                       take_victim, take_taker, blocked_move, eat_per_unit, death):  # pragma: no cover - compiled
+def add_shaped_rewards(rewards, is_give, source, dest, amount, blocked, present, ate, died,
+                       weights):  # pragma: no cover - compiled
     """The ``shaped`` rewards of one step added to ``rewards`` in the order the phases happened (every
-    transfer's source, then every transfer's destination, blocked moves, eating, death), so each slot's
-    sum is rounded exactly as when the phases are added one after another."""
+    transfer's source, then every transfer's destination, blocked moves, eating, death: the order of
+    ``society_env.rewards.SHAPED_REWARDS``), so each slot's sum is rounded exactly as when the phases are
+    added one after another. ``weights`` is a ``rewards.ShapedWeights`` (config field names)."""
     for i in range(source.shape[0]):
-        rewards[source[i]] += (give_giver if is_give[i] else take_victim) * np.float64(amount[i])
+        weight = weights.reward_give_giver if is_give[i] else weights.reward_take_victim
+        rewards[source[i]] += weight * np.float64(amount[i])
     for i in range(dest.shape[0]):
-        rewards[dest[i]] += (give_receiver if is_give[i] else take_taker) * np.float64(amount[i])
+        weight = weights.reward_give_receiver if is_give[i] else weights.reward_take_taker
+        rewards[dest[i]] += weight * np.float64(amount[i])
     for slot in range(rewards.shape[0]):
         if blocked[slot]:
-            rewards[slot] += blocked_move
+            rewards[slot] += weights.reward_blocked_move
     for slot in present:
-        rewards[slot] += eat_per_unit * ate[slot]
+        rewards[slot] += weights.reward_eat_per_unit * ate[slot]
     for slot in died:
-        rewards[slot] += death
+        rewards[slot] += weights.reward_death
 
 
 @njit(cache=True)

@@ -24,6 +24,7 @@ import numpy as np
 
 from society_env.files import json_default, write_json_atomic
 from society_env.names import agent_name, agent_slot
+from society_env.outcome import ADDED, BORN, DIED, GAVE, MESSAGE, TOOK, WORLD_EVENTS
 from society_env.state import ALIVE, WORLD_VERSION, WorldState
 
 FORMAT_NAME = "society-env-recording"
@@ -49,10 +50,9 @@ def snapshot(world: WorldState) -> dict[str, Any]:
     }
 
 
-ARTIFACT_EVENT_TYPES = ("artifact_created", "artifact_picked_up", "artifact_dropped", "artifact_given",
-                        "artifact_modified", "artifact_destroyed", "artifact_expired")
-WORLD_EVENT_TYPES = frozenset(("added", "born", "died", "gave", "took", "message") + ARTIFACT_EVENT_TYPES)
-"""Event types that follow from the world's rules alone (a replay must reproduce them exactly)."""
+WORLD_EVENT_TYPES = frozenset(WORLD_EVENTS)
+"""Event types that follow from the world's rules alone (``society_env.outcome.WORLD_EVENTS``): a replay
+must reproduce them exactly."""
 
 
 def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, str],
@@ -63,20 +63,20 @@ def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, 
     events: list[dict[str, Any]] = []
     for agent, info in infos.items():
         slot = agent_slot(agent)
-        if "born" in info:
-            events.append({"step": step, "type": "born", "agent": agent, "parent": info["born"],
+        if BORN in info:
+            events.append({"step": step, "type": BORN, "agent": agent, "parent": info[BORN],
                            "policy": policy_of.get(agent), "position": world.position[slot].tolist(),
                            "genome": world.genome[slot].round(6).tolist()})
-        for partner, amount in info.get("gave", []):
-            events.append({"step": step, "type": "gave", "agent": agent, "to": partner, "amount": amount})
-        for partner, amount in info.get("took", []):
-            events.append({"step": step, "type": "took", "agent": agent, "from": partner, "amount": amount})
-        if "died" in info:
-            events.append({"step": step, "type": "died", "agent": agent, "cause": info["died"],
+        for partner, amount in info.get(GAVE, []):
+            events.append({"step": step, "type": GAVE, "agent": agent, "to": partner, "amount": amount})
+        for partner, amount in info.get(TOOK, []):
+            events.append({"step": step, "type": TOOK, "agent": agent, "from": partner, "amount": amount})
+        if DIED in info:
+            events.append({"step": step, "type": DIED, "agent": agent, "cause": info[DIED],
                            "age": int(world.age[slot]), "energy": int(world.energy[slot]),
                            "position": world.position[slot].tolist()})
     for slot in np.flatnonzero((world.message != 0) | np.fromiter((bool(t) for t in world.text_message), bool, len(world.text_message))).tolist():
-        events.append({"step": step, "type": "message", "agent": agent_name(slot), "token": int(world.message[slot]),
+        events.append({"step": step, "type": MESSAGE, "agent": agent_name(slot), "token": int(world.message[slot]),
                        "text": world.text_message[slot]})
     events.extend(artifact_events)
     return events
@@ -91,16 +91,16 @@ def count_events(events: Sequence[dict[str, Any]]) -> Counter:
     for event in events:
         kind = event["type"]
         counts[kind] += 1
-        if kind == "died":
-            counts[f"died:{event['cause']}"] += 1
-        elif kind in ("gave", "took"):
+        if kind == DIED:
+            counts[f"{DIED}:{event['cause']}"] += 1
+        elif kind in (GAVE, TOOK):
             counts[f"{kind}_amount"] += event["amount"]
     return counts
 
 
 def founder_events(world: WorldState, policy_of: dict[str, str]) -> list[dict[str, Any]]:
     return [
-        {"step": world.step, "type": "added", "agent": agent_name(slot), "policy": policy_of.get(agent_name(slot)),
+        {"step": world.step, "type": ADDED, "agent": agent_name(slot), "policy": policy_of.get(agent_name(slot)),
          "position": world.position[slot].tolist(), "energy": int(world.energy[slot]),
          "genome": world.genome[slot].round(6).tolist()}
         for slot in np.flatnonzero(world.status == ALIVE).tolist()
@@ -249,12 +249,12 @@ META_FIELDS: dict[str, Any] = {"seed": int, "config": dict}
 """What every reader of ``meta.json`` uses (besides ``format`` and ``version``): field -> type or check."""
 EVENT_FIELDS: dict[str, Any] = {"step": int, "type": str}
 EVENT_TYPE_FIELDS: dict[str, dict[str, Any]] = {
-    "added": {"agent": _is_agent, "position": list},
-    "born": {"agent": _is_agent, "parent": _is_agent, "position": list},
-    "died": {"agent": _is_agent, "cause": str, "age": int, "position": list},
-    "gave": {"agent": _is_agent, "to": _is_agent, "amount": _NUMBER},
-    "took": {"agent": _is_agent, "from": _is_agent, "amount": _NUMBER},
-    "message": {"agent": _is_agent},
+    ADDED: {"agent": _is_agent, "position": list},
+    BORN: {"agent": _is_agent, "parent": _is_agent, "position": list},
+    DIED: {"agent": _is_agent, "cause": str, "age": int, "position": list},
+    GAVE: {"agent": _is_agent, "to": _is_agent, "amount": _NUMBER},
+    TOOK: {"agent": _is_agent, "from": _is_agent, "amount": _NUMBER},
+    MESSAGE: {"agent": _is_agent},
 }
 """The fields that readers (replay, report, viewer) use of each world event; other event types (e.g. an
 LLM policy's ``llm_call``) need only ``step`` and ``type``."""

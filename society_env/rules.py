@@ -1,8 +1,8 @@
 """The world's rules as pure, vectorised functions.
 
 ``advance_world(state, actions, config, rng)`` advances the state by one step in place (the env owns its
-state) and returns a :class:`StepOutcome`; it draws all randomness from ``rng``. ``step_world`` is the
-pure form: it copies the state first and returns the new one. Phases, in order:
+state) and returns a :class:`~society_env.outcome.StepOutcome`; it draws all randomness from ``rng``.
+``step_world`` is the pure form: it copies the state first and returns the new one. Phases, in order:
 
 1. **priority**: a random permutation of the living agents (``rng.permutation``) ranks them; every
    conflict below resolves in favour of the better rank.
@@ -24,7 +24,8 @@ pure form: it copies the state first and returns the new one. Phases, in order:
 
 Each phase is one function (``assign_priority``, ``resolve_transfers``, ``resolve_reproduction``,
 ``resolve_moves``, ``eat_metabolise_and_die`` (phases 5-7), ``decay_and_regrow_food``, ``deliver_messages``,
-``compute_rewards``) that edits the state and records what happened in the :class:`StepOutcome`;
+``compute_rewards``) that edits the state and records what happened in the
+:class:`~society_env.outcome.StepOutcome`;
 :func:`advance_world` only calls them in order.
 
 With artifacts (``society_env.artifacts``, language option) three phases join: **artifact actions**
@@ -40,7 +41,7 @@ remain only over the survivors' free-text messages (language option) and in the 
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -48,7 +49,6 @@ from society_env.artifacts import ArtifactCommand, age_artifacts, drop_inventori
 from society_env.config import SocietyConfig
 from society_env.encodings import (
     EAST,
-    FAILURE_REASONS,
     NO_AGENT_AT_TARGET,
     NO_FREE_NEIGHBOUR_CELL,
     NOT_ENOUGH_ENERGY,
@@ -67,6 +67,8 @@ from society_env.encodings import (
     TAKE_TRANSFER,
 )
 from society_env.kernels import (
+    BirthRule,
+    BirthState,
     add_shaped_rewards,
     choose_parents,
     decay_food,
@@ -76,6 +78,8 @@ from society_env.kernels import (
     place_children,
     transfer_energy,
 )
+from society_env.outcome import StepOutcome
+from society_env.rewards import SURVIVAL_REWARD, shaped_weights
 from society_env.state import ALIVE, DEAD, NUM_TRAITS, WorldState, spawn_food_cells
 
 
@@ -95,38 +99,6 @@ class Actions:
     def noop(cls, max_agents: int) -> "Actions":
         zeros = np.zeros(max_agents, dtype=np.int64)
         return cls(np.zeros(max_agents, dtype=bool), zeros, zeros.copy(), zeros.copy(), zeros.copy())
-
-
-@dataclass
-class StepOutcome:
-    """What happened in one step: rewards and event arrays (slots are agent indices)."""
-
-    rewards: np.ndarray  # float64 [max_agents], from compute_rewards (the last phase)
-    ate: np.ndarray  # int64 [max_agents]: food value eaten this step
-    blocked: np.ndarray  # bool [max_agents]: a move was blocked
-    failed: np.ndarray  # int8 [max_agents]: why the slot's action failed (encodings.FAILURE_REASONS), 0 = it did not
-    transfer_kind: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    transfer_source: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # energy leaves
-    transfer_dest: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # energy arrives
-    transfer_amount: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    birth_parent: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    birth_child: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    death_slot: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    death_cause: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    artifact_failed: dict[int, str] = field(default_factory=dict)  # slot -> reason an artifact action failed
-    artifact_events: list[dict] = field(default_factory=list)  # recording-ready artifact events, in order
-    present: np.ndarray = field(default_factory=lambda: np.empty(0, bool))  # bool [max_agents]: alive at the start
-
-    def failures(self) -> dict[int, str]:
-        """Slot -> reason, for the slots whose action failed this step."""
-        slots = np.flatnonzero(self.failed)
-        return {slot: FAILURE_REASONS[code] for slot, code in zip(slots.tolist(), self.failed[slots].tolist())}
-
-    def survivors(self) -> np.ndarray:
-        """Slots alive at the start of the step and still alive at its end."""
-        alive = self.present.copy()
-        alive[self.death_slot] = False
-        return np.flatnonzero(alive)
 
 
 def assign_priority(state: WorldState, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
@@ -173,10 +145,12 @@ def resolve_reproduction(
     if parents.size == 0:
         return
     preference = np.argsort(rng.random((parents.size, NEIGHBOUR_DELTAS.shape[0])), axis=1)
-    born = place_children(parents, preference, NEIGHBOUR_DELTAS, state.position, state.occupant, state.status,
-                          state.energy, state.age, state.parent, state.lineage, state.generation, state.birth_step,
-                          state.num_born, config.max_agents, ALIVE, config.reproduce_cost, config.child_energy,
-                          state.step, outcome.failed, POPULATION_POOL_FULL, NO_FREE_NEIGHBOUR_CELL)
+    world = BirthState(state.position, state.occupant, state.status, state.energy, state.age, state.parent,
+                       state.lineage, state.generation, state.birth_step)
+    rule = BirthRule(config.max_agents, ALIVE, config.reproduce_cost, config.child_energy, POPULATION_POOL_FULL,
+                     NO_FREE_NEIGHBOUR_CELL)
+    born = place_children(parents, preference, NEIGHBOUR_DELTAS, world, state.num_born, state.step, rule,
+                          outcome.failed)
     if born.size == 0:
         return
     children = np.arange(state.num_born, state.num_born + born.size)
@@ -229,20 +203,20 @@ def deliver_messages(state: WorldState, actions: Actions, survivors: np.ndarray,
 
 
 def compute_rewards(outcome: StepOutcome, config: SocietyConfig) -> np.ndarray:
-    """Every slot's reward for the step, from what happened (the only place rewards are computed).
+    """Every slot's reward for the step, from what happened (the only place rewards are computed; the
+    table of which event pays whom by which config field is ``society_env.rewards``).
 
-    ``shaped``: ``reward_eat_per_unit`` per food unit eaten, ``reward_blocked_move`` per blocked move, the
-    four transfer rewards per energy unit given or taken, ``reward_death`` on death. ``survival``: +1 for
-    every agent alive at the start of the step that is still alive at its end."""
+    ``shaped``: the rows of ``rewards.SHAPED_REWARDS``: ``reward_eat_per_unit`` per food unit eaten,
+    ``reward_blocked_move`` per blocked move, the four transfer rewards per energy unit given or taken,
+    ``reward_death`` on death. ``survival``: ``rewards.SURVIVAL_REWARD`` (+1) for every agent alive at the
+    start of the step that is still alive at its end."""
     rewards = np.zeros(outcome.present.shape[0])
     if config.reward_mode == "survival":
-        rewards[outcome.survivors()] += 1.0
+        rewards[outcome.survivors()] += SURVIVAL_REWARD
         return rewards
     add_shaped_rewards(rewards, outcome.transfer_kind == GIVE_TRANSFER, outcome.transfer_source, outcome.transfer_dest,
                        outcome.transfer_amount, outcome.blocked, np.flatnonzero(outcome.present), outcome.ate,
-                       outcome.death_slot, config.reward_give_giver, config.reward_give_receiver,
-                       config.reward_take_victim, config.reward_take_taker, config.reward_blocked_move,
-                       config.reward_eat_per_unit, config.reward_death)
+                       outcome.death_slot, shaped_weights(config))
     return rewards
 
 

@@ -3,9 +3,10 @@
 Everything is read from the recording itself, not from ``summary.json``, so killed runs (which have no
 summary) get the same report. Returns are the sums of the rewards recorded per step. Recordings made
 before rewards were recorded get them rebuilt from the recorded facts with the run's own reward
-settings (:func:`rebuilt_returns`): food eaten is the food value of the cell an agent ends the step on in the previous
-snapshot (nothing changes food between a snapshot and the next step's eating), a blocked move is a move
-action after which the agent stands where it stood, transfers and deaths come from the events.
+settings and the reward table ``society_env.rewards.SHAPED_REWARDS`` (:func:`rebuilt_returns`): food
+eaten is the food value of the cell an agent ends the step on in the previous snapshot (nothing changes
+food between a snapshot and the next step's eating), a blocked move is a move action after which the
+agent stands where it stood, transfers and deaths come from the events.
 """
 
 from __future__ import annotations
@@ -16,9 +17,11 @@ import numpy as np
 
 from society_env.analysis.loading import RunData, slot_of
 from society_env.encodings import DEATH_CAUSES, EAST, NORTH
+from society_env.outcome import ARTIFACT_CREATED, ARTIFACT_DESTROYED, ARTIFACT_EXPIRED, ATE, BLOCKED, DIED
 from society_env.recording import count_events
+from society_env.rewards import REWARDS_BY_EVENT, SHAPED_REWARDS, SURVIVAL_REWARD
 
-ARTIFACT_ENDINGS = ("artifact_destroyed", "artifact_expired")
+ARTIFACT_ENDINGS = (ARTIFACT_DESTROYED, ARTIFACT_EXPIRED)
 MOVE_KINDS = tuple(range(NORTH, EAST + 1))  # north, south, west, east
 
 
@@ -67,7 +70,7 @@ def time_series(run: RunData) -> TimeSeries:
     def column(key: str) -> np.ndarray:
         return np.array([c[key] for c in counts], dtype=np.int64)
 
-    artifact_change = column("artifact_created") - sum(column(kind) for kind in ARTIFACT_ENDINGS)
+    artifact_change = column(ARTIFACT_CREATED) - sum(column(kind) for kind in ARTIFACT_ENDINGS)
     return TimeSeries(
         population=population, food_tiles=food_tiles, food_total=food_total, mean_energy=mean_energy,
         births=column("born"), deaths={cause: column(f"died:{cause}") for cause in causes},
@@ -98,6 +101,7 @@ def rebuilt_returns(run: RunData) -> np.ndarray:
     recorded facts with the run's reward settings (module docstring)."""
     config = run.config
     shaped = config.reward_mode == "shaped"
+    weight = {row.event: getattr(config, row.field) for row in SHAPED_REWARDS if row.event in (ATE, BLOCKED)}
     returns = np.zeros(max(run.num_slots, 1), dtype=np.float64)
     position = np.zeros((returns.size, 2), dtype=np.int64)
     food = np.zeros(config.height * config.width, dtype=np.int64)
@@ -107,7 +111,7 @@ def rebuilt_returns(run: RunData) -> np.ndarray:
         start_position = np.stack([run.row[before], run.col[before]], axis=1)
         position[run.slot[after], 0], position[run.slot[after], 1] = run.row[after], run.col[after]
         events = run.events_by_step.get(step, [])
-        died = [event for event in events if event["type"] == "died"]
+        died = [event for event in events if event["type"] == DIED]
         for event in died:
             position[slot_of(event["agent"])] = event["position"]
         end_position = position[active]
@@ -115,23 +119,20 @@ def rebuilt_returns(run: RunData) -> np.ndarray:
         if shaped:
             food[:] = 0
             food[run.food_cell[run.food_at(step - 1)]] = run.food_value[run.food_at(step - 1)]
-            returns[active] += config.reward_eat_per_unit * food[end_position[:, 0] * config.width + end_position[:, 1]]
+            returns[active] += weight[ATE] * food[end_position[:, 0] * config.width + end_position[:, 1]]
             kinds = run.actions_by_step[step]
             moved_kind = np.array([kinds.get(slot, -1) for slot in active.tolist()], dtype=np.int64)
             blocked = np.isin(moved_kind, MOVE_KINDS) & np.all(end_position == start_position, axis=1)
-            returns[active[blocked]] += config.reward_blocked_move
-            for event in events:
-                if event["type"] == "gave":
-                    returns[slot_of(event["agent"])] += config.reward_give_giver * event["amount"]
-                    returns[slot_of(event["to"])] += config.reward_give_receiver * event["amount"]
-                elif event["type"] == "took":
-                    returns[slot_of(event["agent"])] += config.reward_take_taker * event["amount"]
-                    returns[slot_of(event["from"])] += config.reward_take_victim * event["amount"]
-            for event in died:
-                returns[slot_of(event["agent"])] += config.reward_death
+            returns[active[blocked]] += weight[BLOCKED]
+            # The recorded events' rows: transfers in event order, then deaths (as the rewards were added).
+            paying = [event for event in events if event["type"] in REWARDS_BY_EVENT and event["type"] != DIED]
+            for event in paying + died:
+                for row in REWARDS_BY_EVENT[event["type"]]:
+                    paid = getattr(config, row.field)
+                    returns[slot_of(event[row.receiver])] += paid if row.per is None else paid * event[row.per]
         else:
             survivors = np.setdiff1d(active, [slot_of(event["agent"]) for event in died])
-            returns[survivors] += 1.0
+            returns[survivors] += SURVIVAL_REWARD
     return returns
 
 
