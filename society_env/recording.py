@@ -24,7 +24,7 @@ import numpy as np
 
 from society_env.files import json_default, write_json_atomic
 from society_env.names import agent_name, agent_slot
-from society_env.outcome import ADDED, BORN, DIED, GAVE, MESSAGE, TOOK, WORLD_EVENTS
+from society_env.outcome import ADDED, BORN, DIED, GAVE, MESSAGE, TOOK
 from society_env.state import ALIVE, WORLD_VERSION, WorldState
 
 FORMAT_NAME = "society-env-recording"
@@ -48,11 +48,6 @@ def snapshot(world: WorldState) -> dict[str, Any]:
         "food_cells": tiles.tolist(),
         "food_values": world.food.ravel()[tiles].tolist(),
     }
-
-
-WORLD_EVENT_TYPES = frozenset(WORLD_EVENTS)
-"""Event types that follow from the world's rules alone (``society_env.outcome.WORLD_EVENTS``): a replay
-must reproduce them exactly."""
 
 
 def step_events(world: WorldState, infos: dict[str, dict], policy_of: dict[str, str],

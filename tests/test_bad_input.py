@@ -169,6 +169,8 @@ CASES = [
          "actions.jsonl"),
     Case("replay: actions.jsonl action not a vector", "society-env", ["replay", "{w}/complete"],
          line("complete/actions.jsonl", {"step": 1, "actions": {"agent_0": "up"}}), "actions.jsonl"),
+    Case("replay: actions.jsonl action out of range", "society-env", ["replay", "{w}/complete"],
+         line("complete/actions.jsonl", {"step": 1, "actions": {"agent_0": [99, 0, 0, 0]}}), "actions.jsonl"),
     Case("replay: snapshots.jsonl line without agents", "society-env", ["replay", "{w}/complete"],
          line("complete/snapshots.jsonl", {"step": 1}), "snapshots.jsonl"),
     Case("report: summary.json cut off", "society-env", ["report", "{w}/complete", "--quiet"],

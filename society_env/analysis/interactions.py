@@ -24,6 +24,7 @@ from typing import Any
 
 import numpy as np
 
+from society_env import outcome
 from society_env.analysis.loading import RunData, slot_of
 
 KINDS = ("message", "sighting", "gave", "took", "parent_child", "artifact")
@@ -33,8 +34,9 @@ WEIGHTS = {"message": 0.5, "sighting": 0.1, "gave": 1.0, "took": -1.0, "parent_c
 """Graph weight per unit of each interaction (a heard message, a sighting, an energy unit, a birth, an artifact)."""
 
 MESSAGE, SIGHTING, GAVE, TOOK, PARENT_CHILD, ARTIFACT = range(len(KINDS))
-_EVENT_KINDS = {"gave": (GAVE, "to"), "took": (TOOK, "from"), "born": (PARENT_CHILD, None),
-                "artifact_given": (ARTIFACT, "to")}
+_EVENT_KINDS = {outcome.GAVE: (GAVE, "to"), outcome.TOOK: (TOOK, "from"), outcome.BORN: (PARENT_CHILD, None),
+                outcome.ARTIFACT_GIVEN: (ARTIFACT, "to")}
+"""The recorded events that are interactions: event type -> (interaction kind, the field naming the other)."""
 
 
 def view_displacements(config) -> np.ndarray:

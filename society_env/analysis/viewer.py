@@ -21,12 +21,24 @@ from society_env.analysis.lineage import lineage
 from society_env.analysis.loading import RunData, load_run, slot_of
 from society_env.config import TRAIT_NAMES
 from society_env.files import write_bytes_atomic
+from society_env.outcome import (
+    ARTIFACT_CREATED,
+    ARTIFACT_DESTROYED,
+    ARTIFACT_DROPPED,
+    ARTIFACT_EXPIRED,
+    ARTIFACT_GIVEN,
+    ARTIFACT_PICKED_UP,
+    BORN,
+    DIED,
+    GAVE,
+    MESSAGE,
+    TOOK,
+)
 from society_env.recording import Recording
 
 EVENT_FIELDS = 5
 """Integers per event in the page: type, agent slot, other slot, amount, text index (-1 = none)."""
-ARTIFACT_LEAVES_GROUND = ("artifact_created", "artifact_picked_up", "artifact_given", "artifact_destroyed",
-                          "artifact_expired")
+ARTIFACT_LEAVES_GROUND = (ARTIFACT_PICKED_UP, ARTIFACT_GIVEN, ARTIFACT_DESTROYED, ARTIFACT_EXPIRED)
 """Artifact events after which it is not on the ground (unless created or dropped with a position)."""
 
 
@@ -54,13 +66,13 @@ def _event_row(event: dict[str, Any], types: _Strings, texts: _Strings) -> list[
     """One event as ``EVENT_FIELDS`` integers (its words go to the string table)."""
     kind = event["type"]
     other, amount, text = -1, 0, -1
-    if kind == "message":
+    if kind == MESSAGE:
         text = texts.index(event.get("text") or f"token {event.get('token', 0)}")
-    elif kind in ("gave", "took"):
-        other, amount = slot_of(event["to" if kind == "gave" else "from"]), int(event["amount"])
-    elif kind == "born":
+    elif kind in (GAVE, TOOK):
+        other, amount = slot_of(event["to" if kind == GAVE else "from"]), int(event["amount"])
+    elif kind == BORN:
         other = slot_of(event["parent"])
-    elif kind == "died":
+    elif kind == DIED:
         text = texts.index(event["cause"])
     elif kind.startswith("artifact"):
         other = slot_of(event.get("to"))
@@ -80,7 +92,7 @@ def _artifacts_on_ground(run: RunData) -> tuple[list[int], list[int]] | None:
         for event in run.events_by_step.get(step, []):
             kind, artifact = event["type"], event.get("artifact")
             position = event.get("position")
-            if kind in ("artifact_created", "artifact_dropped") and position is not None and min(position) >= 0:
+            if kind in (ARTIFACT_CREATED, ARTIFACT_DROPPED) and position is not None and min(position) >= 0:
                 lying[artifact] = position[0] * width + position[1]
             elif kind in ARTIFACT_LEAVES_GROUND:
                 lying.pop(artifact, None)

@@ -38,7 +38,8 @@ def fresh_output(path: Path, force: bool) -> Iterator[Path]:
         yield path
         return
     if occupant in ("a file", "files"):
-        raise UserError(f"--out {path} holds {occupant} that are not a society-env recording; choose another --out")
+        what = "a file that is not" if occupant == "a file" else "files that are not"
+        raise UserError(f"--out {path} holds {what} a society-env recording; choose another --out")
     if not force:
         raise UserError(f"--out {path} already holds {occupant}; nothing was written. Use --force to replace it "
                         "(the old one is removed only once the new one is complete) or choose another --out")

@@ -211,28 +211,34 @@ def _build_policy(name: str, config, spec: RunSpec):
 
 def _run_with_progress(env, assignment, policies, seed, steps, recorder, render, quiet, checkpoint_every=0,
                        on_checkpoint=None, resume=None, hooks=()):
+    from contextlib import ExitStack
+
     from rich.console import Console
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
     from policies.rollout import Checkpoints, EveryStep, RecordSteps, run_episode
 
-    record = [RecordSteps(recorder)]  # first: a checkpoint syncs the recording written so far
-    after = [*hooks, *([Checkpoints(checkpoint_every, on_checkpoint)] if checkpoint_every else [])]
-    if render == "ansi":
-        screen = Console()
-        show = EveryStep(lambda env, stats: screen.print(env.render(), markup=False, highlight=False))
-        return run_episode(env, assignment, policies, seed, steps, [*record, show, *after], resume)
-    if quiet:
-        return run_episode(env, assignment, policies, seed, steps, [*record, *after], resume)
-    columns = (TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[live]}"), TimeElapsedColumn())
-    with Progress(*columns, console=Console(stderr=True), transient=False) as progress:
-        task = progress.add_task("run", total=steps, live="")
+    with ExitStack() as stack:
+        if render == "ansi":
+            screen = Console()
+            display = EveryStep(lambda env, stats: screen.print(env.render(), markup=False, highlight=False))
+        elif quiet:
+            display = None
+        else:
+            columns = (TextColumn("step"), MofNCompleteColumn(), BarColumn(), TextColumn("{task.fields[live]}"),
+                       TimeElapsedColumn())
+            progress = stack.enter_context(Progress(*columns, console=Console(stderr=True), transient=False))
+            task = progress.add_task("run", total=steps, live="")
 
-        def update(env, stats):
-            live = f"alive {stats.population[-1]}  food {stats.food_tiles[-1]}  births {stats.births}"
-            progress.update(task, completed=stats.steps, live=live)
+            def update(env, stats):
+                live = f"alive {stats.population[-1]}  food {stats.food_tiles[-1]}  births {stats.births}"
+                progress.update(task, completed=stats.steps, live=live)
 
-        return run_episode(env, assignment, policies, seed, steps, [*record, EveryStep(update), *after], resume)
+            display = EveryStep(update)
+        # the recording first: a checkpoint syncs the recording written so far
+        every_step = [RecordSteps(recorder), *([display] if display else []), *hooks,
+                      *([Checkpoints(checkpoint_every, on_checkpoint)] if checkpoint_every else [])]
+        return run_episode(env, assignment, policies, seed, steps, every_step, resume)
 
 
 def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
@@ -279,7 +285,8 @@ def replay_recording(run_dir: str | Path) -> dict[str, Any]:
     from policies.replay import ReplayAssignment, ReplayedWorld, ReplayPolicy
     from policies.rollout import run_episode
     from society_env.env import SocietyEnv
-    from society_env.recording import WORLD_EVENT_TYPES, Recording
+    from society_env.outcome import WORLD_EVENTS
+    from society_env.recording import Recording
 
     recording = Recording(run_dir)
     recorded_world = recording.meta.get("world", "society_v1")  # recordings before v2 did not say
@@ -291,11 +298,15 @@ def replay_recording(run_dir: str | Path) -> dict[str, Any]:
     env = SocietyEnv(config)
     policy = ReplayPolicy(config, recording)
     replayed = ReplayedWorld()
-    run_episode(env, ReplayAssignment(recording), {ReplayPolicy.name: policy}, recording.meta["seed"],
-                policy.recorded_steps, [replayed])
+    try:
+        run_episode(env, ReplayAssignment(recording), {ReplayPolicy.name: policy}, recording.meta["seed"],
+                    policy.recorded_steps, [replayed])
+    except (ValueError, KeyError, TypeError) as error:  # an action line that is not one this world can take
+        raise UserError(f"{Path(run_dir) / 'actions.jsonl'}, step {policy.step - 1}: cannot replay the recorded "
+                        f"actions ({error})") from None
     events, snapshots = replayed.events, replayed.snapshots
 
-    recorded_events = [e for e in recording.events() if e["type"] in WORLD_EVENT_TYPES]
+    recorded_events = [e for e in recording.events() if e["type"] in WORLD_EVENTS]
     recorded_snapshots = list(recording.snapshots())
     replayed_events = json.loads(json.dumps(events))
     replayed_snapshots = json.loads(json.dumps(snapshots))
