@@ -12,6 +12,7 @@ from policies.llm_engine import LlamaEngine
 from policies.models import sha256_of
 from qes_trainer.fitness import HELDOUT_SEED, FitnessEvaluator, FitnessSettings
 from qes_trainer.live_model import LiveModel
+from qes_trainer.population import LocalPopulation
 from qes_trainer.train import TrainConfig, published_settings, train
 from tests.tiny_gguf import write_tiny_model
 
@@ -97,11 +98,20 @@ MULTI_STEP_FITNESS = FitnessSettings(preset="forage", policy="llm=2", episodes=4
                                                 ("reproduce_min_energy", 1000)))
 
 
-def test_qes_learns_from_the_rao_blackwellised_episode_return_on_the_tiny_model(tiny_model, tmp_path):
-    config = dataclasses.replace(LEARN, model=str(tiny_model), fitness=MULTI_STEP_FITNESS, generations=10)
-    trained = train(config, tmp_path / "qes")
+def test_qes_follows_the_rao_blackwellised_episode_return_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):
+    # Trained against the base is no test of learning here: ten generations of two pairs move most of the
+    # tiny model's codes, so a run drifts towards a typical random model's return wherever the base starts
+    # (measured, held-out sampled: base 1.0 -> 7.5 with the older prompt, base 10.8 -> 4.4 with today's).
+    # The control arm is the same run (same noise, same episodes) told to *minimise* the return: if the
+    # update follows the fitness, maximising ends above minimising on held-out episodes.
+    config = dataclasses.replace(LEARN, model=str(tiny_model), fitness=MULTI_STEP_FITNESS, generations=10, alpha=1.0)
+    maximised = train(config, tmp_path / "max")
+    evaluate = LocalPopulation.evaluate
+    monkeypatch.setattr(LocalPopulation, "evaluate", lambda self, *args, **kwargs: [
+        dataclasses.replace(outcome, fitness=-outcome.fitness) for outcome in evaluate(self, *args, **kwargs)])
+    minimised = train(config, tmp_path / "min")
+    monkeypatch.undo()
     sampled = dataclasses.replace(MULTI_STEP_FITNESS, estimator="sampled")
-    base = _heldout_returns(tiny_model, sampled)
-    gain = _heldout_returns(trained, sampled) - base  # paired by held-out episode
-    standard_error = gain.std(ddof=1) / np.sqrt(gain.size)
-    assert gain.mean() > 2 * standard_error, (gain.mean(), standard_error)
+    gap = _heldout_returns(maximised, sampled) - _heldout_returns(minimised, sampled)  # paired by episode
+    standard_error = gap.std(ddof=1) / np.sqrt(gap.size)
+    assert gap.mean() > 2 * standard_error, (gap.mean(), standard_error)
