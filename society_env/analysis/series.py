@@ -96,6 +96,28 @@ def agent_returns(run: RunData) -> np.ndarray:
     return returns
 
 
+def eaten_food(run: RunData):
+    """Per step ``t >= 1``: ``(t, active, start_position, end_position, food)`` with ``active`` the slots
+    alive at the start of the step (they eat, pay and may die), their positions before and after it (the
+    death position for the dead), and the food value of the cell each ended on, which it ate (module
+    docstring)."""
+    config = run.config
+    position = np.zeros((max(run.num_slots, 1), 2), dtype=np.int64)
+    food = np.zeros(config.height * config.width, dtype=np.int64)
+    for step in range(1, run.steps):
+        before, after = run.agents_at(step - 1), run.agents_at(step)
+        active = run.slot[before]
+        start_position = np.stack([run.row[before], run.col[before]], axis=1)
+        position[run.slot[after], 0], position[run.slot[after], 1] = run.row[after], run.col[after]
+        for event in run.events_by_step.get(step, []):
+            if event["type"] == DIED:
+                position[slot_of(event["agent"])] = event["position"]
+        end_position = position[active]
+        food[:] = 0
+        food[run.food_cell[run.food_at(step - 1)]] = run.food_value[run.food_at(step - 1)]
+        yield step, active, start_position, end_position, food[end_position[:, 0] * config.width + end_position[:, 1]]
+
+
 def rebuilt_returns(run: RunData) -> np.ndarray:
     """Episode return per slot for recordings made before rewards were recorded: rebuilt from the
     recorded facts with the run's reward settings (module docstring)."""
@@ -103,23 +125,11 @@ def rebuilt_returns(run: RunData) -> np.ndarray:
     shaped = config.reward_mode == "shaped"
     weight = {row.event: getattr(config, row.field) for row in SHAPED_REWARDS if row.event in (ATE, BLOCKED)}
     returns = np.zeros(max(run.num_slots, 1), dtype=np.float64)
-    position = np.zeros((returns.size, 2), dtype=np.int64)
-    food = np.zeros(config.height * config.width, dtype=np.int64)
-    for step in range(1, run.steps):
-        before, after = run.agents_at(step - 1), run.agents_at(step)
-        active = run.slot[before]  # alive at the start of the step: they eat, pay and may die
-        start_position = np.stack([run.row[before], run.col[before]], axis=1)
-        position[run.slot[after], 0], position[run.slot[after], 1] = run.row[after], run.col[after]
+    for step, active, start_position, end_position, eaten in eaten_food(run):
         events = run.events_by_step.get(step, [])
         died = [event for event in events if event["type"] == DIED]
-        for event in died:
-            position[slot_of(event["agent"])] = event["position"]
-        end_position = position[active]
-
         if shaped:
-            food[:] = 0
-            food[run.food_cell[run.food_at(step - 1)]] = run.food_value[run.food_at(step - 1)]
-            returns[active] += weight[ATE] * food[end_position[:, 0] * config.width + end_position[:, 1]]
+            returns[active] += weight[ATE] * eaten
             kinds = run.actions_by_step[step]
             moved_kind = np.array([kinds.get(slot, -1) for slot in active.tolist()], dtype=np.int64)
             blocked = np.isin(moved_kind, MOVE_KINDS) & np.all(end_position == start_position, axis=1)
