@@ -294,12 +294,12 @@ def graph_metrics(edges: EdgeTable, seed: int = 0) -> dict[str, Any]:
 
 
 def window_metrics(log: InteractionLog, window_blocks: int, steps: int) -> list[dict[str, Any]]:
-    """Graph metrics over sliding windows of ``window_blocks`` blocks, moving one block (``stride`` steps) at a time."""
+    """Graph metrics over sliding windows of ``window_blocks`` blocks, moving one block (``stride`` steps) at
+    a time; each window's communities are under ``community_members`` (as in :func:`graph_metrics`)."""
     windows = []
     for first in range(max(log.blocks - window_blocks, 0) + 1):
         end = min(first + window_blocks, log.blocks)
         metrics = graph_metrics(log.edges(first, end))
-        metrics.pop("community_members")
         windows.append({"start_step": first * log.stride, "end_step": min(end * log.stride, steps) - 1, **metrics})
     return windows
 

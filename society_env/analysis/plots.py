@@ -129,3 +129,29 @@ def plot_windows(windows: list[dict[str, Any]], path: Path) -> Path:
         axis.set_title(metric, fontsize=10)
         axis.set_xlabel("step")
     return save_figure(figure, path)
+
+
+def plot_tag_frequencies(frequency: dict[str, list[int]], start_steps: list[int], path: Path, shown: int = 10) -> Path:
+    """Subjects with evidence for each tag per block: the ``shown`` most frequent tags."""
+    figure, axis = plt.subplots(figsize=(10, 4))
+    for tag in sorted(frequency, key=lambda t: (-sum(frequency[t]), t))[:shown]:
+        axis.plot(start_steps, frequency[tag], label=tag, linewidth=1.2)
+    axis.set_xlabel("step (start of block)")
+    axis.set_ylabel("agents with evidence")
+    axis.set_title("tags over time (rule tags by evidence step, LLM tags by log chunk)", fontsize=10)
+    if frequency:
+        axis.legend(fontsize=7, ncol=2)
+    return save_figure(figure, path)
+
+
+def plot_artifacts(series: dict[str, list], path: Path) -> Path:
+    """Versions written per block, and their mean zlib ratio, surprisal and novelty (where measured)."""
+    figure, axes = plt.subplots(1, 4, figsize=(12, 3), sharex=True)
+    x = series["start_step"]
+    for axis, name in zip(axes, ("versions", "zlib_ratio", "surprisal", "novelty")):
+        values = np.array([np.nan if v is None else v for v in series[name]], dtype=float)
+        axis.plot(x, values, marker="o", markersize=3, linewidth=1.2)
+        axis.set_title(name.replace("_", " ") + (" (needs --tags)" if np.isnan(values).all() and name in ("surprisal", "novelty") else ""),
+                       fontsize=9)
+        axis.set_xlabel("step")
+    return save_figure(figure, path)

@@ -4,6 +4,9 @@ Writes into each run directory:
 
     report.json        every number of the page (totals, per-policy survival, graph metrics, windows, families)
     report-series.csv  the time series, one row per step
+    report-tags.jsonl  one line per tag of an agent or a community (TerraLingua's vocabulary: rules, or an LLM
+                       with ``society-env report --tags``)
+    report-artifacts.csv  one row per artifact version: zlib, surprisal, novelty, lineage and reuse
     report-*.png       plots (series, families, interaction graph, windowed graph metrics)
     report.html        one page that shows the plots and the numbers
 
@@ -15,11 +18,15 @@ from __future__ import annotations
 
 import csv
 import io
+import json
 import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from society_env.analysis.artifact_metrics import (
+    CSV_COLUMNS, ArtifactReuse, ArtifactVersion, artifact_reuse, artifact_series, artifact_versions, csv_rows,
+)
 from society_env.analysis.interactions import (
     EdgeTable, build_graph, graph_metrics, interaction_log, interaction_totals, strongest_subgraph, top_pairs,
     window_metrics,
@@ -27,6 +34,7 @@ from society_env.analysis.interactions import (
 from society_env.analysis.lineage import Lineage, family_population, family_tree_text, lineage
 from society_env.analysis.loading import RunData, load_run
 from society_env.analysis.series import TimeSeries, survival_by_policy, time_series
+from society_env.analysis.tags import Tag, rule_agent_tags, rule_community_tags, tag_frequencies
 from society_env.files import write_bytes_atomic, write_json_atomic
 from society_env.recording import Recording
 from society_env.names import agent_name, agent_names
@@ -38,7 +46,7 @@ WINDOW_BLOCKS = 2
 GRAPH_PLOT_NODES = 150
 """The graph plot shows this many agents, the strongest (largest total |weight|)."""
 IMAGES = {"series": "report-series.png", "families": "report-families.png", "graph": "report-graph.png",
-          "windows": "report-windows.png"}
+          "windows": "report-windows.png", "tags": "report-tags.png", "artifacts": "report-artifacts.png"}
 
 
 class MissingAnalysisDependencies(ImportError):
@@ -69,6 +77,17 @@ class RunReport:
     family_population: dict[int, Any]
     """Living members per family and step (for the family plot)."""
     lineage: Lineage
+    tags: list[Tag]
+    """Rule tags (always) and LLM tags (``society_env.app.anthropologist``) of agents and communities."""
+    artifact_versions: list[ArtifactVersion]
+    artifact_reuse: list[ArtifactReuse]
+    stride: int
+    """Block length of the interaction log, the windows and the tag and artifact series."""
+
+    def refresh_culture_numbers(self) -> None:
+        """Put the tags and artifact metrics into ``numbers`` (again, after an LLM added tags or metrics)."""
+        self.numbers["tags"] = tag_numbers(self.tags, self.run.steps, self.stride)
+        self.numbers["artifacts"] = artifact_numbers(self.artifact_versions, self.artifact_reuse, self.run.steps, self.stride)
 
     @property
     def name(self) -> str:
@@ -104,6 +123,8 @@ def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
     edges = log.edges()
     metrics = graph_metrics(edges)
     communities = metrics.pop("community_members")
+    windows = window_metrics(log, window_blocks, run.steps)
+    window_communities = [(w["start_step"], w.pop("community_members")) for w in windows]
     deaths = {cause: int(counts.sum()) for cause, counts in series.deaths.items()}
     numbers = {
         "run": run.run_dir.name,
@@ -134,7 +155,7 @@ def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
         "graph": metrics,
         "communities": [agent_names(members) for members in communities[:10]],
         "window": {"steps": stride * window_blocks, "stride": stride},
-        "windows": window_metrics(log, window_blocks, run.steps),
+        "windows": windows,
         "lineage": {
             "families": len(tree.families),
             "generations_reached": tree.generations_reached,
@@ -142,7 +163,40 @@ def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
             "trees": {agent_name(family.founder): family_tree_text(tree, family.founder) for family in tree.families[:3]},
         },
     }
-    return RunReport(run, numbers, series, edges, communities, family_population(run, tree.family_of), tree)
+    tags = rule_agent_tags(run, tree) + rule_community_tags(run, communities, window_communities)
+    report = RunReport(run, numbers, series, edges, communities, family_population(run, tree.family_of), tree,
+                       tags, artifact_versions(run), artifact_reuse(run), stride)
+    report.refresh_culture_numbers()
+    return report
+
+
+def tag_numbers(tags: list[Tag], steps: int, stride: int) -> dict[str, Any]:
+    """The report's tag tables: subject -> tag -> [confidence, source], per-tag subject counts, frequencies."""
+    by_subject: dict[str, dict[str, dict[str, dict[str, Any]]]] = {"agents": {}, "communities": {}}
+    for tag in tags:
+        table = by_subject["communities" if tag.subject.startswith("community_") else "agents"]
+        table.setdefault(tag.subject, {})[tag.tag] = {"confidence": tag.confidence, "source": tag.source, "count": tag.count}
+    subjects: dict[str, int] = {}
+    for tag in tags:
+        subjects[tag.tag] = subjects.get(tag.tag, 0) + 1
+    return {**by_subject, "subjects_per_tag": dict(sorted(subjects.items())),
+            "frequency": {"stride": stride, "start_step": list(range(0, max(steps, 1), stride)),
+                          "subjects": tag_frequencies(tags, steps, stride)}}
+
+
+def artifact_numbers(versions: list[ArtifactVersion], reuse: list[ArtifactReuse], steps: int, stride: int) -> dict[str, Any]:
+    def mean(name: str) -> float | None:
+        values = [getattr(v, name) for v in versions if getattr(v, name) is not None]
+        return sum(values) / len(values) if values else None
+
+    most_read = sorted(reuse, key=lambda r: (-(r.reads + r.picked_up + r.handed_on), r.created_step, r.artifact))
+    return {
+        "artifacts": len(reuse), "versions": len(versions),
+        "mean_zlib_ratio": mean("zlib_ratio"), "mean_surprisal": mean("surprisal"), "mean_novelty": mean("novelty"),
+        "lineage": [[earlier, version.key] for version in versions for earlier in version.extends],
+        "most_reused": [asdict(record) for record in most_read[:10]],
+        "series": artifact_series(versions, steps, stride),
+    }
 
 
 def write_series_csv(series: TimeSeries, path: Path) -> None:
@@ -153,6 +207,14 @@ def write_series_csv(series: TimeSeries, path: Path) -> None:
     rounded = [values.round(3) if values.dtype.kind == "f" else values for values in columns.values()]
     for step, values in enumerate(zip(*(values.tolist() for values in rounded))):
         writer.writerow([step, *values])
+    write_bytes_atomic(path, buffer.getvalue().encode())
+
+
+def write_artifacts_csv(report: RunReport, path: Path) -> None:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(CSV_COLUMNS)
+    writer.writerows(csv_rows(report.artifact_versions, report.artifact_reuse))
     write_bytes_atomic(path, buffer.getvalue().encode())
 
 
@@ -169,12 +231,17 @@ def write_run_report(report: RunReport) -> RunReport:
     out = report.run.run_dir
     write_json_atomic(out / "report.json", report.numbers)
     write_series_csv(report.series, out / "report-series.csv")
+    write_bytes_atomic(out / "report-tags.jsonl", "".join(json.dumps(tag.record()) + "\n" for tag in report.tags).encode())
+    write_artifacts_csv(report, out / "report-artifacts.csv")
     title = f"{report.name} ({'complete' if report.run.complete else 'partial: killed run'})"
     plots.plot_series(report.series, out / IMAGES["series"], title)
     plots.plot_families(report.family_population, out / IMAGES["families"])
     shown = strongest_subgraph(report.edges, report.run, GRAPH_PLOT_NODES)
     plots.plot_graph(shown, report.communities, report.numbers["graph"]["nodes"], out / IMAGES["graph"])
     plots.plot_windows(report.numbers["windows"], out / IMAGES["windows"])
+    frequency = report.numbers["tags"]["frequency"]
+    plots.plot_tag_frequencies(frequency["subjects"], frequency["start_step"], out / IMAGES["tags"])
+    plots.plot_artifacts(report.numbers["artifacts"]["series"], out / IMAGES["artifacts"])
     write_bytes_atomic(out / "report.html", render_report(report.numbers, IMAGES).encode())
     return report
 

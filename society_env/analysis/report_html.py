@@ -94,10 +94,63 @@ def render_report(numbers: dict[str, Any], images: dict[str, str]) -> str:
             for f in lineage["largest_families"]]),
         *(f"<details><summary>family tree of {escape(founder)}</summary><pre>{escape(chr(10).join(lines))}</pre></details>"
           for founder, lines in lineage["trees"].items()),
+        *_culture_sections(numbers, images),
         "<p class=\"note\">Numbers: report.json; series per step: report-series.csv. "
         "Watch the run: <code>society-env view RUN_DIR</code> writes replay.html.</p>",
     ]
     return _page(f"society report {numbers['run']}", "\n".join(parts))
+
+
+TABLE_ROWS = 200
+"""Agents shown in the tag table (those with most tags; every tag is in report-tags.jsonl)."""
+
+
+def _tag_cells(tags: dict[str, dict[str, Any]]) -> str:
+    ordered = sorted(tags.items(), key=lambda item: (-item[1]["confidence"], item[0]))
+    return ", ".join(f"{name}{'*' if t['source'] == 'llm' else ''} {t['confidence']}" for name, t in ordered)
+
+
+def _culture_sections(numbers: dict[str, Any], images: dict[str, str]) -> list[str]:
+    """The tag tables (per agent, per community), tag frequencies, and artifact metrics and lineage."""
+    tags, artifacts = numbers["tags"], numbers["artifacts"]
+    agents = sorted(tags["agents"].items(), key=lambda item: (-len(item[1]), int(item[0].split("_")[1])))
+    communities = dict(zip((f"community_{i}" for i in range(len(numbers["communities"]))), numbers["communities"]))
+    llm_note = tags.get("llm")
+    parts = [
+        "<h2 id=\"tags\">Tags</h2>",
+        "<p class=\"note\">TerraLingua's anthropologist vocabulary with 0-10 confidence. Without a mark: exact "
+        "rules on the recording (every tag with its evidence steps in report-tags.jsonl); marked *: an LLM's, "
+        + (escape(f"from {llm_note['backend']} ({llm_note['calls']} calls, {llm_note['failed']} failed)") if llm_note
+           else "none yet: <code>society-env report RUN --tags</code> adds them") + ".</p>",
+        f"<img src=\"{images['tags']}\" alt=\"tag frequencies over time\">",
+        "<h3>Agents</h3>",
+        _table(["agent", "tags"], [(agent, _tag_cells(agent_tags)) for agent, agent_tags in agents[:TABLE_ROWS]]),
+        *([f"<p class=\"note\">{len(agents) - TABLE_ROWS} more agents in report-tags.jsonl.</p>"] if len(agents) > TABLE_ROWS else []),
+        "<h3>Communities</h3>",
+        _table(["community", "members", "tags"], [
+            (name, ", ".join(communities.get(name, [])[:8]) + (f" +{len(communities[name]) - 8}" if len(communities.get(name, [])) > 8 else ""),
+             _tag_cells(community_tags)) for name, community_tags in tags["communities"].items()]),
+        *(f"<details><summary>note on {escape(subject)}</summary><p>{escape(note)}</p></details>"
+          for subject, note in (llm_note or {}).get("notes", {}).items()),
+        "<h2 id=\"artifacts\">Artifacts</h2>",
+        _table(["quantity", "value"], [
+            ("artifacts / versions", f"{artifacts['artifacts']} / {artifacts['versions']}"),
+            *((label, "-" if artifacts[key] is None else artifacts[key]) for label, key in (
+                ("mean zlib ratio (bytes / compressed)", "mean_zlib_ratio"), ("mean surprisal (nats per token)", "mean_surprisal"),
+                ("mean novelty (1 - max similarity to earlier)", "mean_novelty"))),
+            ("lineage links (version extends version)", len(artifacts["lineage"])),
+        ]),
+        f"<img src=\"{images['artifacts']}\" alt=\"artifact metrics over time\">",
+        "<h3>Most reused</h3>",
+        _table(["artifact", "name", "creator", "created", "versions", "picked up", "handed on", "reads", "readers", "ended"], [
+            (r["artifact"], r["name"], r["creator"], r["created_step"], r["versions"], r["picked_up"], r["handed_on"],
+             r["reads"], r["readers"], r["ended"] or "-") for r in artifacts["most_reused"]]),
+        *(["<details><summary>lineage (version &rarr; the version that extends it)</summary><pre>"
+           + escape("\n".join(f"{a} -> {b}" for a, b in artifacts["lineage"][:500])) + "</pre></details>"]
+          if artifacts["lineage"] else []),
+        "<p class=\"note\">Every version with its metrics: report-artifacts.csv.</p>",
+    ]
+    return parts
 
 
 def render_comparison(names: list[str], links: list[str], rows: list[tuple[str, list[str]]], image: str) -> str:
