@@ -96,6 +96,8 @@ def command_report(args: argparse.Namespace) -> int:
         problem = unwritable(place, directory=True)
         if problem is not None:
             raise UserError(f"cannot write the report into {what} {place}: {problem}; nothing was written")
+    if args.tags:
+        analysed = [(report, seconds + _add_llm_tags(report, args)) for report, seconds in analysed]
     reports = []
     for report, seconds in analysed:
         started = time.perf_counter()
@@ -110,6 +112,33 @@ def command_report(args: argparse.Namespace) -> int:
         if not args.quiet:
             print(f"comparison: {path}")
     return 0
+
+
+def _add_llm_tags(report, args: argparse.Namespace) -> float:
+    """LLM tags and model-based artifact metrics (society_env.app.anthropologist); returns the seconds taken."""
+    from policies.llm_engine import ModelError
+    from policies.models import ModelPullError, resolve_model
+    from society_env.app.anthropologist import LocalModel, ServerModel, add_llm_analysis
+
+    if args.tag_chunks < 1:
+        raise UserError("--tag-chunks must be at least 1")
+    started = time.perf_counter()
+    try:
+        local = LocalModel(resolve_model(args.model), n_threads=args.threads)
+        tagger = ServerModel(args.llm_server) if args.llm_server else local
+        from rich.progress import Progress
+
+        with Progress(disable=args.quiet, transient=True) as bar:
+            task = bar.add_task(f"tags of {report.name} (agents, communities)", total=None)
+            summary = add_llm_analysis(report, tagger, local, max_chunks=args.tag_chunks,
+                                       progress=lambda done, total: bar.update(task, completed=done, total=total))
+        local.close()
+    except (ModelError, ModelPullError) as error:
+        raise UserError(str(error)) from None
+    if not args.quiet:
+        print(f"{report.name}: {summary['calls']} LLM calls ({summary['reused']} from report-llm.jsonl, "
+              f"{summary['failed']} failed answers) on {summary['backend']} in {summary['seconds']:.1f} s")
+    return time.perf_counter() - started
 
 
 def _common_parent(paths: list[Path]) -> Path:
@@ -234,6 +263,20 @@ def build_parser() -> argparse.ArgumentParser:
                              "windows advance by half their length")
     report.add_argument("--compare-dir", default=None,
                         help="where comparison.html goes when several runs are given (default: their common parent)")
+    report.add_argument("--tags", action="store_true",
+                        help="also ask an LLM for the tags no rule can see (TerraLingua's protocol: tag, audit, "
+                             "note per agent and community) and measure artifact surprisal and novelty; calls are "
+                             "recorded in report-llm.jsonl and reused by content. Rule tags and zlib metrics are "
+                             "always on")
+    report.add_argument("--model", default=None, metavar="PATH",
+                        help="GGUF for --tags and the artifact metrics (default: the embedded model)")
+    report.add_argument("--llm-server", default=None, metavar="URL",
+                        help="OpenAI-compatible server for the --tags calls (the way to a capable model); "
+                             "artifact metrics still use --model")
+    report.add_argument("--tag-chunks", type=int, default=4, metavar="N",
+                        help="log chunks (about 3000 characters each) read per agent or community, spread over "
+                             "its life (default: 4)")
+    report.add_argument("--threads", type=int, default=None, help="llama.cpp threads for --tags (default: the cores)")
     report.add_argument("--quiet", action="store_true", help="print nothing")
     report.set_defaults(handler=command_report)
 

@@ -1,0 +1,471 @@
+"""The society's anthropologist: TerraLingua's LLM tagging protocol, on a local GGUF or any OpenAI-compatible server.
+
+For the tags no rule can see (deception, territory, aggression, leadership, norms, planning: the part of
+TerraLingua's vocabulary that ``society_env.analysis.tags`` does not decide), every agent's life log and
+every community's log is read by an LLM, with TerraLingua's three calls per subject:
+
+1. **tag**: the log (in chunks that fit the context) -> ``{"tags": [{"tag", "confidence"}]}``, the tag
+   names and 0-10 confidences constrained to the vocabulary by a grammar (a JSON schema turned into GBNF;
+   on servers that ignore grammars, the schema as ``response_format``);
+2. **audit**: the same chunk and the proposed tags -> for each, whether the log supports it and the
+   auditor's confidence; unsupported tags are dropped;
+3. **note**: a few sentences of free text on the subject (from its kept tags and the start of its log).
+
+Greedy decoding (temperature 0) with a fixed seed: the same log and model give the same tags. Every call
+(messages, grammar schema, answer, tokens, seconds) goes to ``report-llm.jsonl`` in the run directory,
+keyed by the SHA-256 of (model identity, messages, schema, settings); a later ``report --tags`` with the
+same model reuses those answers without running the model (content cache), so a report is rebuilt
+exactly. A malformed or cut-off answer gives no tags for its chunk and is counted (``failed``).
+
+The model-based artifact metrics (surprisal and embedding novelty) always run on a local GGUF through
+llama.cpp (``--model``, default the embedded model), also when the tags come from a server.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import defaultdict
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Sequence
+
+import numpy as np
+
+from society_env import outcome
+from society_env.analysis.artifact_metrics import add_model_metrics
+from society_env.analysis.loading import RunData, slot_of
+from society_env.analysis.report import RunReport
+from society_env.analysis.tags import (
+    AGENT_TAGS, COMMUNITY_TAGS, LLM, MAX_CONFIDENCE, RULE_AGENT_TAGS, RULE_COMMUNITY_TAGS, Tag,
+)
+from society_env.encodings import ACTION_NAMES
+from society_env.files import write_bytes_atomic
+from society_env.names import agent_name
+
+LLM_AGENT_TAGS = tuple(tag for tag in AGENT_TAGS if tag not in RULE_AGENT_TAGS)
+LLM_COMMUNITY_TAGS = tuple(tag for tag in COMMUNITY_TAGS if tag not in RULE_COMMUNITY_TAGS)
+DEFINITIONS = {
+    "DECEPTION": "says something false or misleading to others", "TERRITORY_CLAIM": "claims an area as its own",
+    "AGGRESSION": "hostile acts or threats beyond what it needs", "SUBMISSION": "yields to others' demands or takes",
+    "JOINT_ACTION": "acts together with others towards a shared goal",
+    "specialization": "keeps to one role or activity", "territoriality": "stays in and guards one area",
+    "creativity": "makes new artifacts, words or ways of doing things",
+    "strategic_planning": "acts on plans that reach beyond the next step", "role_switching": "changes its role over its life",
+    "LEADER_DECLARED": "one member is named or acts as leader", "COORDINATED_ATTACK": "members take from others together",
+    "cultural_norms": "shared rules or habits that members follow", "hierarchy": "some members rank above others",
+    "collective_memory": "knowledge kept and passed on (messages, artifacts)",
+}
+RECORD_FILE = "report-llm.jsonl"
+CHUNK_CHARS = 3000
+"""Characters of log per call: about 1000 tokens of SmolLM2's vocabulary, inside a 2048-token context with
+the instructions and the answer."""
+CONTEXT_RESERVE = 800
+"""Tokens of the context kept for the instructions (about 350), the tags named in an audit and the answer."""
+MAX_CHUNKS = 4
+"""Chunks read per subject, spread evenly over its log (a long life is sampled, not read whole)."""
+MAX_TAGS = 5
+TAG_TOKENS, NOTE_TOKENS = 320, 80
+"""Answer token limits (the tiny test model writes one token per character)."""
+SEED = 0
+
+
+# ---------------------------------------------------------------------------------------------
+# logs
+# ---------------------------------------------------------------------------------------------
+def _event_text(event: dict[str, Any]) -> tuple[str | None, str]:
+    """(the agent whose life it belongs to, what it says) of a recorded event; other agents' sides too."""
+    kind = event["type"]
+    text = {
+        outcome.GAVE: lambda: f"gave {event['amount']} energy to {event['to']}",
+        outcome.TOOK: lambda: f"took {event['amount']} energy from {event['from']}",
+        outcome.MESSAGE: lambda: f"said \"{event.get('text') or 'token ' + str(event.get('token'))}\"",
+        outcome.BORN: lambda: f"was born to {event['parent']}",
+        outcome.DIED: lambda: f"died of {event['cause']} at age {event['age']}",
+        outcome.ARTIFACT_CREATED: lambda: f"made artifact '{event.get('name', '')}': \"{event.get('text', '')}\"",
+        outcome.ARTIFACT_MODIFIED: lambda: f"rewrote artifact {event['artifact']}: \"{event.get('text', '')}\"",
+        outcome.ARTIFACT_PICKED_UP: lambda: f"picked up artifact {event['artifact']}",
+        outcome.ARTIFACT_DROPPED: lambda: f"dropped artifact {event['artifact']}",
+        outcome.ARTIFACT_GIVEN: lambda: f"handed artifact {event['artifact']} to {event['to']}",
+    }.get(kind)
+    return (event.get("agent"), text()) if text else (None, "")
+
+
+def life_logs(run: RunData) -> dict[int, list[tuple[int, str]]]:
+    """slot -> (step, line) per step it lived: position, energy, action, what it did and heard, what it was
+    told in its LLM answer (``memory`` and the rest of its answer text)."""
+    logs: dict[int, list[tuple[int, str]]] = defaultdict(list)
+    happened: dict[tuple[int, int], list[str]] = defaultdict(list)
+    for step, events in run.events_by_step.items():
+        for event in events:
+            agent, text = _event_text(event)
+            if agent:
+                happened[(step, slot_of(agent))].append(text)
+            if event["type"] == outcome.GAVE:
+                happened[(step, slot_of(event["to"]))].append(f"got {event['amount']} energy from {event['agent']}")
+            elif event["type"] == outcome.TOOK:
+                happened[(step, slot_of(event["from"]))].append(f"lost {event['amount']} energy to {event['agent']}")
+            elif event["type"] == outcome.BORN:
+                happened[(step, slot_of(event["parent"]))].append(f"had a child, {event['agent']}")
+            elif event["type"] == "llm_call" and event.get("completion"):
+                happened[(step + 1, slot_of(event["agent"]))].append(f"answered {event['completion'][:200]}")
+    for step in range(run.steps):
+        here = run.agents_at(step)
+        kinds = run.actions_by_step[step]
+        for slot, row, col, energy in zip(run.slot[here].tolist(), run.row[here].tolist(), run.col[here].tolist(),
+                                          run.energy[here].tolist()):
+            kind = kinds.get(slot)
+            action = ACTION_NAMES[kind] if kind is not None and 0 <= kind < len(ACTION_NAMES) else "-"
+            extra = "; ".join(happened.get((step, slot), ()))
+            logs[slot].append((step, f"t{step} ({row},{col}) energy {energy} {action}" + (f"; {extra}" if extra else "")))
+    for (step, slot), texts in happened.items():  # the step it died in has no snapshot of it
+        if any(text.startswith("died") for text in texts):
+            logs[slot].append((step, f"t{step} " + "; ".join(texts)))
+    return logs
+
+
+def community_logs(run: RunData, communities: list[list[int]]) -> dict[int, list[tuple[int, str]]]:
+    """community index -> (step, line) for every event between or by its members (2 or more members)."""
+    logs: dict[int, list[tuple[int, str]]] = {}
+    for index, members in enumerate(communities):
+        if len(members) < 2:
+            continue
+        inside = set(members)
+        lines = [(0, "members: " + ", ".join(agent_name(m) for m in members))]
+        for step in sorted(run.events_by_step):
+            for event in run.events_by_step[step]:
+                agent, text = _event_text(event)
+                partner = event.get("to") or event.get("from")
+                if agent and (slot_of(agent) in inside or (partner and slot_of(partner) in inside)):
+                    lines.append((step, f"t{step} {agent} {text}"))
+        logs[index] = lines
+    return logs
+
+
+def chunks(lines: list[tuple[int, str]], max_chars: int = CHUNK_CHARS, max_chunks: int = MAX_CHUNKS) -> list[tuple[int, str]]:
+    """(first step, text) of consecutive pieces of a log of at most ``max_chars`` characters each, at most
+    ``max_chunks`` of them spread evenly (first and last included). A longer line is cut."""
+    pieces: list[tuple[int, list[str]]] = []
+    size = max_chars + 1
+    for step, line in lines:
+        line = line[:max_chars]
+        if size + len(line) + 1 > max_chars:
+            pieces.append((step, []))
+            size = 0
+        pieces[-1][1].append(line)
+        size += len(line) + 1
+    if len(pieces) > max_chunks:
+        keep = np.unique(np.linspace(0, len(pieces) - 1, max_chunks).round().astype(int))
+        pieces = [pieces[i] for i in keep]
+    return [(step, "\n".join(text)) for step, text in pieces]
+
+
+# ---------------------------------------------------------------------------------------------
+# the three calls
+# ---------------------------------------------------------------------------------------------
+def _vocabulary(tags: Sequence[str]) -> str:
+    return "\n".join(f"- {tag}: {DEFINITIONS[tag]}" for tag in tags)
+
+
+def tag_schema(tags: Sequence[str], max_items: int = MAX_TAGS) -> dict[str, Any]:
+    return {"type": "object", "properties": {"tags": {"type": "array", "maxItems": max_items, "items": {
+        "type": "object", "properties": {"tag": {"enum": list(tags)}, "confidence": {"enum": list(range(MAX_CONFIDENCE + 1))}},
+        "required": ["tag", "confidence"]}}}, "required": ["tags"]}
+
+
+def audit_schema(proposed: Sequence[str]) -> dict[str, Any]:
+    return {"type": "object", "properties": {"audit": {"type": "array", "minItems": len(proposed), "maxItems": len(proposed),
+            "items": {"type": "object", "properties": {
+                "tag": {"enum": list(proposed)}, "supported": {"type": "boolean"},
+                "confidence": {"enum": list(range(MAX_CONFIDENCE + 1))}},
+                "required": ["tag", "supported", "confidence"]}}}, "required": ["audit"]}
+
+
+SUBJECT_WORDS = {"agent": "one agent's life log", "community": "the log of one community (a group of agents that "
+                 "interact more with each other than with the rest)"}
+WORLD = ("You are an anthropologist studying an artificial society on a grid world. Agents move, eat food for "
+         "energy, give or take energy, talk, reproduce, make text artifacts and die. ")
+
+
+def tag_messages(kind: str, vocabulary: Sequence[str], log: str) -> list[dict[str, str]]:
+    return [{"role": "system", "content": WORLD + f"You read {SUBJECT_WORDS[kind]} and tag what it shows, with "
+             "only these tags:\n" + _vocabulary(vocabulary) + "\nGive each tag a confidence from 0 (no sign) to 10 "
+             "(certain). Tag only what the log shows; an empty list is a fine answer. Answer in JSON."},
+            {"role": "user", "content": log}]
+
+
+def audit_messages(kind: str, proposed: list[tuple[str, int]], log: str) -> list[dict[str, str]]:
+    listed = ", ".join(f"{tag} ({confidence})" for tag, confidence in proposed)
+    return [{"role": "system", "content": WORLD + f"Another anthropologist tagged {SUBJECT_WORDS[kind]}. Check "
+             "each tag against the raw log below: say whether the log supports it, and give your own confidence "
+             "from 0 to 10. Answer in JSON."},
+            {"role": "user", "content": f"Tags: {listed}\n\nLog:\n{log}"}]
+
+
+def note_messages(kind: str, kept: list[Tag], log: str) -> list[dict[str, str]]:
+    listed = ", ".join(f"{tag.tag} ({tag.confidence})" for tag in kept) or "none"
+    return [{"role": "system", "content": WORLD + f"Write two or three plain sentences on {SUBJECT_WORDS[kind]} "
+             "for a report: who this is and what marks it."},
+            {"role": "user", "content": f"Tags so far: {listed}\n\nLog (start):\n{log[:1500]}"}]
+
+
+# ---------------------------------------------------------------------------------------------
+# models
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Answer:
+    text: str
+    tokens_in: int = 0
+    tokens_out: int = 0
+    failure: str | None = None
+
+
+class LocalModel:
+    """A GGUF through llama-cpp-python's ``Llama``: chat under a grammar, surprisal and embeddings (three
+    contexts, each made on first use)."""
+
+    def __init__(self, path: str | Path, n_threads: int | None = None, n_ctx: int = 2048):
+        from policies.llm_engine import check_gguf_file, default_thread_count, disable_amx_weight_buffers
+        from policies.models import sha256_of
+
+        self.path = check_gguf_file(path)
+        self.identity = f"gguf:{sha256_of(self.path)}"
+        self.label = self.path.name
+        self.n_threads, self.n_ctx = n_threads or default_thread_count(), n_ctx
+        self._contexts: dict[str, Any] = {}
+        disable_amx_weight_buffers()
+
+    def _context(self, purpose: str):
+        if purpose not in self._contexts:
+            import llama_cpp
+
+            from policies.llm_engine import ModelError
+
+            options = {"chat": {}, "score": {"logits_all": True, "n_ctx": 512},
+                       "embed": {"embedding": True, "n_ctx": 512, "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN}}[purpose]
+            try:
+                self._contexts[purpose] = llama_cpp.Llama(str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                                                          seed=SEED, verbose=False, **options)
+            except (ValueError, RuntimeError) as error:
+                raise ModelError(f"llama.cpp could not load {self.path}: {error}") from None
+        return self._contexts[purpose]
+
+    def chunk_chars(self, sample: str) -> int:
+        """Characters of log per call that fit this model's context beside the instructions and the answer,
+        from the tokens per character of ``sample`` (a byte-level vocabulary needs 3x fewer than SmolLM2's)."""
+        if not sample:
+            return CHUNK_CHARS
+        tokens = len(self._context("chat").tokenize(sample.encode("utf-8"), add_bos=False))
+        return max(200, min(CHUNK_CHARS, int((self.n_ctx - CONTEXT_RESERVE) * len(sample) / max(tokens, 1))))
+
+    def chat(self, messages: list[dict[str, str]], schema: dict | None, max_tokens: int) -> Answer:
+        from llama_cpp import LlamaGrammar
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        grammar = LlamaGrammar.from_string(json_schema_to_gbnf(json.dumps(schema)), verbose=False) if schema else None
+        try:
+            reply = self._context("chat").create_chat_completion(messages=messages, grammar=grammar, max_tokens=max_tokens,
+                                                                 temperature=0.0, seed=SEED)
+        except ValueError as error:  # "Requested tokens (...) exceed context window"
+            return Answer("", failure=str(error))
+        choice, usage = reply["choices"][0], reply.get("usage") or {}
+        return Answer((choice["message"]["content"] or "").strip(), usage.get("prompt_tokens", 0),
+                      usage.get("completion_tokens", 0), None if choice.get("finish_reason") == "stop" or schema is None
+                      else f"answer cut off after {max_tokens} tokens")
+
+    def surprisal(self, texts: Sequence[str]) -> list[float | None]:
+        """Mean negative log-likelihood per token (nats) of each text after the BOS token; None for empty text."""
+        model = self._context("score")
+        values: list[float | None] = []
+        for text in texts:
+            tokens = model.tokenize(text.encode("utf-8"), add_bos=True)[: model.n_ctx()]
+            if len(tokens) < 2:
+                values.append(None)
+                continue
+            model.reset()
+            model.eval(tokens)
+            logits = np.asarray(model.scores[: len(tokens) - 1], dtype=np.float64)
+            top = logits.max(axis=1, keepdims=True)
+            log_norm = top[:, 0] + np.log(np.exp(logits - top).sum(axis=1))
+            values.append(float(np.mean(log_norm - logits[np.arange(len(tokens) - 1), tokens[1:]])))
+        return values
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        model = self._context("embed")
+        return np.asarray([model.embed(text or " ") for text in texts], dtype=np.float64)
+
+    def close(self) -> None:
+        for context in self._contexts.values():
+            context.close()
+        self._contexts.clear()
+
+
+class ServerModel:
+    """An OpenAI-compatible server (llama-server, llama-cpp-python's, vLLM, ...) for the tag calls."""
+
+    def __init__(self, url: str, server_model: str | None = None, timeout: float = 120.0):
+        from policies.llm_server import ServerError, _client, _reason
+
+        self._reason = _reason
+        self.client = _client(url, timeout, retries=2)
+        try:
+            served = [model.id for model in self.client.models.list().data]
+        except Exception as error:  # openai raises several types
+            raise ServerError(f"cannot reach the LLM server {url}: {_reason(error)}") from None
+        if not served or (server_model and server_model not in served):
+            raise ServerError(f"the LLM server {url} does not serve {server_model or 'any model'}; it serves: "
+                              f"{', '.join(served) or 'nothing'}")
+        self.model = server_model or served[0]
+        self.identity = self.label = f"server:{self.model}"
+
+    def chunk_chars(self, sample: str) -> int:
+        return CHUNK_CHARS  # a server's context is its business; CHUNK_CHARS fits 2048 tokens of common vocabularies
+
+    def chat(self, messages: list[dict[str, str]], schema: dict | None, max_tokens: int) -> Answer:
+        from llama_cpp.llama_grammar import json_schema_to_gbnf
+
+        extra: dict[str, Any] = {}
+        if schema is not None:  # both: llama.cpp servers read the grammar, vLLM and SGLang the schema
+            extra = {"extra_body": {"grammar": json_schema_to_gbnf(json.dumps(schema))},
+                     "response_format": {"type": "json_schema", "json_schema": {"name": "tags", "schema": schema}}}
+        try:
+            reply = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
+                                                        temperature=0.0, seed=SEED, **extra)
+        except Exception as error:
+            return Answer("", failure=f"server: {self._reason(error)}")
+        choice = reply.choices[0]
+        usage = reply.usage
+        return Answer((choice.message.content or "").strip(), usage.prompt_tokens if usage else 0,
+                      usage.completion_tokens if usage else 0,
+                      None if choice.finish_reason == "stop" or schema is None else f"answer cut off after {max_tokens} tokens")
+
+
+# ---------------------------------------------------------------------------------------------
+# the calls, recorded and cached by content
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class CallLog:
+    """Every call of one report (``report-llm.jsonl``), and the earlier report's answers by content key."""
+
+    model: Any
+    """A :class:`LocalModel` or :class:`ServerModel` (only its ``identity`` is read on a cache hit)."""
+    cached: dict[str, dict[str, Any]] = field(default_factory=dict)
+    records: list[dict[str, Any]] = field(default_factory=list)
+    failed: int = 0
+    reused: int = 0
+    seconds: float = 0.0
+
+    @classmethod
+    def open(cls, model, run_dir: Path) -> "CallLog":
+        cached = {}
+        path = run_dir / RECORD_FILE
+        if path.exists():
+            for line in path.read_text(encoding="utf-8").splitlines():
+                try:
+                    record = json.loads(line)
+                    cached[record["key"]] = record
+                except (json.JSONDecodeError, KeyError, TypeError):
+                    continue  # a damaged cache line is a miss, never an error
+        return cls(model, cached)
+
+    def call(self, kind: str, subject: str, messages: list[dict[str, str]], schema: dict | None, max_tokens: int) -> Answer:
+        key = hashlib.sha256(json.dumps([self.model.identity, messages, schema, max_tokens, SEED],
+                                        sort_keys=True).encode()).hexdigest()
+        record = self.cached.get(key)
+        if record is not None:
+            self.reused += 1
+            answer = Answer(record["answer"], record.get("tokens_in", 0), record.get("tokens_out", 0), record.get("failure"))
+        else:
+            started = time.perf_counter()
+            answer = self.model.chat(messages, schema, max_tokens)
+            seconds = time.perf_counter() - started
+            self.seconds += seconds
+            record = {"key": key, "model": self.model.label, "call": kind, "subject": subject, "messages": messages,
+                      "schema": schema, "max_tokens": max_tokens, "answer": answer.text, "failure": answer.failure,
+                      "tokens_in": answer.tokens_in, "tokens_out": answer.tokens_out, "seconds": round(seconds, 3)}
+        self.records.append(record)
+        return answer
+
+    def chunk_chars(self, sample: str) -> int:
+        """The model's chunk length for this log, remembered in the record so that a rebuild needs no model."""
+        key = hashlib.sha256(json.dumps([self.model.identity, "chunk_chars", sample]).encode()).hexdigest()
+        record = self.cached.get(key) or {"key": key, "call": "chunk_chars", "model": self.model.label,
+                                          "answer": str(self.model.chunk_chars(sample))}
+        self.records.append(record)
+        return int(record["answer"])
+
+    def parsed(self, answer: Answer, field_name: str) -> list[dict[str, Any]] | None:
+        """The list under ``field_name`` of a JSON answer; None (counted as failed) if malformed or cut off."""
+        if answer.failure is None:
+            try:
+                items = json.loads(answer.text)[field_name]
+                if isinstance(items, list) and all(isinstance(item, dict) for item in items):
+                    return items
+            except (json.JSONDecodeError, KeyError, TypeError):
+                pass
+        self.failed += 1
+        return None
+
+    def write(self, run_dir: Path) -> None:
+        write_bytes_atomic(run_dir / RECORD_FILE, "".join(json.dumps(r) + "\n" for r in self.records).encode())
+
+
+def tag_subject(calls: CallLog, kind: str, subject: str, log: list[tuple[int, str]], vocabulary: Sequence[str],
+                max_chunks: int = MAX_CHUNKS, chunk_chars: int = CHUNK_CHARS) -> tuple[list[Tag], str]:
+    """TerraLingua's protocol on one subject: tag and audit each chunk of its log, then a note. Returns the
+    kept tags (highest audited confidence over chunks; evidence steps: the chunks' first steps) and the note."""
+    best: dict[str, Tag] = {}
+    pieces = chunks(log, chunk_chars, max_chunks)
+    for first_step, text in pieces:
+        proposed = calls.parsed(calls.call("tag", subject, tag_messages(kind, vocabulary, text), tag_schema(vocabulary),
+                                           TAG_TOKENS), "tags")
+        if not proposed:
+            continue
+        proposed_tags = list(dict((item["tag"], item["confidence"]) for item in proposed).items())
+        names = [tag for tag, _ in proposed_tags]
+        audit = calls.parsed(calls.call("audit", subject, audit_messages(kind, proposed_tags, text), audit_schema(names),
+                                        TAG_TOKENS), "audit")
+        for verdict in audit or ():
+            if not verdict.get("supported") or verdict["tag"] not in names or verdict["confidence"] <= 0:
+                continue
+            tag = best.setdefault(verdict["tag"], Tag(subject, verdict["tag"], 0, LLM))
+            tag.confidence = max(tag.confidence, int(verdict["confidence"]))
+            if first_step not in tag.evidence_steps:
+                tag.evidence_steps.append(first_step)
+                tag.count += 1
+    kept = sorted(best.values(), key=lambda t: AGENT_TAGS.index(t.tag) if t.tag in AGENT_TAGS else COMMUNITY_TAGS.index(t.tag))
+    note = calls.call("note", subject, note_messages(kind, kept, pieces[0][1] if pieces else ""), None, NOTE_TOKENS).text
+    for tag in kept:
+        tag.note = note
+    return kept, note
+
+
+def add_llm_analysis(report: RunReport, tag_model, metric_model: LocalModel | None,
+                     max_chunks: int = MAX_CHUNKS, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
+    """Add LLM tags of every agent and community (``tag_model``) and the model-based artifact metrics
+    (``metric_model``) to an analysed run, record the calls, and refresh the report's numbers."""
+    run_dir = report.run.run_dir
+    calls = CallLog.open(tag_model, run_dir)
+    subjects = [("agent", agent_name(slot), lines) for slot, lines in sorted(life_logs(report.run).items())]
+    subjects += [("community", f"community_{index}", lines)
+                 for index, lines in community_logs(report.run, report.communities).items()]
+    sample = "\n".join(line for _, _, lines in subjects[:1] for _, line in lines[:50])
+    chunk_chars = calls.chunk_chars(sample)
+    notes = {}
+    for done, (kind, subject, lines) in enumerate(subjects):
+        vocabulary = LLM_AGENT_TAGS if kind == "agent" else LLM_COMMUNITY_TAGS
+        tags, notes[subject] = tag_subject(calls, kind, subject, lines, vocabulary, max_chunks, chunk_chars)
+        report.tags.extend(tags)
+        if progress is not None:
+            progress(done + 1, len(subjects))
+    calls.write(run_dir)
+    if metric_model is not None:
+        add_model_metrics(report.artifact_versions, metric_model.surprisal, metric_model.embed)
+    summary = {"backend": tag_model.label, "calls": len(calls.records), "reused": calls.reused, "failed": calls.failed,
+               "seconds": round(calls.seconds, 2), "agent_steps": int(report.run.agent_offsets[-1]),
+               "tokens_in": sum(r.get("tokens_in", 0) for r in calls.records),
+               "tokens_out": sum(r.get("tokens_out", 0) for r in calls.records), "notes": notes}
+    report.refresh_culture_numbers()
+    report.numbers["tags"]["llm"] = summary
+    return summary
