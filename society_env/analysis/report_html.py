@@ -9,7 +9,7 @@ from __future__ import annotations
 from html import escape
 from typing import Any, Iterable
 
-from society_env.names import agent_name
+from society_env.names import agent_name, agent_slot
 
 STYLE = """
 body{font-family:system-ui,-apple-system,Segoe UI,sans-serif;margin:1.5em auto;max-width:1100px;color:#222;padding:0 1em}
@@ -113,7 +113,7 @@ def _tag_cells(tags: dict[str, dict[str, Any]]) -> str:
 def _culture_sections(numbers: dict[str, Any], images: dict[str, str]) -> list[str]:
     """The tag tables (per agent, per community), tag frequencies, and artifact metrics and lineage."""
     tags, artifacts = numbers["tags"], numbers["artifacts"]
-    agents = sorted(tags["agents"].items(), key=lambda item: (-len(item[1]), int(item[0].split("_")[1])))
+    agents = sorted(tags["agents"].items(), key=lambda item: (-len(item[1]), agent_slot(item[0])))
     communities = dict(zip((f"community_{i}" for i in range(len(numbers["communities"]))), numbers["communities"]))
     llm_note = tags.get("llm")
     parts = [

@@ -53,6 +53,7 @@ from society_env.analysis.lineage import Lineage
 from society_env.analysis.loading import NO_ACTION, RunData, slot_of
 from society_env.analysis.series import eaten_food
 from society_env.encodings import ACTION_NAMES, EAST, NORTH, STAY
+from society_env.names import agent_name
 
 # ---------------------------------------------------------------------------------------------
 # TerraLingua's vocabulary
@@ -202,7 +203,7 @@ def rule_agent_tags(run: RunData, tree: Lineage) -> list[Tag]:
         if slot < 0:
             continue
         for tag in RULE_AGENT_TAGS:
-            found = _counted(f"agent_{slot}", tag, evidence[slot].get(tag, ()))
+            found = _counted(agent_name(slot), tag, evidence[slot].get(tag, ()))
             if found is not None:
                 tags.append(found)
     return tags

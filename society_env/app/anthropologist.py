@@ -242,10 +242,10 @@ class LocalModel:
 
             from policies.llm_engine import ModelError
 
-            options = {"chat": {}, "score": {"logits_all": True, "n_ctx": 512},
+            options = {"chat": {"n_ctx": self.n_ctx}, "score": {"logits_all": True, "n_ctx": 512},
                        "embed": {"embedding": True, "n_ctx": 512, "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN}}[purpose]
             try:
-                self._contexts[purpose] = llama_cpp.Llama(str(self.path), n_ctx=self.n_ctx, n_threads=self.n_threads,
+                self._contexts[purpose] = llama_cpp.Llama(str(self.path), n_threads=self.n_threads,
                                                           seed=SEED, verbose=False, **options)
             except (ValueError, RuntimeError) as error:
                 raise ModelError(f"llama.cpp could not load {self.path}: {error}") from None
@@ -305,7 +305,7 @@ class ServerModel:
     """An OpenAI-compatible server (llama-server, llama-cpp-python's, vLLM, ...) for the tag calls."""
 
     def __init__(self, url: str, server_model: str | None = None, timeout: float = 120.0):
-        from policies.llm_server import ServerError, _client, _reason
+        from policies.llm_server import PROBE_GRAMMAR, ServerError, _client, _reason
 
         self._reason = _reason
         self.client = _client(url, timeout, retries=2)
@@ -318,6 +318,13 @@ class ServerModel:
                               f"{', '.join(served) or 'nothing'}")
         self.model = server_model or served[0]
         self.identity = self.label = f"server:{self.model}"
+        try:  # as policies.llm_server probes: does the server honour a GBNF grammar field?
+            reply = self.client.chat.completions.create(
+                model=self.model, messages=[{"role": "user", "content": "Say yes."}], max_tokens=4, temperature=0.0,
+                extra_body={"grammar": PROBE_GRAMMAR})
+        except Exception as error:
+            raise ServerError(f"the LLM server {url} failed a first request: {_reason(error)}") from None
+        self.grammar = (reply.choices[0].message.content or "").strip() == "yes"
 
     def chunk_chars(self, sample: str) -> int:
         return CHUNK_CHARS  # a server's context is its business; CHUNK_CHARS fits 2048 tokens of common vocabularies
@@ -326,9 +333,10 @@ class ServerModel:
         from llama_cpp.llama_grammar import json_schema_to_gbnf
 
         extra: dict[str, Any] = {}
-        if schema is not None:  # both: llama.cpp servers read the grammar, vLLM and SGLang the schema
-            extra = {"extra_body": {"grammar": json_schema_to_gbnf(json.dumps(schema))},
-                     "response_format": {"type": "json_schema", "json_schema": {"name": "tags", "schema": schema}}}
+        if schema is not None and self.grammar:  # llama.cpp's servers
+            extra = {"extra_body": {"grammar": json_schema_to_gbnf(json.dumps(schema))}}
+        elif schema is not None:  # vLLM, SGLang
+            extra = {"response_format": {"type": "json_schema", "json_schema": {"name": "tags", "strict": True, "schema": schema}}}
         try:
             reply = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
                                                         temperature=0.0, seed=SEED, **extra)
