@@ -138,3 +138,22 @@ def test_report_page_shows_tags_and_artifacts_in_a_browser(creative_run, tiny_mo
     assert sections["artifacts"]["rows"] > 3 and sections["artifacts"]["images"] == [True]
     assert "FORAGING" in sections["text"] and "*" in sections["text"]  # rule tags and LLM-marked tags
     assert not browser.errors, browser.errors
+
+
+def test_a_report_killed_midway_keeps_every_answer(tmp_path):
+    class Model:  # only the identity is read when every answer is cached
+        identity, label = "gguf:test", "test"
+
+        def chat(self, messages, schema, max_tokens):
+            return anthropologist.Answer('{"tags": []}')
+
+    calls = anthropologist.CallLog.open(Model(), tmp_path)
+    for subject in ("agent_0", "agent_1"):
+        calls.call("tag", subject, [{"role": "user", "content": subject}], None, 10)
+    calls.write(tmp_path)
+    again = anthropologist.CallLog.open(Model(), tmp_path)
+    again.call("tag", "agent_1", [{"role": "user", "content": "agent_1"}], None, 10)
+    again.write(tmp_path, final=False)  # as after each subject: agent_0's answer, not asked yet, stays
+    assert {r["subject"] for r in _lines(tmp_path / "report-llm.jsonl")} == {"agent_0", "agent_1"} and again.reused == 1
+    again.write(tmp_path)  # the end: exactly the calls of this report
+    assert [r["subject"] for r in _lines(tmp_path / "report-llm.jsonl")] == ["agent_1"]

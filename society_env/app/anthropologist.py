@@ -415,8 +415,14 @@ class CallLog:
         self.failed += 1
         return None
 
-    def write(self, run_dir: Path) -> None:
-        write_bytes_atomic(run_dir / RECORD_FILE, "".join(json.dumps(r) + "\n" for r in self.records).encode())
+    def write(self, run_dir: Path, final: bool = True) -> None:
+        """Write the calls (atomically). Before the end, earlier answers not asked for yet are kept too,
+        so that a report killed midway loses no answer and a new one goes on where it stopped."""
+        records = self.records
+        if not final:
+            used = {r["key"] for r in records}
+            records = records + [r for key, r in self.cached.items() if key not in used]
+        write_bytes_atomic(run_dir / RECORD_FILE, "".join(json.dumps(r) + "\n" for r in records).encode())
 
 
 def tag_subject(calls: CallLog, kind: str, subject: str, log: list[tuple[int, str]], vocabulary: Sequence[str],
@@ -465,6 +471,7 @@ def add_llm_analysis(report: RunReport, tag_model, metric_model: LocalModel | No
         vocabulary = LLM_AGENT_TAGS if kind == "agent" else LLM_COMMUNITY_TAGS
         tags, notes[subject] = tag_subject(calls, kind, subject, lines, vocabulary, max_chunks, chunk_chars)
         report.tags.extend(tags)
+        calls.write(run_dir, final=False)
         if progress is not None:
             progress(done + 1, len(subjects))
     calls.write(run_dir)
