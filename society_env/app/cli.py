@@ -251,10 +251,13 @@ def build_parser() -> argparse.ArgumentParser:
                     "energy given/taken, messages, artifacts alive; survival per policy; a signed interaction graph "
                     "(+0.5 per message heard, +0.1 per sighting, +-1 per energy unit given/taken, +10 parent-child, "
                     "+5 artifact handed over) with density, reciprocity, clustering and Louvain communities over the "
-                    "whole run and in sliding windows; family trees. With several runs, also a side-by-side "
+                    "whole run and in sliding windows; family trees; TerraLingua's behaviour tags per agent and "
+                    "community (report-tags.jsonl: exact rule tags always, LLM tags with --tags) and artifact "
+                    "metrics per version (report-artifacts.csv: zlib, lineage, reuse; surprisal and novelty with --tags). With several runs, also a side-by-side "
                     "comparison.html and comparison.png. Needs the analysis extra: pip install \"society-env[analysis]\".",
         epilog="examples:\n  society-env report runs/small__forager__0__20261123-120000\n"
-               "  society-env report runs/* --compare-dir runs --window 200",
+               "  society-env report runs/* --compare-dir runs --window 200\n"
+               "  society-env report runs/demo --tags --llm-server http://localhost:8000",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     report.add_argument("run_dirs", nargs="+", metavar="RUN_DIR", help="run directories written by 'society-env run'")
