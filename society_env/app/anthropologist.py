@@ -226,7 +226,7 @@ class LocalModel:
     contexts, each made on first use)."""
 
     def __init__(self, path: str | Path, n_threads: int | None = None, n_ctx: int = 2048):
-        from policies.llm_engine import check_gguf_file, default_thread_count, disable_amx_weight_buffers
+        from policies.llm_engine import _silence_llama_logs, check_gguf_file, default_thread_count, disable_amx_weight_buffers
         from policies.models import sha256_of
 
         self.path = check_gguf_file(path)
@@ -235,6 +235,7 @@ class LocalModel:
         self.n_threads, self.n_ctx = n_threads or default_thread_count(), n_ctx
         self._contexts: dict[str, Any] = {}
         disable_amx_weight_buffers()
+        _silence_llama_logs()  # llama.cpp prints context notes to stderr even with verbose=False
 
     def _context(self, purpose: str):
         if purpose not in self._contexts:
