@@ -19,7 +19,7 @@ def _snapshot(step: int, agents: dict[int, tuple[int, int, int]], food: dict[int
             "energy": [agents[s][2] for s in slots], "food_cells": sorted(food), "food_values": [food[c] for c in sorted(food)]}
 
 
-def write_tiny_recording(run_dir: Path) -> Path:
+def write_tiny_recording(run_dir: Path, extra_events: list[dict] = ()) -> Path:
     """Four snapshots on a 10x10 torus with view radius 2 (the numbers in test_analysis.py follow from these).
 
     step 0: agent_0 (0,0) forager, agent_1 (0,2) raider, agent_2 (5,5) forager      pairs in view: 0-1
@@ -62,6 +62,7 @@ def write_tiny_recording(run_dir: Path) -> Path:
         {"step": 1, "actions": {"agent_0": [7, 0, 0, 0], "agent_1": [0, 0, 0, 0], "agent_2": [0, 0, 0, 3]}},
         {"step": 2, "actions": {"agent_0": [1, 0, 0, 0], "agent_1": [3, 0, 0, 0], "agent_2": [0, 0, 0, 0]}},
     ]
+    events += list(extra_events)  # appended by a test that needs more known events
     for name, records in (("snapshots", snapshots), ("events", events), ("actions", actions)):
         (run_dir / f"{name}.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
     return run_dir

@@ -1,6 +1,5 @@
 """Artifact metrics (zlib, lineage, reuse, model-based novelty) on a hand-written recording whose artifact events are known."""
 
-import json
 import zlib
 
 import numpy as np
@@ -23,10 +22,7 @@ EXTRA_EVENTS = [  # step 3 of the tiny recording (analysis_runs.py): agent_0 mad
 
 @pytest.fixture
 def run(tmp_path):
-    run_dir = write_tiny_recording(tmp_path / "tiny")
-    with (run_dir / "events.jsonl").open("a") as events:
-        events.writelines(json.dumps(event) + "\n" for event in EXTRA_EVENTS)
-    return load_run(run_dir)
+    return load_run(write_tiny_recording(tmp_path / "tiny", EXTRA_EVENTS))
 
 
 def test_compression_is_zlib_level_9():

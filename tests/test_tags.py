@@ -1,6 +1,5 @@
 """Rule tags (TerraLingua's vocabulary, exact from the recording) on a hand-written recording whose events are known."""
 
-import json
 
 import pytest
 
@@ -34,10 +33,7 @@ EXPECTED = {  # (agent, tag) -> evidence steps
 
 @pytest.fixture
 def tagged(tmp_path):
-    run_dir = write_tiny_recording(tmp_path / "tiny")
-    with (run_dir / "events.jsonl").open("a") as events:
-        events.writelines(json.dumps(event) + "\n" for event in EXTRA_EVENTS)
-    return load_run(run_dir)
+    return load_run(write_tiny_recording(tmp_path / "tiny", EXTRA_EVENTS))
 
 
 def test_every_rule_agent_tag_of_a_known_recording(tagged):

@@ -188,6 +188,12 @@ def artifact_reuse(run: RunData) -> list[ArtifactReuse]:
     return list(reuse.values())
 
 
+def mean_of(versions: list[ArtifactVersion], name: str) -> float | None:
+    """Mean of one metric over the versions that have it (None if none has)."""
+    values = [getattr(v, name) for v in versions if getattr(v, name) is not None]
+    return float(np.mean(values)) if values else None
+
+
 def artifact_series(versions: list[ArtifactVersion], steps: int, stride: int) -> dict[str, list[float | None]]:
     """Per block of ``stride`` steps: versions written, and the mean zlib ratio, surprisal and novelty of them."""
     blocks = max(1, (steps + stride - 1) // stride)
@@ -195,13 +201,9 @@ def artifact_series(versions: list[ArtifactVersion], steps: int, stride: int) ->
     for version in versions:
         grouped[min(version.step // stride, blocks - 1)].append(version)
 
-    def mean(block: list[ArtifactVersion], name: str) -> float | None:
-        values = [getattr(v, name) for v in block if getattr(v, name) is not None]
-        return float(np.mean(values)) if values else None
-
     return {"start_step": [index * stride for index in range(blocks)],
             "versions": [len(block) for block in grouped],
-            **{name: [mean(block, name) for block in grouped] for name in ("zlib_ratio", "surprisal", "novelty")}}
+            **{name: [mean_of(block, name) for block in grouped] for name in ("zlib_ratio", "surprisal", "novelty")}}
 
 
 CSV_COLUMNS = ("artifact", "name", "version", "step", "author", "chars", "zlib_bytes", "zlib_ratio", "surprisal",

@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import Any
 
 from society_env.analysis.artifact_metrics import (
-    CSV_COLUMNS, ArtifactReuse, ArtifactVersion, artifact_reuse, artifact_series, artifact_versions, csv_rows,
+    CSV_COLUMNS, ArtifactReuse, ArtifactVersion, artifact_reuse, artifact_series, artifact_versions, csv_rows, mean_of,
 )
 from society_env.analysis.interactions import (
     EdgeTable, build_graph, graph_metrics, interaction_log, interaction_totals, strongest_subgraph, top_pairs,
@@ -185,14 +185,11 @@ def tag_numbers(tags: list[Tag], steps: int, stride: int) -> dict[str, Any]:
 
 
 def artifact_numbers(versions: list[ArtifactVersion], reuse: list[ArtifactReuse], steps: int, stride: int) -> dict[str, Any]:
-    def mean(name: str) -> float | None:
-        values = [getattr(v, name) for v in versions if getattr(v, name) is not None]
-        return sum(values) / len(values) if values else None
-
     most_read = sorted(reuse, key=lambda r: (-(r.reads + r.picked_up + r.handed_on), r.created_step, r.artifact))
     return {
         "artifacts": len(reuse), "versions": len(versions),
-        "mean_zlib_ratio": mean("zlib_ratio"), "mean_surprisal": mean("surprisal"), "mean_novelty": mean("novelty"),
+        "mean_zlib_ratio": mean_of(versions, "zlib_ratio"), "mean_surprisal": mean_of(versions, "surprisal"),
+        "mean_novelty": mean_of(versions, "novelty"),
         "lineage": [[earlier, version.key] for version in versions for earlier in version.extends],
         "most_reused": [asdict(record) for record in most_read[:10]],
         "series": artifact_series(versions, steps, stride),
