@@ -143,7 +143,7 @@ def disable_amx_weight_buffers() -> None:
     bindings.llama_model_default_params = llama_cpp.llama_model_default_params = model_params_without_extra_buffers
 
 
-def _silence_llama_logs() -> None:
+def silence_llama_logs() -> None:
     """Route llama.cpp's logging to nowhere unless SOCIETY_ENV_LLAMA_LOG is set."""
     global _LOG_CALLBACK
     import llama_cpp
@@ -193,7 +193,7 @@ class LlamaEngine:
         if n_batch < n_sequences:  # llama.cpp would abort the process (an assertion), not fail
             raise ModelError(f"n_batch {n_batch} must be at least the number of sequences, {n_sequences} "
                              "(max(max_batch, max_sessions) + 1)")
-        _silence_llama_logs()
+        silence_llama_logs()
         llama_cpp.llama_backend_init()
         model_params = llama_cpp.llama_model_default_params()
         model_params.n_gpu_layers = n_gpu_layers

@@ -57,6 +57,39 @@ def _client(url: str, timeout: float, retries: int):
 
 
 @dataclass
+class Connection:
+    """One probed server: its client, the model asked for, and how answers are constrained there."""
+
+    url: str
+    client: Any
+    model: str
+    constraint: str
+    """"grammar" (the server honours a GBNF ``grammar`` field: llama.cpp's servers) or "json_schema" (vLLM, SGLang)."""
+
+
+def connect(url: str, server_model: str | None = None, timeout: float = 60.0, retries: int = 2) -> Connection:
+    """Reach ``url``, check that it serves ``server_model`` (default: the first model it lists) and probe
+    once whether it honours a GBNF grammar. Every way this can fail is a one-line :class:`ServerError`."""
+    client = _client(url, timeout, retries)
+    try:
+        served = [model.id for model in client.models.list().data]
+    except Exception as error:  # openai raises APIConnectionError, APIStatusError, ...
+        raise ServerError(f"cannot reach the LLM server {url}: {_reason(error)}") from None
+    model = server_model or (served[0] if served else None)
+    if model is None or (server_model and server_model not in served):
+        raise ServerError(f"the LLM server {url} does not serve model {server_model!r}; it serves: "
+                          f"{', '.join(served) or 'nothing'}")
+    try:
+        reply = client.chat.completions.create(
+            model=model, messages=[{"role": "user", "content": "Say yes."}], max_tokens=4,
+            temperature=0.0, extra_body={"grammar": PROBE_GRAMMAR})
+    except Exception as error:
+        raise ServerError(f"the LLM server {url} failed a first request: {_reason(error)}") from None
+    constraint = "grammar" if (reply.choices[0].message.content or "").strip() == "yes" else "json_schema"
+    return Connection(url, client, model, constraint)
+
+
+@dataclass
 class ServerStats:
     requests: int = 0
     failed_requests: int = 0
@@ -102,31 +135,13 @@ class ServerPolicy(LlamaCppPolicy):
         self.server_stats = ServerStats(constraint={})
         self._clients = []
         for url in self.urls:
-            client = _client(url, self.timeout, self.retries)
-            try:
-                served = [model.id for model in client.models.list().data]
-            except Exception as error:  # openai raises APIConnectionError, APIStatusError, ...
-                raise ServerError(f"cannot reach the LLM server {url}: {_reason(error)}") from None
-            model = self.server_model or (served[0] if served else None)
-            if model is None or (self.server_model and self.server_model not in served):
-                raise ServerError(f"the LLM server {url} does not serve model {self.server_model!r}; it serves: "
-                                  f"{', '.join(served) or 'nothing'}")
-            self.server_model = model
-            self.server_stats.constraint[url] = self._probe(client, url)
-            self._clients.append((url, client))
+            connection = connect(url, self.server_model, self.timeout, self.retries)
+            self.server_model = connection.model  # the first server's default is asked of the others too
+            self.server_stats.constraint[url] = connection.constraint
+            self._clients.append((url, connection.client))
         self._next_client = itertools.cycle(range(len(self._clients)))
         self._pool = ThreadPoolExecutor(max_workers=self.concurrency, thread_name_prefix="llm-server")
         self._failed_steps = 0
-
-    def _probe(self, client, url: str) -> str:
-        """Whether the server honours a GBNF ``grammar`` field (else answers are constrained by a JSON schema)."""
-        try:
-            reply = client.chat.completions.create(
-                model=self.server_model, messages=[{"role": "user", "content": "Say yes."}], max_tokens=4,
-                temperature=0.0, extra_body={"grammar": PROBE_GRAMMAR})
-        except Exception as error:
-            raise ServerError(f"the LLM server {url} failed a first request: {_reason(error)}") from None
-        return "grammar" if (reply.choices[0].message.content or "").strip() == "yes" else "json_schema"
 
     def _reset_backend(self) -> None:
         self._failed_steps = 0

@@ -9,6 +9,7 @@ Per version (``artifact_created`` is version 1, each ``artifact_modified`` the n
 | ``surprisal`` | mean negative log-likelihood per token, in nats, under a local GGUF (needs a model; ``report --tags``) |
 | ``similarity`` | largest cosine similarity of the text's embedding to every earlier version's (a GGUF's embeddings) |
 | ``novelty`` | ``1 - similarity``; 1 for the first text of the run |
+| ``llm_novelty`` | an LLM's 0-5 score of the text against the most similar earlier versions, averaged over samples (TerraLingua's; ``report --tags --llm-novelty N``) |
 | ``extends`` | the versions it builds on: the previous version of the same artifact, and any earlier artifact whose text (8 characters or more) it contains |
 
 Per artifact, reuse by agents other than its creator: ``picked_up`` (into an inventory), ``handed_on``
@@ -55,6 +56,8 @@ class ArtifactVersion:
     surprisal: float | None = None
     similarity: float | None = None
     novelty: float | None = None
+    llm_novelty: float | None = None
+    """An LLM's 0-5 novelty score against the earlier artifacts, averaged over samples (``report --llm-novelty``)."""
 
     @property
     def key(self) -> str:
@@ -203,11 +206,11 @@ def artifact_series(versions: list[ArtifactVersion], steps: int, stride: int) ->
 
     return {"start_step": [index * stride for index in range(blocks)],
             "versions": [len(block) for block in grouped],
-            **{name: [mean_of(block, name) for block in grouped] for name in ("zlib_ratio", "surprisal", "novelty")}}
+            **{name: [mean_of(block, name) for block in grouped] for name in ("zlib_ratio", "surprisal", "novelty", "llm_novelty")}}
 
 
 CSV_COLUMNS = ("artifact", "name", "version", "step", "author", "chars", "zlib_bytes", "zlib_ratio", "surprisal",
-               "similarity", "novelty", "extends", "picked_up", "handed_on", "reads", "readers", "text")
+               "similarity", "novelty", "llm_novelty", "extends", "picked_up", "handed_on", "reads", "readers", "text")
 
 
 def csv_rows(versions: list[ArtifactVersion], reuse: list[ArtifactReuse]) -> list[list]:

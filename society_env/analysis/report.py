@@ -189,7 +189,7 @@ def artifact_numbers(versions: list[ArtifactVersion], reuse: list[ArtifactReuse]
     return {
         "artifacts": len(reuse), "versions": len(versions),
         "mean_zlib_ratio": mean_of(versions, "zlib_ratio"), "mean_surprisal": mean_of(versions, "surprisal"),
-        "mean_novelty": mean_of(versions, "novelty"),
+        "mean_novelty": mean_of(versions, "novelty"), "mean_llm_novelty": mean_of(versions, "llm_novelty"),
         "lineage": [[earlier, version.key] for version in versions for earlier in version.extends],
         "most_reused": [asdict(record) for record in most_read[:10]],
         "series": artifact_series(versions, steps, stride),

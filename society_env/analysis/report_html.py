@@ -135,9 +135,10 @@ def _culture_sections(numbers: dict[str, Any], images: dict[str, str]) -> list[s
         "<h2 id=\"artifacts\">Artifacts</h2>",
         _table(["quantity", "value"], [
             ("artifacts / versions", f"{artifacts['artifacts']} / {artifacts['versions']}"),
-            *((label, "-" if artifacts[key] is None else artifacts[key]) for label, key in (
+            *((label, "-" if artifacts.get(key) is None else artifacts[key]) for label, key in (
                 ("mean zlib ratio (bytes / compressed)", "mean_zlib_ratio"), ("mean surprisal (nats per token)", "mean_surprisal"),
-                ("mean novelty (1 - max similarity to earlier)", "mean_novelty"))),
+                ("mean novelty (1 - max similarity to earlier)", "mean_novelty"),
+                ("mean LLM novelty (0-5, --llm-novelty)", "mean_llm_novelty"))),
             ("lineage links (version extends version)", len(artifacts["lineage"])),
         ]),
         f"<img src=\"{images['artifacts']}\" alt=\"artifact metrics over time\">",

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from society_env import outcome
-from society_env.analysis.artifact_metrics import add_model_metrics
+from society_env.analysis.artifact_metrics import ArtifactVersion, add_model_metrics
 from society_env.analysis.loading import RunData, slot_of
 from society_env.analysis.report import RunReport
 from society_env.analysis.tags import (
@@ -58,6 +58,8 @@ DEFINITIONS = {
     "collective_memory": "knowledge kept and passed on (messages, artifacts)",
 }
 RECORD_FILE = "report-llm.jsonl"
+MEASURED = ("embedding", "surprisal")
+"""Records of ``report-llm.jsonl`` that hold a local model's measurement of one artifact text, not a call."""
 CHUNK_CHARS = 3000
 """Characters of log per call: about 1000 tokens of SmolLM2's vocabulary, inside a 2048-token context with
 the instructions and the answer."""
@@ -92,9 +94,48 @@ def _event_text(event: dict[str, Any]) -> tuple[str | None, str]:
     return (event.get("agent"), text()) if text else (None, "")
 
 
+def _offset_text(drow: int, dcol: int) -> str:
+    """A grid offset in compass words: (-2, 1) -> "2N 1E", (0, 0) -> "here"."""
+    parts = ([f"{abs(drow)}{'N' if drow < 0 else 'S'}"] if drow else []) + ([f"{abs(dcol)}{'W' if dcol < 0 else 'E'}"] if dcol else [])
+    return " ".join(parts) or "here"
+
+
+def sights(run: RunData, step: int, max_agents: int = 3) -> dict[int, str]:
+    """slot -> what each agent alive after ``step`` sees in its view square (the world's ``view_radius``,
+    on the torus): the food in view and the nearest of it, and the nearest other agents."""
+    config, here, food = run.config, run.agents_at(step), run.food_at(step)
+    radius, width, height = config.view_radius, config.width, config.height
+    rows, cols, slots = run.row[here], run.col[here], run.slot[here]
+    food_rows, food_cols = run.food_cell[food] // width, run.food_cell[food] % width
+
+    def offsets(row: int, col: int, other_rows: np.ndarray, other_cols: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        return ((other_rows - row + height // 2) % height - height // 2, (other_cols - col + width // 2) % width - width // 2)
+
+    seen = {}
+    for row, col, slot in zip(rows.tolist(), cols.tolist(), slots.tolist()):
+        parts = []
+        drow, dcol = offsets(row, col, food_rows, food_cols)
+        visible = np.flatnonzero((np.abs(drow) <= radius) & (np.abs(dcol) <= radius))
+        if visible.size:
+            nearest = visible[np.argmin(np.abs(drow[visible]) + np.abs(dcol[visible]))]
+            parts.append(f"sees {visible.size} food, nearest {_offset_text(int(drow[nearest]), int(dcol[nearest]))}")
+        else:
+            parts.append("sees no food")
+        drow, dcol = offsets(row, col, rows, cols)
+        distance = np.abs(drow) + np.abs(dcol)
+        near = [i for i in np.argsort(distance, kind="stable").tolist()
+                if slots[i] != slot and abs(drow[i]) <= radius and abs(dcol[i]) <= radius][:max_agents]
+        if near:
+            parts.append("near " + ", ".join(f"{agent_name(int(slots[i]))} {_offset_text(int(drow[i]), int(dcol[i]))}"
+                                             for i in near))
+        seen[slot] = "; ".join(parts)
+    return seen
+
+
 def life_logs(run: RunData) -> dict[int, list[tuple[int, str]]]:
-    """slot -> (step, line) per step it lived: position, energy, action, what it did and heard, what it was
-    told in its LLM answer (``memory`` and the rest of its answer text)."""
+    """slot -> (step, line) per step it lived: position, energy, the action that brought it there, what it
+    sees now (food and neighbours in view), what it did and heard, and its LLM answer (``memory`` and the rest
+    of its answer text)."""
     logs: dict[int, list[tuple[int, str]]] = defaultdict(list)
     happened: dict[tuple[int, int], list[str]] = defaultdict(list)
     for step, events in run.events_by_step.items():
@@ -113,12 +154,13 @@ def life_logs(run: RunData) -> dict[int, list[tuple[int, str]]]:
     for step in range(run.steps):
         here = run.agents_at(step)
         kinds = run.actions_by_step[step]
+        seen = sights(run, step)
         for slot, row, col, energy in zip(run.slot[here].tolist(), run.row[here].tolist(), run.col[here].tolist(),
                                           run.energy[here].tolist()):
             kind = kinds.get(slot)
             action = ACTION_NAMES[kind] if kind is not None and 0 <= kind < len(ACTION_NAMES) else "-"
-            extra = "; ".join(happened.get((step, slot), ()))
-            logs[slot].append((step, f"t{step} ({row},{col}) energy {energy} {action}" + (f"; {extra}" if extra else "")))
+            extra = "; ".join([seen[slot], *happened.get((step, slot), ())])
+            logs[slot].append((step, f"t{step} ({row},{col}) energy {energy} {action}; {extra}"))
     for (step, slot), texts in happened.items():  # the step it died in has no snapshot of it
         if any(text.startswith("died") for text in texts):
             logs[slot].append((step, f"t{step} " + "; ".join(texts)))
@@ -226,7 +268,7 @@ class LocalModel:
     contexts, each made on first use)."""
 
     def __init__(self, path: str | Path, n_threads: int | None = None, n_ctx: int = 2048):
-        from policies.llm_engine import _silence_llama_logs, check_gguf_file, default_thread_count, disable_amx_weight_buffers
+        from policies.llm_engine import check_gguf_file, default_thread_count, disable_amx_weight_buffers, silence_llama_logs
         from policies.models import sha256_of
 
         self.path = check_gguf_file(path)
@@ -235,7 +277,7 @@ class LocalModel:
         self.n_threads, self.n_ctx = n_threads or default_thread_count(), n_ctx
         self._contexts: dict[str, Any] = {}
         disable_amx_weight_buffers()
-        _silence_llama_logs()  # llama.cpp prints context notes to stderr even with verbose=False
+        silence_llama_logs()  # llama.cpp prints context notes to stderr even with verbose=False
 
     def _context(self, purpose: str):
         if purpose not in self._contexts:
@@ -260,14 +302,15 @@ class LocalModel:
         tokens = len(self._context("chat").tokenize(sample.encode("utf-8"), add_bos=False))
         return max(200, min(CHUNK_CHARS, int((self.n_ctx - CONTEXT_RESERVE) * len(sample) / max(tokens, 1))))
 
-    def chat(self, messages: list[dict[str, str]], schema: dict | None, max_tokens: int) -> Answer:
+    def chat(self, messages: list[dict[str, str]], schema: dict | None, max_tokens: int,
+             temperature: float = 0.0, seed: int = SEED) -> Answer:
         from llama_cpp import LlamaGrammar
         from llama_cpp.llama_grammar import json_schema_to_gbnf
 
         grammar = LlamaGrammar.from_string(json_schema_to_gbnf(json.dumps(schema)), verbose=False) if schema else None
         try:
             reply = self._context("chat").create_chat_completion(messages=messages, grammar=grammar, max_tokens=max_tokens,
-                                                                 temperature=0.0, seed=SEED)
+                                                                 temperature=temperature, seed=seed)
         except ValueError as error:  # "Requested tokens (...) exceed context window"
             return Answer("", failure=str(error))
         choice, usage = reply["choices"][0], reply.get("usage") or {}
@@ -306,31 +349,19 @@ class ServerModel:
     """An OpenAI-compatible server (llama-server, llama-cpp-python's, vLLM, ...) for the tag calls."""
 
     def __init__(self, url: str, server_model: str | None = None, timeout: float = 120.0):
-        from policies.llm_server import PROBE_GRAMMAR, ServerError, _client, _reason
+        from policies.llm_server import _reason, connect
 
         self._reason = _reason
-        self.client = _client(url, timeout, retries=2)
-        try:
-            served = [model.id for model in self.client.models.list().data]
-        except Exception as error:  # openai raises several types
-            raise ServerError(f"cannot reach the LLM server {url}: {_reason(error)}") from None
-        if not served or (server_model and server_model not in served):
-            raise ServerError(f"the LLM server {url} does not serve {server_model or 'any model'}; it serves: "
-                              f"{', '.join(served) or 'nothing'}")
-        self.model = server_model or served[0]
+        connection = connect(url, server_model, timeout)
+        self.client, self.model = connection.client, connection.model
         self.identity = self.label = f"server:{self.model}"
-        try:  # as policies.llm_server probes: does the server honour a GBNF grammar field?
-            reply = self.client.chat.completions.create(
-                model=self.model, messages=[{"role": "user", "content": "Say yes."}], max_tokens=4, temperature=0.0,
-                extra_body={"grammar": PROBE_GRAMMAR})
-        except Exception as error:
-            raise ServerError(f"the LLM server {url} failed a first request: {_reason(error)}") from None
-        self.grammar = (reply.choices[0].message.content or "").strip() == "yes"
+        self.grammar = connection.constraint == "grammar"
 
     def chunk_chars(self, sample: str) -> int:
         return CHUNK_CHARS  # a server's context is its business; CHUNK_CHARS fits 2048 tokens of common vocabularies
 
-    def chat(self, messages: list[dict[str, str]], schema: dict | None, max_tokens: int) -> Answer:
+    def chat(self, messages: list[dict[str, str]], schema: dict | None, max_tokens: int,
+             temperature: float = 0.0, seed: int = SEED) -> Answer:
         from llama_cpp.llama_grammar import json_schema_to_gbnf
 
         extra: dict[str, Any] = {}
@@ -340,7 +371,7 @@ class ServerModel:
             extra = {"response_format": {"type": "json_schema", "json_schema": {"name": "tags", "strict": True, "schema": schema}}}
         try:
             reply = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
-                                                        temperature=0.0, seed=SEED, **extra)
+                                                        temperature=temperature, seed=seed, **extra)
         except Exception as error:
             return Answer("", failure=f"server: {self._reason(error)}")
         choice = reply.choices[0]
@@ -378,20 +409,23 @@ class CallLog:
                     continue  # a damaged cache line is a miss, never an error
         return cls(model, cached)
 
-    def call(self, kind: str, subject: str, messages: list[dict[str, str]], schema: dict | None, max_tokens: int) -> Answer:
-        key = hashlib.sha256(json.dumps([self.model.identity, messages, schema, max_tokens, SEED],
-                                        sort_keys=True).encode()).hexdigest()
+    def call(self, kind: str, subject: str, messages: list[dict[str, str]], schema: dict | None, max_tokens: int,
+             temperature: float = 0.0, seed: int = SEED) -> Answer:
+        # greedy calls keep the key they had before sampled ones existed, so older caches still hit
+        key = hashlib.sha256(json.dumps([self.model.identity, messages, schema, max_tokens, seed]
+                                        + ([temperature] if temperature else []), sort_keys=True).encode()).hexdigest()
         record = self.cached.get(key)
         if record is not None:
             self.reused += 1
             answer = Answer(record["answer"], record.get("tokens_in", 0), record.get("tokens_out", 0), record.get("failure"))
         else:
             started = time.perf_counter()
-            answer = self.model.chat(messages, schema, max_tokens)
+            answer = self.model.chat(messages, schema, max_tokens, temperature, seed)
             seconds = time.perf_counter() - started
             self.seconds += seconds
             record = {"key": key, "model": self.model.label, "call": kind, "subject": subject, "messages": messages,
-                      "schema": schema, "max_tokens": max_tokens, "answer": answer.text, "failure": answer.failure,
+                      "schema": schema, "max_tokens": max_tokens, "temperature": temperature, "seed": seed,
+                      "answer": answer.text, "failure": answer.failure,
                       "tokens_in": answer.tokens_in, "tokens_out": answer.tokens_out, "seconds": round(seconds, 3)}
         self.records.append(record)
         return answer
@@ -404,6 +438,23 @@ class CallLog:
         self.records.append(record)
         return int(record["answer"])
 
+    def measured(self, metric: str, model, texts: Sequence[str], compute: Callable[[list[str]], Sequence[Any]]) -> list[Any]:
+        """``compute(texts)`` (surprisal or embeddings of a local model), taken from the records where an
+        earlier report measured the same text with the same model; only the rest is computed."""
+        keys = [hashlib.sha256(json.dumps([model.identity, metric, text]).encode()).hexdigest() for text in texts]
+        missing = list(dict.fromkeys(key for key in keys if key not in self.cached))
+        if missing:
+            text_of = dict(zip(keys, texts))
+            started = time.perf_counter()
+            values = compute([text_of[key] for key in missing])
+            self.seconds += time.perf_counter() - started
+            for key, value in zip(missing, values):
+                self.cached[key] = {"key": key, "call": metric, "model": model.label, "text": text_of[key],
+                                    "answer": value.tolist() if isinstance(value, np.ndarray) else value}
+        used = {record["key"] for record in self.records}
+        self.records.extend(self.cached[key] for key in dict.fromkeys(keys) if key not in used)
+        return [self.cached[key]["answer"] for key in keys]
+
     def parsed(self, answer: Answer, field_name: str) -> list[dict[str, Any]] | None:
         """The list under ``field_name`` of a JSON answer; None (counted as failed) if malformed or cut off."""
         if answer.failure is None:
@@ -412,6 +463,18 @@ class CallLog:
                 if isinstance(items, list) and all(isinstance(item, dict) for item in items):
                     return items
             except (json.JSONDecodeError, KeyError, TypeError):
+                pass
+        self.failed += 1
+        return None
+
+    def parsed_object(self, answer: Answer) -> dict[str, Any] | None:
+        """A JSON object answer; None (counted as failed) if malformed or cut off."""
+        if answer.failure is None:
+            try:
+                value = json.loads(answer.text)
+                if isinstance(value, dict):
+                    return value
+            except json.JSONDecodeError:
                 pass
         self.failed += 1
         return None
@@ -456,10 +519,52 @@ def tag_subject(calls: CallLog, kind: str, subject: str, log: list[tuple[int, st
     return kept, note
 
 
+# ---------------------------------------------------------------------------------------------
+# TerraLingua's LLM novelty of artifacts
+# ---------------------------------------------------------------------------------------------
+NOVELTY_SCHEMA = {"type": "object", "properties": {"novelty": {"type": "integer", "enum": list(range(6))}},
+                  "required": ["novelty"], "additionalProperties": False}
+NOVELTY_TEMPERATURE, NOVELTY_TOKENS = 0.7, 24
+"""Sampling temperature of the LLM novelty score: each of its samples is one seeded draw (seeds 0, 1, ...)."""
+NOVELTY_NEIGHBOURS, NOVELTY_CHARS = 5, 300
+"""Earlier artifacts shown per score (the most similar by embedding), and characters shown of each text."""
+
+
+def novelty_messages(earlier: Sequence[str], text: str) -> list[dict[str, str]]:
+    shown = "\n".join(f"- {item[:NOVELTY_CHARS]}" for item in earlier)
+    return [{"role": "system", "content": "You judge how new a text written by an agent in a simulated society is."},
+            {"role": "user", "content": f"Texts written before (the most similar ones):\n{shown}\n\nNew text:\n"
+                                        f"{text[:NOVELTY_CHARS]}\n\nHow novel is the new text against the earlier ones, "
+                                        "from 0 (a copy) to 5 (entirely new in content and form)? "
+                                        'Answer as JSON: {"novelty": N}'}]
+
+
+def add_llm_novelty(calls: CallLog, versions: list[ArtifactVersion], vectors: np.ndarray | None, samples: int) -> None:
+    """TerraLingua's LLM novelty: each version after the first scored 0-5 against the earlier versions most
+    similar to it (by embedding; without embeddings, the latest), averaged over ``samples`` seeded draws.
+    The first version of the run has nothing to be compared with and stays unscored."""
+    unit = None
+    if vectors is not None and len(vectors):
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit = vectors / np.where(norms > 0, norms, 1.0)
+    for index, version in enumerate(versions[1:], start=1):
+        if unit is not None:
+            order = np.argsort(-(unit[:index] @ unit[index]), kind="stable")[:NOVELTY_NEIGHBOURS]
+        else:
+            order = np.arange(index)[::-1][:NOVELTY_NEIGHBOURS]
+        messages = novelty_messages([versions[i].text for i in order.tolist()], version.text)
+        scores = [items["novelty"] for seed in range(samples)
+                  if (items := calls.parsed_object(calls.call("novelty", version.key, messages, NOVELTY_SCHEMA, NOVELTY_TOKENS,
+                                                              NOVELTY_TEMPERATURE, seed))) is not None]
+        version.llm_novelty = float(np.mean(scores)) if scores else None
+
+
 def add_llm_analysis(report: RunReport, tag_model, metric_model: LocalModel | None,
-                     max_chunks: int = MAX_CHUNKS, progress: Callable[[int, int], None] | None = None) -> dict[str, Any]:
-    """Add LLM tags of every agent and community (``tag_model``) and the model-based artifact metrics
-    (``metric_model``) to an analysed run, record the calls, and refresh the report's numbers."""
+                     max_chunks: int = MAX_CHUNKS, progress: Callable[[int, int], None] | None = None,
+                     novelty_samples: int = 0) -> dict[str, Any]:
+    """Add LLM tags of every agent and community (``tag_model``), the model-based artifact metrics
+    (``metric_model``) and, with ``novelty_samples``, ``tag_model``'s 0-5 novelty score of every artifact
+    version to an analysed run; record the calls (and the measured metrics), and refresh the report's numbers."""
     run_dir = report.run.run_dir
     calls = CallLog.open(tag_model, run_dir)
     subjects = [("agent", agent_name(slot), lines) for slot, lines in sorted(life_logs(report.run).items())]
@@ -475,13 +580,20 @@ def add_llm_analysis(report: RunReport, tag_model, metric_model: LocalModel | No
         calls.write(run_dir, final=False)
         if progress is not None:
             progress(done + 1, len(subjects))
+    versions, vectors = report.artifact_versions, None
+    if metric_model is not None and versions:
+        texts = [version.text for version in versions]
+        vectors = np.asarray(calls.measured("embedding", metric_model, texts, metric_model.embed), dtype=np.float64)
+        add_model_metrics(versions, lambda _: calls.measured("surprisal", metric_model, texts, metric_model.surprisal),
+                          lambda _: vectors)
+    if novelty_samples:
+        add_llm_novelty(calls, versions, vectors, novelty_samples)
     calls.write(run_dir)
-    if metric_model is not None:
-        add_model_metrics(report.artifact_versions, metric_model.surprisal, metric_model.embed)
-    summary = {"backend": tag_model.label, "calls": len(calls.records), "reused": calls.reused, "failed": calls.failed,
+    asked = [r for r in calls.records if r["call"] not in MEASURED]
+    summary = {"backend": tag_model.label, "calls": len(asked), "reused": calls.reused, "failed": calls.failed,
                "seconds": round(calls.seconds, 2), "agent_steps": int(report.run.agent_offsets[-1]),
-               "tokens_in": sum(r.get("tokens_in", 0) for r in calls.records),
-               "tokens_out": sum(r.get("tokens_out", 0) for r in calls.records), "notes": notes}
+               "tokens_in": sum(r.get("tokens_in", 0) for r in asked),
+               "tokens_out": sum(r.get("tokens_out", 0) for r in asked), "notes": notes}
     report.refresh_culture_numbers()
     report.numbers["tags"]["llm"] = summary
     return summary

@@ -122,6 +122,8 @@ def _add_llm_tags(report, args: argparse.Namespace) -> float:
 
     if args.tag_chunks < 1:
         raise UserError("--tag-chunks must be at least 1")
+    if args.llm_novelty < 0:
+        raise UserError("--llm-novelty must be 0 (off) or a number of samples")
     started = time.perf_counter()
     try:
         local = LocalModel(resolve_model(args.model), n_threads=args.threads)
@@ -130,7 +132,7 @@ def _add_llm_tags(report, args: argparse.Namespace) -> float:
 
         with Progress(disable=args.quiet, transient=True) as bar:
             task = bar.add_task(f"tags of {report.name} (agents, communities)", total=None)
-            summary = add_llm_analysis(report, tagger, local, max_chunks=args.tag_chunks,
+            summary = add_llm_analysis(report, tagger, local, max_chunks=args.tag_chunks, novelty_samples=args.llm_novelty,
                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
         local.close()
     except (ModelError, ModelPullError) as error:
@@ -279,6 +281,10 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--tag-chunks", type=int, default=4, metavar="N",
                         help="log chunks (about 3000 characters each) read per agent or community, spread over "
                              "its life (default: 4)")
+    report.add_argument("--llm-novelty", type=int, default=0, metavar="SAMPLES",
+                        help="with --tags, also have the tag model score every artifact version's novelty 0-5 "
+                             "against the most similar earlier ones (TerraLingua's LLM novelty), averaged over "
+                             "SAMPLES seeded draws (default: 0, off; one call per version and sample)")
     report.add_argument("--threads", type=int, default=None, help="llama.cpp threads for --tags (default: the cores)")
     report.add_argument("--quiet", action="store_true", help="print nothing")
     report.set_defaults(handler=command_report)
