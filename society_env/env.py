@@ -54,7 +54,9 @@ says which slots live.
 eight TerraLingua conditions (``core``, ``long_memory``, ``abundant``, ``artifact_cost``, ``creative``,
 ``inert``, ``no_motivation``, ``no_personality``); overrides are any :class:`SocietyConfig` field.
 ``render_mode`` is ``"human"`` (prints the ANSI frame after every reset and step), ``"ansi"`` or
-``"rgb_array"``. ``max_cycles`` (PettingZoo's name) is accepted for ``max_steps``. The versioned module
+``"rgb_array"``. ``num_threads`` (default: the cores available to the process) splits the observation
+loops of worlds with 2048 or more living agents over threads; any value gives the same observations.
+``max_cycles`` (PettingZoo's name) is accepted for ``max_steps``. The versioned module
 ``society_env.society_v2`` has the same ``env``, ``parallel_env`` and ``raw_env``. For many worlds as
 arrays (no dicts, no per-agent objects), see ``society_env.vector.SocietyVectorEnv``.
 
@@ -95,6 +97,7 @@ from society_env.observations import (
     PRINTABLE_CHARSET,
     build_spaces,
     channel_grid,
+    check_threads,
     observation_size,
     padded_grid_shape,
     write_observations,
@@ -114,8 +117,10 @@ class SocietyEnv(ParallelEnv):
     metadata = {"name": WORLD_VERSION, "render_modes": ["human", "ansi", "rgb_array"], "render_fps": 10,
                 "is_parallelizable": True}
 
-    def __init__(self, config: SocietyConfig | None = None, render_mode: str | None = None):
+    def __init__(self, config: SocietyConfig | None = None, render_mode: str | None = None,
+                 num_threads: int | None = None):
         self.config = config if config is not None else SocietyConfig()
+        self.num_threads = check_threads(num_threads)
         if render_mode is not None and render_mode not in self.metadata["render_modes"]:
             raise ValueError(f"unknown render_mode {render_mode!r}; choose one of {self.metadata['render_modes']}")
         self.render_mode = render_mode
@@ -360,7 +365,8 @@ class SocietyEnv(ParallelEnv):
     def _observations(self, slots: np.ndarray, names: list[str] | None = None) -> dict[str, Any]:
         world, config = self.world, self.config
         numeric = self._observation_array(slots.size)
-        write_observations(world, config, slots, numeric, np.arange(slots.size), self._scratch.get("padded"))
+        write_observations(world, config, slots, numeric, np.arange(slots.size), self._scratch.get("padded"),
+                           self.num_threads)
         if config.fixed_slots:
             numeric[world.status[slots] != ALIVE] = 0.0
         if names is None:
@@ -543,9 +549,10 @@ class SocietyEnv(ParallelEnv):
         return observation_size(self.config)
 
 
-def parallel_env(preset: str = "default", render_mode: str | None = None, **overrides: Any) -> SocietyEnv:
+def parallel_env(preset: str = "default", render_mode: str | None = None, num_threads: int | None = None,
+                 **overrides: Any) -> SocietyEnv:
     """The society world as a PettingZoo ParallelEnv: a preset plus any ``SocietyConfig`` field override."""
-    return SocietyEnv(make_config(preset, **overrides), render_mode=render_mode)
+    return SocietyEnv(make_config(preset, **overrides), render_mode=render_mode, num_threads=num_threads)
 
 
 class SocietyAEC(parallel_to_aec_wrapper):

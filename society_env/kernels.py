@@ -9,6 +9,10 @@ Each function is the body of a rule or of the observation, kept here so that ``r
 ``observations.py`` read as the rules they implement. They draw no random numbers. ``cache=True`` keeps
 the compiled code on disk next to this file (``__pycache__``), so only the first import on a machine
 pays the compile time (docs/performance.md gives it).
+
+The two observation loops (:func:`fill_padded_grid`, :func:`gather_observations`) also come compiled with
+``parallel=True`` (``*_parallel``): their iterations write disjoint memory and read shared inputs only, so
+any thread count gives the same bytes. ``society_env.observations`` picks them for big worlds.
 """
 
 from __future__ import annotations
@@ -16,7 +20,7 @@ from __future__ import annotations
 from typing import NamedTuple
 
 import numpy as np
-from numba import njit
+from numba import njit, prange
 
 
 @njit(cache=True)
@@ -111,9 +115,8 @@ def place_children(parents, preference, deltas, world, num_born, step, rule, fai
     return born[:births]
 
 
-@njit(cache=True)
-def gather_observations(padded, size, rows, cols, lineage, features, targets, kin_channel, exact_kin,
-                        out):  # pragma: no cover - compiled
+def _gather_observations(padded, size, rows, cols, lineage, features, targets, kin_channel, exact_kin,
+                         out):  # pragma: no cover - compiled
     """For each k, write into ``out[targets[k]]`` the ``size x size`` window of the wrap-padded channel
     grid at (``rows[k]``, ``cols[k]``) in (row, column, channel) order, then ``features[k]``.
 
@@ -126,7 +129,7 @@ def gather_observations(padded, size, rows, cols, lineage, features, targets, ki
     run = size * channels  # a window row: size cells of all channels, contiguous in the padded grid
     view = size * run
     grid = padded.reshape(padded.shape[0], padded.shape[1] * channels)
-    for k in range(rows.shape[0]):
+    for k in prange(rows.shape[0]):  # each k writes its own row of out (targets are distinct)
         target = out[targets[k]]
         first = cols[k] * channels
         own = np.float32(lineage[k])
@@ -159,9 +162,8 @@ def accept_free_cells(cdf, draws, flat_food, flat_occupant, chosen, count):  # p
     return count
 
 
-@njit(cache=True)
-def fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, food_value, initial_energy,
-                     lineage_as_kin):  # pragma: no cover - compiled
+def _fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, food_value, initial_energy,
+                      lineage_as_kin):  # pragma: no cover - compiled
     """The channel grid of the numeric observation (food, agent, energy, kin, message; the artifact
     channel left at 0) written into ``padded``, a ``(height + 2 radius, width + 2 radius, channels)``
     array, with the torus wrapped around its border. With ``lineage_as_kin`` the kin channel holds the
@@ -175,7 +177,7 @@ def fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, f
     rows = height if wraps_once else padded_height
     cols = width if wraps_once else padded_width
     offset = radius if wraps_once else 0
-    for r in range(rows):
+    for r in prange(rows):  # each r writes its own padded row
         row = r if wraps_once else (r - radius) % height
         for c in range(cols):
             col = c if wraps_once else (c - radius) % width
@@ -200,6 +202,12 @@ def fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, f
             padded[r, radius + width :] = padded[r, radius : 2 * radius]
         padded[:radius] = padded[height : height + radius]
         padded[radius + height :] = padded[radius : 2 * radius]
+
+
+gather_observations = njit(cache=True)(_gather_observations)
+gather_observations_parallel = njit(cache=True, parallel=True)(_gather_observations)
+fill_padded_grid = njit(cache=True)(_fill_padded_grid)
+fill_padded_grid_parallel = njit(cache=True, parallel=True)(_fill_padded_grid)
 
 
 @njit(cache=True)

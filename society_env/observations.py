@@ -15,7 +15,13 @@ from gymnasium import spaces
 from society_env import artifacts
 from society_env.config import SocietyConfig
 from society_env.encodings import NUM_ACTION_KINDS
-from society_env.kernels import fill_padded_grid, gather_observations, position_order
+from society_env.kernels import (
+    fill_padded_grid,
+    fill_padded_grid_parallel,
+    gather_observations,
+    gather_observations_parallel,
+    position_order,
+)
 from society_env.state import GENOME_SIZE, WorldState
 
 # View channels.
@@ -161,23 +167,56 @@ def padded_grid_shape(config: SocietyConfig) -> tuple[int, int, int]:
     return config.height + 2 * config.view_radius, config.width + 2 * config.view_radius, NUM_CHANNELS
 
 
+PARALLEL_MIN_AGENTS = 2048
+"""Below this many observers the observation loops run on one thread whatever ``threads`` says: starting
+the thread team costs more than it saves, and small worlds (LLM runs, QES episodes, tests) never start
+OpenMP threads, which a process that forks later (``--jobs``) would inherit in a broken state."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    import os
+
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_threads(num_threads: int | None) -> int:
+    """``num_threads`` of an env (None: :func:`available_cores`), checked; a bad value is a ValueError."""
+    if num_threads is None:
+        return available_cores()
+    if not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, bool) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None (the cores available), got {num_threads!r}")
+    return int(num_threads)
+
+
+def _use_threads(threads: int, observers: int) -> bool:
+    """Whether to run the parallel loops (and with how many threads numba may use, set for this thread)."""
+    if threads <= 1 or observers < PARALLEL_MIN_AGENTS:
+        return False
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return True
+
+
 def _padded_channel_grid(state: WorldState, config: SocietyConfig, lineage_as_kin: bool,
-                         padded: np.ndarray | None = None) -> np.ndarray:
+                         padded: np.ndarray | None = None, parallel: bool = False) -> np.ndarray:
     """:func:`channel_grid`, wrap-padded by the view radius, built in place (in ``padded`` if given, a
     float32 array of :func:`padded_grid_shape`); with ``lineage_as_kin`` the kin channel holds the
     occupant's lineage id (-2 on empty cells, never a family id)."""
     r = config.view_radius
     if padded is None:
         padded = np.empty(padded_grid_shape(config), dtype=np.float32)
-    fill_padded_grid(padded, r, state.food, state.occupant, state.energy, state.message, state.lineage,
-                     config.food_value, config.initial_energy, lineage_as_kin)
+    fill = fill_padded_grid_parallel if parallel else fill_padded_grid
+    fill(padded, r, state.food, state.occupant, state.energy, state.message, state.lineage,
+         config.food_value, config.initial_energy, lineage_as_kin)
     if state.artifacts and config.artifact_visible:
         padded[..., ARTIFACT_CHANNEL] = wrap_pad(artifacts.count_grid(state, config), r)
     return padded
 
 
 def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray, out: np.ndarray,
-                       rows: np.ndarray, scratch: np.ndarray | None = None) -> None:
+                       rows: np.ndarray, scratch: np.ndarray | None = None, threads: int = 1) -> None:
     """Write the numeric observation of ``slots[k]`` into row ``rows[k]`` of ``out`` (float32, shape
     (..., observation_size)); other rows are left as they are. ``scratch``, a float32 array of
     :func:`padded_grid_shape`, is used for the padded grid instead of a new one (which saves the page
@@ -190,11 +229,15 @@ def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarr
     In the grid the kin channel holds the occupant's lineage id; the loop turns it into "same family as
     the viewer" as it copies (above 2**24 slots, where float32 ids are no longer exact, the kin channel is
     compared in int64 afterwards).
+
+    With ``threads`` > 1 and at least :data:`PARALLEL_MIN_AGENTS` observers, the grid's rows and the
+    agents' windows are split over that many threads; every thread count writes the same bytes.
     """
     if slots.size == 0:
         return
     exact_kin = config.max_agents < _EXACT_FLOAT32_INT
-    padded = _padded_channel_grid(state, config, exact_kin, scratch)
+    parallel = _use_threads(threads, slots.size)
+    padded = _padded_channel_grid(state, config, exact_kin, scratch, parallel)
     order = position_order(state.occupant, slots, config.max_agents)
     visited = slots[order]
     position = state.position[visited]
@@ -204,8 +247,9 @@ def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarr
     features[:, 2] = position[:, 0] / config.height
     features[:, 3] = position[:, 1] / config.width
     features[:, 4:] = state.genome[visited]
-    gather_observations(padded, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], features,
-                        rows[order], KIN_CHANNEL, exact_kin, out)
+    gather = gather_observations_parallel if parallel else gather_observations
+    gather(padded, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], features,
+           rows[order], KIN_CHANNEL, exact_kin, out)
     if not exact_kin:
         view_floats = config.view_size**2 * NUM_CHANNELS
         lineage_grid = np.where(state.occupant >= 0, state.lineage[state.occupant], -2)

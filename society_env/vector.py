@@ -35,6 +35,7 @@ import numpy as np
 from society_env.config import SocietyConfig, make_config
 from society_env.kernels import first_bad_action
 from society_env.observations import (
+    check_threads,
     numeric_action_space,
     numeric_observation_space,
     observation_size,
@@ -48,12 +49,15 @@ from society_env.state import ALIVE, WorldState, initial_state
 class SocietyVectorEnv:
     """``num_envs`` worlds of ``preset`` (plus ``SocietyConfig`` overrides) over fixed slots.
 
-    Attributes: ``config``, ``num_envs``, ``num_slots`` (= ``config.max_agents``), ``single_observation_space``
+    ``num_threads``: threads of the observation loops (default: the cores available to the process); any
+    value gives the same arrays, and worlds of fewer than ``PARALLEL_MIN_AGENTS`` (2048) living agents use one.
+
+    Attributes: ``config``, ``num_envs``, ``num_threads``, ``num_slots`` (= ``config.max_agents``), ``single_observation_space``
     (a flat float32 ``Box``), ``single_action_space`` (``MultiDiscrete([8, view cells, amounts, tokens])``),
     ``worlds`` (each world's :class:`~society_env.state.WorldState`, read-only).
     """
 
-    def __init__(self, num_envs: int = 1, preset: str = "default", **overrides: Any):
+    def __init__(self, num_envs: int = 1, preset: str = "default", num_threads: int | None = None, **overrides: Any):
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if overrides.get("fixed_slots", True) is not True:
@@ -62,6 +66,7 @@ class SocietyVectorEnv:
         if config.language:
             raise ValueError("SocietyVectorEnv runs the numeric view only; use parallel_env for language=True")
         self.config = config
+        self.num_threads = check_threads(num_threads)
         self.num_envs = int(num_envs)
         self.num_slots = config.max_agents
         self.single_observation_space = numeric_observation_space(config)
@@ -121,7 +126,7 @@ class SocietyVectorEnv:
                 continue
             self._observations[e, outcome.death_slot] = 0.0  # the dead see nothing from now on
             living = np.flatnonzero(now_alive)
-            write_observations(world, config, living, self._observations[e], living, self._padded)
+            write_observations(world, config, living, self._observations[e], living, self._padded, self.num_threads)
             alive[:] = now_alive
             self._record_state(e)
         return self._observations, self._rewards, self._terminations, self._truncations, self._infos()
@@ -135,7 +140,7 @@ class SocietyVectorEnv:
         self.worlds[e] = world
         self._observations[e] = 0.0
         living = np.flatnonzero(world.status == ALIVE)
-        write_observations(world, self.config, living, self._observations[e], living, self._padded)
+        write_observations(world, self.config, living, self._observations[e], living, self._padded, self.num_threads)
         self._alive[e] = world.status == ALIVE
         self._record_state(e)
 

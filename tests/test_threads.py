@@ -1,0 +1,48 @@
+"""num_threads: the observation loops split over threads write the same bytes as one thread, through the
+array API and the PettingZoo API, across births, deaths and the torus's wrap."""
+
+import numpy as np
+import pytest
+
+import society_env
+from society_env.observations import PARALLEL_MIN_AGENTS
+from society_env.vector import SocietyVectorEnv
+
+BIG = dict(width=90, height=90, num_founders=3000, max_agents=4000, initial_food=2000, max_steps=40)
+"""A world above PARALLEL_MIN_AGENTS living agents, so that num_threads > 1 takes the parallel loops."""
+
+
+def _random_actions(rng, envs):
+    sizes = envs.single_action_space.nvec
+    return rng.integers(0, sizes, size=(envs.num_envs, envs.num_slots, sizes.size))
+
+
+def test_any_thread_count_gives_the_same_arrays_step_for_step():
+    one, two = SocietyVectorEnv(2, "default", num_threads=1, **BIG), SocietyVectorEnv(2, "default", num_threads=2, **BIG)
+    first, _ = one.reset(seed=3)
+    assert np.array_equal(first, two.reset(seed=3)[0])
+    assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS
+    rng = np.random.default_rng(0)
+    for _ in range(12):
+        actions = _random_actions(rng, one)
+        a, b = one.step(actions), two.step(actions)
+        assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and np.array_equal(a[4]["alive"], b[4]["alive"])
+    assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS  # the parallel loops ran every step
+
+
+def test_parallel_env_observations_do_not_depend_on_threads():
+    envs = [society_env.parallel_env("default", num_threads=n, **BIG) for n in (1, 2)]
+    observations = [env.reset(seed=5)[0] for env in envs]
+    for _ in range(5):
+        actions = {agent: envs[0].action_space(agent).sample() for agent in envs[0].agents}
+        observations = [env.step(actions)[0] for env in envs]
+        assert observations[0].keys() == observations[1].keys()
+        assert all(np.array_equal(observations[0][a], observations[1][a]) for a in observations[0])
+
+
+@pytest.mark.parametrize("bad", [0, -1, 1.5, True, "2"])
+def test_a_bad_thread_count_is_a_clear_error(bad):
+    with pytest.raises(ValueError, match="num_threads must be a positive int"):
+        SocietyVectorEnv(1, "small", num_threads=bad)
+    with pytest.raises(ValueError, match="num_threads must be a positive int"):
+        society_env.parallel_env("small", num_threads=bad)
