@@ -1,0 +1,297 @@
+"""Steady-state throughput against MAgent2 at the same number of living agents and the same density, through
+each engine's fastest API and through PettingZoo, side by side in one run.
+
+For each target population N (``--agents``, default 500 and 5000) it runs, each in a fresh subprocess,
+``--steps`` random-action steps (default 300) after ``--warmup`` steps (default 3):
+
+| row | what is timed per step |
+|---|---|
+| ``ours array 1 thread`` / ``2 threads`` | ``SocietyVectorEnv.step(actions)`` (one world), ``num_threads`` 1 or 2 |
+| ``MAgent2 gather array`` / ``battle array`` | MAgent2's own GridWorld handles: ``set_action`` per group, ``step``, ``get_observation`` and ``get_reward`` per group, ``clear_dead`` (MAgent2 is single-threaded: its library links no OpenMP) |
+| ``ours PettingZoo`` | ``society_env.parallel_env(...).step(dict)`` (default ``num_threads``: the cores) |
+| ``MAgent2 gather PZ`` / ``battle PZ`` | ``gather_v5`` / ``battle_v4`` ``parallel_env().step(dict)`` |
+
+Worlds: a square torus of side ``round(sqrt(N / DENSITY))`` with ``DENSITY`` = 0.04 agents per cell for
+every engine. Ours: N founders and 1.1 N slots, uniform food with 4 N initial tiles and 0.5 N tiles regrown
+per step: the population holds at about N over 300 steps (0.98 N on average; the table prints start,
+mean and end). MAgent2's array rows place N agents at random on that map with the game's own agent types and
+rules (gather: N omnivores and N food pieces; battle: two teams of N / 2); its PettingZoo rows use the
+game's own map (gather: fixed 200x200 with 495 omnivores, so only for N near that; battle: ``map_size``
+that gives about N agents). MAgent2 agents only die of attacks, so their populations shrink a little:
+living agents are counted at every step.
+
+Reported per row: the mean rate over all measured steps (agent-steps / seconds inside the step, the
+headline), the best block of ``--block`` steps beside it, wall and process CPU time per step, and RSS.
+Ratios are ours / MAgent2's from the same run.
+
+    python benchmarks/array_api.py                      # N = 500, 5000; 300 steps (~2 min)
+    python benchmarks/array_api.py --agents 1000 --steps 100 --json out.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import json
+import math
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+import numpy as np  # noqa: E402
+
+DENSITY = 0.04
+"""Agents per cell for every engine (one agent per 25 cells)."""
+REGROWTH, INITIAL_FOOD, SLOTS = 0.5, 4, 1.1
+"""Our world per founder: food regrowth per step, initial food tiles, and slots (``max_agents``). With this
+much food random walkers live and breed, and births fill the slots that deaths free: the population holds
+at about N (a dip for a few steps when the founders reach their lifespan together at step 100)."""
+
+
+def side_for(agents: int) -> int:
+    return max(12, round(math.sqrt(agents / DENSITY)))
+
+
+def our_overrides(agents: int) -> dict:
+    return {"width": side_for(agents), "height": side_for(agents), "num_founders": agents,
+            "max_agents": round(SLOTS * agents), "initial_food": INITIAL_FOOD * agents, "food_regrowth_rate": REGROWTH * agents,
+            "food_distribution": "uniform", "max_steps": 10**6}
+
+
+def _rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _timed(steps: int, warmup: int, step, living) -> dict:
+    """Time ``step()`` ``steps`` times (after ``warmup``): wall and CPU seconds, living agents before each."""
+    for _ in range(warmup):
+        living()
+        step()
+    gc.collect()
+    walls, cpus, agents = [], [], []
+    for _ in range(steps):
+        agents.append(living())
+        if agents[-1] == 0:
+            break
+        wall, cpu = time.perf_counter(), time.process_time()
+        step()
+        walls.append(time.perf_counter() - wall)
+        cpus.append(time.process_time() - cpu)
+    return {"wall": walls, "cpu": cpus, "agents": agents[: len(walls)], "end_agents": living()}
+
+
+# ---- ours ---------------------------------------------------------------------------------------
+def measure_ours_array(agents: int, steps: int, warmup: int, seed: int, threads: int) -> dict:
+    from society_env.vector import SocietyVectorEnv
+
+    envs = SocietyVectorEnv(1, "default", num_threads=threads, **our_overrides(agents))
+    _, infos = envs.reset(seed=seed)
+    nvec, rng = envs.single_action_space.nvec, np.random.default_rng(seed + 1)
+    state = {"infos": infos, "actions": None}
+    shape = (1, envs.num_slots, nvec.size)
+
+    def step():
+        state["infos"] = envs.step(state["actions"])[4]
+
+    def living():  # draws the next actions outside the timed step, as a policy would
+        state["actions"] = rng.integers(0, nvec, size=shape)
+        return int(state["infos"]["alive"].sum())
+
+    return _timed(steps, warmup, step, living)
+
+
+def measure_ours_pz(agents: int, steps: int, warmup: int, seed: int) -> dict:
+    import society_env
+
+    env = society_env.parallel_env("default", **our_overrides(agents))
+    env.reset(seed=seed)
+    nvec, rng = env.action_space(env.possible_agents[0]).nvec, np.random.default_rng(seed + 1)
+    state = {"actions": None}
+
+    def step():
+        env.step(state["actions"])
+
+    def living():
+        matrix = rng.integers(0, nvec, size=(len(env.agents), nvec.size))
+        state["actions"] = dict(zip(env.agents, matrix))
+        return len(env.agents)
+
+    return _timed(steps, warmup, step, living)
+
+
+# ---- MAgent2 ------------------------------------------------------------------------------------
+def _magent_world(game: str, agents: int, seed: int):
+    """A GridWorld of ``game``'s agent types and rules on our map side, N agents placed at random."""
+    import magent2
+    from magent2.environments.battle.battle import get_config as battle_config
+    from magent2.environments.gather.gather import get_config as gather_config
+
+    side = side_for(agents)
+    if game == "gather":
+        config = gather_config(side, False, seed, step_reward=-0.01, attack_penalty=-0.1, dead_penalty=-1,
+                               attack_food_reward=0.5)
+    else:
+        config = battle_config(side, False, seed, step_reward=-0.005, dead_penalty=-0.1, attack_penalty=-0.1,
+                               attack_opponent_reward=0.2)
+    world = magent2.GridWorld(config)
+    world.reset()
+    handles = world.get_handles()
+    if game == "gather":
+        food, acting = handles[0], handles[1:]
+        world.add_agents(food, method="random", n=agents)
+        world.add_agents(acting[0], method="random", n=agents)
+    else:
+        acting = handles
+        for handle in acting:
+            world.add_agents(handle, method="random", n=agents // 2)
+    return world, acting
+
+
+def measure_magent_array(game: str, agents: int, steps: int, warmup: int, seed: int) -> dict:
+    world, acting = _magent_world(game, agents, seed)
+    sizes = [world.get_action_space(h)[0] for h in acting]
+    rng = np.random.default_rng(seed + 1)
+    state = {"actions": None}
+
+    def step():
+        for handle, actions in zip(acting, state["actions"]):
+            world.set_action(handle, actions)
+        world.step()
+        for handle in acting:
+            world.get_observation(handle)
+            world.get_reward(handle)
+        world.clear_dead()
+
+    def living():
+        counts = [world.get_num(h) for h in acting]
+        state["actions"] = [rng.integers(0, size, n).astype(np.int32) for size, n in zip(sizes, counts)]
+        return sum(counts)
+
+    return _timed(steps, warmup, step, living)
+
+
+def measure_magent_pz(game: str, agents: int, steps: int, warmup: int, seed: int) -> dict:
+    from magent2.environments import battle_v4, gather_v5
+
+    if game == "gather":
+        env = gather_v5.parallel_env(max_cycles=10**6)
+    else:  # battle's map gives about 0.08 agents per cell: the map side for N agents
+        env = battle_v4.parallel_env(map_size=max(12, round(math.sqrt(agents / 0.08))), max_cycles=10**6)
+    env.reset(seed=seed)
+    sizes = {agent: env.action_space(agent).n for agent in env.possible_agents}
+    rng = np.random.default_rng(seed + 1)
+    state = {"actions": None}
+
+    def step():
+        env.step(state["actions"])
+
+    def living():
+        drawn = rng.integers(0, [sizes[a] for a in env.agents]) if env.agents else []
+        state["actions"] = dict(zip(env.agents, np.asarray(drawn).tolist()))
+        return len(env.agents)
+
+    return _timed(steps, warmup, step, living)
+
+
+# ---- driver -------------------------------------------------------------------------------------
+ROWS = {  # row -> (engine, API, measure(spec))
+    "ours array 1 thread": lambda s: measure_ours_array(s["agents"], s["steps"], s["warmup"], s["seed"], 1),
+    "ours array 2 threads": lambda s: measure_ours_array(s["agents"], s["steps"], s["warmup"], s["seed"], 2),
+    "MAgent2 gather array": lambda s: measure_magent_array("gather", s["agents"], s["steps"], s["warmup"], s["seed"]),
+    "MAgent2 battle array": lambda s: measure_magent_array("battle", s["agents"], s["steps"], s["warmup"], s["seed"]),
+    "ours PettingZoo": lambda s: measure_ours_pz(s["agents"], s["steps"], s["warmup"], s["seed"]),
+    "MAgent2 gather PZ": lambda s: measure_magent_pz("gather", s["agents"], s["steps"], s["warmup"], s["seed"]),
+    "MAgent2 battle PZ": lambda s: measure_magent_pz("battle", s["agents"], s["steps"], s["warmup"], s["seed"]),
+}
+
+
+def run_worker(spec: dict) -> dict:
+    import warnings
+
+    warnings.filterwarnings("ignore")
+    rss_before = _rss_mb()
+    result = ROWS[spec["row"]](spec)
+    result["rss_growth_mb"] = _rss_mb() - rss_before
+    return result
+
+
+def run_in_subprocess(spec: dict) -> dict:
+    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
+    if done.returncode != 0:
+        raise RuntimeError(f"{spec['row']} at {spec['agents']} agents failed:\n{done.stderr[-3000:]}")
+    return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def summarise(result: dict, block: int) -> dict:
+    wall, cpu, agents = (np.asarray(result[k], dtype=float) for k in ("wall", "cpu", "agents"))
+    blocks = [slice(i, i + block) for i in range(0, len(wall) - block + 1, block)] or [slice(0, len(wall))]
+    best = max(blocks, key=lambda b: agents[b].sum() / wall[b].sum())
+    return {"mean_rate": agents.sum() / wall.sum(), "best_rate": agents[best].sum() / wall[best].sum(),
+            "cpu_rate": agents.sum() / max(cpu.sum(), 1e-12), "ms_per_step": 1e3 * wall.mean(),
+            "cpu_ms_per_step": 1e3 * cpu.mean(), "agents_start": int(agents[0]), "agents_mean": float(agents.mean()),
+            "agents_end": int(result["end_agents"]), "steps": len(wall), "rss_growth_mb": result["rss_growth_mb"]}
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--agents", type=lambda s: [int(x) for x in s.split(",") if x], default=[500, 5000],
+                        help="target living agents, comma-separated (default 500,5000)")
+    parser.add_argument("--steps", type=int, default=300, help="measured steps per row (default 300)")
+    parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
+    parser.add_argument("--block", type=int, default=10, help="steps per block of the best-block column (default 10)")
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--rows", default=",".join(ROWS), help="rows to run, comma-separated (default all)")
+    parser.add_argument("--json", type=Path, default=None, help="also save every measurement as JSON")
+    parser.add_argument("--worker", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        print(json.dumps(run_worker(json.loads(args.worker))))
+        return
+    rows = [row for row in args.rows.split(",") if row]
+    unknown = [row for row in rows if row not in ROWS]
+    if unknown:
+        parser.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
+    try:
+        import magent2  # noqa: F401
+    except ImportError:
+        rows = [row for row in rows if not row.startswith("MAgent2")]
+        print("magent2 is not installed (pip install -e '.[bench]'): MAgent2 rows skipped", file=sys.stderr)
+    report = {}
+    for agents in args.agents:
+        results = {}
+        for row in rows:
+            if row == "MAgent2 gather PZ" and not 250 <= agents <= 1000:
+                continue  # gather_v5's map is fixed: 495 omnivores
+            spec = {"row": row, "agents": agents, "steps": args.steps, "warmup": args.warmup, "seed": args.seed}
+            results[row] = summarise(run_in_subprocess(spec), args.block)
+        report[agents] = results
+        print(f"\n## target {agents} living agents, {args.steps} steps after {args.warmup} warm-up "
+              f"(map side {side_for(agents)} for the array rows, {DENSITY} agents per cell)\n")
+        print("| row | agents start / mean / end | mean agent-steps/s | best block | CPU agent-steps/s | ms per step (CPU) | RSS growth MB |")
+        print("|---|---|---|---|---|---|---|")
+        for row, r in results.items():
+            print(f"| {row} | {r['agents_start']} / {r['agents_mean']:.0f} / {r['agents_end']} | {r['mean_rate'] / 1e6:.3f}M | "
+                  f"{r['best_rate'] / 1e6:.3f}M | {r['cpu_rate'] / 1e6:.3f}M | {r['ms_per_step']:.2f} ({r['cpu_ms_per_step']:.2f}) | "
+                  f"{r['rss_growth_mb']:.0f} |")
+        print()
+        for ours, peers in (("ours array 1 thread", ("MAgent2 gather array", "MAgent2 battle array")),
+                            ("ours array 2 threads", ("MAgent2 gather array", "MAgent2 battle array")),
+                            ("ours PettingZoo", ("MAgent2 gather PZ", "MAgent2 battle PZ"))):
+            for peer in peers:
+                if ours in results and peer in results:
+                    mean = results[ours]["mean_rate"] / results[peer]["mean_rate"]
+                    best = results[ours]["best_rate"] / results[peer]["best_rate"]
+                    print(f"- {ours} / {peer}: **{mean:.2f}x** mean over all steps ({best:.2f}x best blocks)")
+    if args.json:
+        args.json.write_text(json.dumps(report, indent=1))
+
+
+if __name__ == "__main__":
+    main()
