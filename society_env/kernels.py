@@ -204,10 +204,33 @@ def _fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, 
         padded[radius + height :] = padded[radius : 2 * radius]
 
 
+def _gather_compact_views(padded, size, rows, cols, lineage, targets, kin_channel, high, out):  # pragma: no cover - compiled
+    """The integer twin of :func:`_gather_observations` for a raw-valued int32 ``padded`` grid (food and
+    energy in energy units, the kin channel holding lineage ids): each window goes into ``out[targets[k]]``
+    (an unsigned integer array) with every value capped at ``high``, and the kin channel becomes 1 where
+    the occupant's lineage equals ``lineage[k]`` (compared in int32, before any narrowing). No features."""
+    channels = padded.shape[2]
+    run = size * channels
+    grid = padded.reshape(padded.shape[0], padded.shape[1] * channels)
+    for k in prange(rows.shape[0]):  # each k writes its own row of out (targets are distinct)
+        target = out[targets[k]]
+        first = cols[k] * channels
+        own = lineage[k]
+        for i in range(size):
+            source = grid[rows[k] + i]
+            base = i * run
+            for j in range(run):
+                target[base + j] = min(source[first + j], high)
+            for at in range(kin_channel, run, channels):
+                target[base + at] = 1 if source[first + at] == own else 0
+
+
 gather_observations = njit(cache=True)(_gather_observations)
 gather_observations_parallel = njit(cache=True, parallel=True)(_gather_observations)
 fill_padded_grid = njit(cache=True)(_fill_padded_grid)
 fill_padded_grid_parallel = njit(cache=True, parallel=True)(_fill_padded_grid)
+gather_compact_views = njit(cache=True)(_gather_compact_views)
+gather_compact_views_parallel = njit(cache=True, parallel=True)(_gather_compact_views)
 
 
 @njit(cache=True)

@@ -18,6 +18,8 @@ from society_env.encodings import NUM_ACTION_KINDS
 from society_env.kernels import (
     fill_padded_grid,
     fill_padded_grid_parallel,
+    gather_compact_views,
+    gather_compact_views_parallel,
     gather_observations,
     gather_observations_parallel,
     position_order,
@@ -241,12 +243,7 @@ def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarr
     order = position_order(state.occupant, slots, config.max_agents)
     visited = slots[order]
     position = state.position[visited]
-    features = np.empty((visited.size, NUM_FEATURES), dtype=np.float32)
-    features[:, 0] = state.energy[visited] / config.initial_energy
-    features[:, 1] = state.age[visited] / config.lifespan
-    features[:, 2] = position[:, 0] / config.height
-    features[:, 3] = position[:, 1] / config.width
-    features[:, 4:] = state.genome[visited]
+    features = own_features(state, config, visited)
     gather = gather_observations_parallel if parallel else gather_observations
     gather(padded, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], features,
            rows[order], KIN_CHANNEL, exact_kin, out)
@@ -255,6 +252,76 @@ def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarr
         lineage_grid = np.where(state.occupant >= 0, state.lineage[state.occupant], -2)
         same = window_views(lineage_grid, state, config, slots).reshape(slots.size, -1) == state.lineage[slots, None]
         out[rows, KIN_CHANNEL:view_floats:NUM_CHANNELS] = same
+
+
+def own_features(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> np.ndarray:
+    """The 12 own-state features of ``slots`` (float32, :data:`FEATURE_NAMES`), as the observation ends."""
+    position = state.position[slots]
+    features = np.empty((slots.size, NUM_FEATURES), dtype=np.float32)
+    features[:, 0] = state.energy[slots] / config.initial_energy
+    features[:, 1] = state.age[slots] / config.lifespan
+    features[:, 2] = position[:, 0] / config.height
+    features[:, 3] = position[:, 1] / config.width
+    features[:, 4:] = state.genome[slots]
+    return features
+
+
+# ---- the compact observation (SocietyVectorEnv(obs_dtype="uint8" or "uint16")) ------------------------
+COMPACT_DTYPES = ("uint8", "uint16")
+COMPACT_DIVISORS = ("food_value", 1, "initial_energy", 1, 1, 1)
+"""What each view channel of the float32 observation divides the compact integer by (a config field name
+or 1): food and energy are kept in energy units, the rest as the float32 observation has them."""
+
+
+def compact_view_size(config: SocietyConfig) -> int:
+    return config.view_size**2 * NUM_CHANNELS
+
+
+def compact_observation_space(config: SocietyConfig, dtype: str) -> spaces.Box:
+    """The compact view: ``(view_size**2 * 6,)`` integers, (row, column, channel) order as the float32 view."""
+    high = np.iinfo(dtype).max
+    view_high = np.empty((config.view_size, config.view_size, NUM_CHANNELS), dtype=np.int64)
+    view_high[..., [FOOD_CHANNEL, ENERGY_CHANNEL]] = high
+    view_high[..., [AGENT_CHANNEL, KIN_CHANNEL]] = 1
+    view_high[..., MESSAGE_CHANNEL] = config.message_vocab_size - 1
+    view_high[..., ARTIFACT_CHANNEL] = config.artifact_max_per_cell + config.artifact_max_inventory
+    return spaces.Box(low=0, high=view_high.ravel().astype(dtype), dtype=np.dtype(dtype))
+
+
+def write_compact_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray, views: np.ndarray,
+                               features: np.ndarray, rows: np.ndarray, scratch: np.ndarray | None = None,
+                               threads: int = 1) -> None:
+    """The compact form of :func:`write_observations`: row ``rows[k]`` of ``views`` (uint8 or uint16) gets
+    the view of ``slots[k]`` as integers (food and energy in energy units, capped at the dtype's maximum;
+    presence, kin, message token and artifact count as they are), and the same row of ``features``
+    (float32) its 12 features. :func:`float_observations` rebuilds the float32 observation from both,
+    exactly wherever no value was capped. ``scratch``: an int32 array of :func:`padded_grid_shape`."""
+    if slots.size == 0:
+        return
+    parallel = _use_threads(threads, slots.size)
+    padded = scratch if scratch is not None else np.empty(padded_grid_shape(config), dtype=np.int32)
+    fill = fill_padded_grid_parallel if parallel else fill_padded_grid
+    fill(padded, config.view_radius, state.food, state.occupant, state.energy, state.message, state.lineage,
+         1, 1, True)  # raw values: divisors 1, the kin channel holding lineage ids
+    if state.artifacts and config.artifact_visible:
+        padded[..., ARTIFACT_CHANNEL] = wrap_pad(artifacts.count_grid(state, config), config.view_radius)
+    order = position_order(state.occupant, slots, config.max_agents)
+    visited = slots[order]
+    position = state.position[visited]
+    gather = gather_compact_views_parallel if parallel else gather_compact_views
+    gather(padded, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], rows[order],
+           KIN_CHANNEL, np.iinfo(views.dtype).max, views)
+    features[rows] = own_features(state, config, slots)
+
+
+def float_observations(views: np.ndarray, features: np.ndarray, config: SocietyConfig) -> np.ndarray:
+    """The float32 observations (as ``parallel_env`` gives them) of compact ``views`` [..., view cells * 6]
+    and ``features`` [..., 12]: each channel divided by :data:`COMPACT_DIVISORS` in float64 and rounded to
+    float32, as the world computes it; exact wherever food and energy were below the dtype's maximum."""
+    divisors = np.array([getattr(config, d) if isinstance(d, str) else d for d in COMPACT_DIVISORS], dtype=np.float64)
+    shape = views.shape[:-1]
+    view = (views.reshape(shape + (-1, NUM_CHANNELS)).astype(np.float64) / divisors).astype(np.float32)
+    return np.concatenate([view.reshape(shape + (-1,)), features.astype(np.float32, copy=False)], axis=-1)
 
 
 def split_observation(observation: np.ndarray, config: SocietyConfig) -> tuple[np.ndarray, np.ndarray]:

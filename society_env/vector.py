@@ -35,11 +35,15 @@ import numpy as np
 from society_env.config import SocietyConfig, make_config
 from society_env.kernels import first_bad_action
 from society_env.observations import (
+    COMPACT_DTYPES,
+    NUM_FEATURES,
     check_threads,
+    compact_observation_space,
+    float_observations,
     numeric_action_space,
     numeric_observation_space,
-    observation_size,
     padded_grid_shape,
+    write_compact_observations,
     write_observations,
 )
 from society_env.rules import Actions, advance_world, episode_end
@@ -49,6 +53,14 @@ from society_env.state import ALIVE, WorldState, initial_state
 class SocietyVectorEnv:
     """``num_envs`` worlds of ``preset`` (plus ``SocietyConfig`` overrides) over fixed slots.
 
+    ``obs_dtype``: ``"float32"`` (default: the observation of ``parallel_env``), or ``"uint8"`` / ``"uint16"``
+    for the compact form: observations become the view alone as integers ``[num_envs, num_slots, view cells
+    * 6]`` (food and energy in energy units, capped at the dtype's maximum; presence, kin, message token,
+    artifact count as they are) and the 12 float32 features move to ``infos["features"]``; 1.0 kB instead
+    of 4.1 kB per agent with uint8. :meth:`float_observations` (or
+    ``society_env.observations.float_observations``) rebuilds the float32 observation, exactly wherever
+    nothing was capped (docs/world.md gives the mapping).
+
     ``num_threads``: threads of the observation loops (default: the cores available to the process); any
     value gives the same arrays, and worlds of fewer than ``PARALLEL_MIN_AGENTS`` (2048) living agents use one.
 
@@ -57,7 +69,8 @@ class SocietyVectorEnv:
     ``worlds`` (each world's :class:`~society_env.state.WorldState`, read-only).
     """
 
-    def __init__(self, num_envs: int = 1, preset: str = "default", num_threads: int | None = None, **overrides: Any):
+    def __init__(self, num_envs: int = 1, preset: str = "default", num_threads: int | None = None,
+                 obs_dtype: str = "float32", **overrides: Any):
         if not isinstance(num_envs, (int, np.integer)) or isinstance(num_envs, bool) or num_envs < 1:
             raise ValueError(f"num_envs must be a positive int, got {num_envs!r}")
         if overrides.get("fixed_slots", True) is not True:
@@ -65,15 +78,21 @@ class SocietyVectorEnv:
         config: SocietyConfig = make_config(preset, **{**overrides, "fixed_slots": True})
         if config.language:
             raise ValueError("SocietyVectorEnv runs the numeric view only; use parallel_env for language=True")
+        if obs_dtype not in ("float32",) + COMPACT_DTYPES:
+            raise ValueError(f"obs_dtype must be 'float32' or one of {COMPACT_DTYPES} (compact), got {obs_dtype!r}")
         self.config = config
+        self.obs_dtype = obs_dtype
+        self.compact = obs_dtype != "float32"
         self.num_threads = check_threads(num_threads)
         self.num_envs = int(num_envs)
         self.num_slots = config.max_agents
-        self.single_observation_space = numeric_observation_space(config)
+        self.single_observation_space = (compact_observation_space(config, obs_dtype) if self.compact
+                                         else numeric_observation_space(config))
         self.single_action_space = numeric_action_space(config)
         self._action_sizes = self.single_action_space.nvec.astype(np.int64)
         shape = (self.num_envs, self.num_slots)
-        self._observations = np.zeros(shape + (observation_size(config),), dtype=np.float32)
+        self._observations = np.zeros(shape + self.single_observation_space.shape, dtype=obs_dtype)
+        self._features = np.zeros(shape + (NUM_FEATURES,), dtype=np.float32) if self.compact else None
         self._rewards = np.zeros(shape)
         self._terminations = np.zeros(shape, dtype=bool)
         self._truncations = np.zeros(shape, dtype=bool)
@@ -82,7 +101,8 @@ class SocietyVectorEnv:
         self._age = np.zeros(shape, dtype=np.int64)
         self._episode_ended = np.zeros(self.num_envs, dtype=bool)
         self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
-        self._padded = np.zeros(padded_grid_shape(config), dtype=np.float32)  # reused by every world and step
+        # the padded grid, reused by every world and step (raw int32 values for the compact view)
+        self._padded = np.zeros(padded_grid_shape(config), dtype=np.int32 if self.compact else np.float32)
         self.worlds: list[WorldState | None] = [None] * self.num_envs
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
 
@@ -124,9 +144,10 @@ class SocietyVectorEnv:
             if ended:
                 self._start_episode(e)
                 continue
-            self._observations[e, outcome.death_slot] = 0.0  # the dead see nothing from now on
-            living = np.flatnonzero(now_alive)
-            write_observations(world, config, living, self._observations[e], living, self._padded, self.num_threads)
+            self._observations[e, outcome.death_slot] = 0  # the dead see nothing from now on
+            if self.compact:
+                self._features[e, outcome.death_slot] = 0.0
+            self._write(e, np.flatnonzero(now_alive))
             alive[:] = now_alive
             self._record_state(e)
         return self._observations, self._rewards, self._terminations, self._truncations, self._infos()
@@ -138,11 +159,27 @@ class SocietyVectorEnv:
     def _start_episode(self, e: int) -> None:
         world = initial_state(self.config, self._rngs[e])
         self.worlds[e] = world
-        self._observations[e] = 0.0
-        living = np.flatnonzero(world.status == ALIVE)
-        write_observations(world, self.config, living, self._observations[e], living, self._padded, self.num_threads)
+        self._observations[e] = 0
+        if self.compact:
+            self._features[e] = 0.0
+        self._write(e, np.flatnonzero(world.status == ALIVE))
         self._alive[e] = world.status == ALIVE
         self._record_state(e)
+
+    def _write(self, e: int, living: np.ndarray) -> None:
+        if self.compact:
+            write_compact_observations(self.worlds[e], self.config, living, self._observations[e], self._features[e],
+                                       living, self._padded, self.num_threads)
+        else:
+            write_observations(self.worlds[e], self.config, living, self._observations[e], living, self._padded,
+                               self.num_threads)
+
+    def float_observations(self) -> np.ndarray:
+        """The current observations as float32 ``[num_envs, num_slots, obs_size]``, exactly as with
+        ``obs_dtype="float32"`` (with a compact dtype: rebuilt from the views and ``infos["features"]``)."""
+        if not self.compact:
+            return self._observations.copy()
+        return float_observations(self._observations, self._features, self.config)
 
     def _record_state(self, e: int) -> None:
         world = self.worlds[e]
@@ -151,8 +188,11 @@ class SocietyVectorEnv:
         self._episode_steps[e] = world.step
 
     def _infos(self) -> dict[str, np.ndarray]:
-        return {"alive": self._alive, "energy": self._energy, "age": self._age,
-                "episode_ended": self._episode_ended, "episode_steps": self._episode_steps}
+        infos = {"alive": self._alive, "energy": self._energy, "age": self._age,
+                 "episode_ended": self._episode_ended, "episode_steps": self._episode_steps}
+        if self.compact:
+            infos["features"] = self._features
+        return infos
 
     def _check_actions(self, actions: Any) -> np.ndarray:
         actions = np.asarray(actions)

@@ -46,3 +46,36 @@ def test_a_bad_thread_count_is_a_clear_error(bad):
         SocietyVectorEnv(1, "small", num_threads=bad)
     with pytest.raises(ValueError, match="num_threads must be a positive int"):
         society_env.parallel_env("small", num_threads=bad)
+
+
+# ---- the compact observation --------------------------------------------------------------------
+@pytest.mark.parametrize("dtype", ["uint8", "uint16"])
+@pytest.mark.parametrize("threads", [1, 2])
+def test_compact_observations_rebuild_the_float32_ones_exactly(dtype, threads):
+    settings = dict(BIG, max_steps=15) if threads == 2 else dict(width=12, height=12, num_founders=30, max_agents=80,
+                                                                 max_steps=15)
+    exact = SocietyVectorEnv(2, "default", num_threads=1, **settings)
+    compact = SocietyVectorEnv(2, "default", num_threads=threads, obs_dtype=dtype, **settings)
+    reference, _ = exact.reset(seed=4)
+    views, infos = compact.reset(seed=4)
+    assert views.dtype == np.dtype(dtype) and views.shape[-1] == exact.single_observation_space.shape[0] - 12
+    assert compact.single_observation_space.contains(views[0, 0])
+    rng = np.random.default_rng(2)
+    for step in range(20):  # across an automatic reset (max_steps 15)
+        assert np.array_equal(compact.float_observations(), reference), f"step {step}"
+        actions = _random_actions(rng, exact)
+        reference, rewards, *_ , info = exact.step(actions)
+        views, compact_rewards, *_, infos = compact.step(actions)
+        assert np.array_equal(rewards, compact_rewards) and np.array_equal(info["alive"], infos["alive"])
+    assert views.nbytes * 4 == exact._observations[..., :-12].nbytes * np.dtype(dtype).itemsize
+
+
+def test_compact_food_and_energy_are_capped_at_the_dtype_maximum():
+    from society_env.observations import ENERGY_CHANNEL, NUM_CHANNELS
+
+    compact = SocietyVectorEnv(1, "small", obs_dtype="uint8", initial_energy=400, max_steps=5)
+    views, _ = compact.reset(seed=0)
+    energies = views[0].reshape(compact.num_slots, -1, NUM_CHANNELS)[..., ENERGY_CHANNEL]
+    assert energies.max() == 255  # 400 energy units do not fit a byte: capped, as documented
+    with pytest.raises(ValueError, match="obs_dtype must be"):
+        SocietyVectorEnv(1, "small", obs_dtype="float16")
