@@ -104,6 +104,7 @@ def train(args: Args, out: Path) -> dict:
     life_return = np.zeros(rows)
     finished_lives: list[float] = []
     curve, env_steps, started = [], 0, time.perf_counter()
+    env_seconds, env_agent_steps = 0.0, 0  # time inside the worlds' step and reset calls, living agents stepped
     iterations = args.total_steps // (args.num_steps * args.num_envs)
 
     obs_buf = np.zeros((args.num_steps, rows, obs_size), dtype=np.float32)
@@ -120,6 +121,7 @@ def train(args: Args, out: Path) -> dict:
             act_buf[step], logp_buf[step], val_buf[step] = action.numpy(), logp.numpy(), value.numpy()
             rewards = np.zeros(rows, dtype=np.float32)
             world_over, truncated_world = np.zeros(rows, bool), np.zeros(rows, bool)
+            env_started = time.perf_counter()
             for e, env in enumerate(envs):
                 block = slice(e * slots, (e + 1) * slots)
                 actions = dict(zip(env.possible_agents, act_buf[step, block]))
@@ -129,6 +131,8 @@ def train(args: Args, out: Path) -> dict:
                     world_over[block] = True
                     truncated_world[block] = any(truncations.values()) and not all(terminations.values())
                     observations[e], infos[e] = env.reset(seed=int(rng.integers(2**31)))
+            env_seconds += time.perf_counter() - env_started
+            env_agent_steps += int(next_alive.sum())
             env_steps += args.num_envs
             rew_buf[step] = rewards
             after_obs, after_alive = stack(envs, observations, infos)
@@ -186,11 +190,13 @@ def train(args: Args, out: Path) -> dict:
         recent = finished_lives[-200:]
         point = {"iteration": iteration, "env_steps": env_steps, "lives_ended": len(finished_lives),
                  "mean_life_return": float(np.mean(recent)) if recent else float("nan"),
-                 "alive_rows": int(n), "seconds": round(time.perf_counter() - started, 1)}
+                 "alive_rows": int(n), "seconds": round(time.perf_counter() - started, 1),
+                 "env_agent_steps_per_s": round(env_agent_steps / max(env_seconds, 1e-9))}
         curve.append(point)
         if iteration % 10 == 0 or iteration == iterations:
             print(f"iter {iteration}/{iterations}  env steps {env_steps}  lives {len(finished_lives)}  "
-                  f"mean return per life (last 200) {point['mean_life_return']:.2f}  {point['seconds']:.0f} s", flush=True)
+                  f"mean return per life (last 200) {point['mean_life_return']:.2f}  {point['seconds']:.0f} s  "
+                  f"env {point['env_agent_steps_per_s']:,} agent-steps/s", flush=True)
 
     out.mkdir(parents=True, exist_ok=True)
     save_checkpoint(out / "policy.pt", agent, {"preset": args.preset, "hidden": args.hidden, "args": dataclasses.asdict(args)})
