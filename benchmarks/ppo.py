@@ -1,14 +1,16 @@
 """PPO on the society world, CleanRL style: one readable file, hyperparameters in one dataclass, one seed.
 
-One policy (an MLP over the numeric view) is shared by every agent of ``num_envs`` worlds with fixed
-slots (``fixed_slots=True``: every slot is in the dicts every step, ``infos[a]["alive"]`` says which live).
-A slot holds one life: unborn, alive, then dead; it is never reused within an episode. So:
+One policy (an MLP over the numeric view) is shared by every agent of ``num_envs`` worlds stepped as
+arrays by ``society_env.vector.SocietyVectorEnv`` (fixed slots: every slot has a row every step,
+``infos["alive"]`` says which live). A slot holds one life: unborn, alive, then dead; it is never reused
+within an episode. So:
 
 - the rollout stores every slot's row, and ``alive`` marks the rows where the slot acted;
 - the loss, the advantage normalisation and the statistics use only alive rows (``mask``);
 - a life ends when its slot is alive at ``t`` and not at ``t + 1`` (death: a terminal, bootstrap 0),
   or when the world's episode ends (truncation at ``max_steps``: bootstrap with the value);
-- a world that ends is reset at once (its next seed from the run's generator).
+- a world that ends is reset at once by the vector env, from that world's own generator (world ``e`` is
+  seeded with the run's first draw + ``e``).
 
 The action is the world's ``MultiDiscrete`` vector (kind, target, amount, message): one categorical head
 per component, as CleanRL's ``ppo_multidiscrete.py``. The learning curve is the mean return per agent
@@ -39,8 +41,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
 
-import society_env  # noqa: E402
 from policies.ppo import ActorCritic, save_checkpoint  # noqa: E402
+from society_env.vector import SocietyVectorEnv  # noqa: E402
 
 
 @dataclass
@@ -74,16 +76,14 @@ class Args:
     """torch CPU threads."""
 
 
-def make_envs(args: Args):
-    return [society_env.parallel_env(args.preset, fixed_slots=True, reward_mode=args.reward_mode)
-            for _ in range(args.num_envs)]
+def make_envs(args: Args) -> SocietyVectorEnv:
+    return SocietyVectorEnv(args.num_envs, args.preset, reward_mode=args.reward_mode)
 
 
-def stack(envs, observations, infos):
-    """(num_envs * slots, obs_size) observations and the alive mask, in the envs' slot order."""
-    obs = np.stack([observations[e][a] for e, env in enumerate(envs) for a in env.possible_agents])
-    alive = np.array([bool(infos[e][a]["alive"]) for e, env in enumerate(envs) for a in env.possible_agents])
-    return obs.astype(np.float32), alive
+def flat(observations: np.ndarray, infos: dict) -> tuple[np.ndarray, np.ndarray]:
+    """(num_envs * slots, obs_size) observations and a copy of the alive mask (the env overwrites its
+    arrays in the next step; the observations are copied into the rollout before that)."""
+    return observations.reshape(-1, observations.shape[-1]), infos["alive"].reshape(-1).copy()
 
 
 def train(args: Args, out: Path) -> dict:
@@ -91,16 +91,14 @@ def train(args: Args, out: Path) -> dict:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(args.seed)
     envs = make_envs(args)
-    slots = len(envs[0].possible_agents)
+    slots = envs.num_slots
     rows = args.num_envs * slots
-    obs_size = envs[0].observation_space(envs[0].possible_agents[0]).shape[0]
-    nvec = envs[0].action_space(envs[0].possible_agents[0]).nvec
+    obs_size = envs.single_observation_space.shape[0]
+    nvec = envs.single_action_space.nvec
     agent = ActorCritic(obs_size, nvec, args.hidden)
     optimizer = torch.optim.Adam(agent.parameters(), lr=args.learning_rate, eps=1e-5)
 
-    observations, infos = zip(*[env.reset(seed=int(rng.integers(2**31))) for env in envs])
-    observations, infos = list(observations), list(infos)
-    next_obs, next_alive = stack(envs, observations, infos)
+    next_obs, next_alive = flat(*envs.reset(seed=int(rng.integers(2**31))))
     life_return = np.zeros(rows)
     finished_lives: list[float] = []
     curve, env_steps, started = [], 0, time.perf_counter()
@@ -119,23 +117,18 @@ def train(args: Args, out: Path) -> dict:
             with torch.no_grad():
                 action, logp, _, value = agent.act(torch.from_numpy(next_obs))
             act_buf[step], logp_buf[step], val_buf[step] = action.numpy(), logp.numpy(), value.numpy()
-            rewards = np.zeros(rows, dtype=np.float32)
-            world_over, truncated_world = np.zeros(rows, bool), np.zeros(rows, bool)
             env_started = time.perf_counter()
-            for e, env in enumerate(envs):
-                block = slice(e * slots, (e + 1) * slots)
-                actions = dict(zip(env.possible_agents, act_buf[step, block]))
-                observations[e], reward, terminations, truncations, infos[e] = env.step(actions)
-                rewards[block] = [reward[a] for a in env.possible_agents]
-                if all(terminations.values()) or all(truncations.values()):
-                    world_over[block] = True
-                    truncated_world[block] = any(truncations.values()) and not all(terminations.values())
-                    observations[e], infos[e] = env.reset(seed=int(rng.integers(2**31)))
+            observations, rewards, terminations, truncations, infos = envs.step(act_buf[step].reshape(envs.num_envs, slots, -1))
             env_seconds += time.perf_counter() - env_started
             env_agent_steps += int(next_alive.sum())
             env_steps += args.num_envs
-            rew_buf[step] = rewards
-            after_obs, after_alive = stack(envs, observations, infos)
+            ended_world = infos["episode_ended"][:, None]  # the vector env has already reset these worlds
+            world_over = np.broadcast_to(ended_world, (args.num_envs, slots)).reshape(-1)
+            truncated_world = (ended_world & truncations.all(axis=1, keepdims=True)
+                               & ~terminations.all(axis=1, keepdims=True)).repeat(slots, axis=1).reshape(-1)
+            rew_buf[step] = rewards.reshape(-1)
+            rewards = rew_buf[step]
+            after_obs, after_alive = flat(observations, infos)
             # A life ends at a death (alive now, not next, or the world ended with everyone dead: a
             # terminal) or when the world is truncated at max_steps (bootstrapped with the value of the
             # state it would have gone on from, here approximated by this state's, since the reset

@@ -47,11 +47,11 @@ def test_a_short_ppo_run_learns_to_live_longer_on_held_out_seeds(trained, tmp_pa
     from policies.ppo import ActorCritic, save_checkpoint
 
     out, _ = trained
-    env = ppo.make_envs(ppo.Args(num_envs=1))[0]
+    envs = ppo.make_envs(ppo.Args(num_envs=1))
     torch.manual_seed(0)
-    untrained = ActorCritic(env.observation_space("agent_0").shape[0], env.action_space("agent_0").nvec)
+    untrained = ActorCritic(envs.single_observation_space.shape[0], envs.single_action_space.nvec)
     save_checkpoint(tmp_path / "untrained.pt", untrained, {"preset": "small", "hidden": 128})
-    seeds = range(4)  # training draws 31-bit seeds: these are never played in training
+    seeds = range(4)  # training seeds its worlds from a 31-bit draw: these are never played in training
     random = float(np.mean([run_society("small", [("random", 1.0)], s, None)["lifespan"] for s in seeds]))
     before, after = _lifespan(tmp_path / "untrained.pt", seeds), _lifespan(out / "policy.pt", seeds)
     assert after > before + 3 and after > random + 5, (after, before, random)
