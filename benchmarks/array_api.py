@@ -7,14 +7,15 @@ For each target population N (``--agents``, default 500 and 5000) it runs, each 
 | row | what is timed per step |
 |---|---|
 | ``ours array 1 thread`` / ``2 threads`` | ``SocietyVectorEnv.step(actions)`` (one world), ``num_threads`` 1 or 2 |
+| ``ours array uint8 ...`` | the same with ``obs_dtype="uint8"`` (the compact view, features in infos) |
 | ``MAgent2 gather array`` / ``battle array`` | MAgent2's own GridWorld handles: ``set_action`` per group, ``step``, ``get_observation`` and ``get_reward`` per group, ``clear_dead`` (MAgent2 is single-threaded: its library links no OpenMP) |
 | ``ours PettingZoo`` | ``society_env.parallel_env(...).step(dict)`` (default ``num_threads``: the cores) |
 | ``MAgent2 gather PZ`` / ``battle PZ`` | ``gather_v5`` / ``battle_v4`` ``parallel_env().step(dict)`` |
 
 Worlds: a square torus of side ``round(sqrt(N / DENSITY))`` with ``DENSITY`` = 0.04 agents per cell for
-every engine. Ours: N founders and 1.1 N slots, uniform food with 4 N initial tiles and 0.5 N tiles regrown
-per step: the population holds at about N over 300 steps (0.98 N on average; the table prints start,
-mean and end). MAgent2's array rows place N agents at random on that map with the game's own agent types and
+every engine. Ours: N founders and 1.1 N slots, uniform food with 4 N initial tiles and 0.2 N tiles regrown
+per step: the population holds near N over 300 steps (0.94 N on average; the table prints start, mean
+and end). MAgent2's array rows place N agents at random on that map with the game's own agent types and
 rules (gather: N omnivores and N food pieces; battle: two teams of N / 2); its PettingZoo rows use the
 game's own map (gather: fixed 200x200 with 495 omnivores, so only for N near that; battle: ``map_size``
 that gives about N agents). MAgent2 agents only die of attacks, so their populations shrink a little:
@@ -48,10 +49,12 @@ import numpy as np  # noqa: E402
 
 DENSITY = 0.04
 """Agents per cell for every engine (one agent per 25 cells)."""
-REGROWTH, INITIAL_FOOD, SLOTS = 0.5, 4, 1.1
+REGROWTH, INITIAL_FOOD, SLOTS = 0.2, 4, 1.1
 """Our world per founder: food regrowth per step, initial food tiles, and slots (``max_agents``). With this
-much food random walkers live and breed, and births fill the slots that deaths free: the population holds
-at about N (a dip for a few steps when the founders reach their lifespan together at step 100)."""
+much food random walkers live and breed, and births fill the slots that deaths free: over 300 steps the
+population averages 0.94 N (dips of up to 15% as each generation reaches its lifespan together), and food
+covers about 37% of the cells (more regrowth fills the grid, and the regrowth's exact fallback for a
+crowded grid then dominates the step)."""
 
 
 def side_for(agents: int) -> int:
@@ -87,10 +90,10 @@ def _timed(steps: int, warmup: int, step, living) -> dict:
 
 
 # ---- ours ---------------------------------------------------------------------------------------
-def measure_ours_array(agents: int, steps: int, warmup: int, seed: int, threads: int) -> dict:
+def measure_ours_array(agents: int, steps: int, warmup: int, seed: int, threads: int, dtype: str = "float32") -> dict:
     from society_env.vector import SocietyVectorEnv
 
-    envs = SocietyVectorEnv(1, "default", num_threads=threads, **our_overrides(agents))
+    envs = SocietyVectorEnv(1, "default", num_threads=threads, obs_dtype=dtype, **our_overrides(agents))
     _, infos = envs.reset(seed=seed)
     nvec, rng = envs.single_action_space.nvec, np.random.default_rng(seed + 1)
     state = {"infos": infos, "actions": None}
@@ -103,7 +106,9 @@ def measure_ours_array(agents: int, steps: int, warmup: int, seed: int, threads:
         state["actions"] = rng.integers(0, nvec, size=shape)
         return int(state["infos"]["alive"].sum())
 
-    return _timed(steps, warmup, step, living)
+    result = _timed(steps, warmup, step, living)
+    features = 0 if dtype == "float32" else 12 * 4  # the compact form's float32 features, in infos
+    return {**result, "obs_bytes": envs.single_observation_space.shape[0] * np.dtype(dtype).itemsize + features}
 
 
 def measure_ours_pz(agents: int, steps: int, warmup: int, seed: int) -> dict:
@@ -122,7 +127,7 @@ def measure_ours_pz(agents: int, steps: int, warmup: int, seed: int) -> dict:
         state["actions"] = dict(zip(env.agents, matrix))
         return len(env.agents)
 
-    return _timed(steps, warmup, step, living)
+    return {**_timed(steps, warmup, step, living), "obs_bytes": env.observation_size * 4}
 
 
 # ---- MAgent2 ------------------------------------------------------------------------------------
@@ -173,7 +178,9 @@ def measure_magent_array(game: str, agents: int, steps: int, warmup: int, seed: 
         state["actions"] = [rng.integers(0, size, n).astype(np.int32) for size, n in zip(sizes, counts)]
         return sum(counts)
 
-    return _timed(steps, warmup, step, living)
+    view, feature = world.get_observation(acting[0])
+    obs_bytes = (view[0].nbytes + feature[0].nbytes) if len(view) else 0
+    return {**_timed(steps, warmup, step, living), "obs_bytes": obs_bytes}
 
 
 def measure_magent_pz(game: str, agents: int, steps: int, warmup: int, seed: int) -> dict:
@@ -196,13 +203,49 @@ def measure_magent_pz(game: str, agents: int, steps: int, warmup: int, seed: int
         state["actions"] = dict(zip(env.agents, np.asarray(drawn).tolist()))
         return len(env.agents)
 
-    return _timed(steps, warmup, step, living)
+    observation_floats = int(np.prod(env.observation_space(env.possible_agents[0]).shape))
+    return {**_timed(steps, warmup, step, living), "obs_bytes": observation_floats * 4}
+
+
+# ---- the limit: memcpy bandwidth ----------------------------------------------------------------
+def memcpy_bandwidth(threads: int, megabytes: int = 512, repeats: int = 5) -> float:
+    """Bytes copied per second between two cache-cold ``megabytes`` arrays, best of ``repeats``, with
+    NumPy (one thread) or a numba ``prange`` copy over ``threads`` threads."""
+    source = np.ones(megabytes * 2**20 // 8)
+    target = np.empty_like(source)
+    if threads == 1:
+        copy = lambda: np.copyto(target, source)  # noqa: E731
+    else:
+        import numba
+
+        @numba.njit(parallel=True)
+        def parallel_copy(target, source, chunks):
+            size = source.shape[0]
+            for c in numba.prange(chunks):
+                start, end = c * size // chunks, (c + 1) * size // chunks
+                target[start:end] = source[start:end]
+
+        numba.set_num_threads(threads)
+        copy = lambda: parallel_copy(target, source, 64)  # noqa: E731
+    copy()
+    best = float("inf")
+    for _ in range(repeats):
+        started = time.perf_counter()
+        copy()
+        best = min(best, time.perf_counter() - started)
+    return source.nbytes / best
+
+
+def threads_of(row: str) -> int:
+    return 2 if "2 threads" in row or row == "ours PettingZoo" else 1
 
 
 # ---- driver -------------------------------------------------------------------------------------
 ROWS = {  # row -> (engine, API, measure(spec))
     "ours array 1 thread": lambda s: measure_ours_array(s["agents"], s["steps"], s["warmup"], s["seed"], 1),
     "ours array 2 threads": lambda s: measure_ours_array(s["agents"], s["steps"], s["warmup"], s["seed"], 2),
+    "ours array uint8 1 thread": lambda s: measure_ours_array(s["agents"], s["steps"], s["warmup"], s["seed"], 1, "uint8"),
+    "ours array uint8 2 threads": lambda s: measure_ours_array(s["agents"], s["steps"], s["warmup"], s["seed"], 2, "uint8"),
     "MAgent2 gather array": lambda s: measure_magent_array("gather", s["agents"], s["steps"], s["warmup"], s["seed"]),
     "MAgent2 battle array": lambda s: measure_magent_array("battle", s["agents"], s["steps"], s["warmup"], s["seed"]),
     "ours PettingZoo": lambda s: measure_ours_pz(s["agents"], s["steps"], s["warmup"], s["seed"]),
@@ -235,7 +278,8 @@ def summarise(result: dict, block: int) -> dict:
     return {"mean_rate": agents.sum() / wall.sum(), "best_rate": agents[best].sum() / wall[best].sum(),
             "cpu_rate": agents.sum() / max(cpu.sum(), 1e-12), "ms_per_step": 1e3 * wall.mean(),
             "cpu_ms_per_step": 1e3 * cpu.mean(), "agents_start": int(agents[0]), "agents_mean": float(agents.mean()),
-            "agents_end": int(result["end_agents"]), "steps": len(wall), "rss_growth_mb": result["rss_growth_mb"]}
+            "agents_end": int(result["end_agents"]), "steps": len(wall), "rss_growth_mb": result["rss_growth_mb"],
+            "obs_bytes": result["obs_bytes"]}
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -249,6 +293,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", default=",".join(ROWS), help="rows to run, comma-separated (default all)")
     parser.add_argument("--json", type=Path, default=None, help="also save every measurement as JSON")
+    parser.add_argument("--plot", type=Path, default=None, help="also plot agents vs agent-steps/s into this PNG")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -263,7 +308,11 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         rows = [row for row in rows if not row.startswith("MAgent2")]
         print("magent2 is not installed (pip install -e '.[bench]'): MAgent2 rows skipped", file=sys.stderr)
-    report = {}
+    bandwidth = {threads: memcpy_bandwidth(threads) for threads in (1, 2)}
+    print(f"memcpy bandwidth (512 MB, best of 5): {bandwidth[1] / 1e9:.1f} GB/s on one thread, "
+          f"{bandwidth[2] / 1e9:.1f} GB/s on two. Bound on agent-steps/s = bandwidth / observation bytes per agent "
+          "(writing the observations, nothing else).")
+    report = {"memcpy_bytes_per_s": bandwidth}
     for agents in args.agents:
         results = {}
         for row in rows:
@@ -274,15 +323,19 @@ def main(argv: list[str] | None = None) -> None:
         report[agents] = results
         print(f"\n## target {agents} living agents, {args.steps} steps after {args.warmup} warm-up "
               f"(map side {side_for(agents)} for the array rows, {DENSITY} agents per cell)\n")
-        print("| row | agents start / mean / end | mean agent-steps/s | best block | CPU agent-steps/s | ms per step (CPU) | RSS growth MB |")
-        print("|---|---|---|---|---|---|---|")
+        print("| row | agents start / mean / end | mean agent-steps/s | best block | CPU agent-steps/s | ms per step (CPU) "
+              "| obs bytes / agent | of the memcpy bound | RSS growth MB |")
+        print("|---|---|---|---|---|---|---|---|---|")
         for row, r in results.items():
+            bound = bandwidth[threads_of(row)] / max(r["obs_bytes"], 1)
+            r["bound_fraction"] = r["mean_rate"] / bound
             print(f"| {row} | {r['agents_start']} / {r['agents_mean']:.0f} / {r['agents_end']} | {r['mean_rate'] / 1e6:.3f}M | "
                   f"{r['best_rate'] / 1e6:.3f}M | {r['cpu_rate'] / 1e6:.3f}M | {r['ms_per_step']:.2f} ({r['cpu_ms_per_step']:.2f}) | "
-                  f"{r['rss_growth_mb']:.0f} |")
+                  f"{r['obs_bytes']} | {r['bound_fraction']:.1%} of {bound / 1e6:.0f}M | {r['rss_growth_mb']:.0f} |")
         print()
         for ours, peers in (("ours array 1 thread", ("MAgent2 gather array", "MAgent2 battle array")),
                             ("ours array 2 threads", ("MAgent2 gather array", "MAgent2 battle array")),
+                            ("ours array uint8 2 threads", ("MAgent2 gather array", "MAgent2 battle array")),
                             ("ours PettingZoo", ("MAgent2 gather PZ", "MAgent2 battle PZ"))):
             for peer in peers:
                 if ours in results and peer in results:
@@ -291,6 +344,31 @@ def main(argv: list[str] | None = None) -> None:
                     print(f"- {ours} / {peer}: **{mean:.2f}x** mean over all steps ({best:.2f}x best blocks)")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
+    if args.plot:
+        plot(report, args.plot)
+
+
+def plot(report: dict, path: Path) -> None:
+    """Living agents (mean) against mean agent-steps/s, one line per row, log-log."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 4.2))
+    sizes = [key for key in report if key != "memcpy_bytes_per_s"]
+    for row in ROWS:
+        points = sorted((report[n][row]["agents_mean"], report[n][row]["mean_rate"]) for n in sizes if row in report[n])
+        if points:
+            style = "-" if row.startswith("ours") else "--"
+            ax.plot(*zip(*points), style, marker="o", label=row)
+    ax.set(xscale="log", yscale="log", xlabel="living agents (mean over the measured steps)",
+           ylabel="agent-steps / s (mean over all steps)", title="society_env vs MAgent2, random actions, same density")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 if __name__ == "__main__":

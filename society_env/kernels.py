@@ -136,8 +136,11 @@ def _gather_observations(padded, size, rows, cols, lineage, features, targets, k
         for i in range(size):
             source = grid[rows[k] + i]
             base = i * run
+            # copy between two slices: indices from 0 let LLVM vectorise the loop (an offset index,
+            # target[base + j] = source[first + j], keeps it scalar: 2x slower in float32, 8x in uint8)
+            window_row, source_row = target[base : base + run], source[first : first + run]
             for j in range(run):
-                target[base + j] = source[first + j]
+                window_row[j] = source_row[j]
             if exact_kin:
                 for at in range(base + kin_channel, base + run, channels):
                     target[at] = np.float32(1.0) if target[at] == own else np.float32(0.0)
@@ -204,11 +207,58 @@ def _fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, 
         padded[radius + height :] = padded[radius : 2 * radius]
 
 
-def _gather_compact_views(padded, size, rows, cols, lineage, targets, kin_channel, high, out):  # pragma: no cover - compiled
-    """The integer twin of :func:`_gather_observations` for a raw-valued int32 ``padded`` grid (food and
-    energy in energy units, the kin channel holding lineage ids): each window goes into ``out[targets[k]]``
-    (an unsigned integer array) with every value capped at ``high``, and the kin channel becomes 1 where
-    the occupant's lineage equals ``lineage[k]`` (compared in int32, before any narrowing). No features."""
+@njit(cache=True)
+def _wrap_border(grid, radius, height, width):  # pragma: no cover - compiled
+    """Fill the ``radius`` border of a padded grid with copies of the opposite edges (the torus)."""
+    for r in range(radius, radius + height):
+        grid[r, :radius] = grid[r, width : width + radius]
+        grid[r, radius + width :] = grid[r, radius : 2 * radius]
+    grid[:radius] = grid[height : height + radius]
+    grid[radius + height :] = grid[radius : 2 * radius]
+
+
+def _fill_compact_grid(padded, kin, radius, food, occupant, energy, message, lineage):  # pragma: no cover - compiled
+    """The integer twin of :func:`_fill_padded_grid` for the compact view: ``padded`` (uint8 or uint16,
+    ``(height + 2 radius, width + 2 radius, channels)``) gets food and energy in energy units capped at the
+    dtype's maximum, presence, 0 in the kin channel, the message token, 0 in the artifact channel; ``kin``
+    (int32, the same rows and columns) the occupant's lineage id, -2 where nobody stands. Both wrap-padded."""
+    height, width = food.shape
+    padded_height, padded_width = padded.shape[0], padded.shape[1]
+    channels = padded.shape[2]
+    high = np.iinfo(padded.dtype).max
+    wraps_once = radius <= height and radius <= width
+    rows = height if wraps_once else padded_height
+    cols = width if wraps_once else padded_width
+    offset = radius if wraps_once else 0
+    for r in prange(rows):  # each r writes its own padded row
+        row = r if wraps_once else (r - radius) % height
+        for c in range(cols):
+            col = c if wraps_once else (c - radius) % width
+            cell = padded[r + offset, c + offset]
+            cell[0] = min(food[row, col], high)
+            who = occupant[row, col]
+            if who >= 0:
+                cell[1] = 1
+                cell[2] = min(max(energy[who], 0), high)
+                cell[4] = message[who]
+                kin[r + offset, c + offset] = lineage[who]
+            else:
+                cell[1] = 0
+                cell[2] = 0
+                cell[4] = 0
+                kin[r + offset, c + offset] = -2
+            cell[3] = 0
+            for k in range(5, channels):
+                cell[k] = 0
+    if wraps_once:  # the border: copies of the opposite edges
+        _wrap_border(padded, radius, height, width)
+        _wrap_border(kin, radius, height, width)
+
+
+def _gather_compact_views(padded, kin, size, rows, cols, lineage, targets, kin_channel, out):  # pragma: no cover - compiled
+    """The compact twin of :func:`_gather_observations`: each window of ``padded`` (already in the output's
+    integer dtype) is copied into ``out[targets[k]]`` as it is, then its kin channel set to 1 where ``kin``
+    (the lineage ids, int32) equals the viewer's ``lineage[k]``. No features."""
     channels = padded.shape[2]
     run = size * channels
     grid = padded.reshape(padded.shape[0], padded.shape[1] * channels)
@@ -218,17 +268,21 @@ def _gather_compact_views(padded, size, rows, cols, lineage, targets, kin_channe
         own = lineage[k]
         for i in range(size):
             source = grid[rows[k] + i]
+            families = kin[rows[k] + i]
             base = i * run
-            for j in range(run):
-                target[base + j] = min(source[first + j], high)
-            for at in range(kin_channel, run, channels):
-                target[base + at] = 1 if source[first + at] == own else 0
+            window_row, source_row = target[base : base + run], source[first : first + run]
+            for j in range(run):  # slices from 0: vectorised (see _gather_observations)
+                window_row[j] = source_row[j]
+            for j in range(size):
+                target[base + j * channels + kin_channel] = 1 if families[cols[k] + j] == own else 0
 
 
 gather_observations = njit(cache=True)(_gather_observations)
 gather_observations_parallel = njit(cache=True, parallel=True)(_gather_observations)
 fill_padded_grid = njit(cache=True)(_fill_padded_grid)
 fill_padded_grid_parallel = njit(cache=True, parallel=True)(_fill_padded_grid)
+fill_compact_grid = njit(cache=True)(_fill_compact_grid)
+fill_compact_grid_parallel = njit(cache=True, parallel=True)(_fill_compact_grid)
 gather_compact_views = njit(cache=True)(_gather_compact_views)
 gather_compact_views_parallel = njit(cache=True, parallel=True)(_gather_compact_views)
 

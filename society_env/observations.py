@@ -16,6 +16,8 @@ from society_env import artifacts
 from society_env.config import SocietyConfig
 from society_env.encodings import NUM_ACTION_KINDS
 from society_env.kernels import (
+    fill_compact_grid,
+    fill_compact_grid_parallel,
     fill_padded_grid,
     fill_padded_grid_parallel,
     gather_compact_views,
@@ -288,6 +290,13 @@ def compact_observation_space(config: SocietyConfig, dtype: str) -> spaces.Box:
     return spaces.Box(low=0, high=view_high.ravel().astype(dtype), dtype=np.dtype(dtype))
 
 
+def compact_scratch(config: SocietyConfig, dtype) -> tuple[np.ndarray, np.ndarray]:
+    """The two padded grids :func:`write_compact_observations` fills: the view channels in ``dtype``, and
+    the occupants' lineage ids (int32)."""
+    shape = padded_grid_shape(config)
+    return np.zeros(shape, dtype=dtype), np.zeros(shape[:2], dtype=np.int32)
+
+
 def write_compact_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray, views: np.ndarray,
                                features: np.ndarray, rows: np.ndarray, scratch: np.ndarray | None = None,
                                threads: int = 1) -> None:
@@ -295,22 +304,24 @@ def write_compact_observations(state: WorldState, config: SocietyConfig, slots: 
     the view of ``slots[k]`` as integers (food and energy in energy units, capped at the dtype's maximum;
     presence, kin, message token and artifact count as they are), and the same row of ``features``
     (float32) its 12 features. :func:`float_observations` rebuilds the float32 observation from both,
-    exactly wherever no value was capped. ``scratch``: an int32 array of :func:`padded_grid_shape`."""
+    exactly wherever no value was capped. ``scratch``: ``(padded, kin)`` of :func:`compact_scratch`.
+
+    The grid is built in the output's own dtype (values capped as it is filled), with the lineage ids in a
+    separate int32 grid, so that the gather is a plain copy of bytes plus the kin comparison."""
     if slots.size == 0:
         return
     parallel = _use_threads(threads, slots.size)
-    padded = scratch if scratch is not None else np.empty(padded_grid_shape(config), dtype=np.int32)
-    fill = fill_padded_grid_parallel if parallel else fill_padded_grid
-    fill(padded, config.view_radius, state.food, state.occupant, state.energy, state.message, state.lineage,
-         1, 1, True)  # raw values: divisors 1, the kin channel holding lineage ids
+    padded, kin = scratch if scratch is not None else compact_scratch(config, views.dtype)
+    fill = fill_compact_grid_parallel if parallel else fill_compact_grid
+    fill(padded, kin, config.view_radius, state.food, state.occupant, state.energy, state.message, state.lineage)
     if state.artifacts and config.artifact_visible:
         padded[..., ARTIFACT_CHANNEL] = wrap_pad(artifacts.count_grid(state, config), config.view_radius)
     order = position_order(state.occupant, slots, config.max_agents)
     visited = slots[order]
     position = state.position[visited]
     gather = gather_compact_views_parallel if parallel else gather_compact_views
-    gather(padded, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], rows[order],
-           KIN_CHANNEL, np.iinfo(views.dtype).max, views)
+    gather(padded, kin, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], rows[order],
+           KIN_CHANNEL, views)
     features[rows] = own_features(state, config, slots)
 
 

@@ -39,6 +39,7 @@ from society_env.observations import (
     NUM_FEATURES,
     check_threads,
     compact_observation_space,
+    compact_scratch,
     float_observations,
     numeric_action_space,
     numeric_observation_space,
@@ -101,8 +102,9 @@ class SocietyVectorEnv:
         self._age = np.zeros(shape, dtype=np.int64)
         self._episode_ended = np.zeros(self.num_envs, dtype=bool)
         self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
-        # the padded grid, reused by every world and step (raw int32 values for the compact view)
-        self._padded = np.zeros(padded_grid_shape(config), dtype=np.int32 if self.compact else np.float32)
+        # the padded grid(s), reused by every world and step
+        self._padded = (compact_scratch(config, obs_dtype) if self.compact
+                        else np.zeros(padded_grid_shape(config), dtype=np.float32))
         self.worlds: list[WorldState | None] = [None] * self.num_envs
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
 
