@@ -165,6 +165,16 @@ def accept_free_cells(cdf, draws, flat_food, flat_occupant, chosen, count):  # p
     return count
 
 
+@njit(cache=True)
+def _wrap_border(grid, radius, height, width):  # pragma: no cover - compiled
+    """Fill the ``radius`` border of a padded grid with copies of the opposite edges (the torus)."""
+    for r in range(radius, radius + height):
+        grid[r, :radius] = grid[r, width : width + radius]
+        grid[r, radius + width :] = grid[r, radius : 2 * radius]
+    grid[:radius] = grid[height : height + radius]
+    grid[radius + height :] = grid[radius : 2 * radius]
+
+
 def _fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, food_value, initial_energy,
                       lineage_as_kin):  # pragma: no cover - compiled
     """The channel grid of the numeric observation (food, agent, energy, kin, message; the artifact
@@ -200,21 +210,7 @@ def _fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, 
             for k in range(5, channels):
                 cell[k] = 0.0
     if wraps_once:  # the border: copies of the opposite edges
-        for r in range(radius, radius + height):
-            padded[r, :radius] = padded[r, width : width + radius]
-            padded[r, radius + width :] = padded[r, radius : 2 * radius]
-        padded[:radius] = padded[height : height + radius]
-        padded[radius + height :] = padded[radius : 2 * radius]
-
-
-@njit(cache=True)
-def _wrap_border(grid, radius, height, width):  # pragma: no cover - compiled
-    """Fill the ``radius`` border of a padded grid with copies of the opposite edges (the torus)."""
-    for r in range(radius, radius + height):
-        grid[r, :radius] = grid[r, width : width + radius]
-        grid[r, radius + width :] = grid[r, radius : 2 * radius]
-    grid[:radius] = grid[height : height + radius]
-    grid[radius + height :] = grid[radius : 2 * radius]
+        _wrap_border(padded, radius, height, width)
 
 
 def _fill_compact_grid(padded, kin, radius, food, occupant, energy, message, lineage):  # pragma: no cover - compiled
