@@ -11,8 +11,8 @@ the compiled code on disk next to this file (``__pycache__``), so only the first
 pays the compile time (docs/performance.md gives it).
 
 The two observation loops (:func:`fill_padded_grid`, :func:`gather_observations`) also come compiled with
-``parallel=True`` (``*_parallel``): their iterations write disjoint memory and read shared inputs only, so
-any thread count gives the same bytes. ``society_env.observations`` picks them for big worlds.
+``parallel=True`` (``*_parallel``, compiled on first use, not cached): their iterations write disjoint
+memory and read shared inputs only, so any thread count gives the same bytes. ``society_env.observations`` picks them for big worlds.
 """
 
 from __future__ import annotations
@@ -190,7 +190,8 @@ def _fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, 
     rows = height if wraps_once else padded_height
     cols = width if wraps_once else padded_width
     offset = radius if wraps_once else 0
-    for r in prange(rows):  # each r writes its own padded row
+    for parallel_r in prange(rows):  # each r writes its own padded row
+        r = np.int64(parallel_r)  # prange's index is unsigned when parallel: keep the arithmetic in int64
         row = r if wraps_once else (r - radius) % height
         for c in range(cols):
             col = c if wraps_once else (c - radius) % width
@@ -226,7 +227,8 @@ def _fill_compact_grid(padded, kin, radius, food, occupant, energy, message, lin
     rows = height if wraps_once else padded_height
     cols = width if wraps_once else padded_width
     offset = radius if wraps_once else 0
-    for r in prange(rows):  # each r writes its own padded row
+    for parallel_r in prange(rows):  # each r writes its own padded row
+        r = np.int64(parallel_r)  # prange's index is unsigned when parallel: keep the arithmetic in int64
         row = r if wraps_once else (r - radius) % height
         for c in range(cols):
             col = c if wraps_once else (c - radius) % width
@@ -273,14 +275,17 @@ def _gather_compact_views(padded, kin, size, rows, cols, lineage, targets, kin_c
                 target[base + j * channels + kin_channel] = 1 if families[cols[k] + j] == own else 0
 
 
+# The parallel twins are not cached: numba keys its disk cache by the Python function, so two twins of
+# one function with cache=True load each other's code (the "parallel" one ran serial code). They compile
+# on first use (about 0.3 s), which only worlds of PARALLEL_MIN_AGENTS or more observers with threads pay.
 gather_observations = njit(cache=True)(_gather_observations)
-gather_observations_parallel = njit(cache=True, parallel=True)(_gather_observations)
+gather_observations_parallel = njit(parallel=True)(_gather_observations)
 fill_padded_grid = njit(cache=True)(_fill_padded_grid)
-fill_padded_grid_parallel = njit(cache=True, parallel=True)(_fill_padded_grid)
+fill_padded_grid_parallel = njit(parallel=True)(_fill_padded_grid)
 fill_compact_grid = njit(cache=True)(_fill_compact_grid)
-fill_compact_grid_parallel = njit(cache=True, parallel=True)(_fill_compact_grid)
+fill_compact_grid_parallel = njit(parallel=True)(_fill_compact_grid)
 gather_compact_views = njit(cache=True)(_gather_compact_views)
-gather_compact_views_parallel = njit(cache=True, parallel=True)(_gather_compact_views)
+gather_compact_views_parallel = njit(parallel=True)(_gather_compact_views)
 
 
 @njit(cache=True)

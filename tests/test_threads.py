@@ -28,6 +28,12 @@ def test_any_thread_count_gives_the_same_arrays_step_for_step():
         a, b = one.step(actions), two.step(actions)
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and np.array_equal(a[4]["alive"], b[4]["alive"])
     assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS  # the parallel loops ran every step
+    from society_env import kernels
+
+    # the parallel twins themselves were called (not a serial function under their name: with cache=True,
+    # both twins of one Python function shared numba's cache entry, and "parallel" ran serial code)
+    assert kernels.gather_observations_parallel.signatures and kernels.fill_padded_grid_parallel.signatures
+    assert kernels.gather_observations_parallel.targetoptions.get("parallel")
 
 
 def test_parallel_env_observations_do_not_depend_on_threads():
