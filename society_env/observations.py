@@ -275,10 +275,6 @@ COMPACT_DIVISORS = ("food_value", 1, "initial_energy", 1, 1, 1)
 or 1): food and energy are kept in energy units, the rest as the float32 observation has them."""
 
 
-def compact_view_size(config: SocietyConfig) -> int:
-    return config.view_size**2 * NUM_CHANNELS
-
-
 def compact_observation_space(config: SocietyConfig, dtype: str) -> spaces.Box:
     """The compact view: ``(view_size**2 * 6,)`` integers, (row, column, channel) order as the float32 view."""
     high = np.iinfo(dtype).max
