@@ -113,6 +113,12 @@ def artifact_versions(run: RunData) -> list[ArtifactVersion]:
     return versions
 
 
+def unit_rows(vectors: np.ndarray) -> np.ndarray:
+    """Each row scaled to length 1 (a zero row stays zero): dot products of the result are cosines."""
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    return vectors / np.where(norms > 0, norms, 1.0)
+
+
 def add_model_metrics(versions: list[ArtifactVersion], surprisal: Surprisal | None = None,
                       embed: Embedder | None = None) -> None:
     """Fill ``surprisal`` and ``similarity``/``novelty`` of every version (in place) with the given models."""
@@ -121,9 +127,7 @@ def add_model_metrics(versions: list[ArtifactVersion], surprisal: Surprisal | No
         for version, value in zip(versions, surprisal(texts)):
             version.surprisal = None if value is None else float(value)
     if embed is not None and texts:
-        vectors = np.asarray(embed(texts), dtype=np.float64)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit = vectors / np.where(norms > 0, norms, 1.0)
+        unit = unit_rows(np.asarray(embed(texts), dtype=np.float64))
         cosine = unit @ unit.T
         for index, version in enumerate(versions):
             version.similarity = float(cosine[index, :index].max()) if index else None

@@ -34,7 +34,7 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from society_env import outcome
-from society_env.analysis.artifact_metrics import ArtifactVersion, add_model_metrics
+from society_env.analysis.artifact_metrics import ArtifactVersion, add_model_metrics, unit_rows
 from society_env.analysis.loading import RunData, slot_of
 from society_env.analysis.report import RunReport
 from society_env.analysis.tags import (
@@ -456,14 +456,14 @@ class CallLog:
         return [self.cached[key]["answer"] for key in keys]
 
     def parsed(self, answer: Answer, field_name: str) -> list[dict[str, Any]] | None:
-        """The list under ``field_name`` of a JSON answer; None (counted as failed) if malformed or cut off."""
-        if answer.failure is None:
-            try:
-                items = json.loads(answer.text)[field_name]
-                if isinstance(items, list) and all(isinstance(item, dict) for item in items):
-                    return items
-            except (json.JSONDecodeError, KeyError, TypeError):
-                pass
+        """The list of objects under ``field_name`` of a JSON object answer; None (counted as failed, once)
+        if the answer is malformed, cut off or has no such list."""
+        value = self.parsed_object(answer)
+        if value is None:
+            return None
+        items = value.get(field_name)
+        if isinstance(items, list) and all(isinstance(item, dict) for item in items):
+            return items
         self.failed += 1
         return None
 
@@ -543,10 +543,7 @@ def add_llm_novelty(calls: CallLog, versions: list[ArtifactVersion], vectors: np
     """TerraLingua's LLM novelty: each version after the first scored 0-5 against the earlier versions most
     similar to it (by embedding; without embeddings, the latest), averaged over ``samples`` seeded draws.
     The first version of the run has nothing to be compared with and stays unscored."""
-    unit = None
-    if vectors is not None and len(vectors):
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit = vectors / np.where(norms > 0, norms, 1.0)
+    unit = unit_rows(vectors) if vectors is not None and len(vectors) else None
     for index, version in enumerate(versions[1:], start=1):
         if unit is not None:
             order = np.argsort(-(unit[:index] @ unit[index]), kind="stable")[:NOVELTY_NEIGHBOURS]
