@@ -10,9 +10,10 @@ Each function is the body of a rule or of the observation, kept here so that ``r
 the compiled code on disk next to this file (``__pycache__``), so only the first import on a machine
 pays the compile time (docs/performance.md gives it).
 
-The two observation loops (:func:`fill_padded_grid`, :func:`gather_observations`) also come compiled with
+The observation loops (the grid fills and the view gathers, float32 and compact) also come compiled with
 ``parallel=True`` (``*_parallel``, compiled on first use, not cached): their iterations write disjoint
-memory and read shared inputs only, so any thread count gives the same bytes. ``society_env.observations`` picks them for big worlds.
+memory and read shared inputs only, so any thread count gives the same bytes.
+``society_env.observations`` picks them for big worlds.
 """
 
 from __future__ import annotations
@@ -166,6 +167,17 @@ def accept_free_cells(cdf, draws, flat_food, flat_occupant, chosen, count):  # p
 
 
 @njit(cache=True)
+def _filled_region(padded, radius, height, width):  # pragma: no cover - compiled
+    """What a padded-grid fill computes cell by cell: (wraps_once, rows, cols, offset). Normally the grid's
+    own cells, written at ``offset`` = radius, the border copied after (wraps_once); with a view that wraps
+    more than once around the torus, every padded cell from offset 0."""
+    wraps_once = radius <= height and radius <= width
+    if wraps_once:
+        return True, height, width, radius
+    return False, padded.shape[0], padded.shape[1], 0
+
+
+@njit(cache=True)
 def _wrap_border(grid, radius, height, width):  # pragma: no cover - compiled
     """Fill the ``radius`` border of a padded grid with copies of the opposite edges (the torus)."""
     for r in range(radius, radius + height):
@@ -182,14 +194,9 @@ def _fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, 
     array, with the torus wrapped around its border. With ``lineage_as_kin`` the kin channel holds the
     occupant's lineage id (-2 where nobody stands), else 0."""
     height, width = food.shape
-    padded_height, padded_width = padded.shape[0], padded.shape[1]
     channels = padded.shape[2]
     empty_kin = np.float32(-2.0) if lineage_as_kin else np.float32(0.0)
-    wraps_once = radius <= height and radius <= width
-    # Cells of the grid itself; with a view that wraps more than once around the torus, every padded cell.
-    rows = height if wraps_once else padded_height
-    cols = width if wraps_once else padded_width
-    offset = radius if wraps_once else 0
+    wraps_once, rows, cols, offset = _filled_region(padded, radius, height, width)
     for parallel_r in prange(rows):  # each r writes its own padded row
         r = np.int64(parallel_r)  # prange's index is unsigned when parallel: keep the arithmetic in int64
         row = r if wraps_once else (r - radius) % height
@@ -220,13 +227,9 @@ def _fill_compact_grid(padded, kin, radius, food, occupant, energy, message, lin
     dtype's maximum, presence, 0 in the kin channel, the message token, 0 in the artifact channel; ``kin``
     (int32, the same rows and columns) the occupant's lineage id, -2 where nobody stands. Both wrap-padded."""
     height, width = food.shape
-    padded_height, padded_width = padded.shape[0], padded.shape[1]
     channels = padded.shape[2]
     high = np.iinfo(padded.dtype).max
-    wraps_once = radius <= height and radius <= width
-    rows = height if wraps_once else padded_height
-    cols = width if wraps_once else padded_width
-    offset = radius if wraps_once else 0
+    wraps_once, rows, cols, offset = _filled_region(padded, radius, height, width)
     for parallel_r in prange(rows):  # each r writes its own padded row
         r = np.int64(parallel_r)  # prange's index is unsigned when parallel: keep the arithmetic in int64
         row = r if wraps_once else (r - radius) % height

@@ -174,7 +174,7 @@ def padded_grid_shape(config: SocietyConfig) -> tuple[int, int, int]:
 PARALLEL_MIN_AGENTS = 2048
 """Below this many observers the observation loops run on one thread whatever ``threads`` says: starting
 the thread team costs more than it saves, and small worlds (LLM runs, QES episodes, tests) never start
-OpenMP threads, which a process that forks later (``--jobs``) would inherit in a broken state."""
+OpenMP threads, which GNU OpenMP does not support across a later fork of the process."""
 
 
 def available_cores() -> int:
@@ -214,9 +214,14 @@ def _padded_channel_grid(state: WorldState, config: SocietyConfig, lineage_as_ki
     fill = fill_padded_grid_parallel if parallel else fill_padded_grid
     fill(padded, r, state.food, state.occupant, state.energy, state.message, state.lineage,
          config.food_value, config.initial_energy, lineage_as_kin)
-    if state.artifacts and config.artifact_visible:
-        padded[..., ARTIFACT_CHANNEL] = wrap_pad(artifacts.count_grid(state, config), r)
+    _add_artifact_channel(padded, state, config)
     return padded
+
+
+def _add_artifact_channel(padded: np.ndarray, state: WorldState, config: SocietyConfig) -> None:
+    """Artifact counts into the artifact channel of a padded grid (the fills leave it at 0)."""
+    if state.artifacts and config.artifact_visible:
+        padded[..., ARTIFACT_CHANNEL] = wrap_pad(artifacts.count_grid(state, config), config.view_radius)
 
 
 def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray, out: np.ndarray,
@@ -310,8 +315,7 @@ def write_compact_observations(state: WorldState, config: SocietyConfig, slots: 
     padded, kin = scratch if scratch is not None else compact_scratch(config, views.dtype)
     fill = fill_compact_grid_parallel if parallel else fill_compact_grid
     fill(padded, kin, config.view_radius, state.food, state.occupant, state.energy, state.message, state.lineage)
-    if state.artifacts and config.artifact_visible:
-        padded[..., ARTIFACT_CHANNEL] = wrap_pad(artifacts.count_grid(state, config), config.view_radius)
+    _add_artifact_channel(padded, state, config)
     order = position_order(state.occupant, slots, config.max_agents)
     visited = slots[order]
     position = state.position[visited]
