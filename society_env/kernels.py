@@ -1,14 +1,18 @@
 """Compiled loops (numba) behind the rules and the numeric observation: each rule phase's per-agent work
-(give/take, moves, eat + metabolism + death, food decay and food-cell acceptance, choosing parents and
+(give/take, moves, eat + metabolism + death, food decay and food-cell draws, choosing parents and
 placing children, genome mutation, shaped rewards), the padded channel grid and the view gather, and the
 action range check of the array API. A phase done as a handful of NumPy calls pays each call's fixed
 cost, and some phases are sequential by nature (each birth changes which cells the next parent finds
 free; a move claim blocks later movers); one compiled pass does either at the cost of the work itself.
 
 Each function is the body of a rule or of the observation, kept here so that ``rules.py`` and
-``observations.py`` read as the rules they implement. They draw no random numbers. ``cache=True`` keeps
-the compiled code on disk next to this file (``__pycache__``), so only the first import on a machine
-pays the compile time (docs/performance.md gives it).
+``observations.py`` read as the rules they implement. The rule phases are composed into two compiled
+calls per step (the last section), which draw their random numbers from the env's generator themselves:
+the same numbers NumPy's calls would draw (section "NumPy's draws, compiled"). ``cache=True`` keeps the
+compiled code on disk next to this file (``__pycache__``), so only the first import on a machine pays the
+compile time (docs/performance.md gives it). Compiled functions that call each other stay in this one
+file: numba's cache key is the defining file, and a caller compiled against an older callee of another
+file would keep running the old code.
 
 The observation loops (the grid fills and the view gathers, float32 and compact) also come compiled with
 ``parallel=True`` (``*_parallel``, compiled on first use, not cached): their iterations write disjoint
@@ -147,23 +151,6 @@ def _gather_observations(padded, size, rows, cols, lineage, features, targets, k
                     target[at] = np.float32(1.0) if target[at] == own else np.float32(0.0)
         for f in range(features.shape[1]):
             target[view + f] = features[k, f]
-
-
-@njit(cache=True)
-def accept_free_cells(cdf, draws, flat_food, flat_occupant, chosen, count):  # pragma: no cover - compiled
-    """One round of food-cell rejection draws: each draw ``x`` names the cell whose share of ``cdf`` (the
-    cumulative density) holds ``x * cdf[-1]``; it is kept, in draw order, if it has no food and no agent.
-    A kept cell is marked with food -1 until the caller restores it (so a later draw of it is rejected in
-    O(1)). Appends to ``chosen`` and returns the new count."""
-    last = cdf.shape[0] - 1
-    total = cdf[last]
-    for x in draws:
-        cell = min(np.searchsorted(cdf, x * total, side="right"), last)
-        if flat_food[cell] == 0 and flat_occupant[cell] < 0:
-            flat_food[cell] = -1
-            chosen[count] = cell
-            count += 1
-    return count
 
 
 @njit(cache=True)
@@ -495,3 +482,307 @@ def mutate_genome_rows(parents, mutate, noise, traits, out):  # pragma: no cover
             elif j == traits:
                 value = min(max(value, 0.5), 1.0)
             out[i, j] = value
+
+
+# ---- NumPy's draws, compiled ----------------------------------------------------------------------
+# Numba compiles calls to an ``np.random.Generator``'s ``random``, ``permutation``, ``normal`` and
+# ``poisson`` into the draws NumPy makes (same algorithms, same bit generator, whose state they
+# advance). ``Generator.choice(..., replace=False, p=...)`` is not among them: ``choice_without_replacement``
+# is its algorithm, step for step, with NumPy's pairwise summation (``pairwise_sum``) for the normalising
+# sum, so the same generator state gives the same cells (``tests/test_sampling.py`` checks both against
+# NumPy). They live in this file with their callers: numba's disk cache does not notice that a compiled
+# function called from another file has changed.
+
+_PAIRWISE_BLOCK = 128
+"""NumPy's ``PW_BLOCKSIZE``: below it a sum runs in 8 interleaved accumulators, above it splits in two."""
+
+
+@njit(cache=True)
+def _block_sum(values, start, count):  # pragma: no cover - compiled
+    """NumPy's sum of at most 128 float64 values: 8 interleaved accumulators, then the tail in order."""
+    if count < 8:
+        total = 0.0
+        for i in range(start, start + count):
+            total += values[i]
+        return total
+    r0, r1, r2, r3 = values[start], values[start + 1], values[start + 2], values[start + 3]
+    r4, r5, r6, r7 = values[start + 4], values[start + 5], values[start + 6], values[start + 7]
+    i = 8
+    whole = count - count % 8
+    while i < whole:
+        at = start + i
+        r0 += values[at]
+        r1 += values[at + 1]
+        r2 += values[at + 2]
+        r3 += values[at + 3]
+        r4 += values[at + 4]
+        r5 += values[at + 5]
+        r6 += values[at + 6]
+        r7 += values[at + 7]
+        i += 8
+    total = ((r0 + r1) + (r2 + r3)) + ((r4 + r5) + (r6 + r7))
+    while i < count:
+        total += values[start + i]
+        i += 1
+    return total
+
+
+@njit(cache=True)
+def _left_half(count):  # pragma: no cover - compiled
+    """Where NumPy's pairwise sum splits ``count`` values: half, rounded down to a multiple of 8."""
+    half = count // 2
+    return half - half % 8
+
+
+@njit(cache=True)
+def pairwise_sum(values, start, count):  # pragma: no cover - compiled
+    """``values[start:start + count].sum()`` exactly as NumPy computes it for float64: blocks of up to
+    128 values summed by :func:`_block_sum`, larger ranges split at :func:`_left_half` and the two sums
+    added, as a binary tree. The tree is walked with an explicit stack (numba's disk cache breaks a
+    recursive function called from another cached one: the reloaded code crashes)."""
+    starts = np.empty(64, np.int64)
+    counts = np.empty(64, np.int64)
+    left_sums = np.empty(64, np.float64)
+    right_pending = np.zeros(64, np.bool_)  # the frame's left half is summed, its right half is running
+    top = 0
+    starts[0], counts[0] = start, count
+    while True:
+        if counts[top] > _PAIRWISE_BLOCK:  # descend into the left half
+            right_pending[top] = False
+            starts[top + 1], counts[top + 1] = starts[top], _left_half(counts[top])
+            top += 1
+            continue
+        value = _block_sum(values, starts[top], counts[top])
+        while True:  # hand the finished sum up until a frame still needs its right half
+            if top == 0:
+                return value
+            top -= 1
+            if right_pending[top]:
+                value = left_sums[top] + value
+                continue
+            left_sums[top] = value
+            right_pending[top] = True
+            half = _left_half(counts[top])
+            starts[top + 1], counts[top + 1] = starts[top] + half, counts[top] - half
+            top += 1
+            break
+
+
+@njit(cache=True)
+def choice_without_replacement(rng, weights, size, count):  # pragma: no cover - compiled
+    """``rng.choice(count, size, replace=False, p=weights / weights.sum())``: the same indices from the same
+    generator state. An empty ``weights`` means ``count`` equal weights (``p`` all ``1 / count``).
+
+    NumPy's algorithm, step for step: draw the missing indices from the cumulative sum of ``p`` with the
+    indices already found set to 0, divided by its last entry (``np.searchsorted(cdf, draws, "right")``),
+    keep the first new hit of each index in draw order, repeat. Every number is computed as NumPy computes
+    it (the pairwise sum, the sequential cumulative sum, one division per entry), but without the arrays
+    of ``p`` and of the divided ``cdf``: the binary search divides only the entries it looks at.
+    ``size`` must not exceed the number of positive weights."""
+    equal = weights.shape[0] == 0
+    total = np.float64(count) if equal else pairwise_sum(weights, 0, count)
+    equal_p = 1.0 / total
+    found = np.empty(size, np.int64)
+    taken = np.zeros(count, np.bool_)
+    cumulative = np.empty(count, np.float64)
+    unique = 0
+    while unique < size:
+        draws = rng.random(size - unique)
+        running = 0.0
+        for i in range(count):
+            if not taken[i]:
+                running += equal_p if equal else weights[i] / total
+            cumulative[i] = running
+        last = running
+        for x in draws:
+            low, high = 0, count  # the first i with cumulative[i] / last > x
+            while low < high:
+                middle = (low + high) >> 1
+                if cumulative[middle] / last > x:
+                    high = middle
+                else:
+                    low = middle + 1
+            if not taken[low]:
+                taken[low] = True
+                found[unique] = low
+                unique += 1
+    return found
+
+
+@njit(cache=True)
+def accept_free_cells(cdf, draws, flat_food, flat_occupant, chosen, count, uniform):  # pragma: no cover - compiled
+    """One round of food-cell rejection draws: each draw ``x`` names the cell whose share of ``cdf`` (the
+    cumulative density) holds ``x * cdf[-1]`` (``np.searchsorted(cdf, x * cdf[-1], side="right")``); it is
+    kept, in draw order, if it has no food and no agent. A kept cell is marked with food -1 until the caller
+    restores it (so a later draw of it is rejected in O(1)). Appends to ``chosen`` and returns the new count.
+
+    ``uniform``: the density is 1 on every cell, so ``cdf[i] == i + 1`` exactly and the search is
+    ``floor(x * cdf[-1])``: the same cell without the binary search (the cache misses of a search over a big
+    grid's cdf were most of the regrowth's time)."""
+    last = cdf.shape[0] - 1
+    total = cdf[last]
+    for x in draws:
+        if uniform:
+            cell = min(np.int64(x * total), last)
+        else:
+            cell = min(np.searchsorted(cdf, x * total, side="right"), last)
+        if flat_food[cell] == 0 and flat_occupant[cell] < 0:
+            flat_food[cell] = -1
+            chosen[count] = cell
+            count += 1
+    return count
+
+
+@njit(cache=True)
+def draw_free_cells(rng, flat_food, flat_occupant, density, cdf, count, rounds, uniform):  # pragma: no cover - compiled
+    """Up to ``count`` distinct free cells (no food, no agent), each in turn with probability proportional
+    to ``density`` among the cells still free: flat indices in the order drawn (``state.spawn_food_cells``
+    says how). ``rounds`` rounds of rejection draws over the whole grid's density, then (a crowded grid)
+    the cells still missing exactly over the free cells, capped at the free cells of positive density.
+    ``flat_food`` is as it was when this returns. ``uniform``: the density is 1 everywhere
+    (:func:`accept_free_cells`)."""
+    chosen = np.empty(max(count, 0), np.int64)
+    found = 0
+    for _ in range(rounds):
+        if found >= count:
+            break
+        found = accept_free_cells(cdf, rng.random(count - found), flat_food, flat_occupant, chosen, found, uniform)
+    if found < count:  # the rest exactly over the free cells (the chosen ones are marked -1, so not free)
+        cells = flat_food.shape[0]
+        candidates = np.empty(cells, np.int64)
+        weights = np.empty(0 if uniform else cells, np.float64)
+        free = 0
+        positive = 0
+        for cell in range(cells):  # no branch on the cell's content: a random grid mispredicts every other one
+            candidates[free] = cell
+            is_free = (flat_food[cell] == 0) & (flat_occupant[cell] < 0)
+            if not uniform:
+                weights[free] = density[cell]
+                positive += is_free & (density[cell] > 0)
+            free += is_free
+        if uniform:
+            positive = free
+        missing = min(count - found, positive)
+        if missing > 0:
+            picked = choice_without_replacement(rng, weights, missing, free)
+            for k in range(missing):
+                chosen[found + k] = candidates[picked[k]]
+            for k in range(found):
+                flat_food[chosen[k]] = 0  # undo the marks
+            return chosen[: found + missing]
+    for k in range(found):
+        flat_food[chosen[k]] = 0  # undo the marks: the caller decides what the cells get
+    return chosen[:found]
+
+
+# ---- one step's rule phases, compiled together ---------------------------------------------------
+# The phases before and after the artifact phase, each one compiled call that draws its random numbers
+# from the env's generator itself (numba's Generator methods make NumPy's draws; ``society_env.kernels``
+# adds NumPy's ``choice``). Two calls per step instead of a dozen kernels and NumPy calls: at a few
+# hundred agents the fixed cost of each call was most of the rules' time.
+
+class StepRule(NamedTuple):
+    """The numbers of the phases after the artifact phase (reproduction to food regrowth), from the config
+    and ``encodings`` (built once per config by ``rules.step_rule``)."""
+
+    birth: BirthRule
+    reproduce: int  # action kind
+    reproduce_min_energy: int
+    not_enough_energy: int  # failure code
+    mutation_prob: float
+    mutation_std: float
+    traits: int  # genome columns that are traits (then fertility)
+    first_move: int  # action kinds of the moves
+    last_move: int
+    energy_per_step: int
+    lifespan: int
+    food_value: int
+    dead: int  # status code
+    starvation: int  # death causes
+    old_age: int
+    food_decay_prob: float
+    food_regrowth_rate: float
+    spawn_rounds: int
+    uniform_food: bool  # the density is 1 on every cell (``kernels.accept_free_cells``)
+
+
+@njit(cache=True)
+def rank_living(status, alive, order):  # pragma: no cover - compiled
+    """Phase 1: the living slots (ascending) permuted by ``order`` (``rng.permutation`` of their count,
+    drawn by NumPy: numba's permutation makes the same numbers 2.5x slower) are the rank order. Returns
+    (rank of every slot, 0 = resolves first, others the largest int64; the living slots in rank order)."""
+    by_rank = np.flatnonzero(status == alive)[order]
+    rank = np.full(status.shape[0], np.iinfo(np.int64).max, np.int64)
+    for r in range(by_rank.shape[0]):
+        rank[by_rank[r]] = r
+    return rank, by_rank
+
+
+@njit(cache=True)
+def rank_and_transfer(order, status, alive, acting, kind, target, amount, position, occupant, energy, radius, amounts,
+                      codes, failed):  # pragma: no cover - compiled
+    """Phases 1-2 (``rules.advance_world``): :func:`rank_living`, then :func:`transfer_energy`. ``codes``:
+    (give kind, take kind, no-agent failure, nothing-to-transfer failure, give transfer, take transfer).
+    Returns (rank, by_rank, transfer kind, source, destination, amount)."""
+    give, take, no_agent, nothing, give_transfer, take_transfer = codes
+    rank, by_rank = rank_living(status, alive, order)
+    is_give, source, dest, granted = transfer_energy(acting, kind, target, amount, position, occupant, energy, rank,
+                                                     radius, amounts, give, take, failed, no_agent, nothing)
+    transfer_kind = np.where(is_give, give_transfer, take_transfer)
+    return rank, by_rank, transfer_kind, source, dest, granted
+
+
+@njit(cache=True)
+def reproduce(rng, acting, kind, by_rank, world, genome, num_born, step, rule, deltas, failed):  # pragma: no cover - compiled
+    """Phase 3: parents in rank order (:func:`choose_parents`), each with its own preference order of the
+    neighbour cells (``argsort`` of ``rng.random((parents, 8))``), place children (:func:`place_children`);
+    the children's genomes are the parents' mutated (``rng.random`` < mutation_prob picks the entries,
+    ``rng.normal(0, mutation_std)`` the noise, :func:`mutate_genome_rows` clamps). Returns the parents
+    that had a child, in birth order (their children are the slots from ``num_born`` on)."""
+    parents = choose_parents(acting, kind, rule.reproduce, world.energy, rule.reproduce_min_energy, by_rank, failed,
+                             rule.not_enough_energy)
+    if parents.shape[0] == 0:
+        return parents
+    draws = rng.random((parents.shape[0], deltas.shape[0]))
+    preference = np.empty(draws.shape, np.int64)
+    for k in range(parents.shape[0]):
+        preference[k] = np.argsort(draws[k])
+    born = place_children(parents, preference, deltas, world, num_born, step, rule.birth, failed)
+    if born.shape[0] == 0:
+        return born
+    shape = (born.shape[0], genome.shape[1])
+    mutate = rng.random(shape) < rule.mutation_prob
+    noise = rng.normal(0.0, rule.mutation_std, size=shape)
+    mutate_genome_rows(genome[born], mutate, noise, rule.traits, genome[num_born : num_born + born.shape[0]])
+    return born
+
+
+@njit(cache=True)
+def decay_and_regrow(rng, food, occupant, density, cdf, rule):  # pragma: no cover - compiled
+    """Phase 8: every food tile (row-major) loses one unit with ``food_decay_prob`` (one ``rng.random`` per
+    tile, :func:`decay_food`); then ``rng.poisson(food_regrowth_rate)`` new tiles of ``food_value`` on free
+    cells drawn from the density (:func:`society_env.kernels.draw_free_cells`)."""
+    flat_food = food.reshape(-1)
+    decay_food(flat_food, rng.random(np.count_nonzero(flat_food)), rule.food_decay_prob)
+    count = rng.poisson(rule.food_regrowth_rate)
+    if count > 0:
+        for cell in draw_free_cells(rng, flat_food, occupant.reshape(-1), density, cdf, count, rule.spawn_rounds,
+                                    rule.uniform_food):
+            flat_food[cell] = rule.food_value
+
+
+@njit(cache=True)
+def reproduce_move_eat_and_regrow(rng, acting, kind, by_rank, present, world, genome, food, density, cdf, num_born,
+                                  step, rule, neighbour_deltas, move_deltas, failed, blocked,
+                                  ate):  # pragma: no cover - compiled
+    """Phases 3-8 (``rules.advance_world``): :func:`reproduce`, :func:`move_agents`,
+    :func:`eat_and_metabolise` (eat, metabolism, death) and :func:`decay_and_regrow`, in that order.
+    Returns (parents that had a child, dead slots, death causes)."""
+    born = reproduce(rng, acting, kind, by_rank, world, genome, num_born, step, rule, neighbour_deltas, failed)
+    move_agents(acting, kind, world.position, world.occupant, by_rank, move_deltas, rule.first_move, rule.last_move,
+                blocked)
+    dead, causes = eat_and_metabolise(present, world.position, food, world.energy, world.age, world.status,
+                                      world.occupant, ate, rule.energy_per_step, rule.lifespan, rule.food_value,
+                                      rule.dead, rule.starvation, rule.old_age)
+    decay_and_regrow(rng, food, world.occupant, density, cdf, rule)
+    return born, dead, causes

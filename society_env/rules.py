@@ -22,25 +22,28 @@ state) and returns a :class:`~society_env.outcome.StepOutcome`; it draws all ran
 9. **messages**: survivors' broadcasts become the state's ``message`` (heard through the view).
 10. **rewards**: computed once from what happened (:func:`compute_rewards`), per ``reward_mode``.
 
-Each phase is one function (``assign_priority``, ``resolve_transfers``, ``resolve_reproduction``,
-``resolve_moves``, ``eat_metabolise_and_die`` (phases 5-7), ``decay_and_regrow_food``, ``deliver_messages``,
-``compute_rewards``) that edits the state and records what happened in the
-:class:`~society_env.outcome.StepOutcome`;
+Phases 1-2 are one function (:func:`rank_and_transfer`), phases 3-8 another
+(:func:`reproduce_move_eat_and_regrow`), then :func:`deliver_messages` and :func:`compute_rewards`; each
+edits the state and records what happened in the :class:`~society_env.outcome.StepOutcome`, and
 :func:`advance_world` only calls them in order.
 
 With artifacts (``society_env.artifacts``, language option) three phases join: **artifact actions**
-right after give/take, **inventories of the dead** fall on their cells right after death, and
-**artifact ageing** (expiry) at the very end. They draw no random numbers.
+right after give/take, **inventories of the dead** fall on their cells (after phase 8: they touch
+neither food nor cells' occupants), and **artifact ageing** (expiry) at the very end. They draw no
+random numbers.
 
-The per-agent work of each phase is a compiled loop (``society_env.kernels``); the random numbers are
-drawn here, with NumPy's generator, between them. Cost grows with the agents (food decay is one pass
-over the grid; regrowth draws O(count) cells by rejection, see ``state.spawn_food_cells``, and only a
-crowded grid falls back to a draw over every free cell), with no loop over pairs of agents. Python loops
-remain only over the survivors' free-text messages (language option) and in the artifact phases.
+Phases 1-2 and 3-8 are each one compiled call (``society_env.kernels``) that draws its random numbers
+from ``rng`` itself, the same numbers in the same order as NumPy's calls would (``society_env.kernels``):
+two calls per step instead of a dozen kept the fixed cost per step small. Cost grows with the agents
+(food decay is one pass over the grid; regrowth draws O(count) cells by rejection, see
+``state.spawn_food_cells``, and only a crowded grid falls back to a draw over every free cell), with no
+loop over pairs of agents. Python loops remain only over the survivors' free-text messages (language
+option) and in the artifact phases.
 """
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import numpy as np
@@ -62,25 +65,14 @@ from society_env.encodings import (
     OLD_AGE,
     REPRODUCE,
     STARVATION,
-    STAY,
     TAKE,
     TAKE_TRANSFER,
 )
-from society_env.kernels import (
-    BirthRule,
-    BirthState,
-    add_shaped_rewards,
-    choose_parents,
-    decay_food,
-    eat_and_metabolise,
-    move_agents,
-    mutate_genome_rows,
-    place_children,
-    transfer_energy,
-)
+from society_env import kernels
+from society_env.kernels import BirthRule, BirthState, StepRule, add_shaped_rewards
 from society_env.outcome import StepOutcome
 from society_env.rewards import SURVIVAL_REWARD, shaped_weights
-from society_env.state import ALIVE, DEAD, NUM_TRAITS, WorldState, spawn_food_cells
+from society_env.state import ALIVE, DEAD, NUM_TRAITS, SPAWN_ROUNDS, WorldState
 
 
 @dataclass
@@ -101,92 +93,72 @@ class Actions:
         return cls(np.zeros(max_agents, dtype=bool), zeros, zeros.copy(), zeros.copy(), zeros.copy())
 
 
-def assign_priority(state: WorldState, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-    """A random permutation of the living slots ranks them: returns (rank of every slot, 0 = resolves
-    first, dead and unborn slots a large rank; the living slots in rank order)."""
-    alive_slots = np.flatnonzero(state.status == ALIVE)
-    by_rank = alive_slots[rng.permutation(alive_slots.size)]
-    rank = np.full(state.status.shape[0], np.iinfo(np.int64).max, dtype=np.int64)
-    rank[by_rank] = np.arange(by_rank.size)
+def transfer_codes() -> tuple[int, int, int, int, int, int]:
+    """The codes :func:`society_env.kernels.rank_and_transfer` needs (action kinds, failures, transfer kinds)."""
+    return GIVE, TAKE, NO_AGENT_AT_TARGET, NOTHING_TO_TRANSFER, GIVE_TRANSFER, TAKE_TRANSFER
+
+
+def rank_and_transfer(
+    state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator, outcome: StepOutcome
+) -> tuple[np.ndarray, np.ndarray]:
+    """Phases 1-2, one compiled call (:func:`society_env.kernels.rank_and_transfer`).
+
+    **Priority**: a random permutation of the living slots (``rng.permutation``) ranks them.
+    **Give/take**: partner = the agent on the named view cell at the start of the step. Outflows from one
+    agent (its own give plus every take aimed at it) are granted in rank order of the actors until its
+    start-of-step energy is used up. Returns (every slot's rank, 0 = resolves first; the living slots in
+    rank order)."""
+    rank, by_rank, kind, source, dest, granted = kernels.rank_and_transfer(
+        rng.permutation(np.count_nonzero(outcome.present)), state.status, ALIVE, actions.acting, actions.kind, actions.target, actions.amount, state.position,
+        state.occupant, state.energy, config.view_radius, _transfer_amounts(config), transfer_codes(), outcome.failed)
+    outcome.transfer_kind, outcome.transfer_source, outcome.transfer_dest, outcome.transfer_amount = kind, source, dest, granted
     return rank, by_rank
 
 
-def resolve_transfers(
-    state: WorldState, actions: Actions, config: SocietyConfig, rank: np.ndarray, outcome: StepOutcome
-) -> None:
-    """Give/take between agents: partner = the agent on the named view cell at the start of the step.
-    Outflows from one agent (its own give plus every take aimed at it) are granted in rank order of the
-    actors until its start-of-step energy is used up (:func:`society_env.kernels.transfer_energy`)."""
-    is_give, source, dest, granted = transfer_energy(
-        actions.acting, actions.kind, actions.target, actions.amount, state.position, state.occupant, state.energy,
-        rank, config.view_radius, np.asarray(config.transfer_amounts, dtype=np.int64), GIVE, TAKE, outcome.failed,
-        NO_AGENT_AT_TARGET, NOTHING_TO_TRANSFER)
-    outcome.transfer_kind = np.where(is_give, GIVE_TRANSFER, TAKE_TRANSFER).astype(np.int64)
-    outcome.transfer_source, outcome.transfer_dest, outcome.transfer_amount = source, dest, granted
+@functools.lru_cache(maxsize=64)
+def _transfer_amounts(config: SocietyConfig) -> np.ndarray:
+    amounts = np.asarray(config.transfer_amounts, dtype=np.int64)
+    amounts.flags.writeable = False
+    return amounts
 
 
-def mutate_genomes(parent_genomes: np.ndarray, config: SocietyConfig, rng: np.random.Generator) -> np.ndarray:
-    """Each genome entry gets N(0, mutation_std) noise with probability mutation_prob, then is clamped."""
-    mutate = rng.random(parent_genomes.shape) < config.mutation_prob
-    noise = rng.normal(0.0, config.mutation_std, size=parent_genomes.shape)
-    child = np.empty_like(parent_genomes)
-    mutate_genome_rows(parent_genomes, mutate, noise, NUM_TRAITS, child)  # traits, then fertility
-    return child
+@functools.lru_cache(maxsize=64)
+def step_rule(config: SocietyConfig) -> StepRule:
+    """The numbers of phases 3-8 as one record for :func:`society_env.kernels.reproduce_move_eat_and_regrow`."""
+    birth = BirthRule(config.max_agents, ALIVE, config.reproduce_cost, config.child_energy, POPULATION_POOL_FULL,
+                      NO_FREE_NEIGHBOUR_CELL)
+    return StepRule(birth, REPRODUCE, config.reproduce_min_energy, NOT_ENOUGH_ENERGY, float(config.mutation_prob),
+                    float(config.mutation_std), NUM_TRAITS, NORTH, EAST, config.energy_per_step, config.lifespan,
+                    config.food_value, DEAD, STARVATION, OLD_AGE, float(config.food_decay_prob),
+                    float(config.food_regrowth_rate), SPAWN_ROUNDS,
+                    config.food_distribution == "uniform")
 
 
-def resolve_reproduction(
+def reproduce_move_eat_and_regrow(
     state: WorldState, actions: Actions, config: SocietyConfig, by_rank: np.ndarray, rng: np.random.Generator,
     outcome: StepOutcome,
 ) -> None:
-    """Asexual reproduction onto a free neighbouring cell, parents in rank order (``by_rank``: the living
-    slots, best rank first); children take the next never-used slots."""
-    parents = choose_parents(actions.acting, actions.kind, REPRODUCE, state.energy, config.reproduce_min_energy,
-                             by_rank, outcome.failed, NOT_ENOUGH_ENERGY)
-    if parents.size == 0:
-        return
-    preference = np.argsort(rng.random((parents.size, NEIGHBOUR_DELTAS.shape[0])), axis=1)
+    """Phases 3-8, one compiled call (:func:`society_env.kernels.reproduce_move_eat_and_regrow`).
+
+    **Reproduction**: parents with enough energy (after transfers), in rank order, place a child on their
+    most preferred free neighbouring cell (preference drawn per parent); children take the next
+    never-used slots, with the parent's genome mutated. **Moves** into empty cells: several movers to one
+    cell, the best rank wins, the others are blocked. **Eat, metabolism, death**: agents alive at the start
+    of the step eat the whole tile they stand on, pay ``energy_per_step`` and age by one; an agent dies of
+    starvation (energy <= 0) or old age (age >= lifespan), leaving food worth ``max(food_value, energy
+    left)``. **Food**: each tile loses one unit with ``food_decay_prob``, then Poisson(``food_regrowth_rate``)
+    new tiles appear on empty cells, drawn from the spawn density (``state.spawn_food_cells``)."""
     world = BirthState(state.position, state.occupant, state.status, state.energy, state.age, state.parent,
                        state.lineage, state.generation, state.birth_step)
-    rule = BirthRule(config.max_agents, ALIVE, config.reproduce_cost, config.child_energy, POPULATION_POOL_FULL,
-                     NO_FREE_NEIGHBOUR_CELL)
-    born = place_children(parents, preference, NEIGHBOUR_DELTAS, world, state.num_born, state.step, rule,
-                          outcome.failed)
-    if born.size == 0:
-        return
-    children = np.arange(state.num_born, state.num_born + born.size)
-    state.num_born += born.size
-    state.genome[children] = mutate_genomes(state.genome[born], config, rng)
-    outcome.birth_parent, outcome.birth_child = born, children
-
-
-def resolve_moves(state: WorldState, actions: Actions, by_rank: np.ndarray, outcome: StepOutcome) -> None:
-    """Moves into empty cells; several movers to one cell: the best rank wins, the others are blocked
-    (:func:`society_env.kernels.move_agents`, visiting the living in rank order ``by_rank``)."""
-    move_agents(actions.acting, actions.kind, state.position, state.occupant, by_rank, MOVE_DELTAS, NORTH, EAST,
-                outcome.blocked)
-
-
-def eat_metabolise_and_die(state: WorldState, present: np.ndarray, config: SocietyConfig, outcome: StepOutcome) -> None:
-    """Agents alive at the start of the step eat the whole tile they stand on (newborns from next step),
-    then pay ``energy_per_step`` and age by one; an agent dies of starvation (energy <= 0) or old age (age
-    >= lifespan), leaving food worth ``max(food_value, energy left)`` and its artifacts on its cell
-    (:func:`society_env.kernels.eat_and_metabolise`)."""
-    dead, causes = eat_and_metabolise(present, state.position, state.food, state.energy, state.age, state.status,
-                                      state.occupant, outcome.ate, config.energy_per_step, config.lifespan,
-                                      config.food_value, DEAD, STARVATION, OLD_AGE)
+    born, dead, causes = kernels.reproduce_move_eat_and_regrow(
+        rng, actions.acting, actions.kind, by_rank, np.flatnonzero(outcome.present), world, state.genome, state.food,
+        state.food_density, state.food_cdf, state.num_born, state.step, step_rule(config), NEIGHBOUR_DELTAS,
+        MOVE_DELTAS, outcome.failed, outcome.blocked, outcome.ate)
+    if born.size:
+        outcome.birth_parent, outcome.birth_child = born, np.arange(state.num_born, state.num_born + born.size)
+        state.num_born += born.size
     if dead.size:
         outcome.death_slot, outcome.death_cause = dead, causes
-        drop_inventories(state, dead, config, outcome)
-
-
-def decay_and_regrow_food(state: WorldState, config: SocietyConfig, rng: np.random.Generator) -> None:
-    """Each food tile loses one unit with ``food_decay_prob``; then a Poisson(``food_regrowth_rate``)
-    number of new tiles appears on empty cells, drawn from the spawn density."""
-    flat_food = state.food.ravel()
-    decay_food(flat_food, rng.random(np.count_nonzero(flat_food)), config.food_decay_prob)
-    count = int(rng.poisson(config.food_regrowth_rate))
-    new_tiles = spawn_food_cells(state.food, state.occupant, state.food_density, state.food_cdf, count, rng)
-    flat_food[new_tiles] = config.food_value
 
 
 def deliver_messages(state: WorldState, actions: Actions, survivors: np.ndarray, language: bool = True) -> None:
@@ -247,15 +219,11 @@ def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rn
     actions = Actions(acting, actions.kind, actions.target, actions.amount, actions.message, actions.text)
     outcome = StepOutcome(rewards=np.zeros(n), ate=np.zeros(n, dtype=np.int64), blocked=np.zeros(n, dtype=bool),
                           failed=np.zeros(n, dtype=np.int8), present=living)
-    present = np.flatnonzero(living)
 
-    rank, by_rank = assign_priority(state, rng)
-    resolve_transfers(state, actions, config, rank, outcome)
+    rank, by_rank = rank_and_transfer(state, actions, config, rng, outcome)
     resolve_artifact_actions(state, commands, config, rank, outcome)
-    resolve_reproduction(state, actions, config, by_rank, rng, outcome)
-    resolve_moves(state, actions, by_rank, outcome)
-    eat_metabolise_and_die(state, present, config, outcome)
-    decay_and_regrow_food(state, config, rng)
+    reproduce_move_eat_and_regrow(state, actions, config, by_rank, rng, outcome)
+    drop_inventories(state, outcome.death_slot, config, outcome)
     deliver_messages(state, actions, outcome.survivors(), config.language)
     age_artifacts(state, outcome)
     outcome.rewards = compute_rewards(outcome, config)

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from society_env.config import NUM_TRAITS, SocietyConfig
-from society_env.kernels import accept_free_cells
 from society_env.outcome import Artifact, copy_artifacts
+from society_env.kernels import draw_free_cells
 
 WORLD_VERSION = "society_v2"
 """The world's version (the env's metadata name): bumped whenever the same seed and actions would give
@@ -86,38 +86,25 @@ SPAWN_ROUNDS = 8
 
 def spawn_food_cells(
     food: np.ndarray, occupant: np.ndarray, density: np.ndarray, cdf: np.ndarray, count: int,
-    rng: np.random.Generator,
+    rng: np.random.Generator, uniform: bool = False,
 ) -> np.ndarray:
     """Draw up to ``count`` distinct empty cells (no food, no agent), each in turn with probability
     proportional to ``density`` among the cells still free: flat indices, in the order drawn.
 
     Rejection sampling keeps the cost O(count log cells) instead of O(cells): each round draws the cells
     still missing from the whole grid's density (``rng.random(missing)`` looked up in ``cdf``, the
-    cumulative density) and keeps, in draw order, those that are free and not drawn before
-    (:func:`society_env.kernels.accept_free_cells`, which marks them in ``food`` meanwhile: ``food`` is
-    as it was when this returns). After
+    cumulative density) and keeps, in draw order, those that are free and not drawn before. After
     :data:`SPAWN_ROUNDS` rounds (a crowded grid) the cells still missing are drawn exactly over the free
-    cells with ``rng.choice(..., replace=False, p=...)``, which also caps ``count`` at the free cells of
-    positive density.
+    cells with ``rng.choice(free cells, missing, replace=False, p=their density / its sum)``, which also caps
+    ``count`` at the free cells of positive density. All of it is one compiled call
+    (:func:`society_env.kernels.draw_free_cells`, whose ``choice`` is NumPy's, draw for draw); ``food`` is
+    as it was when this returns. ``uniform`` says the density is 1 on every cell (the ``uniform`` food
+    distribution), which finds a draw's cell without a search (same cells).
     """
     if count <= 0:
         return np.empty(0, dtype=np.int64)
-    flat_food, flat_occupant = food.ravel(), occupant.ravel()
-    chosen = np.empty(count, dtype=np.int64)
-    found = 0
-    for _ in range(SPAWN_ROUNDS):
-        if found == count:
-            break
-        found = accept_free_cells(cdf, rng.random(count - found), flat_food, flat_occupant, chosen, found)
-    chosen = chosen[:found]
-    if found < count:  # a crowded grid: the rest exactly over the free cells (the chosen ones are marked -1)
-        candidates = np.flatnonzero((flat_food == 0) & (flat_occupant < 0))
-        weights = density[candidates]
-        missing = min(count - found, int(np.count_nonzero(weights > 0)))
-        if missing > 0:
-            chosen = np.concatenate([chosen, rng.choice(candidates, size=missing, replace=False, p=weights / weights.sum())])
-    flat_food[chosen[:found]] = 0  # undo the marks: the caller decides what the cells get
-    return chosen
+    return draw_free_cells(rng, food.reshape(-1), occupant.reshape(-1), density, cdf, int(count), SPAWN_ROUNDS,
+                           bool(uniform))
 
 
 def random_genome(count: int, rng: np.random.Generator) -> np.ndarray:
@@ -152,7 +139,8 @@ def initial_state(config: SocietyConfig, rng: np.random.Generator) -> WorldState
 
     cdf = np.cumsum(density)
     food = np.zeros((h, w), dtype=np.int64)
-    food.ravel()[spawn_food_cells(food, occupant, density, cdf, config.initial_food, rng)] = config.food_value
+    uniform = config.food_distribution == "uniform"
+    food.ravel()[spawn_food_cells(food, occupant, density, cdf, config.initial_food, rng, uniform)] = config.food_value
 
     energy = np.zeros(n, dtype=np.int64)
     energy[:founders] = config.initial_energy
