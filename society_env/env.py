@@ -99,7 +99,7 @@ from society_env.observations import (
     channel_grid,
     check_threads,
     observation_size,
-    padded_grid_shape,
+    observation_scratch,
     write_observations,
 )
 from society_env.outcome import ATE, BLOCKED, BORN, DIED, GAVE, TOOK, Artifact, StepOutcome
@@ -129,7 +129,7 @@ class SocietyEnv(ParallelEnv):
         self._name_array = np.array(self.possible_agents, dtype=object)  # slots -> names in one gather
         self._observation_space, self._action_space = build_spaces(self.config)
         # Reused memory: the padded channel grid of every step, and recent observation arrays.
-        self._scratch: dict[str, Any] = {"padded": np.empty(padded_grid_shape(self.config), dtype=np.float32)}
+        self._scratch: dict[str, Any] = {"padded": observation_scratch(self.config)}
         self._set_agents(np.empty(0, dtype=np.int64))
         self.world: WorldState | None = None
         self._rng: np.random.Generator | None = None

@@ -120,37 +120,67 @@ def place_children(parents, preference, deltas, world, num_born, step, rule, fai
     return born[:births]
 
 
-def _gather_observations(padded, size, rows, cols, lineage, features, targets, kin_channel, exact_kin,
-                         out):  # pragma: no cover - compiled
+def _gather_views(padded, kin, size, rows, cols, lineage, targets, kin_channel, out, slots, own, features,
+                  features_at):  # pragma: no cover - compiled
     """For each k, write into ``out[targets[k]]`` the ``size x size`` window of the wrap-padded channel
-    grid at (``rows[k]``, ``cols[k]``) in (row, column, channel) order, then ``features[k]``.
+    grid at (``rows[k]``, ``cols[k]``) in (row, column, channel) order, and the own-state features of
+    ``slots[k]`` (:func:`write_own_features`, ``own`` an :class:`OwnState`) into
+    ``features[targets[k]]`` from ``features_at`` on (``features`` is ``out`` itself for the float32
+    observation, whose features follow the view; a float32 array of its own for the compact one).
 
-    The window of an agent at (row, column) is the padded block starting there. The caller passes the
-    agents in position order, every per-agent input already gathered in that order: the grid rows read
-    are then still in cache and the inputs are read front to back. With ``exact_kin`` the grid's kin
-    channel holds each occupant's lineage id and becomes 1.0 where it equals the viewer's ``lineage[k]``
-    (else 0.0), written in the same pass."""
+    The window of an agent at (row, column) is the padded block starting there, copied as it is (the grid
+    is already in the output's dtype). The caller passes the agents in position order, every per-agent
+    input already gathered in that order: the grid rows read are then still in cache and the inputs are
+    read front to back. The grid's kin channel is 0; ``kin`` (int32, the same padded rows and columns)
+    holds each cell's occupant's lineage id (-2 where nobody stands), and the kin channel becomes 1 where
+    it equals the viewer's ``lineage[k]``: a scan of ``size`` integers per window row that rarely stores
+    (most cells are empty), instead of a compare and a store on every cell (which took half the gather)."""
     channels = padded.shape[2]
     run = size * channels  # a window row: size cells of all channels, contiguous in the padded grid
-    view = size * run
     grid = padded.reshape(padded.shape[0], padded.shape[1] * channels)
     for k in prange(rows.shape[0]):  # each k writes its own row of out (targets are distinct)
         target = out[targets[k]]
         first = cols[k] * channels
-        own = np.float32(lineage[k])
+        family = lineage[k]
         for i in range(size):
             source = grid[rows[k] + i]
+            families = kin[rows[k] + i]
             base = i * run
             # copy between two slices: indices from 0 let LLVM vectorise the loop (an offset index,
             # target[base + j] = source[first + j], keeps it scalar: 2x slower in float32, 8x in uint8)
             window_row, source_row = target[base : base + run], source[first : first + run]
             for j in range(run):
                 window_row[j] = source_row[j]
-            if exact_kin:
-                for at in range(base + kin_channel, base + run, channels):
-                    target[at] = np.float32(1.0) if target[at] == own else np.float32(0.0)
-        for f in range(features.shape[1]):
-            target[view + f] = features[k, f]
+            for j in range(size):
+                if families[cols[k] + j] == family:
+                    target[base + j * channels + kin_channel] = 1
+        write_own_features(own, slots[k], features[targets[k]], features_at)
+
+
+class OwnState(NamedTuple):
+    """What the 12 own-state features are computed from (the state's arrays by slot, and the divisors)."""
+
+    energy: np.ndarray
+    age: np.ndarray
+    position: np.ndarray
+    genome: np.ndarray
+    initial_energy: int
+    lifespan: int
+    height: int
+    width: int
+
+
+@njit(cache=True)
+def write_own_features(own, slot, out, at):  # pragma: no cover - compiled
+    """The 12 own-state features of ``slot`` into ``out[at:at + 12]`` (float32): energy / initial_energy,
+    age / lifespan, row / height, column / width (each divided in float64, as NumPy does), then the 8 genome
+    entries."""
+    out[at] = own.energy[slot] / own.initial_energy
+    out[at + 1] = own.age[slot] / own.lifespan
+    out[at + 2] = own.position[slot, 0] / own.height
+    out[at + 3] = own.position[slot, 1] / own.width
+    for g in range(own.genome.shape[1]):
+        out[at + 4 + g] = own.genome[slot, g]
 
 
 @njit(cache=True)
@@ -174,15 +204,14 @@ def _wrap_border(grid, radius, height, width):  # pragma: no cover - compiled
     grid[radius + height :] = grid[radius : 2 * radius]
 
 
-def _fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, food_value, initial_energy,
-                      lineage_as_kin):  # pragma: no cover - compiled
-    """The channel grid of the numeric observation (food, agent, energy, kin, message; the artifact
-    channel left at 0) written into ``padded``, a ``(height + 2 radius, width + 2 radius, channels)``
-    array, with the torus wrapped around its border. With ``lineage_as_kin`` the kin channel holds the
-    occupant's lineage id (-2 where nobody stands), else 0."""
+def _fill_padded_grid(padded, kin, radius, food, occupant, energy, message, lineage, food_value,
+                      initial_energy):  # pragma: no cover - compiled
+    """The channel grid of the numeric observation (food, agent, energy, message; the kin and artifact
+    channels left at 0) written into ``padded``, a ``(height + 2 radius, width + 2 radius, channels)``
+    float32 array, and each cell's occupant's lineage id into ``kin`` (int32, the same rows and columns;
+    -2 where nobody stands), both with the torus wrapped around their border."""
     height, width = food.shape
     channels = padded.shape[2]
-    empty_kin = np.float32(-2.0) if lineage_as_kin else np.float32(0.0)
     wraps_once, rows, cols, offset = _filled_region(padded, radius, height, width)
     for parallel_r in prange(rows):  # each r writes its own padded row
         r = np.int64(parallel_r)  # prange's index is unsigned when parallel: keep the arithmetic in int64
@@ -195,17 +224,19 @@ def _fill_padded_grid(padded, radius, food, occupant, energy, message, lineage, 
             if who >= 0:
                 cell[1] = 1.0
                 cell[2] = energy[who] / initial_energy
-                cell[3] = lineage[who] if lineage_as_kin else 0.0
                 cell[4] = message[who]
+                kin[r + offset, c + offset] = lineage[who]
             else:
                 cell[1] = 0.0
                 cell[2] = 0.0
-                cell[3] = empty_kin
                 cell[4] = 0.0
+                kin[r + offset, c + offset] = -2
+            cell[3] = 0.0
             for k in range(5, channels):
                 cell[k] = 0.0
     if wraps_once:  # the border: copies of the opposite edges
         _wrap_border(padded, radius, height, width)
+        _wrap_border(kin, radius, height, width)
 
 
 def _fill_compact_grid(padded, kin, radius, food, occupant, energy, message, lineage):  # pragma: no cover - compiled
@@ -243,51 +274,30 @@ def _fill_compact_grid(padded, kin, radius, food, occupant, energy, message, lin
         _wrap_border(kin, radius, height, width)
 
 
-def _gather_compact_views(padded, kin, size, rows, cols, lineage, targets, kin_channel, out):  # pragma: no cover - compiled
-    """The compact twin of :func:`_gather_observations`: each window of ``padded`` (already in the output's
-    integer dtype) is copied into ``out[targets[k]]`` as it is, then its kin channel set to 1 where ``kin``
-    (the lineage ids, int32) equals the viewer's ``lineage[k]``. No features."""
-    channels = padded.shape[2]
-    run = size * channels
-    grid = padded.reshape(padded.shape[0], padded.shape[1] * channels)
-    for k in prange(rows.shape[0]):  # each k writes its own row of out (targets are distinct)
-        target = out[targets[k]]
-        first = cols[k] * channels
-        own = lineage[k]
-        for i in range(size):
-            source = grid[rows[k] + i]
-            families = kin[rows[k] + i]
-            base = i * run
-            window_row, source_row = target[base : base + run], source[first : first + run]
-            for j in range(run):  # slices from 0: vectorised (see _gather_observations)
-                window_row[j] = source_row[j]
-            for j in range(size):
-                target[base + j * channels + kin_channel] = 1 if families[cols[k] + j] == own else 0
-
-
 # The parallel twins are not cached: numba keys its disk cache by the Python function, so two twins of
 # one function with cache=True load each other's code (the "parallel" one ran serial code). They compile
 # on first use (about 0.3 s), which only worlds of PARALLEL_MIN_AGENTS or more observers with threads pay.
-gather_observations = njit(cache=True)(_gather_observations)
-gather_observations_parallel = njit(parallel=True)(_gather_observations)
+gather_views = njit(cache=True)(_gather_views)
+gather_views_parallel = njit(parallel=True)(_gather_views)
 fill_padded_grid = njit(cache=True)(_fill_padded_grid)
 fill_padded_grid_parallel = njit(parallel=True)(_fill_padded_grid)
 fill_compact_grid = njit(cache=True)(_fill_compact_grid)
 fill_compact_grid_parallel = njit(parallel=True)(_fill_compact_grid)
-gather_compact_views = njit(cache=True)(_gather_compact_views)
-gather_compact_views_parallel = njit(parallel=True)(_gather_compact_views)
 
 
 @njit(cache=True)
 def decay_food(flat_food, draws, probability):  # pragma: no cover - compiled
     """Food tiles in row-major order, the k-th with ``draws[k]``: a tile loses one unit when its draw is
-    below ``probability``."""
+    below ``probability``. Written without a branch on the cell's content (a grid with food on a third of
+    its cells, at random, mispredicts a branch on every other tile); ``draws`` must have one entry per tile."""
+    last = draws.shape[0] - 1
+    if last < 0:
+        return
     k = 0
     for cell in range(flat_food.shape[0]):
-        if flat_food[cell] != 0:
-            if draws[k] < probability:
-                flat_food[cell] -= 1
-            k += 1
+        has_food = flat_food[cell] != 0
+        flat_food[cell] -= has_food & (draws[min(k, last)] < probability)
+        k += has_food
 
 
 @njit(cache=True)

@@ -16,14 +16,13 @@ from society_env import artifacts
 from society_env.config import SocietyConfig
 from society_env.encodings import NUM_ACTION_KINDS
 from society_env.kernels import (
+    OwnState,
     fill_compact_grid,
     fill_compact_grid_parallel,
     fill_padded_grid,
     fill_padded_grid_parallel,
-    gather_compact_views,
-    gather_compact_views_parallel,
-    gather_observations,
-    gather_observations_parallel,
+    gather_views,
+    gather_views_parallel,
     position_order,
 )
 from society_env.state import GENOME_SIZE, WorldState
@@ -162,10 +161,6 @@ def window_views(array: np.ndarray, state: WorldState, config: SocietyConfig, sl
     return _window_rows(wrap_pad(array, config.view_radius), config, state, slots)
 
 
-# Lineage ids are exact in float32 below this bound (the kin channel is gathered in float32).
-_EXACT_FLOAT32_INT = 2**24
-
-
 def padded_grid_shape(config: SocietyConfig) -> tuple[int, int, int]:
     """Shape of the wrap-padded channel grid that observations are gathered from."""
     return config.height + 2 * config.view_radius, config.width + 2 * config.view_radius, NUM_CHANNELS
@@ -203,74 +198,63 @@ def _use_threads(threads: int, observers: int) -> bool:
     return True
 
 
-def _padded_channel_grid(state: WorldState, config: SocietyConfig, lineage_as_kin: bool,
-                         padded: np.ndarray | None = None, parallel: bool = False) -> np.ndarray:
-    """:func:`channel_grid`, wrap-padded by the view radius, built in place (in ``padded`` if given, a
-    float32 array of :func:`padded_grid_shape`); with ``lineage_as_kin`` the kin channel holds the
-    occupant's lineage id (-2 on empty cells, never a family id)."""
-    r = config.view_radius
-    if padded is None:
-        padded = np.empty(padded_grid_shape(config), dtype=np.float32)
-    fill = fill_padded_grid_parallel if parallel else fill_padded_grid
-    fill(padded, r, state.food, state.occupant, state.energy, state.message, state.lineage,
-         config.food_value, config.initial_energy, lineage_as_kin)
-    _add_artifact_channel(padded, state, config)
-    return padded
-
-
 def _add_artifact_channel(padded: np.ndarray, state: WorldState, config: SocietyConfig) -> None:
     """Artifact counts into the artifact channel of a padded grid (the fills leave it at 0)."""
     if state.artifacts and config.artifact_visible:
         padded[..., ARTIFACT_CHANNEL] = wrap_pad(artifacts.count_grid(state, config), config.view_radius)
 
 
-def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray, out: np.ndarray,
-                       rows: np.ndarray, scratch: np.ndarray | None = None, threads: int = 1) -> None:
-    """Write the numeric observation of ``slots[k]`` into row ``rows[k]`` of ``out`` (float32, shape
-    (..., observation_size)); other rows are left as they are. ``scratch``, a float32 array of
-    :func:`padded_grid_shape`, is used for the padded grid instead of a new one (which saves the page
-    faults of a fresh allocation on big worlds).
+def observation_scratch(config: SocietyConfig, dtype="float32") -> tuple[np.ndarray, np.ndarray]:
+    """The two padded grids the observation writers fill (reuse them across steps: a fresh allocation
+    costs page faults on big worlds): the view channels in the observation's ``dtype`` (float32, or the
+    compact uint8 / uint16), and the occupants' lineage ids (int32), both of :func:`padded_grid_shape`."""
+    shape = padded_grid_shape(config)
+    return np.zeros(shape, dtype=dtype), np.zeros(shape[:2], dtype=np.int32)
 
-    One channel grid is built per call, wrap-padded by the view radius, and a compiled loop
-    (:func:`society_env.kernels.gather_observations`) copies each agent's window and features, agents
-    taken in position order (neighbours' windows overlap, so the grid rows they read are still in cache;
-    the per-agent inputs are gathered in that order first, so that the loop reads them front to back).
-    In the grid the kin channel holds the occupant's lineage id; the loop turns it into "same family as
-    the viewer" as it copies (above 2**24 slots, where float32 ids are no longer exact, the kin channel is
-    compared in int64 afterwards).
+
+def own_state(state: WorldState, config: SocietyConfig) -> OwnState:
+    """What the compiled loops compute the own-state features from (:data:`FEATURE_NAMES`)."""
+    return OwnState(state.energy, state.age, state.position, state.genome, config.initial_energy, config.lifespan,
+                    config.height, config.width)
+
+
+def _gather(state: WorldState, config: SocietyConfig, slots: np.ndarray, rows: np.ndarray, padded: np.ndarray,
+            kin: np.ndarray, out: np.ndarray, features: np.ndarray, features_at: int, parallel: bool) -> None:
+    """The view windows of ``slots`` from the filled grids into ``out[rows]``, their features into
+    ``features[rows]`` from ``features_at`` on (:func:`society_env.kernels.gather_views`), agents taken in
+    position order (neighbours' windows overlap, so the grid rows they read are still in cache; the
+    per-agent inputs are gathered in that order first, so that the loop reads them front to back)."""
+    _add_artifact_channel(padded, state, config)
+    order = position_order(state.occupant, slots, config.max_agents)
+    visited = slots[order]
+    position = state.position[visited]
+    gather = gather_views_parallel if parallel else gather_views
+    gather(padded, kin, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], rows[order],
+           KIN_CHANNEL, out, visited, own_state(state, config), features, features_at)
+
+
+def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray, out: np.ndarray,
+                       rows: np.ndarray, scratch: tuple[np.ndarray, np.ndarray] | None = None,
+                       threads: int = 1) -> None:
+    """Write the numeric observation of ``slots[k]`` into row ``rows[k]`` of ``out`` (float32, shape
+    (..., observation_size)); other rows are left as they are. ``scratch``: the grids of
+    :func:`observation_scratch` (float32), used instead of new ones.
+
+    One channel grid is built per call, wrap-padded by the view radius
+    (:func:`society_env.kernels.fill_padded_grid`), with the occupants' lineage ids in a second grid, and
+    a compiled loop copies each agent's window and writes its features (:func:`_gather`).
 
     With ``threads`` > 1 and at least :data:`PARALLEL_MIN_AGENTS` observers, the grid's rows and the
     agents' windows are split over that many threads; every thread count writes the same bytes.
     """
     if slots.size == 0:
         return
-    exact_kin = config.max_agents < _EXACT_FLOAT32_INT
     parallel = _use_threads(threads, slots.size)
-    padded = _padded_channel_grid(state, config, exact_kin, scratch, parallel)
-    order = position_order(state.occupant, slots, config.max_agents)
-    visited = slots[order]
-    position = state.position[visited]
-    features = own_features(state, config, visited)
-    gather = gather_observations_parallel if parallel else gather_observations
-    gather(padded, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], features,
-           rows[order], KIN_CHANNEL, exact_kin, out)
-    if not exact_kin:
-        view_floats = config.view_size**2 * NUM_CHANNELS
-        lineage_grid = np.where(state.occupant >= 0, state.lineage[state.occupant], -2)
-        same = window_views(lineage_grid, state, config, slots).reshape(slots.size, -1) == state.lineage[slots, None]
-        out[rows, KIN_CHANNEL:view_floats:NUM_CHANNELS] = same
-
-
-def own_features(state: WorldState, config: SocietyConfig, slots: np.ndarray) -> np.ndarray:
-    """The 12 own-state features of ``slots`` (float32, :data:`FEATURE_NAMES`), as the observation ends."""
-    position = state.position[slots]
-    features = np.empty((slots.size, NUM_FEATURES), dtype=np.float32)
-    features[:, 0] = state.energy[slots] / config.initial_energy
-    features[:, 1] = state.age[slots] / config.lifespan
-    features[:, 2] = position[:, 0] / config.height
-    features[:, 3] = position[:, 1] / config.width
-    features[:, 4:] = state.genome[slots]
-    return features
+    padded, kin = scratch if scratch is not None else observation_scratch(config)
+    fill = fill_padded_grid_parallel if parallel else fill_padded_grid
+    fill(padded, kin, config.view_radius, state.food, state.occupant, state.energy, state.message, state.lineage,
+         config.food_value, config.initial_energy)
+    _gather(state, config, slots, rows, padded, kin, out, out, config.view_size**2 * NUM_CHANNELS, parallel)
 
 
 # ---- the compact observation (SocietyVectorEnv(obs_dtype="uint8" or "uint16")) ------------------------
@@ -291,38 +275,25 @@ def compact_observation_space(config: SocietyConfig, dtype: str) -> spaces.Box:
     return spaces.Box(low=0, high=view_high.ravel().astype(dtype), dtype=np.dtype(dtype))
 
 
-def compact_scratch(config: SocietyConfig, dtype) -> tuple[np.ndarray, np.ndarray]:
-    """The two padded grids :func:`write_compact_observations` fills: the view channels in ``dtype``, and
-    the occupants' lineage ids (int32)."""
-    shape = padded_grid_shape(config)
-    return np.zeros(shape, dtype=dtype), np.zeros(shape[:2], dtype=np.int32)
-
-
 def write_compact_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray, views: np.ndarray,
-                               features: np.ndarray, rows: np.ndarray, scratch: np.ndarray | None = None,
-                               threads: int = 1) -> None:
+                               features: np.ndarray, rows: np.ndarray,
+                               scratch: tuple[np.ndarray, np.ndarray] | None = None, threads: int = 1) -> None:
     """The compact form of :func:`write_observations`: row ``rows[k]`` of ``views`` (uint8 or uint16) gets
     the view of ``slots[k]`` as integers (food and energy in energy units, capped at the dtype's maximum;
     presence, kin, message token and artifact count as they are), and the same row of ``features``
     (float32) its 12 features. :func:`float_observations` rebuilds the float32 observation from both,
-    exactly wherever no value was capped. ``scratch``: ``(padded, kin)`` of :func:`compact_scratch`.
+    exactly wherever no value was capped. ``scratch``: the grids of :func:`observation_scratch` in the
+    views' dtype.
 
-    The grid is built in the output's own dtype (values capped as it is filled), with the lineage ids in a
-    separate int32 grid, so that the gather is a plain copy of bytes plus the kin comparison."""
+    The grid is built in the output's own dtype (values capped as it is filled), so that the gather is
+    the same plain copy of bytes plus the kin scan as for float32."""
     if slots.size == 0:
         return
     parallel = _use_threads(threads, slots.size)
-    padded, kin = scratch if scratch is not None else compact_scratch(config, views.dtype)
+    padded, kin = scratch if scratch is not None else observation_scratch(config, views.dtype)
     fill = fill_compact_grid_parallel if parallel else fill_compact_grid
     fill(padded, kin, config.view_radius, state.food, state.occupant, state.energy, state.message, state.lineage)
-    _add_artifact_channel(padded, state, config)
-    order = position_order(state.occupant, slots, config.max_agents)
-    visited = slots[order]
-    position = state.position[visited]
-    gather = gather_compact_views_parallel if parallel else gather_compact_views
-    gather(padded, kin, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], rows[order],
-           KIN_CHANNEL, views)
-    features[rows] = own_features(state, config, slots)
+    _gather(state, config, slots, rows, padded, kin, views, features, 0, parallel)
 
 
 def float_observations(views: np.ndarray, features: np.ndarray, config: SocietyConfig) -> np.ndarray:

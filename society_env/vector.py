@@ -39,11 +39,10 @@ from society_env.observations import (
     NUM_FEATURES,
     check_threads,
     compact_observation_space,
-    compact_scratch,
     float_observations,
     numeric_action_space,
     numeric_observation_space,
-    padded_grid_shape,
+    observation_scratch,
     write_compact_observations,
     write_observations,
 )
@@ -103,8 +102,7 @@ class SocietyVectorEnv:
         self._episode_ended = np.zeros(self.num_envs, dtype=bool)
         self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
         # the padded grid(s), reused by every world and step
-        self._padded = (compact_scratch(config, obs_dtype) if self.compact
-                        else np.zeros(padded_grid_shape(config), dtype=np.float32))
+        self._padded = observation_scratch(config, obs_dtype)
         self.worlds: list[WorldState | None] = [None] * self.num_envs
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
 
