@@ -714,6 +714,10 @@ class StepRule(NamedTuple):
     food_regrowth_rate: float
     spawn_rounds: int
     uniform_food: bool  # the density is 1 on every cell (``kernels.accept_free_cells``)
+    survival_rewards: bool  # reward_mode "survival" (else "shaped")
+    survival_reward: float
+    shaped: tuple  # ``rewards.ShapedWeights``
+    give_transfer: int  # transfer kind of a give
 
 
 @njit(cache=True)
@@ -782,12 +786,15 @@ def decay_and_regrow(rng, food, occupant, density, cdf, rule):  # pragma: no cov
 
 
 @njit(cache=True)
-def reproduce_move_eat_and_regrow(rng, acting, kind, by_rank, present, world, genome, food, density, cdf, num_born,
-                                  step, rule, neighbour_deltas, move_deltas, failed, blocked,
-                                  ate):  # pragma: no cover - compiled
-    """Phases 3-8 (``rules.advance_world``): :func:`reproduce`, :func:`move_agents`,
-    :func:`eat_and_metabolise` (eat, metabolism, death) and :func:`decay_and_regrow`, in that order.
-    Returns (parents that had a child, dead slots, death causes)."""
+def step_after_artifacts(rng, acting, kind, message, by_rank, present, world, genome, food, density, cdf,
+                         state_message, num_born, step, rule, neighbour_deltas, move_deltas, transfers, failed,
+                         blocked, ate, rewards):  # pragma: no cover - compiled
+    """Phases 3-8 and the numeric part of 9-10 (``rules.advance_world``): :func:`reproduce`,
+    :func:`move_agents`, :func:`eat_and_metabolise` (eat, metabolism, death), :func:`decay_and_regrow`;
+    then the survivors' message tokens become ``state_message`` (everyone else's 0), and the step's
+    rewards are added to ``rewards`` (:func:`add_rewards`; ``transfers``: the (kind, source, dest, amount)
+    of phase 2). ``present``: the slots alive at the start of the step. Returns (parents that had a child,
+    dead slots, death causes)."""
     born = reproduce(rng, acting, kind, by_rank, world, genome, num_born, step, rule, neighbour_deltas, failed)
     move_agents(acting, kind, world.position, world.occupant, by_rank, move_deltas, rule.first_move, rule.last_move,
                 blocked)
@@ -795,4 +802,25 @@ def reproduce_move_eat_and_regrow(rng, acting, kind, by_rank, present, world, ge
                                       world.occupant, ate, rule.energy_per_step, rule.lifespan, rule.food_value,
                                       rule.dead, rule.starvation, rule.old_age)
     decay_and_regrow(rng, food, world.occupant, density, cdf, rule)
+    state_message[:] = 0
+    for slot in present:
+        if world.status[slot] != rule.dead:
+            state_message[slot] = message[slot]
+    add_rewards(rewards, rule, transfers, blocked, present, ate, dead, world.status)
     return born, dead, causes
+
+
+@njit(cache=True)
+def add_rewards(rewards, rule, transfers, blocked, present, ate, dead, status):  # pragma: no cover - compiled
+    """Phase 10, the step's rewards (``rules.advance_world`` says which): ``survival``: the survival reward
+    to every slot of ``present`` still alive (its ``status`` not ``rule.dead``); ``shaped``:
+    :func:`add_shaped_rewards` of the transfers (kind, source, dest, amount), blocked moves, food eaten
+    and deaths."""
+    if rule.survival_rewards:
+        for slot in present:
+            if status[slot] != rule.dead:
+                rewards[slot] += rule.survival_reward
+        return
+    kind, source, dest, amount = transfers
+    add_shaped_rewards(rewards, kind == rule.give_transfer, source, dest, amount, blocked, present, ate, dead,
+                       rule.shaped)

@@ -87,22 +87,26 @@ def copy_artifacts(artifacts: dict[int, Artifact]) -> dict[int, Artifact]:
 # ---------------------------------------------------------------------------------------------
 # One step's outcome
 # ---------------------------------------------------------------------------------------------
+_NO_EVENTS = np.empty(0, np.int64)
+_NO_EVENTS.flags.writeable = False
+
 @dataclass
 class StepOutcome:
     """What happened in one step: rewards and event arrays (slots are agent indices)."""
 
-    rewards: np.ndarray  # float64 [max_agents], from rules.compute_rewards (the last phase)
+    rewards: np.ndarray  # float64 [max_agents], the last phase's (rules.step_after_artifacts)
     ate: np.ndarray  # int64 [max_agents]: food value eaten this step
     blocked: np.ndarray  # bool [max_agents]: a move was blocked
     failed: np.ndarray  # int8 [max_agents]: why the slot's action failed (encodings.FAILURE_REASONS), 0 = it did not
-    transfer_kind: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    transfer_source: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # energy leaves
-    transfer_dest: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))  # energy arrives
-    transfer_amount: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    birth_parent: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    birth_child: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    death_slot: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
-    death_cause: np.ndarray = field(default_factory=lambda: np.empty(0, np.int64))
+    # the event arrays start as one shared read-only empty array (the rules replace, never edit, them)
+    transfer_kind: np.ndarray = field(default_factory=lambda: _NO_EVENTS)
+    transfer_source: np.ndarray = field(default_factory=lambda: _NO_EVENTS)  # energy leaves
+    transfer_dest: np.ndarray = field(default_factory=lambda: _NO_EVENTS)  # energy arrives
+    transfer_amount: np.ndarray = field(default_factory=lambda: _NO_EVENTS)
+    birth_parent: np.ndarray = field(default_factory=lambda: _NO_EVENTS)
+    birth_child: np.ndarray = field(default_factory=lambda: _NO_EVENTS)
+    death_slot: np.ndarray = field(default_factory=lambda: _NO_EVENTS)
+    death_cause: np.ndarray = field(default_factory=lambda: _NO_EVENTS)
     artifact_failed: dict[int, str] = field(default_factory=dict)  # slot -> reason an artifact action failed
     artifact_events: list[dict] = field(default_factory=list)  # recording-ready artifact events, in order
     present: np.ndarray = field(default_factory=lambda: np.empty(0, bool))  # bool [max_agents]: alive at the start

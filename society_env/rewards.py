@@ -9,7 +9,7 @@ eaten, ``None``: once).
 
 Both readers take the rows from here:
 
-* the compiled rewards (``rules.compute_rewards`` -> ``kernels.add_shaped_rewards``) get the weights as
+* the compiled rewards (``rules.step_after_artifacts`` -> ``kernels.add_rewards``) get the weights as
   a :class:`ShapedWeights` record, built in table order: the order of the rows is the order in which the
   kernel adds them (a transfer's source, then its destination, blocked moves, eating, death), which fixes
   how each slot's sum is rounded;

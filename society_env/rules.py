@@ -20,21 +20,21 @@ state) and returns a :class:`~society_env.outcome.StepOutcome`; it draws all ran
    worth ``max(food_value, energy left)`` on its cell.
 8. **food decay** then **regrowth** (Poisson count, drawn from the density on empty cells).
 9. **messages**: survivors' broadcasts become the state's ``message`` (heard through the view).
-10. **rewards**: computed once from what happened (:func:`compute_rewards`), per ``reward_mode``.
+10. **rewards**: computed once from what happened (:func:`step_after_artifacts`), per ``reward_mode``.
 
-Phases 1-2 are one function (:func:`rank_and_transfer`), phases 3-8 another
-(:func:`reproduce_move_eat_and_regrow`), then :func:`deliver_messages` and :func:`compute_rewards`; each
-edits the state and records what happened in the :class:`~society_env.outcome.StepOutcome`, and
-:func:`advance_world` only calls them in order.
+Phases 1-2 are one function (:func:`rank_and_transfer`), phases 3-10 another
+(:func:`step_after_artifacts`); each edits the state and records what happened in the
+:class:`~society_env.outcome.StepOutcome`, and :func:`advance_world` only calls them in order.
 
 With artifacts (``society_env.artifacts``, language option) three phases join: **artifact actions**
 right after give/take, **inventories of the dead** fall on their cells (after phase 8: they touch
 neither food nor cells' occupants), and **artifact ageing** (expiry) at the very end. They draw no
 random numbers.
 
-Phases 1-2 and 3-8 are each one compiled call (``society_env.kernels``) that draws its random numbers
-from ``rng`` itself, the same numbers in the same order as NumPy's calls would (``society_env.kernels``):
-two calls per step instead of a dozen kept the fixed cost per step small. Cost grows with the agents
+Phases 1-2 and 3-10 are each one compiled call (``society_env.kernels``). The second draws its random
+numbers from ``rng`` itself, the same numbers in the same order as NumPy's calls would; the priority
+permutation is NumPy's own call (numba's makes the same numbers, slower). Two calls per step instead of a
+dozen kernels and NumPy calls keep the fixed cost per step small. Cost grows with the agents
 (food decay is one pass over the grid; regrowth draws O(count) cells by rejection, see
 ``state.spawn_food_cells``, and only a crowded grid falls back to a draw over every free cell), with no
 loop over pairs of agents. Python loops remain only over the survivors' free-text messages (language
@@ -69,7 +69,7 @@ from society_env.encodings import (
     TAKE_TRANSFER,
 )
 from society_env import kernels
-from society_env.kernels import BirthRule, BirthState, StepRule, add_shaped_rewards
+from society_env.kernels import BirthRule, BirthState, StepRule
 from society_env.outcome import StepOutcome
 from society_env.rewards import SURVIVAL_REWARD, shaped_weights
 from society_env.state import ALIVE, DEAD, NUM_TRAITS, SPAWN_ROUNDS, WorldState
@@ -124,21 +124,22 @@ def _transfer_amounts(config: SocietyConfig) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def step_rule(config: SocietyConfig) -> StepRule:
-    """The numbers of phases 3-8 as one record for :func:`society_env.kernels.reproduce_move_eat_and_regrow`."""
+    """The numbers of phases 3-10 as one record for :func:`society_env.kernels.step_after_artifacts`."""
     birth = BirthRule(config.max_agents, ALIVE, config.reproduce_cost, config.child_energy, POPULATION_POOL_FULL,
                       NO_FREE_NEIGHBOUR_CELL)
     return StepRule(birth, REPRODUCE, config.reproduce_min_energy, NOT_ENOUGH_ENERGY, float(config.mutation_prob),
                     float(config.mutation_std), NUM_TRAITS, NORTH, EAST, config.energy_per_step, config.lifespan,
                     config.food_value, DEAD, STARVATION, OLD_AGE, float(config.food_decay_prob),
-                    float(config.food_regrowth_rate), SPAWN_ROUNDS,
-                    config.food_distribution == "uniform")
+                    float(config.food_regrowth_rate), SPAWN_ROUNDS, config.food_distribution == "uniform",
+                    config.reward_mode == "survival", SURVIVAL_REWARD, shaped_weights(config), GIVE_TRANSFER)
 
 
-def reproduce_move_eat_and_regrow(
+def step_after_artifacts(
     state: WorldState, actions: Actions, config: SocietyConfig, by_rank: np.ndarray, rng: np.random.Generator,
     outcome: StepOutcome,
 ) -> None:
-    """Phases 3-8, one compiled call (:func:`society_env.kernels.reproduce_move_eat_and_regrow`).
+    """Phases 3-10, one compiled call (:func:`society_env.kernels.step_after_artifacts`), then the
+    survivors' free-text messages (language option).
 
     **Reproduction**: parents with enough energy (after transfers), in rank order, place a child on their
     most preferred free neighbouring cell (preference drawn per parent); children take the next
@@ -147,49 +148,38 @@ def reproduce_move_eat_and_regrow(
     of the step eat the whole tile they stand on, pay ``energy_per_step`` and age by one; an agent dies of
     starvation (energy <= 0) or old age (age >= lifespan), leaving food worth ``max(food_value, energy
     left)``. **Food**: each tile loses one unit with ``food_decay_prob``, then Poisson(``food_regrowth_rate``)
-    new tiles appear on empty cells, drawn from the spawn density (``state.spawn_food_cells``)."""
+    new tiles appear on empty cells, drawn from the spawn density (``state.spawn_food_cells``).
+    **Messages**: what survivors broadcast becomes the state's message, heard through the next observation.
+    **Rewards** (the only place they are computed; the table of which event pays whom by which config
+    field is ``society_env.rewards``): ``shaped``: the rows of ``rewards.SHAPED_REWARDS``
+    (``reward_eat_per_unit`` per food unit eaten, ``reward_blocked_move`` per blocked move, the four
+    transfer rewards per energy unit given or taken, ``reward_death`` on death); ``survival``:
+    ``rewards.SURVIVAL_REWARD`` (+1) for every agent alive at the start of the step and still alive at its
+    end."""
     world = BirthState(state.position, state.occupant, state.status, state.energy, state.age, state.parent,
                        state.lineage, state.generation, state.birth_step)
-    born, dead, causes = kernels.reproduce_move_eat_and_regrow(
-        rng, actions.acting, actions.kind, by_rank, np.flatnonzero(outcome.present), world, state.genome, state.food,
-        state.food_density, state.food_cdf, state.num_born, state.step, step_rule(config), NEIGHBOUR_DELTAS,
-        MOVE_DELTAS, outcome.failed, outcome.blocked, outcome.ate)
+    transfers = (outcome.transfer_kind, outcome.transfer_source, outcome.transfer_dest, outcome.transfer_amount)
+    born, dead, causes = kernels.step_after_artifacts(
+        rng, actions.acting, actions.kind, actions.message, by_rank, np.flatnonzero(outcome.present), world,
+        state.genome, state.food, state.food_density, state.food_cdf, state.message, state.num_born, state.step,
+        step_rule(config), NEIGHBOUR_DELTAS, MOVE_DELTAS, transfers, outcome.failed, outcome.blocked, outcome.ate,
+        outcome.rewards)
     if born.size:
         outcome.birth_parent, outcome.birth_child = born, np.arange(state.num_born, state.num_born + born.size)
         state.num_born += born.size
     if dead.size:
         outcome.death_slot, outcome.death_cause = dead, causes
+    if actions.text is not None or (config.language and any(state.text_message)):
+        deliver_text_messages(state, actions, outcome.survivors())
 
 
-def deliver_messages(state: WorldState, actions: Actions, survivors: np.ndarray, language: bool = True) -> None:
-    """What survivors broadcast this step becomes the state's message, heard through the next observation."""
-    state.message[:] = 0
-    state.message[survivors] = actions.message[survivors]
-    if actions.text is None and (not language or not any(state.text_message)):
-        return  # silent before and after (always so without the language option): nothing to rebuild
+def deliver_text_messages(state: WorldState, actions: Actions, survivors: np.ndarray) -> None:
+    """What survivors wrote this step becomes the state's text message (language option); the others' is ""."""
     texts = [""] * state.message.shape[0]
     if actions.text is not None:
         for slot in survivors.tolist():
             texts[slot] = actions.text[slot] or ""
     state.text_message = texts
-
-
-def compute_rewards(outcome: StepOutcome, config: SocietyConfig) -> np.ndarray:
-    """Every slot's reward for the step, from what happened (the only place rewards are computed; the
-    table of which event pays whom by which config field is ``society_env.rewards``).
-
-    ``shaped``: the rows of ``rewards.SHAPED_REWARDS``: ``reward_eat_per_unit`` per food unit eaten,
-    ``reward_blocked_move`` per blocked move, the four transfer rewards per energy unit given or taken,
-    ``reward_death`` on death. ``survival``: ``rewards.SURVIVAL_REWARD`` (+1) for every agent alive at the
-    start of the step that is still alive at its end."""
-    rewards = np.zeros(outcome.present.shape[0])
-    if config.reward_mode == "survival":
-        rewards[outcome.survivors()] += SURVIVAL_REWARD
-        return rewards
-    add_shaped_rewards(rewards, outcome.transfer_kind == GIVE_TRANSFER, outcome.transfer_source, outcome.transfer_dest,
-                       outcome.transfer_amount, outcome.blocked, np.flatnonzero(outcome.present), outcome.ate,
-                       outcome.death_slot, shaped_weights(config))
-    return rewards
 
 
 def episode_end(state: WorldState, config: SocietyConfig) -> tuple[bool, bool]:
@@ -222,10 +212,8 @@ def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rn
 
     rank, by_rank = rank_and_transfer(state, actions, config, rng, outcome)
     resolve_artifact_actions(state, commands, config, rank, outcome)
-    reproduce_move_eat_and_regrow(state, actions, config, by_rank, rng, outcome)
+    step_after_artifacts(state, actions, config, by_rank, rng, outcome)
     drop_inventories(state, outcome.death_slot, config, outcome)
-    deliver_messages(state, actions, outcome.survivors(), config.language)
     age_artifacts(state, outcome)
-    outcome.rewards = compute_rewards(outcome, config)
     state.step += 1
     return outcome
