@@ -184,94 +184,71 @@ def write_own_features(own, slot, out, at):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def _filled_region(padded, radius, height, width):  # pragma: no cover - compiled
-    """What a padded-grid fill computes cell by cell: (wraps_once, rows, cols, offset). Normally the grid's
-    own cells, written at ``offset`` = radius, the border copied after (wraps_once); with a view that wraps
-    more than once around the torus, every padded cell from offset 0."""
-    wraps_once = radius <= height and radius <= width
-    if wraps_once:
-        return True, height, width, radius
-    return False, padded.shape[0], padded.shape[1], 0
-
-
-@njit(cache=True)
 def _wrap_border(grid, radius, height, width):  # pragma: no cover - compiled
-    """Fill the ``radius`` border of a padded grid with copies of the opposite edges (the torus)."""
-    for r in range(radius, radius + height):
-        grid[r, :radius] = grid[r, width : width + radius]
-        grid[r, radius + width :] = grid[r, radius : 2 * radius]
-    grid[:radius] = grid[height : height + radius]
-    grid[radius + height :] = grid[radius : 2 * radius]
+    """Fill the ``radius`` border of a padded grid, whose middle (from row and column ``radius`` on) holds
+    the ``height x width`` torus, with copies of the opposite edges (the torus' wrap-around): padded cell
+    (r, c) is torus cell ((r - radius) % height, (c - radius) % width)."""
+    if radius <= height and radius <= width:  # one wrap: copies of slices
+        for r in range(radius, radius + height):
+            grid[r, :radius] = grid[r, width : width + radius]
+            grid[r, radius + width :] = grid[r, radius : 2 * radius]
+        grid[:radius] = grid[height : height + radius]
+        grid[radius + height :] = grid[radius : 2 * radius]
+        return
+    for r in range(grid.shape[0]):  # a view wider than the torus wraps more than once: cell by cell
+        source_row = radius + (r - radius) % height
+        for c in range(grid.shape[1]):
+            if not (radius <= r < radius + height and radius <= c < radius + width):
+                grid[r, c] = grid[source_row, radius + (c - radius) % width]
 
 
-def _fill_padded_grid(padded, kin, radius, food, occupant, energy, message, lineage, food_value,
-                      initial_energy):  # pragma: no cover - compiled
-    """The channel grid of the numeric observation (food, agent, energy, message; the kin and artifact
-    channels left at 0) written into ``padded``, a ``(height + 2 radius, width + 2 radius, channels)``
-    float32 array, and each cell's occupant's lineage id into ``kin`` (int32, the same rows and columns;
-    -2 where nobody stands), both with the torus wrapped around their border."""
+def _fill_grid(padded, kin, radius, food, energy, message, lineage, position, status, alive, compact, food_value,
+               initial_energy, high):  # pragma: no cover - compiled
+    """The channel grid the observation is gathered from, wrap-padded by ``radius``: ``padded``
+    (``(height + 2 radius, width + 2 radius, channels)``) and ``kin`` (int32, the same rows and columns).
+
+    float32 (``compact`` False): food / ``food_value``, presence, energy / ``initial_energy`` and the message
+    token of the agent standing there; compact (uint8 / uint16): food and energy in energy units capped at
+    ``high``, the dtype's maximum (energy below 0 as 0). The kin and artifact channels are 0; ``kin`` holds the
+    occupant's lineage id, -2 where nobody stands.
+
+    Two passes: every cell gets its food and the empty-cell values (zeros, then the food channel, a table
+    lookup for the usual small amounts instead of a division per cell), then each living agent (``status ==
+    alive``) writes its own cell; then the border. The per-cell check of the occupant it replaces
+    mispredicted and kept the loop scalar."""
     height, width = food.shape
     channels = padded.shape[2]
-    wraps_once, rows, cols, offset = _filled_region(padded, radius, height, width)
-    for parallel_r in prange(rows):  # each r writes its own padded row
+    grid = padded.reshape(padded.shape[0], padded.shape[1] * channels)
+    # food / food_value of the small food values, computed as below (float64 division, rounded to float32)
+    small_food = np.arange(256) / food_value
+    for parallel_r in prange(height):  # each r writes its own padded row
         r = np.int64(parallel_r)  # prange's index is unsigned when parallel: keep the arithmetic in int64
-        row = r if wraps_once else (r - radius) % height
-        for c in range(cols):
-            col = c if wraps_once else (c - radius) % width
-            cell = padded[r + offset, c + offset]
-            cell[0] = food[row, col] / food_value
-            who = occupant[row, col]
-            if who >= 0:
-                cell[1] = 1.0
-                cell[2] = energy[who] / initial_energy
-                cell[4] = message[who]
-                kin[r + offset, c + offset] = lineage[who]
+        target = grid[r + radius, radius * channels : (radius + width) * channels]
+        target[:] = 0
+        food_row = food[r]
+        for c in range(width):
+            amount = food_row[c]
+            if compact:
+                target[c * channels] = min(amount, high)
+            elif amount < 256:
+                target[c * channels] = small_food[amount]
             else:
-                cell[1] = 0.0
-                cell[2] = 0.0
-                cell[4] = 0.0
-                kin[r + offset, c + offset] = -2
-            cell[3] = 0.0
-            for k in range(5, channels):
-                cell[k] = 0.0
-    if wraps_once:  # the border: copies of the opposite edges
-        _wrap_border(padded, radius, height, width)
-        _wrap_border(kin, radius, height, width)
-
-
-def _fill_compact_grid(padded, kin, radius, food, occupant, energy, message, lineage):  # pragma: no cover - compiled
-    """The integer twin of :func:`_fill_padded_grid` for the compact view: ``padded`` (uint8 or uint16,
-    ``(height + 2 radius, width + 2 radius, channels)``) gets food and energy in energy units capped at the
-    dtype's maximum, presence, 0 in the kin channel, the message token, 0 in the artifact channel; ``kin``
-    (int32, the same rows and columns) the occupant's lineage id, -2 where nobody stands. Both wrap-padded."""
-    height, width = food.shape
-    channels = padded.shape[2]
-    high = np.iinfo(padded.dtype).max
-    wraps_once, rows, cols, offset = _filled_region(padded, radius, height, width)
-    for parallel_r in prange(rows):  # each r writes its own padded row
-        r = np.int64(parallel_r)  # prange's index is unsigned when parallel: keep the arithmetic in int64
-        row = r if wraps_once else (r - radius) % height
-        for c in range(cols):
-            col = c if wraps_once else (c - radius) % width
-            cell = padded[r + offset, c + offset]
-            cell[0] = min(food[row, col], high)
-            who = occupant[row, col]
-            if who >= 0:
-                cell[1] = 1
-                cell[2] = min(max(energy[who], 0), high)
-                cell[4] = message[who]
-                kin[r + offset, c + offset] = lineage[who]
-            else:
-                cell[1] = 0
-                cell[2] = 0
-                cell[4] = 0
-                kin[r + offset, c + offset] = -2
-            cell[3] = 0
-            for k in range(5, channels):
-                cell[k] = 0
-    if wraps_once:  # the border: copies of the opposite edges
-        _wrap_border(padded, radius, height, width)
-        _wrap_border(kin, radius, height, width)
+                target[c * channels] = amount / food_value
+        kin[r + radius, radius : radius + width] = -2
+    for slot in range(status.shape[0]):
+        if status[slot] != alive:
+            continue
+        r, c = position[slot, 0] + radius, position[slot, 1] + radius
+        cell = padded[r, c]
+        cell[1] = 1
+        if compact:
+            cell[2] = min(max(energy[slot], 0), high)
+        else:
+            cell[2] = energy[slot] / initial_energy
+        cell[4] = message[slot]
+        kin[r, c] = lineage[slot]
+    _wrap_border(padded, radius, height, width)
+    _wrap_border(kin, radius, height, width)
 
 
 # The parallel twins are not cached: numba keys its disk cache by the Python function, so two twins of
@@ -279,10 +256,8 @@ def _fill_compact_grid(padded, kin, radius, food, occupant, energy, message, lin
 # on first use (about 0.3 s), which only worlds of PARALLEL_MIN_AGENTS or more observers with threads pay.
 gather_views = njit(cache=True)(_gather_views)
 gather_views_parallel = njit(parallel=True)(_gather_views)
-fill_padded_grid = njit(cache=True)(_fill_padded_grid)
-fill_padded_grid_parallel = njit(parallel=True)(_fill_padded_grid)
-fill_compact_grid = njit(cache=True)(_fill_compact_grid)
-fill_compact_grid_parallel = njit(parallel=True)(_fill_compact_grid)
+fill_grid = njit(cache=True)(_fill_grid)
+fill_grid_parallel = njit(parallel=True)(_fill_grid)
 
 
 @njit(cache=True)

@@ -17,15 +17,13 @@ from society_env.config import SocietyConfig
 from society_env.encodings import NUM_ACTION_KINDS
 from society_env.kernels import (
     OwnState,
-    fill_compact_grid,
-    fill_compact_grid_parallel,
-    fill_padded_grid,
-    fill_padded_grid_parallel,
+    fill_grid,
+    fill_grid_parallel,
     gather_views,
     gather_views_parallel,
     position_order,
 )
-from society_env.state import GENOME_SIZE, WorldState
+from society_env.state import ALIVE, GENOME_SIZE, WorldState
 
 # View channels.
 FOOD_CHANNEL, AGENT_CHANNEL, ENERGY_CHANNEL, KIN_CHANNEL, MESSAGE_CHANNEL, ARTIFACT_CHANNEL = range(6)
@@ -218,6 +216,16 @@ def own_state(state: WorldState, config: SocietyConfig) -> OwnState:
                     config.height, config.width)
 
 
+def _fill(state: WorldState, config: SocietyConfig, padded: np.ndarray, kin: np.ndarray, parallel: bool) -> None:
+    """The padded channel grid and lineage grid of the observation (:func:`society_env.kernels.fill_grid`):
+    float32 values when ``padded`` is float32, else the compact integers."""
+    compact = padded.dtype != np.float32
+    fill = fill_grid_parallel if parallel else fill_grid
+    fill(padded, kin, config.view_radius, state.food, state.energy, state.message, state.lineage, state.position,
+         state.status, ALIVE, compact, config.food_value, config.initial_energy,
+         np.iinfo(padded.dtype).max if compact else 0)
+
+
 def _gather(state: WorldState, config: SocietyConfig, slots: np.ndarray, rows: np.ndarray, padded: np.ndarray,
             kin: np.ndarray, out: np.ndarray, features: np.ndarray, features_at: int, parallel: bool) -> None:
     """The view windows of ``slots`` from the filled grids into ``out[rows]``, their features into
@@ -241,7 +249,7 @@ def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarr
     :func:`observation_scratch` (float32), used instead of new ones.
 
     One channel grid is built per call, wrap-padded by the view radius
-    (:func:`society_env.kernels.fill_padded_grid`), with the occupants' lineage ids in a second grid, and
+    (:func:`society_env.kernels.fill_grid`), with the occupants' lineage ids in a second grid, and
     a compiled loop copies each agent's window and writes its features (:func:`_gather`).
 
     With ``threads`` > 1 and at least :data:`PARALLEL_MIN_AGENTS` observers, the grid's rows and the
@@ -251,9 +259,7 @@ def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarr
         return
     parallel = _use_threads(threads, slots.size)
     padded, kin = scratch if scratch is not None else observation_scratch(config)
-    fill = fill_padded_grid_parallel if parallel else fill_padded_grid
-    fill(padded, kin, config.view_radius, state.food, state.occupant, state.energy, state.message, state.lineage,
-         config.food_value, config.initial_energy)
+    _fill(state, config, padded, kin, parallel)
     _gather(state, config, slots, rows, padded, kin, out, out, config.view_size**2 * NUM_CHANNELS, parallel)
 
 
@@ -291,8 +297,7 @@ def write_compact_observations(state: WorldState, config: SocietyConfig, slots: 
         return
     parallel = _use_threads(threads, slots.size)
     padded, kin = scratch if scratch is not None else observation_scratch(config, views.dtype)
-    fill = fill_compact_grid_parallel if parallel else fill_compact_grid
-    fill(padded, kin, config.view_radius, state.food, state.occupant, state.energy, state.message, state.lineage)
+    _fill(state, config, padded, kin, parallel)
     _gather(state, config, slots, rows, padded, kin, views, features, 0, parallel)
 
 

@@ -49,8 +49,10 @@ def test_parallel_env_observations_match_their_definition(threads):
 
 
 @pytest.mark.parametrize("dtype", ["float32", "uint8"])
-def test_vector_env_observations_match_their_definition(dtype):
-    envs = SocietyVectorEnv(2, "small", obs_dtype=dtype, num_founders=30, max_agents=80)
+@pytest.mark.parametrize("side", [None, 5])  # None: the small preset's grid; 5: the view wraps twice around the torus
+def test_vector_env_observations_match_their_definition(dtype, side):
+    grid = {} if side is None else {"width": side, "height": side + 2, "num_founders": 8}
+    envs = SocietyVectorEnv(2, "small", obs_dtype=dtype, **{"num_founders": 30, "max_agents": 80, **grid})
     envs.reset(seed=3)
     rng = np.random.default_rng(1)
     nvec = envs.single_action_space.nvec

@@ -32,7 +32,7 @@ def test_any_thread_count_gives_the_same_arrays_step_for_step():
 
     # the parallel twins themselves were called (not a serial function under their name: with cache=True,
     # both twins of one Python function shared numba's cache entry, and "parallel" ran serial code)
-    assert kernels.gather_views_parallel.signatures and kernels.fill_padded_grid_parallel.signatures
+    assert kernels.gather_views_parallel.signatures and kernels.fill_grid_parallel.signatures
     assert kernels.gather_views_parallel.targetoptions.get("parallel")
 
 
