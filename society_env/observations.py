@@ -21,6 +21,8 @@ from society_env.kernels import (
     fill_grid_parallel,
     gather_views,
     gather_views_parallel,
+    write_features,
+    write_features_parallel,
     position_order,
 )
 from society_env.state import ALIVE, GENOME_SIZE, WorldState
@@ -228,17 +230,16 @@ def _fill(state: WorldState, config: SocietyConfig, padded: np.ndarray, kin: np.
 
 def _gather(state: WorldState, config: SocietyConfig, slots: np.ndarray, rows: np.ndarray, padded: np.ndarray,
             kin: np.ndarray, out: np.ndarray, features: np.ndarray, features_at: int, parallel: bool) -> None:
-    """The view windows of ``slots`` from the filled grids into ``out[rows]``, their features into
-    ``features[rows]`` from ``features_at`` on (:func:`society_env.kernels.gather_views`), agents taken in
-    position order (neighbours' windows overlap, so the grid rows they read are still in cache; the
-    per-agent inputs are gathered in that order first, so that the loop reads them front to back)."""
+    """The view windows of ``slots`` from the filled grids into ``out[rows]``
+    (:func:`society_env.kernels.gather_views`), agents taken in position order (neighbours' windows
+    overlap, so the grid rows they read are still in cache); then their features into ``features[rows]`` from
+    ``features_at`` on, in slot order (:func:`society_env.kernels.write_features`)."""
     _add_artifact_channel(padded, state, config)
     order = position_order(state.occupant, slots, config.max_agents)
-    visited = slots[order]
-    position = state.position[visited]
     gather = gather_views_parallel if parallel else gather_views
-    gather(padded, kin, config.view_size, position[:, 0], position[:, 1], state.lineage[visited], rows[order],
-           KIN_CHANNEL, out, visited, own_state(state, config), features, features_at)
+    gather(padded, kin, config.view_size, slots[order], state.position, state.lineage, rows[order], KIN_CHANNEL, out)
+    features_of = write_features_parallel if parallel else write_features
+    features_of(own_state(state, config), slots, rows, features, features_at)
 
 
 def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarray, out: np.ndarray,
