@@ -97,7 +97,6 @@ from society_env.observations import (
     PRINTABLE_CHARSET,
     build_spaces,
     channel_grid,
-    check_threads,
     observation_size,
     observation_scratch,
     write_observations,
@@ -106,6 +105,7 @@ from society_env.outcome import ATE, BLOCKED, BORN, DIED, GAVE, TOOK, Artifact, 
 from society_env.rules import Actions, advance_world, episode_end
 from society_env.state import ALIVE, WORLD_VERSION, WorldState, initial_state
 from society_env.text_view import render_texts, visible_views
+from society_env.threads import check_threads
 
 
 _FAILURE_NAMES = np.array(FAILURE_REASONS, dtype=object)  # failure codes -> reasons, in one gather
@@ -172,7 +172,7 @@ class SocietyEnv(ParallelEnv):
             raise RuntimeError("the episode is over: call reset() to start a new one")
         parsed = self.parse_actions(actions)
         before = self.world.status == ALIVE
-        outcome = advance_world(self.world, parsed, self.config, self._rng)
+        outcome = advance_world(self.world, parsed, self.config, self._rng, self.num_threads)
         self.last_outcome = outcome
         world, config = self.world, self.config
 

@@ -264,21 +264,6 @@ fill_grid_parallel = njit(parallel=True)(_fill_grid)
 
 
 @njit(cache=True)
-def decay_food(flat_food, draws, probability):  # pragma: no cover - compiled
-    """Food tiles in row-major order, the k-th with ``draws[k]``: a tile loses one unit when its draw is
-    below ``probability``. Written without a branch on the cell's content (a grid with food on a third of
-    its cells, at random, mispredicts a branch on every other tile); ``draws`` must have one entry per tile."""
-    last = draws.shape[0] - 1
-    if last < 0:
-        return
-    k = 0
-    for cell in range(flat_food.shape[0]):
-        has_food = flat_food[cell] != 0
-        flat_food[cell] -= has_food & (draws[min(k, last)] < probability)
-        k += has_food
-
-
-@njit(cache=True)
 def transfer_energy(acting, kind, target, amount, position, occupant, energy, rank, radius, amounts, give, take,
                     failed, no_agent, nothing):  # pragma: no cover - compiled
     """The give/take phase (``rules.resolve_transfers``). Each give/take names view cell ``target``; the
@@ -749,37 +734,71 @@ def reproduce(rng, acting, kind, by_rank, world, genome, num_born, step, rule, d
     return born
 
 
-@njit(cache=True)
-def decay_and_regrow(rng, food, occupant, density, cdf, rule):  # pragma: no cover - compiled
+def _decay_and_regrow(rng, food, occupant, density, cdf, rule):  # pragma: no cover - compiled
     """Phase 8: every food tile (row-major) loses one unit with ``food_decay_prob`` (one ``rng.random`` per
-    tile, :func:`decay_food`); then ``rng.poisson(food_regrowth_rate)`` new tiles of ``food_value`` on free
-    cells drawn from the density (:func:`society_env.kernels.draw_free_cells`)."""
-    flat_food = food.reshape(-1)
-    decay_food(flat_food, rng.random(np.count_nonzero(flat_food)), rule.food_decay_prob)
+    tile, drawn for all tiles at once); then ``rng.poisson(food_regrowth_rate)`` new tiles of
+    ``food_value`` on free cells drawn from the density (:func:`draw_free_cells`).
+
+    The decay pass counts each row's tiles, then decays each row with its own offset into the draws, both
+    written without a branch on the cell's content (a grid with food on a third of its cells, at random,
+    mispredicts a branch on every other tile). The rows are independent, so the ``parallel=True`` twin
+    splits them over threads with the same result."""
+    height, width = food.shape
+    tiles_per_row = np.empty(height, np.int64)
+    for parallel_r in prange(height):
+        r = np.int64(parallel_r)
+        tiles = 0
+        for c in range(width):
+            tiles += food[r, c] != 0
+        tiles_per_row[r] = tiles
+    first_tile = np.empty(height, np.int64)  # each row's first tile's index among all tiles
+    tiles = 0
+    for r in range(height):
+        first_tile[r] = tiles
+        tiles += tiles_per_row[r]
+    draws = rng.random(tiles)
+    probability = rule.food_decay_prob
+    for parallel_r in prange(height):
+        r = np.int64(parallel_r)
+        if tiles_per_row[r] == 0:
+            continue
+        k, last = first_tile[r], first_tile[r] + tiles_per_row[r] - 1
+        for c in range(width):
+            has_food = food[r, c] != 0
+            food[r, c] -= has_food & (draws[min(k, last)] < probability)
+            k += has_food
     count = rng.poisson(rule.food_regrowth_rate)
     if count > 0:
+        flat_food = food.reshape(-1)
         for cell in draw_free_cells(rng, flat_food, occupant.reshape(-1), density, cdf, count, rule.spawn_rounds,
                                     rule.uniform_food):
             flat_food[cell] = rule.food_value
 
 
+decay_and_regrow = njit(cache=True)(_decay_and_regrow)
+decay_and_regrow_parallel = njit(parallel=True)(_decay_and_regrow)
+
+
 @njit(cache=True)
 def step_after_artifacts(rng, acting, kind, message, by_rank, present, world, genome, food, density, cdf,
                          state_message, num_born, step, rule, neighbour_deltas, move_deltas, transfers, failed,
-                         blocked, ate, rewards):  # pragma: no cover - compiled
+                         blocked, ate, rewards, food_phase):  # pragma: no cover - compiled
     """Phases 3-8 and the numeric part of 9-10 (``rules.advance_world``): :func:`reproduce`,
     :func:`move_agents`, :func:`eat_and_metabolise` (eat, metabolism, death), :func:`decay_and_regrow`;
     then the survivors' message tokens become ``state_message`` (everyone else's 0), and the step's
     rewards are added to ``rewards`` (:func:`add_rewards`; ``transfers``: the (kind, source, dest, amount)
-    of phase 2). ``present``: the slots alive at the start of the step. Returns (parents that had a child,
-    dead slots, death causes)."""
+    of phase 2). ``present``: the slots alive at the start of the step. Without ``food_phase`` the caller
+    runs phase 8 itself, after this (``decay_and_regrow_parallel``: the messages and rewards draw no random
+    numbers, so the order of the draws is the same). Returns (parents that had a child, dead slots, death
+    causes)."""
     born = reproduce(rng, acting, kind, by_rank, world, genome, num_born, step, rule, neighbour_deltas, failed)
     move_agents(acting, kind, world.position, world.occupant, by_rank, move_deltas, rule.first_move, rule.last_move,
                 blocked)
     dead, causes = eat_and_metabolise(present, world.position, food, world.energy, world.age, world.status,
                                       world.occupant, ate, rule.energy_per_step, rule.lifespan, rule.food_value,
                                       rule.dead, rule.starvation, rule.old_age)
-    decay_and_regrow(rng, food, world.occupant, density, cdf, rule)
+    if food_phase:
+        decay_and_regrow(rng, food, world.occupant, density, cdf, rule)
     state_message[:] = 0
     for slot in present:
         if world.status[slot] != rule.dead:

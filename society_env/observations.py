@@ -26,6 +26,7 @@ from society_env.kernels import (
     position_order,
 )
 from society_env.state import ALIVE, GENOME_SIZE, WorldState
+from society_env.threads import PARALLEL_MIN_AGENTS, use_threads  # noqa: F401 (PARALLEL_MIN_AGENTS: docs)
 
 # View channels.
 FOOD_CHANNEL, AGENT_CHANNEL, ENERGY_CHANNEL, KIN_CHANNEL, MESSAGE_CHANNEL, ARTIFACT_CHANNEL = range(6)
@@ -166,38 +167,6 @@ def padded_grid_shape(config: SocietyConfig) -> tuple[int, int, int]:
     return config.height + 2 * config.view_radius, config.width + 2 * config.view_radius, NUM_CHANNELS
 
 
-PARALLEL_MIN_AGENTS = 2048
-"""Below this many observers the observation loops run on one thread whatever ``threads`` says: starting
-the thread team costs more than it saves, and small worlds (LLM runs, QES episodes, tests) never start
-OpenMP threads, which GNU OpenMP does not support across a later fork of the process."""
-
-
-def available_cores() -> int:
-    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
-    import os
-
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
-
-
-def check_threads(num_threads: int | None) -> int:
-    """``num_threads`` of an env (None: :func:`available_cores`), checked; a bad value is a ValueError."""
-    if num_threads is None:
-        return available_cores()
-    if not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, bool) or num_threads < 1:
-        raise ValueError(f"num_threads must be a positive int or None (the cores available), got {num_threads!r}")
-    return int(num_threads)
-
-
-def _use_threads(threads: int, observers: int) -> bool:
-    """Whether to run the parallel loops (and with how many threads numba may use, set for this thread)."""
-    if threads <= 1 or observers < PARALLEL_MIN_AGENTS:
-        return False
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    return True
-
-
 def _add_artifact_channel(padded: np.ndarray, state: WorldState, config: SocietyConfig) -> None:
     """Artifact counts into the artifact channel of a padded grid (the fills leave it at 0)."""
     if state.artifacts and config.artifact_visible:
@@ -258,7 +227,7 @@ def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarr
     """
     if slots.size == 0:
         return
-    parallel = _use_threads(threads, slots.size)
+    parallel = use_threads(threads, slots.size)
     padded, kin = scratch if scratch is not None else observation_scratch(config)
     _fill(state, config, padded, kin, parallel)
     _gather(state, config, slots, rows, padded, kin, out, out, config.view_size**2 * NUM_CHANNELS, parallel)
@@ -296,7 +265,7 @@ def write_compact_observations(state: WorldState, config: SocietyConfig, slots: 
     the same plain copy of bytes plus the kin scan as for float32."""
     if slots.size == 0:
         return
-    parallel = _use_threads(threads, slots.size)
+    parallel = use_threads(threads, slots.size)
     padded, kin = scratch if scratch is not None else observation_scratch(config, views.dtype)
     _fill(state, config, padded, kin, parallel)
     _gather(state, config, slots, rows, padded, kin, views, features, 0, parallel)

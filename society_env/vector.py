@@ -37,7 +37,6 @@ from society_env.kernels import first_bad_action
 from society_env.observations import (
     COMPACT_DTYPES,
     NUM_FEATURES,
-    check_threads,
     compact_observation_space,
     float_observations,
     numeric_action_space,
@@ -48,6 +47,7 @@ from society_env.observations import (
 )
 from society_env.rules import Actions, advance_world, episode_end
 from society_env.state import ALIVE, WorldState, initial_state
+from society_env.threads import check_threads
 
 
 class SocietyVectorEnv:
@@ -134,7 +134,7 @@ class SocietyVectorEnv:
             world, alive = self.worlds[e], self._alive[e]
             chosen = actions[e]
             parsed = Actions(alive.copy(), chosen[:, 0], chosen[:, 1], chosen[:, 2], chosen[:, 3])
-            outcome = advance_world(world, parsed, config, self._rngs[e])
+            outcome = advance_world(world, parsed, config, self._rngs[e], self.num_threads)
             self._rewards[e] = outcome.rewards
             now_alive = world.status == ALIVE
             ended, out_of_time = episode_end(world, config)

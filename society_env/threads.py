@@ -1,0 +1,42 @@
+"""When the world's compiled loops run on several threads: the thread count of an env, and the size below
+which one thread runs whatever it says.
+
+The observation loops and the food phase have ``parallel=True`` twins (``society_env.kernels``) whose
+results are the same bytes for any thread count; :func:`use_threads` picks them for big worlds.
+"""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+
+PARALLEL_MIN_AGENTS = 2048
+"""Below this many living agents (observers) the loops run on one thread whatever ``num_threads`` says:
+starting the thread team costs more than it saves, and small worlds (LLM runs, QES episodes, tests) never
+start OpenMP threads, which GNU OpenMP does not support across a later fork of the process."""
+
+
+def available_cores() -> int:
+    """CPU cores this process may run on (its affinity mask, not the machine's count)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+
+
+def check_threads(num_threads: int | None) -> int:
+    """``num_threads`` of an env (None: :func:`available_cores`), checked; a bad value is a ValueError."""
+    if num_threads is None:
+        return available_cores()
+    if not isinstance(num_threads, (int, np.integer)) or isinstance(num_threads, bool) or num_threads < 1:
+        raise ValueError(f"num_threads must be a positive int or None (the cores available), got {num_threads!r}")
+    return int(num_threads)
+
+
+def use_threads(threads: int, agents: int) -> bool:
+    """Whether to run the parallel twins for a world of ``agents`` living agents (and, if so, set how many
+    threads numba may use, for this thread)."""
+    if threads <= 1 or agents < PARALLEL_MIN_AGENTS:
+        return False
+    import numba
+
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    return True
