@@ -120,40 +120,74 @@ def place_children(parents, preference, deltas, world, num_born, step, rule, fai
     return born[:births]
 
 
-def _gather_views(padded, kin, size, visited, position, lineage, targets, kin_channel, out):  # pragma: no cover - compiled
+FAMILY_SCAN_LIMIT = 48
+"""A viewer's family (living agents of its lineage) up to this size marks its kin cells member by member;
+a bigger one scans the window's lineage ids (169 compares for a 13x13 view)."""
+
+
+@njit(cache=True)
+def group_families(lineage, status, alive):  # pragma: no cover - compiled
+    """The living slots grouped by lineage (a counting sort): ``members[first[f]:first[f + 1]]`` are the
+    living agents of lineage ``f`` (lineage ids are slots, below ``len(status)``)."""
+    slots = status.shape[0]
+    first = np.zeros(slots + 1, np.int64)
+    for slot in range(slots):
+        if status[slot] == alive:
+            first[lineage[slot] + 1] += 1
+    for f in range(slots):
+        first[f + 1] += first[f]
+    filled = first[:slots].copy()
+    members = np.empty(first[slots], np.int64)
+    for slot in range(slots):
+        if status[slot] == alive:
+            members[filled[lineage[slot]]] = slot
+            filled[lineage[slot]] += 1
+    return members, first
+
+
+def _gather_views(padded, kin, size, visited, position, lineage, members, first, targets, kin_channel,
+                  out):  # pragma: no cover - compiled
     """For each k, write into ``out[targets[k]]`` the ``size x size`` window of the wrap-padded channel
     grid around agent ``visited[k]`` (at ``position[visited[k]]``) in (row, column, channel) order.
 
     The window of an agent at (row, column) is the padded block starting there, copied as it is (the grid
     is already in the output's dtype). The caller passes the agents in position order: the grid rows read
-    are then still in cache. The grid's kin channel is 0; ``kin`` (int32, the same padded rows and columns)
-    holds each cell's occupant's lineage id (-2 where nobody stands), and the kin channel becomes 1 where
-    it equals the viewer's lineage: per window row, a count of the matches (vectorised) and a store
-    only where one is (most cells are empty), instead of a compare and a store on every cell (which took
-    half the gather)."""
+    are then still in cache. The grid's kin channel is 0 and becomes 1 on the cells of the viewer's
+    family (its lineage's living agents, ``members[first[f]:first[f + 1]]`` of :func:`group_families`): a
+    small family marks its members that fall in the window, one by one (the usual case: a few relatives
+    instead of a compare on all 169 cells, which took half the gather); a big one, or a window wider
+    than the torus, compares the window's cells in ``kin`` (int32, each cell's occupant's lineage id, -2
+    where nobody stands) with the viewer's lineage, row by row."""
     channels = padded.shape[2]
     run = size * channels  # a window row: size cells of all channels, contiguous in the padded grid
+    radius = size // 2
+    height, width = padded.shape[0] - 2 * radius, padded.shape[1] - 2 * radius
+    window_fits = size <= height and size <= width  # no torus cell appears twice in a window
     grid = padded.reshape(padded.shape[0], padded.shape[1] * channels)
     for k in prange(visited.shape[0]):  # each k writes its own row of out (targets are distinct)
         target = out[targets[k]]
         slot = visited[k]
         row, col, family = position[slot, 0], position[slot, 1], lineage[slot]
-        first = col * channels
+        first_column = col * channels
         for i in range(size):
-            base = i * run
             # copy between two slices: indices from 0 let LLVM vectorise the loop (an offset index,
             # target[base + j] = source[first + j], keeps it scalar: 2x slower in float32, 8x in uint8)
-            window_row, source_row = target[base : base + run], grid[row + i, first : first + run]
+            window_row, source_row = target[i * run : (i + 1) * run], grid[row + i, first_column : first_column + run]
             for j in range(run):
                 window_row[j] = source_row[j]
+        relatives = members[first[family] : first[family + 1]]
+        if window_fits and relatives.shape[0] <= FAMILY_SCAN_LIMIT:
+            for relative in relatives:  # its window cell, if the torus offset is within the radius
+                i = (position[relative, 0] - row + radius) % height
+                j = (position[relative, 1] - col + radius) % width
+                if i < size and j < size:
+                    target[i * run + j * channels + kin_channel] = 1
+            continue
+        for i in range(size):
             families = kin[row + i, col : col + size]
-            matches = 0
             for j in range(size):
-                matches += families[j] == family
-            if matches:
-                for j in range(size):
-                    if families[j] == family:
-                        window_row[j * channels + kin_channel] = 1
+                if families[j] == family:
+                    target[i * run + j * channels + kin_channel] = 1
 
 
 def _write_features(own, slots, targets, out, at):  # pragma: no cover - compiled

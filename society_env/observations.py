@@ -21,6 +21,7 @@ from society_env.kernels import (
     fill_grid_parallel,
     gather_views,
     gather_views_parallel,
+    group_families,
     write_features,
     write_features_parallel,
     position_order,
@@ -206,7 +207,9 @@ def _gather(state: WorldState, config: SocietyConfig, slots: np.ndarray, rows: n
     _add_artifact_channel(padded, state, config)
     order = position_order(state.occupant, slots, config.max_agents)
     gather = gather_views_parallel if parallel else gather_views
-    gather(padded, kin, config.view_size, slots[order], state.position, state.lineage, rows[order], KIN_CHANNEL, out)
+    members, first = group_families(state.lineage, state.status, ALIVE)
+    gather(padded, kin, config.view_size, slots[order], state.position, state.lineage, members, first, rows[order],
+           KIN_CHANNEL, out)
     features_of = write_features_parallel if parallel else write_features
     features_of(own_state(state, config), slots, rows, features, features_at)
 

@@ -63,3 +63,22 @@ def test_vector_env_observations_match_their_definition(dtype, side):
                 np.testing.assert_array_equal(observations[e, slot], expected_observation(world, envs.config, slot))
             assert not observations[e, world.status != ALIVE].any()  # the dead and unborn see nothing
         envs.step(rng.integers(0, nvec, size=(2, envs.num_slots, nvec.size)))
+
+
+@pytest.mark.parametrize("families", [1, 3, 400])
+def test_kin_channel_for_families_of_any_size(families):
+    """Small families mark their members' cells one by one, big ones (more than FAMILY_SCAN_LIMIT living
+    agents) compare the window's cells: both give the definition's kin channel."""
+    from society_env.kernels import FAMILY_SCAN_LIMIT
+    from society_env.observations import observation_scratch, observation_size, write_observations
+
+    env = society_env.parallel_env("default", width=40, height=40, num_founders=500, max_agents=600)
+    env.reset(seed=2)
+    world, config = env.world, env.config
+    living = np.flatnonzero(world.status == ALIVE)
+    world.lineage[living] = living % families  # lineages are founder slots: here 1, 3 or 400 families
+    assert (np.bincount(world.lineage[living]).max() > FAMILY_SCAN_LIMIT) == (families < 400)
+    out = np.zeros((living.size, observation_size(config)), dtype=np.float32)
+    write_observations(world, config, living, out, np.arange(living.size), observation_scratch(config))
+    for k, slot in enumerate(living):
+        np.testing.assert_array_equal(out[k], expected_observation(world, config, slot), err_msg=f"agent_{slot}")
