@@ -219,22 +219,25 @@ class OwnState(NamedTuple):
 
 
 @njit(cache=True)
-def _wrap_border(grid, radius, height, width):  # pragma: no cover - compiled
+def _wrap_border(grid, radius, height, width, items):  # pragma: no cover - compiled
     """Fill the ``radius`` border of a padded grid, whose middle (from row and column ``radius`` on) holds
     the ``height x width`` torus, with copies of the opposite edges (the torus' wrap-around): padded cell
-    (r, c) is torus cell ((r - radius) % height, (c - radius) % width)."""
-    if radius <= height and radius <= width:  # one wrap: copies of slices
-        for r in range(radius, radius + height):
-            grid[r, :radius] = grid[r, width : width + radius]
-            grid[r, radius + width :] = grid[r, radius : 2 * radius]
-        grid[:radius] = grid[height : height + radius]
-        grid[radius + height :] = grid[radius : 2 * radius]
-        return
-    for r in range(grid.shape[0]):  # a view wider than the torus wraps more than once: cell by cell
+    (r, c) is torus cell ((r - radius) % height, (c - radius) % width). ``grid`` is 2-d, ``items`` values
+    per cell (the channels, side by side in a row). Plain loops: slice assignments took seconds to compile."""
+    rows = grid.shape[0]
+    columns = grid.shape[1] // items
+    for r in range(rows):
         source_row = radius + (r - radius) % height
-        for c in range(grid.shape[1]):
-            if not (radius <= r < radius + height and radius <= c < radius + width):
-                grid[r, c] = grid[source_row, radius + (c - radius) % width]
+        inside_row = radius <= r < radius + height
+        c = 0
+        while c < columns:
+            if inside_row and c == radius:  # the torus itself: skip to the right border
+                c = radius + width
+                continue
+            source, target = (radius + (c - radius) % width) * items, c * items
+            for x in range(items):
+                grid[r, target + x] = grid[source_row, source + x]
+            c += 1
 
 
 def _fill_grid(padded, kin, radius, food, energy, message, lineage, position, status, alive, compact, food_value,
@@ -282,8 +285,8 @@ def _fill_grid(padded, kin, radius, food, energy, message, lineage, position, st
             cell[2] = energy[slot] / initial_energy
         cell[4] = message[slot]
         kin[r, c] = lineage[slot]
-    _wrap_border(padded, radius, height, width)
-    _wrap_border(kin, radius, height, width)
+    _wrap_border(grid, radius, height, width, channels)
+    _wrap_border(kin, radius, height, width, 1)
 
 
 # The parallel twins are not cached: numba keys its disk cache by the Python function, so two twins of
@@ -756,8 +759,14 @@ def reproduce(rng, acting, kind, by_rank, world, genome, num_born, step, rule, d
         return parents
     draws = rng.random((parents.shape[0], deltas.shape[0]))
     preference = np.empty(draws.shape, np.int64)
-    for k in range(parents.shape[0]):
-        preference[k] = np.argsort(draws[k])
+    for k in range(parents.shape[0]):  # np.argsort of each row (the draws are distinct: any sort agrees)
+        order = preference[k]
+        for j in range(deltas.shape[0]):  # insertion sort of 8 values
+            at = j
+            while at > 0 and draws[k, order[at - 1]] > draws[k, j]:
+                order[at] = order[at - 1]
+                at -= 1
+            order[at] = j
     born = place_children(parents, preference, deltas, world, num_born, step, rule.birth, failed)
     if born.shape[0] == 0:
         return born

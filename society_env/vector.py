@@ -132,8 +132,8 @@ class SocietyVectorEnv:
         config = self.config
         for e in range(self.num_envs):
             world, alive = self.worlds[e], self._alive[e]
-            chosen = actions[e]
-            parsed = Actions(alive.copy(), chosen[:, 0], chosen[:, 1], chosen[:, 2], chosen[:, 3])
+            kind, target, amount, message = np.ascontiguousarray(actions[e].T)  # contiguous, as parallel_env's
+            parsed = Actions(alive.copy(), kind, target, amount, message)
             outcome = advance_world(world, parsed, config, self._rngs[e], self.num_threads)
             self._rewards[e] = outcome.rewards
             now_alive = world.status == ALIVE
