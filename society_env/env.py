@@ -128,7 +128,7 @@ class SocietyEnv(ParallelEnv):
         self._index = {name: i for i, name in enumerate(self.possible_agents)}
         self._name_array = np.array(self.possible_agents, dtype=object)  # slots -> names in one gather
         self._observation_space, self._action_space = build_spaces(self.config)
-        # Reused memory: the padded channel grid of every step, and recent observation arrays.
+        # Reused memory: the padded channel and lineage grids of every step, and recent observation arrays.
         self._scratch: dict[str, Any] = {"padded": observation_scratch(self.config)}
         self._set_agents(np.empty(0, dtype=np.int64))
         self.world: WorldState | None = None

@@ -22,12 +22,12 @@ from society_env.kernels import (
     gather_views,
     gather_views_parallel,
     group_families,
+    position_order,
     write_features,
     write_features_parallel,
-    position_order,
 )
 from society_env.state import ALIVE, GENOME_SIZE, WorldState
-from society_env.threads import PARALLEL_MIN_AGENTS, use_threads  # noqa: F401 (PARALLEL_MIN_AGENTS: docs)
+from society_env.threads import use_threads
 
 # View channels.
 FOOD_CHANNEL, AGENT_CHANNEL, ENERGY_CHANNEL, KIN_CHANNEL, MESSAGE_CHANNEL, ARTIFACT_CHANNEL = range(6)
@@ -225,8 +225,9 @@ def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarr
     (:func:`society_env.kernels.fill_grid`), with the occupants' lineage ids in a second grid, and
     a compiled loop copies each agent's window and writes its features (:func:`_gather`).
 
-    With ``threads`` > 1 and at least :data:`PARALLEL_MIN_AGENTS` observers, the grid's rows and the
-    agents' windows are split over that many threads; every thread count writes the same bytes.
+    With ``threads`` > 1 and at least :data:`~society_env.threads.PARALLEL_MIN_AGENTS` observers, the
+    grid's rows and the agents' windows are split over that many threads; every thread count writes the
+    same bytes.
     """
     if slots.size == 0:
         return

@@ -13,8 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from society_env.config import NUM_TRAITS, SocietyConfig
-from society_env.outcome import Artifact, copy_artifacts
 from society_env.kernels import draw_free_cells
+from society_env.outcome import Artifact, copy_artifacts
 
 WORLD_VERSION = "society_v2"
 """The world's version (the env's metadata name): bumped whenever the same seed and actions would give

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import society_env
-from society_env.observations import PARALLEL_MIN_AGENTS
+from society_env.threads import PARALLEL_MIN_AGENTS
 from society_env.vector import SocietyVectorEnv
 
 BIG = dict(width=90, height=90, num_founders=3000, max_agents=4000, initial_food=2000, max_steps=40)
