@@ -61,8 +61,9 @@ class SocietyVectorEnv:
     ``society_env.observations.float_observations``) rebuilds the float32 observation, exactly wherever
     nothing was capped (docs/world.md gives the mapping).
 
-    ``num_threads``: threads of the observation loops (default: the cores available to the process); any
-    value gives the same arrays, and worlds of fewer than ``PARALLEL_MIN_AGENTS`` (2048) living agents use one.
+    ``num_threads``: threads of the observation loops and the food phase (default: the cores available to
+    the process); any value gives the same arrays, and worlds of fewer than
+    ``society_env.threads.PARALLEL_MIN_AGENTS`` (2048) living agents use one.
 
     Attributes: ``config``, ``num_envs``, ``num_threads``, ``num_slots`` (= ``config.max_agents``), ``single_observation_space``
     (a flat float32 ``Box``), ``single_action_space`` (``MultiDiscrete([8, view cells, amounts, tokens])``),
