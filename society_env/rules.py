@@ -94,9 +94,8 @@ class Actions:
         return cls(np.zeros(max_agents, dtype=bool), zeros, zeros.copy(), zeros.copy(), zeros.copy())
 
 
-def transfer_codes() -> tuple[int, int, int, int, int, int]:
-    """The codes :func:`society_env.kernels.rank_and_transfer` needs (action kinds, failures, transfer kinds)."""
-    return GIVE, TAKE, NO_AGENT_AT_TARGET, NOTHING_TO_TRANSFER, GIVE_TRANSFER, TAKE_TRANSFER
+TRANSFER_CODES = (GIVE, TAKE, NO_AGENT_AT_TARGET, NOTHING_TO_TRANSFER, GIVE_TRANSFER, TAKE_TRANSFER)
+"""The codes :func:`society_env.kernels.rank_and_transfer` needs (action kinds, failures, transfer kinds)."""
 
 
 def rank_and_transfer(
@@ -109,15 +108,18 @@ def rank_and_transfer(
     agent (its own give plus every take aimed at it) are granted in rank order of the actors until its
     start-of-step energy is used up. Returns (every slot's rank, 0 = resolves first; the living slots in
     rank order)."""
+    order = rng.permutation(np.count_nonzero(outcome.present))
     rank, by_rank, kind, source, dest, granted = kernels.rank_and_transfer(
-        rng.permutation(np.count_nonzero(outcome.present)), state.status, ALIVE, actions.acting, actions.kind, actions.target, actions.amount, state.position,
-        state.occupant, state.energy, config.view_radius, _transfer_amounts(config), transfer_codes(), outcome.failed)
-    outcome.transfer_kind, outcome.transfer_source, outcome.transfer_dest, outcome.transfer_amount = kind, source, dest, granted
+        order, state.status, ALIVE, actions.acting, actions.kind, actions.target, actions.amount, state.position,
+        state.occupant, state.energy, config.view_radius, _transfer_amounts(config), TRANSFER_CODES, outcome.failed)
+    outcome.transfer_kind, outcome.transfer_source = kind, source
+    outcome.transfer_dest, outcome.transfer_amount = dest, granted
     return rank, by_rank
 
 
 @functools.lru_cache(maxsize=64)
 def _transfer_amounts(config: SocietyConfig) -> np.ndarray:
+    """``config.transfer_amounts`` as a read-only int64 array, built once per config."""
     amounts = np.asarray(config.transfer_amounts, dtype=np.int64)
     amounts.flags.writeable = False
     return amounts
