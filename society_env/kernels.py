@@ -742,7 +742,9 @@ def rank_and_transfer(order, status, alive, acting, kind, target, amount, positi
     rank, by_rank = rank_living(status, alive, order)
     is_give, source, dest, granted = transfer_energy(acting, kind, target, amount, position, occupant, energy, rank,
                                                      radius, amounts, give, take, failed, no_agent, nothing)
-    transfer_kind = np.where(is_give, give_transfer, take_transfer)
+    transfer_kind = np.empty(is_give.shape[0], np.int64)  # a loop: np.where with scalars takes 1 s to compile
+    for i in range(is_give.shape[0]):
+        transfer_kind[i] = give_transfer if is_give[i] else take_transfer
     return rank, by_rank, transfer_kind, source, dest, granted
 
 
