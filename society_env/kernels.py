@@ -14,10 +14,11 @@ compile time (docs/performance.md gives it). Compiled functions that call each o
 file: numba's cache key is the defining file, and a caller compiled against an older callee of another
 file would keep running the old code.
 
-The observation loops (the grid fills and the view gathers, float32 and compact) also come compiled with
-``parallel=True`` (``*_parallel``, compiled on first use, not cached): their iterations write disjoint
-memory and read shared inputs only, so any thread count gives the same bytes.
-``society_env.observations`` picks them for big worlds.
+The observation loops (the grid fill, the view gather, the features) and the food phase also come
+compiled with ``parallel=True`` (``*_parallel``, compiled on first use, not cached): their iterations
+write disjoint memory and read shared inputs only, so any thread count gives the same bytes.
+``society_env.observations`` and ``society_env.rules`` pick them for big worlds
+(``society_env.threads``).
 """
 
 from __future__ import annotations
@@ -657,6 +658,7 @@ def draw_free_cells(rng, flat_food, flat_occupant, density, cdf, count, rounds, 
         if found >= count:
             break
         found = accept_free_cells(cdf, rng.random(count - found), flat_food, flat_occupant, chosen, found, uniform)
+    drawn = found
     if found < count:  # the rest exactly over the free cells (the chosen ones are marked -1, so not free)
         cells = flat_food.shape[0]
         candidates = np.empty(cells, np.int64)
@@ -677,23 +679,21 @@ def draw_free_cells(rng, flat_food, flat_occupant, density, cdf, count, rounds, 
             picked = choice_without_replacement(rng, weights, missing, free)
             for k in range(missing):
                 chosen[found + k] = candidates[picked[k]]
-            for k in range(found):
-                flat_food[chosen[k]] = 0  # undo the marks
-            return chosen[: found + missing]
+            drawn += missing
     for k in range(found):
         flat_food[chosen[k]] = 0  # undo the marks: the caller decides what the cells get
-    return chosen[:found]
+    return chosen[:drawn]
 
 
 # ---- one step's rule phases, compiled together ---------------------------------------------------
-# The phases before and after the artifact phase, each one compiled call that draws its random numbers
-# from the env's generator itself (numba's Generator methods make NumPy's draws; ``society_env.kernels``
+# The phases before and after the artifact phase, each one compiled call; the second draws its random
+# numbers from the env's generator itself (numba's Generator methods make NumPy's draws, the section above
 # adds NumPy's ``choice``). Two calls per step instead of a dozen kernels and NumPy calls: at a few
 # hundred agents the fixed cost of each call was most of the rules' time.
 
 class StepRule(NamedTuple):
-    """The numbers of the phases after the artifact phase (reproduction to food regrowth), from the config
-    and ``encodings`` (built once per config by ``rules.step_rule``)."""
+    """The numbers of the phases after the artifact phase (reproduction to rewards), from the config,
+    ``encodings`` and ``rewards`` (built once per config by ``rules.step_rule``)."""
 
     birth: BirthRule
     reproduce: int  # action kind
