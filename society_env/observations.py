@@ -188,26 +188,28 @@ def own_state(state: WorldState, config: SocietyConfig) -> OwnState:
                     config.height, config.width)
 
 
-def _fill(state: WorldState, config: SocietyConfig, padded: np.ndarray, kin: np.ndarray, parallel: bool) -> None:
-    """The padded channel grid and lineage grid of the observation (:func:`society_env.kernels.fill_grid`):
-    float32 values when ``padded`` is float32, else the compact integers."""
+def _write(state: WorldState, config: SocietyConfig, slots: np.ndarray, rows: np.ndarray,
+           scratch: tuple[np.ndarray, np.ndarray] | None, out: np.ndarray, features: np.ndarray, features_at: int,
+           threads: int) -> None:
+    """What both observation writers do: fill the padded channel grid in ``out``'s dtype and the lineage
+    grid (:func:`society_env.kernels.fill_grid`: float32 values, or the compact integers), add the
+    artifacts; copy the view windows of ``slots`` into ``out[rows]`` (:func:`society_env.kernels.gather_views`),
+    agents taken in position order (neighbours' windows overlap, so the grid rows they read are still in
+    cache); then their features into ``features[rows]`` from ``features_at`` on, in slot order
+    (:func:`society_env.kernels.write_features`)."""
+    if slots.size == 0:
+        return
+    parallel = use_threads(threads, slots.size)
+    padded, kin = scratch if scratch is not None else observation_scratch(config, out.dtype)
     compact = padded.dtype != np.float32
     fill = fill_grid_parallel if parallel else fill_grid
     fill(padded, kin, config.view_radius, state.food, state.energy, state.message, state.lineage, state.position,
          state.status, ALIVE, compact, config.food_value, config.initial_energy,
          np.iinfo(padded.dtype).max if compact else 0)
-
-
-def _gather(state: WorldState, config: SocietyConfig, slots: np.ndarray, rows: np.ndarray, padded: np.ndarray,
-            kin: np.ndarray, out: np.ndarray, features: np.ndarray, features_at: int, parallel: bool) -> None:
-    """The view windows of ``slots`` from the filled grids into ``out[rows]``
-    (:func:`society_env.kernels.gather_views`), agents taken in position order (neighbours' windows
-    overlap, so the grid rows they read are still in cache); then their features into ``features[rows]`` from
-    ``features_at`` on, in slot order (:func:`society_env.kernels.write_features`)."""
     _add_artifact_channel(padded, state, config)
     order = position_order(state.occupant, slots, config.max_agents)
-    gather = gather_views_parallel if parallel else gather_views
     members, first = group_families(state.lineage, state.status, ALIVE)
+    gather = gather_views_parallel if parallel else gather_views
     gather(padded, kin, config.view_size, slots[order], state.position, state.lineage, members, first, rows[order],
            KIN_CHANNEL, out)
     features_of = write_features_parallel if parallel else write_features
@@ -221,20 +223,14 @@ def write_observations(state: WorldState, config: SocietyConfig, slots: np.ndarr
     (..., observation_size)); other rows are left as they are. ``scratch``: the grids of
     :func:`observation_scratch` (float32), used instead of new ones.
 
-    One channel grid is built per call, wrap-padded by the view radius
-    (:func:`society_env.kernels.fill_grid`), with the occupants' lineage ids in a second grid, and
-    a compiled loop copies each agent's window and writes its features (:func:`_gather`).
+    One channel grid is built per call, wrap-padded by the view radius, with the occupants' lineage ids in a
+    second grid, and compiled loops copy each agent's window and write its features (:func:`_write`).
 
     With ``threads`` > 1 and at least :data:`~society_env.threads.PARALLEL_MIN_AGENTS` observers, the
     grid's rows and the agents' windows are split over that many threads; every thread count writes the
     same bytes.
     """
-    if slots.size == 0:
-        return
-    parallel = use_threads(threads, slots.size)
-    padded, kin = scratch if scratch is not None else observation_scratch(config)
-    _fill(state, config, padded, kin, parallel)
-    _gather(state, config, slots, rows, padded, kin, out, out, config.view_size**2 * NUM_CHANNELS, parallel)
+    _write(state, config, slots, rows, scratch, out, out, config.view_size**2 * NUM_CHANNELS, threads)
 
 
 # ---- the compact observation (SocietyVectorEnv(obs_dtype="uint8" or "uint16")) ------------------------
@@ -266,13 +262,8 @@ def write_compact_observations(state: WorldState, config: SocietyConfig, slots: 
     views' dtype.
 
     The grid is built in the output's own dtype (values capped as it is filled), so that the gather is
-    the same plain copy of bytes plus the kin scan as for float32."""
-    if slots.size == 0:
-        return
-    parallel = use_threads(threads, slots.size)
-    padded, kin = scratch if scratch is not None else observation_scratch(config, views.dtype)
-    _fill(state, config, padded, kin, parallel)
-    _gather(state, config, slots, rows, padded, kin, views, features, 0, parallel)
+    the same plain copy of bytes and the same kin marks as for float32."""
+    _write(state, config, slots, rows, scratch, views, features, 0, threads)
 
 
 def float_observations(views: np.ndarray, features: np.ndarray, config: SocietyConfig) -> np.ndarray:
