@@ -152,13 +152,13 @@ def _gather_views(padded, kin, size, visited, position, lineage, members, first,
     grid around agent ``visited[k]`` (at ``position[visited[k]]``) in (row, column, channel) order.
 
     The window of an agent at (row, column) is the padded block starting there, copied as it is (the grid
-    is already in the output's dtype). The caller passes the agents in position order: the grid rows read
-    are then still in cache. The grid's kin channel is 0 and becomes 1 on the cells of the viewer's
-    family (its lineage's living agents, ``members[first[f]:first[f + 1]]`` of :func:`group_families`): a
-    small family marks its members that fall in the window, one by one (the usual case: a few relatives
-    instead of a compare on all 169 cells, which took half the gather); a big one, or a window wider
-    than the torus, compares the window's cells in ``kin`` (int32, each cell's occupant's lineage id, -2
-    where nobody stands) with the viewer's lineage, row by row."""
+    is already in the output's dtype); the order of the agents is the caller's (:func:`observe` says
+    which). The grid's kin channel is 0 and becomes 1 on the cells of the viewer's family (its lineage's
+    living agents, ``members[first[f]:first[f + 1]]`` of :func:`group_families`): a small family marks its
+    members that fall in the window, one by one (the usual case: a few relatives instead of a compare on
+    all 169 cells, which took half the gather); a big one, or a window wider than the torus, compares the
+    window's cells in ``kin`` (int32, each cell's occupant's lineage id, -2 where nobody stands) with the
+    viewer's lineage, row by row."""
     channels = padded.shape[2]
     run = size * channels  # a window row: size cells of all channels, contiguous in the padded grid
     radius = size // 2
@@ -224,7 +224,34 @@ def _wrap_border(grid, radius, height, width, items):  # pragma: no cover - comp
     """Fill the ``radius`` border of a padded grid, whose middle (from row and column ``radius`` on) holds
     the ``height x width`` torus, with copies of the opposite edges (the torus' wrap-around): padded cell
     (r, c) is torus cell ((r - radius) % height, (c - radius) % width). ``grid`` is 2-d, ``items`` values
-    per cell (the channels, side by side in a row). Plain loops: slice assignments took seconds to compile."""
+    per cell (the channels, side by side in a row).
+
+    The torus rows' left and right borders are runs of the same row, and the top and bottom border rows
+    copies of whole torus rows (copied after their borders); a view wider than the torus (radius above
+    its height or width) takes the cell-by-cell form. Loops between slices indexed from 0, which LLVM
+    vectorises (slice assignments took seconds to compile)."""
+    if radius > height or radius > width:
+        _wrap_border_cells(grid, radius, height, width, items)
+        return
+    run = radius * items
+    for r in range(radius, radius + height):
+        row = grid[r]
+        left, left_source = row[:run], row[width * items : width * items + run]
+        right, right_source = row[(radius + width) * items :], row[run : 2 * run]
+        for x in range(run):
+            left[x] = left_source[x]
+            right[x] = right_source[x]
+    for r in range(radius):
+        top, top_source = grid[r], grid[r + height]
+        bottom, bottom_source = grid[radius + height + r], grid[radius + r]
+        for x in range(grid.shape[1]):
+            top[x] = top_source[x]
+            bottom[x] = bottom_source[x]
+
+
+@njit(cache=True)
+def _wrap_border_cells(grid, radius, height, width, items):  # pragma: no cover - compiled
+    """:func:`_wrap_border` cell by cell, for any radius (the view may wrap around the torus more than once)."""
     rows = grid.shape[0]
     columns = grid.shape[1] // items
     for r in range(rows):
@@ -242,14 +269,15 @@ def _wrap_border(grid, radius, height, width, items):  # pragma: no cover - comp
 
 
 def _fill_grid(padded, kin, radius, food, energy, message, lineage, position, status, alive, compact, food_value,
-               initial_energy, high):  # pragma: no cover - compiled
+               initial_energy, high, artifact_counts):  # pragma: no cover - compiled
     """The channel grid the observation is gathered from, wrap-padded by ``radius``: ``padded``
     (``(height + 2 radius, width + 2 radius, channels)``) and ``kin`` (int32, the same rows and columns).
 
     float32 (``compact`` False): food / ``food_value``, presence, energy / ``initial_energy`` and the message
     token of the agent standing there; compact (uint8 / uint16): food and energy in energy units capped at
-    ``high``, the dtype's maximum (energy below 0 as 0). The kin and artifact channels are 0; ``kin`` holds the
-    occupant's lineage id, -2 where nobody stands.
+    ``high``, the dtype's maximum (energy below 0 as 0). The artifact channel holds ``artifact_counts``
+    ((height, width) ints; an empty array: zeros), the kin channel 0; ``kin`` holds the occupant's lineage
+    id, -2 where nobody stands.
 
     Two passes: every cell gets its food and the empty-cell values (zeros, then the food channel, a table
     lookup for the usual small amounts instead of a division per cell), then each living agent (``status ==
@@ -273,6 +301,9 @@ def _fill_grid(padded, kin, radius, food, energy, message, lineage, position, st
                 target[c * channels] = small_food[amount]
             else:
                 target[c * channels] = amount / food_value
+        if artifact_counts.shape[0] > 0:  # channel 5, the artifact channel
+            for c in range(width):
+                target[c * channels + 5] = min(artifact_counts[r, c], high) if compact else artifact_counts[r, c]
         kin[r + radius, radius : radius + width] = -2
     for slot in range(status.shape[0]):
         if status[slot] != alive:
@@ -299,6 +330,49 @@ write_features = njit(cache=True)(_write_features)
 write_features_parallel = njit(parallel=True)(_write_features)
 fill_grid = njit(cache=True)(_fill_grid)
 fill_grid_parallel = njit(parallel=True)(_fill_grid)
+
+
+class ObservationSpec(NamedTuple):
+    """The numbers of one observation write, from the config and the grid's dtype (built once per env by
+    ``observations.observation_scratch``)."""
+
+    radius: int  # view radius (the padding)
+    size: int  # view side
+    alive: int  # status code of the living
+    compact: bool  # the grid holds compact integers (uint8 / uint16), not float32
+    high: int  # compact: the dtype's maximum
+    food_value: int
+    initial_energy: int
+    lifespan: int
+    height: int
+    width: int
+    kin_channel: int
+    features_at: int  # where the features start in a row of the features' array
+    by_position: bool  # visit agents in position order (:func:`position_order`)
+
+
+@njit(cache=True)
+def observe(spec, padded, kin, artifact_counts, food, occupant, energy, age, message, lineage, position, genome,
+            status, slots, rows, out, features):  # pragma: no cover - compiled
+    """One observation write on one thread, as one call: :func:`fill_grid`, :func:`group_families`, the
+    views of ``slots`` into ``out[rows]`` (:func:`gather_views`) and their features into
+    ``features[rows]`` from ``spec.features_at`` on (:func:`write_features`; ``features`` is ``out`` for the
+    float32 observation).
+
+    Agents are visited in slot order, so that the rows of ``out`` are written one after the other, unless
+    ``spec.by_position``: in a grid bigger than the caches, visiting them in position order
+    (:func:`position_order`) keeps the grid rows they read in cache, and that gains more than the
+    scattered writes lose (``observations.SLOT_ORDER_MAX_GRID_BYTES``)."""
+    fill_grid(padded, kin, spec.radius, food, energy, message, lineage, position, status, spec.alive, spec.compact,
+              spec.food_value, spec.initial_energy, spec.high, artifact_counts)
+    members, first = group_families(lineage, status, spec.alive)
+    visited, targets = slots, rows
+    if spec.by_position:
+        order = position_order(occupant, slots, status.shape[0])
+        visited, targets = slots[order], rows[order]
+    gather_views(padded, kin, spec.size, visited, position, lineage, members, first, targets, spec.kin_channel, out)
+    own = OwnState(energy, age, position, genome, spec.initial_energy, spec.lifespan, spec.height, spec.width)
+    write_features(own, slots, rows, features, spec.features_at)
 
 
 @njit(cache=True)
@@ -866,3 +940,45 @@ def add_rewards(rewards, rule, transfers, blocked, present, ate, dead, status): 
     kind, source, dest, amount = transfers
     add_shaped_rewards(rewards, kind == rule.give_transfer, source, dest, amount, blocked, present, ate, dead,
                        rule.shaped)
+
+
+# ---- one world's step of the array API, compiled whole ---------------------------------------------
+@njit(cache=True)
+def step_and_observe(order, rng, actions, alive, world, genome, food, density, cdf, message, num_born, step, amounts,
+                     codes, rule, neighbour_deltas, move_deltas, rewards, spec, padded, kin, observations,
+                     features):  # pragma: no cover - compiled
+    """One step of one world without artifacts on one thread (``vector.SocietyVectorEnv``), as one call:
+    the rules of ``rules.advance_world`` (:func:`rank_and_transfer` with the priority permutation
+    ``order``, then :func:`step_after_artifacts` with the food phase), then the rows of the agents that
+    died zeroed in ``observations`` and ``features`` and the survivors' observations written
+    (:func:`observe`). ``actions``: int64 [slots, 4] (kind, target, amount, message); ``alive``: the living
+    slots (who acts), updated to the survivors; ``rewards``: overwritten with the step's. A step of a few
+    hundred agents costs tens of microseconds of work: one call instead of a dozen keeps numba's argument
+    unboxing and the Python between calls from doubling it. Returns the number of children born."""
+    slots = alive.shape[0]
+    kind, target, amount, said = np.empty(slots, np.int64), np.empty(slots, np.int64), np.empty(slots, np.int64), \
+        np.empty(slots, np.int64)
+    for slot in range(slots):
+        kind[slot], target[slot], amount[slot], said[slot] = actions[slot, 0], actions[slot, 1], actions[slot, 2], \
+            actions[slot, 3]
+    present = np.flatnonzero(alive)
+    acting = alive.copy()
+    failed = np.zeros(slots, np.int8)
+    blocked = np.zeros(slots, np.bool_)
+    ate = np.zeros(slots, np.int64)
+    rank, by_rank, transfer_kind, source, dest, granted = rank_and_transfer(
+        order, world.status, spec.alive, acting, kind, target, amount, world.position, world.occupant, world.energy,
+        spec.radius, amounts, codes, failed)
+    rewards[:] = 0.0
+    born, dead, causes = step_after_artifacts(
+        rng, acting, kind, said, by_rank, present, world, genome, food, density, cdf, message, num_born, step, rule,
+        neighbour_deltas, move_deltas, (transfer_kind, source, dest, granted), failed, blocked, ate, rewards, True)
+    for slot in dead:  # the dead see nothing from now on
+        observations[slot] = 0
+        features[slot] = 0
+    for slot in range(slots):
+        alive[slot] = world.status[slot] == spec.alive
+    living = np.flatnonzero(alive)
+    observe(spec, padded, kin, np.zeros((0, 0), np.int64), food, world.occupant, world.energy, world.age, message,
+            world.lineage, world.position, genome, world.status, living, living, observations, features)
+    return born.shape[0]

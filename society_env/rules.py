@@ -111,14 +111,14 @@ def rank_and_transfer(
     order = rng.permutation(np.count_nonzero(outcome.present))
     rank, by_rank, kind, source, dest, granted = kernels.rank_and_transfer(
         order, state.status, ALIVE, actions.acting, actions.kind, actions.target, actions.amount, state.position,
-        state.occupant, state.energy, config.view_radius, _transfer_amounts(config), TRANSFER_CODES, outcome.failed)
+        state.occupant, state.energy, config.view_radius, transfer_amounts(config), TRANSFER_CODES, outcome.failed)
     outcome.transfer_kind, outcome.transfer_source = kind, source
     outcome.transfer_dest, outcome.transfer_amount = dest, granted
     return rank, by_rank
 
 
 @functools.lru_cache(maxsize=64)
-def _transfer_amounts(config: SocietyConfig) -> np.ndarray:
+def transfer_amounts(config: SocietyConfig) -> np.ndarray:
     """``config.transfer_amounts`` as a read-only int64 array, built once per config."""
     amounts = np.asarray(config.transfer_amounts, dtype=np.int64)
     amounts.flags.writeable = False

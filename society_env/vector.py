@@ -33,7 +33,8 @@ from typing import Any
 import numpy as np
 
 from society_env.config import SocietyConfig, make_config
-from society_env.kernels import first_bad_action
+from society_env.encodings import MOVE_DELTAS, NEIGHBOUR_DELTAS
+from society_env.kernels import BirthState, first_bad_action, step_and_observe
 from society_env.observations import (
     COMPACT_DTYPES,
     NUM_FEATURES,
@@ -45,9 +46,9 @@ from society_env.observations import (
     write_compact_observations,
     write_observations,
 )
-from society_env.rules import Actions, advance_world, episode_end
+from society_env.rules import TRANSFER_CODES, Actions, advance_world, episode_end, step_rule, transfer_amounts
 from society_env.state import ALIVE, WorldState, initial_state
-from society_env.threads import check_threads
+from society_env.threads import check_threads, use_threads
 
 
 class SocietyVectorEnv:
@@ -103,7 +104,8 @@ class SocietyVectorEnv:
         self._episode_ended = np.zeros(self.num_envs, dtype=bool)
         self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
         # the padded grid(s), reused by every world and step
-        self._padded = observation_scratch(config, obs_dtype)
+        self._scratch = observation_scratch(config, obs_dtype)
+        self._rule, self._transfer_amounts = step_rule(config), transfer_amounts(config)
         self.worlds: list[WorldState | None] = [None] * self.num_envs
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
 
@@ -130,33 +132,57 @@ class SocietyVectorEnv:
         if self.worlds[0] is None:
             raise RuntimeError("call reset() before step()")
         actions = self._check_actions(actions)
-        config = self.config
         for e in range(self.num_envs):
             world, alive = self.worlds[e], self._alive[e]
-            kind, target, amount, message = np.ascontiguousarray(actions[e].T)  # contiguous, as parallel_env's
-            parsed = Actions(alive.copy(), kind, target, amount, message)
-            outcome = advance_world(world, parsed, config, self._rngs[e], self.num_threads)
-            self._rewards[e] = outcome.rewards
-            now_alive = world.status == ALIVE
-            ended, out_of_time = episode_end(world, config)
+            living = np.count_nonzero(alive)
+            if use_threads(self.num_threads, living):
+                self._step_with_threads(e, actions[e])
+            else:
+                self._step_compiled(e, actions[e], living)
+            ended, out_of_time = episode_end(world, self.config)
             self._terminations[e] = ended and not out_of_time
             self._truncations[e] = ended and out_of_time
             self._episode_ended[e] = ended
             if ended:
                 self._start_episode(e)
-                continue
-            self._observations[e, outcome.death_slot] = 0  # the dead see nothing from now on
-            if self.compact:
-                self._features[e, outcome.death_slot] = 0.0
-            self._write(e, np.flatnonzero(now_alive))
-            alive[:] = now_alive
-            self._record_state(e)
+            else:
+                self._record_state(e)
         return self._observations, self._rewards, self._terminations, self._truncations, self._infos()
 
     def close(self) -> None:
         pass
 
     # ---- helpers ---------------------------------------------------------------------------------
+    def _step_compiled(self, e: int, actions: np.ndarray, living: int) -> None:
+        """World ``e``'s step on one thread: the rules and the survivors' observations in one compiled call
+        (``kernels.step_and_observe``; the priority permutation is drawn first, by NumPy, as
+        ``rules.rank_and_transfer`` draws it)."""
+        world, rng = self.worlds[e], self._rngs[e]
+        order = rng.permutation(living)
+        birth_state = BirthState(world.position, world.occupant, world.status, world.energy, world.age, world.parent,
+                                 world.lineage, world.generation, world.birth_step)
+        born = step_and_observe(order, rng, actions, self._alive[e], birth_state, world.genome, world.food,
+                                world.food_density, world.food_cdf, world.message, world.num_born, world.step,
+                                self._transfer_amounts, TRANSFER_CODES, self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS,
+                                self._rewards[e], self._scratch.spec, self._scratch.padded, self._scratch.kin,
+                                self._observations[e], self._features[e] if self.compact else self._observations[e])
+        world.num_born += born
+        world.step += 1
+
+    def _step_with_threads(self, e: int, actions: np.ndarray) -> None:
+        """World ``e``'s step with the parallel observation loops and food phase (a big world):
+        ``rules.advance_world`` then the survivors' observations."""
+        world, alive = self.worlds[e], self._alive[e]
+        kind, target, amount, message = np.ascontiguousarray(actions.T)  # contiguous, as parallel_env's
+        outcome = advance_world(world, Actions(alive.copy(), kind, target, amount, message), self.config,
+                                self._rngs[e], self.num_threads)
+        self._rewards[e] = outcome.rewards
+        self._observations[e, outcome.death_slot] = 0  # the dead see nothing from now on
+        if self.compact:
+            self._features[e, outcome.death_slot] = 0.0
+        alive[:] = world.status == ALIVE
+        self._write(e, np.flatnonzero(alive))
+
     def _start_episode(self, e: int) -> None:
         world = initial_state(self.config, self._rngs[e])
         self.worlds[e] = world
@@ -170,9 +196,9 @@ class SocietyVectorEnv:
     def _write(self, e: int, living: np.ndarray) -> None:
         if self.compact:
             write_compact_observations(self.worlds[e], self.config, living, self._observations[e], self._features[e],
-                                       living, self._padded, self.num_threads)
+                                       living, self._scratch, self.num_threads)
         else:
-            write_observations(self.worlds[e], self.config, living, self._observations[e], living, self._padded,
+            write_observations(self.worlds[e], self.config, living, self._observations[e], living, self._scratch,
                                self.num_threads)
 
     def float_observations(self) -> np.ndarray:
@@ -208,4 +234,4 @@ class SocietyVectorEnv:
             field = ("kind", "target", "amount", "message")[int(np.argmax((actions[e, slot] < 0) | (actions[e, slot] >= self._action_sizes)))]
             raise ValueError(f"world {e}, slot {slot} (agent_{slot}): action {field} out of range in "
                              f"{actions[e, slot].tolist()} (sizes {self._action_sizes.tolist()})")
-        return actions.astype(np.int64, copy=False)
+        return np.ascontiguousarray(actions, dtype=np.int64)  # one compiled form of the step kernel
