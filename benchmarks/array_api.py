@@ -13,9 +13,10 @@ For each target population N (``--agents``, default 500 and 5000) it runs, each 
 | ``MAgent2 gather PZ`` / ``battle PZ`` | ``gather_v5`` / ``battle_v4`` ``parallel_env().step(dict)`` |
 
 Worlds: a square torus of side ``round(sqrt(N / DENSITY))`` with ``DENSITY`` = 0.04 agents per cell for
-every engine. Ours: N founders and 1.1 N slots, uniform food with 4 N initial tiles and 0.2 N tiles regrown
-per step: the population holds near N over 300 steps (0.94 N on average; the table prints start, mean
-and end). MAgent2's array rows place N agents at random on that map with the game's own agent types and
+every engine. Ours: N founders, uniform food with 4 N initial tiles and 0.16 N tiles regrown per step,
+breeding from 80 energy, no death of old age, and enough slots for the run's births (:func:`slots_for`):
+no episode ends, and the population stays near N (0.86-1.16 N over 300 steps; the table prints start,
+mean and end). MAgent2's array rows place N agents at random on that map with the game's own agent types and
 rules (gather: N omnivores and N food pieces; battle: two teams of N / 2); its PettingZoo rows use the
 game's own map (gather: fixed 200x200 with 495 omnivores, so only for N near that; battle: ``map_size``
 that gives about N agents). MAgent2 agents only die of attacks, so their populations shrink a little:
@@ -49,21 +50,29 @@ import numpy as np  # noqa: E402
 
 DENSITY = 0.04
 """Agents per cell for every engine (one agent per 25 cells)."""
-REGROWTH, INITIAL_FOOD, SLOTS = 0.2, 4, 1.1
-"""Our world per founder: food regrowth per step, initial food tiles, and slots (``max_agents``). With this
-much food random walkers live and breed, and births fill the slots that deaths free: over 300 steps the
-population averages 0.94 N (dips of up to 15% as each generation reaches its lifespan together), and food
-covers about 37% of the cells (more regrowth fills the grid, and the regrowth's exact fallback for a
-crowded grid then dominates the step)."""
+REGROWTH, INITIAL_FOOD, REPRODUCE_MIN_ENERGY, LIFESPAN = 0.16, 4, 80, 10**6
+"""Our world per founder: food tiles regrown per step and initial food tiles; and for every agent: the energy
+from which it can breed, and a lifespan no run reaches. With these, random walkers hold their number: food
+alone limits them (they die of hunger, and breed when fed), and over 300 steps from N founders the
+population stays within 0.86-1.16 N (mean 0.96 N at N = 500 and 5000; measured 2026-12-06). With the
+default lifespan of 100 steps every founder dies at step 100, at once, and the world empties."""
+
+
+def slots_for(agents: int, steps: int) -> int:
+    """``max_agents`` for a run of ``steps`` steps from ``agents`` founders: slots are never reused, and the
+    world above has about 0.9 N births per 300 steps; the slots cover them with a margin."""
+    return round(agents * (1.2 + steps / 200))
 
 
 def side_for(agents: int) -> int:
     return max(12, round(math.sqrt(agents / DENSITY)))
 
 
-def our_overrides(agents: int) -> dict:
+def our_overrides(agents: int, steps: int = 300) -> dict:
+    """Our world for ``agents`` founders and a run of ``steps`` steps (:data:`REGROWTH`)."""
     return {"width": side_for(agents), "height": side_for(agents), "num_founders": agents,
-            "max_agents": round(SLOTS * agents), "initial_food": INITIAL_FOOD * agents, "food_regrowth_rate": REGROWTH * agents,
+            "max_agents": slots_for(agents, steps), "initial_food": INITIAL_FOOD * agents,
+            "food_regrowth_rate": REGROWTH * agents, "reproduce_min_energy": REPRODUCE_MIN_ENERGY, "lifespan": LIFESPAN,
             "food_distribution": "uniform", "max_steps": 10**6}
 
 
@@ -93,7 +102,7 @@ def _timed(steps: int, warmup: int, step, living) -> dict:
 def measure_ours_array(agents: int, steps: int, warmup: int, seed: int, threads: int, dtype: str = "float32") -> dict:
     from society_env.vector import SocietyVectorEnv
 
-    envs = SocietyVectorEnv(1, "default", num_threads=threads, obs_dtype=dtype, **our_overrides(agents))
+    envs = SocietyVectorEnv(1, "default", num_threads=threads, obs_dtype=dtype, **our_overrides(agents, steps + warmup))
     _, infos = envs.reset(seed=seed)
     nvec, rng = envs.single_action_space.nvec, np.random.default_rng(seed + 1)
     state = {"infos": infos, "actions": None}
@@ -114,7 +123,7 @@ def measure_ours_array(agents: int, steps: int, warmup: int, seed: int, threads:
 def measure_ours_pz(agents: int, steps: int, warmup: int, seed: int) -> dict:
     import society_env
 
-    env = society_env.parallel_env("default", **our_overrides(agents))
+    env = society_env.parallel_env("default", **our_overrides(agents, steps + warmup))
     env.reset(seed=seed)
     nvec, rng = env.action_space(env.possible_agents[0]).nvec, np.random.default_rng(seed + 1)
     state = {"actions": None}

@@ -101,7 +101,7 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    envs = SocietyVectorEnv(1, "default", num_threads=args.threads, obs_dtype=args.dtype, **our_overrides(args.agents))
+    envs = SocietyVectorEnv(1, "default", num_threads=args.threads, obs_dtype=args.dtype, **our_overrides(args.agents, args.steps + 5))
     envs.reset(seed=args.seed)
     nvec, rng = envs.single_action_space.nvec, np.random.default_rng(args.seed + 1)
     actions = [rng.integers(0, nvec, size=(1, envs.num_slots, nvec.size)) for _ in range(args.steps + 5)]
