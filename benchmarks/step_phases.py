@@ -69,10 +69,7 @@ def replay(envs: SocietyVectorEnv, world, rng, alive: np.ndarray, actions: np.nd
     timed(PARTS[1], kernels.step_after_artifacts, rng, acting, kind, message, by_rank, present, birth, world.genome,
           world.food, world.food_density, world.food_cdf, world.message, world.num_born, world.step, envs._rule,
           NEIGHBOUR_DELTAS, MOVE_DELTAS, (transfer_kind, source, dest, granted), failed, blocked, ate,
-          np.zeros(slots), not threaded)
-    if threaded:
-        timed(PARTS[1], kernels.decay_and_regrow_parallel, rng, world.food, world.occupant, world.food_density,
-              world.food_cdf, envs._rule)
+          np.zeros(slots))
     living = np.flatnonzero(world.status == ALIVE)
     out = envs._observations[0]
     features = envs._features[0] if envs.compact else out

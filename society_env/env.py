@@ -55,8 +55,8 @@ eight TerraLingua conditions (``core``, ``long_memory``, ``abundant``, ``artifac
 ``inert``, ``no_motivation``, ``no_personality``); overrides are any :class:`SocietyConfig` field.
 ``render_mode`` is ``"human"`` (prints the ANSI frame after every reset and step), ``"ansi"`` or
 ``"rgb_array"``. ``num_threads`` (default: the cores available to the process) splits the observation
-loops and the food phase of worlds with 2048 or more living agents over threads; any value gives the same
-observations and world.
+loops of worlds with 2048 or more living agents over threads; any value gives the same observations and
+world.
 ``max_cycles`` (PettingZoo's name) is accepted for ``max_steps``. The versioned module
 ``society_env.society_v2`` has the same ``env``, ``parallel_env`` and ``raw_env``. For many worlds as
 arrays (no dicts, no per-agent objects), see ``society_env.vector.SocietyVectorEnv``.
@@ -173,7 +173,7 @@ class SocietyEnv(ParallelEnv):
             raise RuntimeError("the episode is over: call reset() to start a new one")
         parsed = self.parse_actions(actions)
         before = self.world.status == ALIVE
-        outcome = advance_world(self.world, parsed, self.config, self._rng, self.num_threads)
+        outcome = advance_world(self.world, parsed, self.config, self._rng)
         self.last_outcome = outcome
         world, config = self.world, self.config
 

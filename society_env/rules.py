@@ -73,7 +73,6 @@ from society_env.kernels import BirthRule, BirthState, StepRule
 from society_env.outcome import StepOutcome
 from society_env.rewards import SURVIVAL_REWARD, shaped_weights
 from society_env.state import ALIVE, DEAD, NUM_TRAITS, SPAWN_ROUNDS, WorldState
-from society_env.threads import use_threads
 
 
 @dataclass
@@ -139,7 +138,7 @@ def step_rule(config: SocietyConfig) -> StepRule:
 
 def step_after_artifacts(
     state: WorldState, actions: Actions, config: SocietyConfig, by_rank: np.ndarray, rng: np.random.Generator,
-    outcome: StepOutcome, threads: int = 1,
+    outcome: StepOutcome,
 ) -> None:
     """Phases 3-10, one compiled call (:func:`society_env.kernels.step_after_artifacts`), then the
     survivors' free-text messages (language option).
@@ -158,12 +157,8 @@ def step_after_artifacts(
     (``reward_eat_per_unit`` per food unit eaten, ``reward_blocked_move`` per blocked move, the four
     transfer rewards per energy unit given or taken, ``reward_death`` on death); ``survival``:
     ``rewards.SURVIVAL_REWARD`` (+1) for every agent alive at the start of the step and still alive at its
-    end.
-
-    With ``threads`` > 1 in a world of :data:`~society_env.threads.PARALLEL_MIN_AGENTS` or more living
-    agents, the food phase runs on that many threads (the same result)."""
+    end."""
     present = np.flatnonzero(outcome.present)
-    parallel_food = use_threads(threads, present.size)
     world = BirthState(state.position, state.occupant, state.status, state.energy, state.age, state.parent,
                        state.lineage, state.generation, state.birth_step)
     transfers = (outcome.transfer_kind, outcome.transfer_source, outcome.transfer_dest, outcome.transfer_amount)
@@ -171,9 +166,7 @@ def step_after_artifacts(
     born, dead, causes = kernels.step_after_artifacts(
         rng, actions.acting, actions.kind, actions.message, by_rank, present, world, state.genome, state.food,
         state.food_density, state.food_cdf, state.message, state.num_born, state.step, rule, NEIGHBOUR_DELTAS,
-        MOVE_DELTAS, transfers, outcome.failed, outcome.blocked, outcome.ate, outcome.rewards, not parallel_food)
-    if parallel_food:
-        kernels.decay_and_regrow_parallel(rng, state.food, state.occupant, state.food_density, state.food_cdf, rule)
+        MOVE_DELTAS, transfers, outcome.failed, outcome.blocked, outcome.ate, outcome.rewards)
     if born.size:
         outcome.birth_parent, outcome.birth_child = born, np.arange(state.num_born, state.num_born + born.size)
         state.num_born += born.size
@@ -208,12 +201,10 @@ def step_world(
     return state, advance_world(state, actions, config, rng)
 
 
-def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator,
-                  threads: int = 1) -> StepOutcome:
+def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator) -> StepOutcome:
     """Advance ``state`` by one step in place (what an env that owns its state calls: no copy of the
     world per step) and return what happened. ``actions`` is untouched. The phases, in order (module
-    docstring), each a function of this module or of ``artifacts``. ``threads``: the env's
-    ``num_threads`` (any value gives the same step)."""
+    docstring), each a function of this module or of ``artifacts``."""
     n = config.max_agents
     living = state.status == ALIVE  # alive at the start of the step; agents without an action stay
     acting = actions.acting & living
@@ -224,7 +215,7 @@ def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rn
 
     rank, by_rank = rank_and_transfer(state, actions, config, rng, outcome)
     resolve_artifact_actions(state, commands, config, rank, outcome)
-    step_after_artifacts(state, actions, config, by_rank, rng, outcome, threads)
+    step_after_artifacts(state, actions, config, by_rank, rng, outcome)
     drop_inventories(state, outcome.death_slot, config, outcome)
     age_artifacts(state, outcome)
     state.step += 1

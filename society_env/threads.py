@@ -1,7 +1,7 @@
 """When the world's compiled loops run on several threads: the thread count of an env, and the size below
 which one thread runs whatever it says.
 
-The observation loops and the food phase have ``parallel=True`` twins (``society_env.kernels``) whose
+The observation loops have ``parallel=True`` twins (``society_env.kernels``) whose
 results are the same bytes for any thread count; :func:`use_threads` picks them for big worlds.
 """
 

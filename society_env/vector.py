@@ -62,9 +62,9 @@ class SocietyVectorEnv:
     ``society_env.observations.float_observations``) rebuilds the float32 observation, exactly wherever
     nothing was capped (docs/world.md gives the mapping).
 
-    ``num_threads``: threads of the observation loops and the food phase (default: the cores available to
-    the process); any value gives the same arrays, and worlds of fewer than
-    ``society_env.threads.PARALLEL_MIN_AGENTS`` (2048) living agents use one.
+    ``num_threads``: threads of the observation loops (default: the cores available to the process); any
+    value gives the same arrays. Worlds of fewer than ``society_env.threads.PARALLEL_MIN_AGENTS`` (2048)
+    living agents use one, and step in one compiled call (rules and observation).
 
     Attributes: ``config``, ``num_envs``, ``num_threads``, ``num_slots`` (= ``config.max_agents``), ``single_observation_space``
     (a flat float32 ``Box``), ``single_action_space`` (``MultiDiscrete([8, view cells, amounts, tokens])``),
@@ -170,12 +170,12 @@ class SocietyVectorEnv:
         world.step += 1
 
     def _step_with_threads(self, e: int, actions: np.ndarray) -> None:
-        """World ``e``'s step with the parallel observation loops and food phase (a big world):
-        ``rules.advance_world`` then the survivors' observations."""
+        """World ``e``'s step with the parallel observation loops (a big world): ``rules.advance_world``, then
+        the survivors' observations."""
         world, alive = self.worlds[e], self._alive[e]
         kind, target, amount, message = np.ascontiguousarray(actions.T)  # contiguous, as parallel_env's
         outcome = advance_world(world, Actions(alive.copy(), kind, target, amount, message), self.config,
-                                self._rngs[e], self.num_threads)
+                                self._rngs[e])
         self._rewards[e] = outcome.rewards
         self._observations[e, outcome.death_slot] = 0  # the dead see nothing from now on
         if self.compact:

@@ -27,7 +27,7 @@ def test_any_thread_count_gives_the_same_arrays_step_for_step():
         actions = _random_actions(rng, one)
         a, b = one.step(actions), two.step(actions)
         assert np.array_equal(a[0], b[0]) and np.array_equal(a[1], b[1]) and np.array_equal(a[4]["alive"], b[4]["alive"])
-        for world_one, world_two in zip(one.worlds, two.worlds):  # the food phase ran on two threads too
+        for world_one, world_two in zip(one.worlds, two.worlds):  # one thread runs all in one compiled call
             assert np.array_equal(world_one.food, world_two.food)
         assert [r.bit_generator.state for r in one._rngs] == [r.bit_generator.state for r in two._rngs]
     assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS  # the parallel loops ran every step
@@ -35,8 +35,7 @@ def test_any_thread_count_gives_the_same_arrays_step_for_step():
 
     # the parallel twins themselves were called (not a serial function under their name: with cache=True,
     # both twins of one Python function shared numba's cache entry, and "parallel" ran serial code)
-    parallel_twins = (kernels.gather_views_parallel, kernels.fill_grid_parallel, kernels.write_features_parallel,
-                      kernels.decay_and_regrow_parallel)
+    parallel_twins = (kernels.gather_views_parallel, kernels.fill_grid_parallel, kernels.write_features_parallel)
     assert all(twin.signatures and twin.targetoptions.get("parallel") for twin in parallel_twins)
 
 
