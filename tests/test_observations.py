@@ -82,3 +82,41 @@ def test_kin_channel_for_families_of_any_size(families):
     write_observations(world, config, living, out, np.arange(living.size), observation_scratch(config))
     for k, slot in enumerate(living):
         np.testing.assert_array_equal(out[k], expected_observation(world, config, slot), err_msg=f"agent_{slot}")
+
+
+@pytest.mark.parametrize("by_position", [False, True])
+def test_either_visiting_order_writes_the_definition(by_position):
+    """Agents' views are gathered in slot order on small grids and in position order on grids bigger than
+    the caches (``observations.SLOT_ORDER_MAX_GRID_BYTES``): both orders write the definition, into the
+    rows asked for (here reversed), with artifacts lying on the grid."""
+    from society_env.observations import observation_scratch, observation_size, write_observations
+
+    from society_env.artifacts import artifact_action
+
+    env = society_env.parallel_env("core", width=12, height=12, num_founders=20, max_steps=1000, view_radius=3)
+    env.reset(seed=4)
+    rng = np.random.default_rng(2)
+    for step in range(3):  # every agent creates an artifact on its cell, and some walk on
+        env.step({agent: {"action": np.array([rng.integers(0, 5), 0, 0, 0]), "message": "",
+                          "artifact": artifact_action("create", name=f"{agent}-{step}", text="x", lifespan=3)}
+                  for agent in env.agents})
+    world, config = env.world, env.config
+    assert len(world.artifacts) > 10
+    scratch = observation_scratch(config)
+    scratch = scratch._replace(spec=scratch.spec._replace(by_position=by_position))
+    living = np.flatnonzero(world.status == ALIVE)
+    rng.shuffle(living)  # not in slot order, nor in position order
+    rows = np.arange(living.size)[::-1].copy()
+    out = np.zeros((living.size, observation_size(config)), dtype=np.float32)
+    write_observations(world, config, living, out, rows, scratch)
+    for k, slot in enumerate(living):
+        np.testing.assert_array_equal(out[rows[k]], expected_observation(world, config, slot), err_msg=f"agent_{slot}")
+
+
+def test_torus_wrap_is_the_modulo():
+    """``kernels.wrap``, the division-free modulo of moves, births, give/take and kin marks."""
+    from society_env.kernels import wrap
+
+    for n in (1, 2, 7, 50):
+        for x in range(-3 * n - 2, 3 * n + 3):
+            assert wrap(x, n) == x % n, (x, n)
