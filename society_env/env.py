@@ -98,6 +98,7 @@ from society_env.observations import (
     PRINTABLE_CHARSET,
     build_spaces,
     channel_grid,
+    load_parallel_loops,
     observation_size,
     observation_scratch,
     write_observations,
@@ -157,6 +158,7 @@ class SocietyEnv(ParallelEnv):
         self.world = initial_state(self.config, self._rng)
         self.last_outcome = None
         self._episode_over = False
+        load_parallel_loops(self.world, self.config, self._scratch["padded"], self.num_threads)
         slots = self._listed_slots()
         self._set_agents(slots)
         observations = self._observations(slots)
@@ -392,8 +394,9 @@ class SocietyEnv(ParallelEnv):
         spare = self._scratch.setdefault("observations", [])
         # References to a free buffer: the list, ``buffer`` here and getrefcount's argument.
         free = next((b for b in spare if b.shape[0] >= rows and sys.getrefcount(b) == 3), None)
-        if free is None:
-            free = np.empty((rows, observation_size(self.config)), dtype=np.float32)
+        if free is None:  # with room for a growing population: each step's new rows would fault in fresh pages
+            free = np.empty((min(self.config.max_agents, rows + rows // 8 + 16), observation_size(self.config)),
+                            dtype=np.float32)
         spare[:] = [free] + [b for b in spare if b is not free][:2]  # this step's, the previous step's, one more
         return free[:rows]
 

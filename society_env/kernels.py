@@ -15,13 +15,14 @@ file: numba's cache key is the defining file, and a caller compiled against an o
 file would keep running the old code.
 
 The observation loops (the grid fill, the view gather, the features) also come compiled with
-``parallel=True`` (``*_parallel``, compiled on first use, not cached): their iterations
+``parallel=True`` (``*_parallel``, cached under their own names): their iterations
 write disjoint memory and read shared inputs only, so any thread count gives the same bytes.
 ``society_env.observations`` picks them for big worlds (``society_env.threads``).
 """
 
 from __future__ import annotations
 
+import types as pytypes
 from typing import NamedTuple
 
 import numpy as np
@@ -349,15 +350,23 @@ def _fill_grid(padded, kin, radius, food, energy, message, lineage, position, st
     _wrap_border(kin, radius, height, width, 1)
 
 
-# The parallel twins are not cached: numba keys its disk cache by the Python function, so two twins of
-# one function with cache=True load each other's code (the "parallel" one ran serial code). They compile
-# on first use (about 0.3 s), which only worlds of PARALLEL_MIN_AGENTS or more observers with threads pay.
+def _renamed(function, name: str):
+    """``function`` (the same code and globals) under another name. numba keys its disk cache by a
+    function's qualified name and first line: two compiled twins of one Python function share one entry
+    and load each other's code (the "parallel" one ran serial code); renamed, each has its own."""
+    twin = pytypes.FunctionType(function.__code__, function.__globals__, name, function.__defaults__,
+                                function.__closure__)
+    twin.__qualname__ = name
+    return twin
+
+
+# The serial loops and their parallel=True twins, all cached on disk.
 gather_views = njit(cache=True)(_gather_views)
-gather_views_parallel = njit(parallel=True)(_gather_views)
+gather_views_parallel = njit(cache=True, parallel=True)(_renamed(_gather_views, "gather_views_parallel"))
 write_features = njit(cache=True)(_write_features)
-write_features_parallel = njit(parallel=True)(_write_features)
+write_features_parallel = njit(cache=True, parallel=True)(_renamed(_write_features, "write_features_parallel"))
 fill_grid = njit(cache=True)(_fill_grid)
-fill_grid_parallel = njit(parallel=True)(_fill_grid)
+fill_grid_parallel = njit(cache=True, parallel=True)(_renamed(_fill_grid, "fill_grid_parallel"))
 
 
 class ObservationSpec(NamedTuple):

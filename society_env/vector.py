@@ -40,6 +40,7 @@ from society_env.observations import (
     NUM_FEATURES,
     compact_observation_space,
     float_observations,
+    load_parallel_loops,
     numeric_action_space,
     numeric_observation_space,
     observation_scratch,
@@ -119,6 +120,7 @@ class SocietyVectorEnv:
             if seed is not None or self._rngs[e] is None:
                 self._rngs[e] = np.random.default_rng(None if seed is None else int(seed) + e)
             self._start_episode(e)
+        load_parallel_loops(self.worlds[0], self.config, self._scratch, self.num_threads)
         self._rewards[:] = 0.0
         self._terminations[:] = False
         self._truncations[:] = False

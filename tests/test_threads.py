@@ -88,3 +88,19 @@ def test_compact_food_and_energy_are_capped_at_the_dtype_maximum():
     assert energies.max() == 255  # 400 energy units do not fit a byte: capped, as documented
     with pytest.raises(ValueError, match="obs_dtype must be"):
         SocietyVectorEnv(1, "small", obs_dtype="float16")
+
+
+@pytest.mark.parametrize("threads, max_agents, loaded", [(2, PARALLEL_MIN_AGENTS, True), (2, PARALLEL_MIN_AGENTS - 1, False),
+                                                         (1, 4 * PARALLEL_MIN_AGENTS, False)])
+def test_reset_loads_the_parallel_loops_of_worlds_that_may_need_them(monkeypatch, threads, max_agents, loaded):
+    """A world that may grow past PARALLEL_MIN_AGENTS runs the parallel loops once at reset (their compile or
+    cache load then happens there, not in the step where the population first crosses the threshold)."""
+    from society_env import observations
+
+    calls = []
+    gather = observations.gather_views_parallel
+    monkeypatch.setattr(observations, "gather_views_parallel", lambda *args: calls.append(1) or gather(*args))
+    settings = dict(width=60, height=60, num_founders=50, max_agents=max_agents)
+    SocietyVectorEnv(1, "default", num_threads=threads, **settings).reset(seed=0)
+    society_env.parallel_env("default", num_threads=threads, **settings).reset(seed=0)
+    assert len(calls) == (2 if loaded else 0)
