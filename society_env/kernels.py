@@ -7,17 +7,18 @@ free; a move claim blocks later movers); one compiled pass does either at the co
 
 Each function is the body of a rule or of the observation, kept here so that ``rules.py`` and
 ``observations.py`` read as the rules they implement. The rule phases are composed into two compiled
-calls per step (the last section), which draw their random numbers from the env's generator themselves:
-the same numbers NumPy's calls would draw (section "NumPy's draws, compiled"). ``cache=True`` keeps the
+calls per step (section "one step's rule phases"), which draw their random numbers from the env's
+generator themselves: the same numbers NumPy's calls would draw (section "NumPy's draws, compiled"); the
+array API's world on one thread steps in one call, rules and observation (the last section). ``cache=True`` keeps the
 compiled code on disk next to this file (``__pycache__``), so only the first import on a machine pays the
 compile time (docs/performance.md gives it). Compiled functions that call each other stay in this one
 file: numba's cache key is the defining file, and a caller compiled against an older callee of another
 file would keep running the old code.
 
 The observation loops (the grid fill, the view gather, the features) also come compiled with
-``parallel=True`` (``*_parallel``, cached under their own names): their iterations
-write disjoint memory and read shared inputs only, so any thread count gives the same bytes.
-``society_env.observations`` picks them for big worlds (``society_env.threads``).
+``parallel=True`` (``*_parallel``, cached under their own names): their iterations write disjoint memory
+and read shared inputs only, so any thread count gives the same bytes. ``society_env.observations``
+picks them for big worlds (``society_env.threads``).
 """
 
 from __future__ import annotations

@@ -13,8 +13,10 @@ import numpy as np
 
 PARALLEL_MIN_AGENTS = 2048
 """Below this many living agents (observers) the loops run on one thread whatever ``num_threads`` says:
-starting the thread team costs more than it saves, and small worlds (LLM runs, QES episodes, tests) never
-start OpenMP threads, which GNU OpenMP does not support across a later fork of the process."""
+starting the thread team costs more than it saves. Worlds of fewer slots (``max_agents``: LLM runs, QES
+episodes, tests) never start OpenMP threads, which GNU OpenMP does not support across a later fork of the
+process; bigger ones with ``num_threads`` > 1 load the parallel loops at reset
+(``observations.load_parallel_loops``)."""
 
 
 def available_cores() -> int:

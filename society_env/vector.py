@@ -64,8 +64,9 @@ class SocietyVectorEnv:
     nothing was capped (docs/world.md gives the mapping).
 
     ``num_threads``: threads of the observation loops (default: the cores available to the process); any
-    value gives the same arrays. Worlds of fewer than ``society_env.threads.PARALLEL_MIN_AGENTS`` (2048)
-    living agents use one, and step in one compiled call (rules and observation).
+    value gives the same arrays. A world on one thread (``num_threads=1``, or fewer than
+    ``society_env.threads.PARALLEL_MIN_AGENTS`` = 2048 living agents) steps in one compiled call (its rules
+    and its observations).
 
     Attributes: ``config``, ``num_envs``, ``num_threads``, ``num_slots`` (= ``config.max_agents``), ``single_observation_space``
     (a flat float32 ``Box``), ``single_action_space`` (``MultiDiscrete([8, view cells, amounts, tokens])``),
@@ -104,7 +105,7 @@ class SocietyVectorEnv:
         self._age = np.zeros(shape, dtype=np.int64)
         self._episode_ended = np.zeros(self.num_envs, dtype=bool)
         self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
-        # the padded grid(s), reused by every world and step
+        # what the observation writes reuse (padded grids, the write's numbers) and the rules' numbers
         self._scratch = observation_scratch(config, obs_dtype)
         self._rule, self._transfer_amounts = step_rule(config), transfer_amounts(config)
         self.worlds: list[WorldState | None] = [None] * self.num_envs
