@@ -54,7 +54,7 @@ REGROWTH, INITIAL_FOOD, REPRODUCE_MIN_ENERGY, LIFESPAN = 0.16, 4, 80, 10**6
 """Our world per founder: food tiles regrown per step and initial food tiles; and for every agent: the energy
 from which it can breed, and a lifespan no run reaches. With these, random walkers hold their number: food
 alone limits them (they die of hunger, and breed when fed), and over 300 steps from N founders the
-population stays within 0.86-1.16 N (mean 0.96 N at N = 500 and 5000; measured 2026-12-06). With the
+population stays within 0.86-1.16 N (mean 0.97-0.98 N at N = 500 and 5000; measured 2026-12-06). With the
 default lifespan of 100 steps every founder dies at step 100, at once, and the world empties."""
 
 
