@@ -204,7 +204,7 @@ def observation_scratch(config: SocietyConfig, dtype="float32") -> ObservationSc
 
 def _write(state: WorldState, config: SocietyConfig, slots: np.ndarray, rows: np.ndarray,
            scratch: ObservationScratch | None, out: np.ndarray, features: np.ndarray, threads: int,
-           parallel: bool | None = None) -> None:
+           observers: int | None = None) -> None:
     """What both observation writers do: fill the padded channel grid in ``out``'s dtype and the lineage
     grid (:func:`society_env.kernels.fill_grid`: float32 values, or the compact integers, with the
     artifact counts); copy the view windows of ``slots`` into ``out[rows]``
@@ -212,16 +212,14 @@ def _write(state: WorldState, config: SocietyConfig, slots: np.ndarray, rows: np
     (:func:`society_env.kernels.write_features`).
 
     On one thread that is one compiled call (:func:`society_env.kernels.observe`, which says in which
-    order the agents are visited); with threads (``parallel``; None: :func:`~society_env.threads.use_threads`
-    decides), the same steps through the ``parallel`` twins, one call each (in worlds that big, the calls'
-    own cost is nothing)."""
+    order the agents are visited); with threads (:func:`~society_env.threads.use_threads` decides, for
+    ``observers`` agents, by default ``slots.size``), the same steps through the ``parallel`` twins, one
+    call each (in worlds that big, the calls' own cost is nothing)."""
     if slots.size == 0:
         return
     padded, kin, spec = scratch if scratch is not None else observation_scratch(config, out.dtype)
     counts = artifacts.count_grid(state, config) if state.artifacts and config.artifact_visible else _NO_ARTIFACTS
-    if parallel is None:
-        parallel = use_threads(threads, slots.size)
-    if not parallel:
+    if not use_threads(threads, slots.size if observers is None else observers):
         observe(spec, padded, kin, counts, state.food, state.occupant, state.energy, state.age, state.message,
                 state.lineage, state.position, state.genome, state.status, slots, rows, out, features)
         return
@@ -261,17 +259,17 @@ def load_parallel_loops(state: WorldState, config: SocietyConfig, scratch: Obser
     """If a world of ``config`` may run the parallel loops (``threads`` > 1 and ``max_agents`` at least
     :data:`~society_env.threads.PARALLEL_MIN_AGENTS`), compile them (or load them from numba's disk cache)
     now: write the first living agent's observation with them, into a throwaway row. The envs call this at
-    their first reset, so that no step stalls on it when the population first grows past the threshold (a
-    compile takes seconds, a load from the cache 0.1 s)."""
+    reset, so that no step stalls on it when the population first grows past the threshold (a compile
+    takes seconds, a load from the cache 0.1 s; later resets pay a one-agent write)."""
     slots = np.flatnonzero(state.status == ALIVE)[:1]
     if threads <= 1 or config.max_agents < PARALLEL_MIN_AGENTS or slots.size == 0:
         return
-    use_threads(threads, PARALLEL_MIN_AGENTS)  # numba's thread count, as a step would set it
     compact = scratch.spec.compact
     views = np.zeros((1, config.view_size**2 * NUM_CHANNELS if compact else observation_size(config)),
                      dtype=scratch.padded.dtype)
     features = np.zeros((1, NUM_FEATURES), dtype=np.float32) if compact else views
-    _write(state, config, slots, np.zeros(1, dtype=np.int64), scratch, views, features, threads, parallel=True)
+    _write(state, config, slots, np.zeros(1, dtype=np.int64), scratch, views, features, threads,
+           observers=PARALLEL_MIN_AGENTS)
 
 
 # ---- the compact observation (SocietyVectorEnv(obs_dtype="uint8" or "uint16")) ------------------------
