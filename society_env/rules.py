@@ -185,12 +185,15 @@ def deliver_text_messages(state: WorldState, actions: Actions, survivors: np.nda
     state.text_message = texts
 
 
-def episode_end(state: WorldState, config: SocietyConfig) -> tuple[bool, bool]:
+def episode_end(state: WorldState, config: SocietyConfig, living: int | None = None) -> tuple[bool, bool]:
     """The episode-end rule, ``(ended, out_of_time)``: an episode ends when nobody is alive or after
     ``config.max_steps`` steps; ``out_of_time`` says it is the time limit (a truncation in the env's terms,
-    every other end a termination). The env and the vector env both ask here."""
+    every other end a termination). The env and the vector env both ask here; ``living``: the number of
+    living agents, when the caller has it (else counted)."""
     out_of_time = state.step >= config.max_steps
-    return out_of_time or not (state.status == ALIVE).any(), out_of_time
+    if living is None:
+        living = np.count_nonzero(state.status == ALIVE)
+    return out_of_time or living == 0, out_of_time
 
 
 def step_world(

@@ -34,7 +34,13 @@ import numpy as np
 
 from society_env.config import SocietyConfig, make_config
 from society_env.encodings import MOVE_DELTAS, NEIGHBOUR_DELTAS
-from society_env.kernels import BirthState, first_bad_action, step_and_observe
+from society_env.kernels import (
+    BirthState,
+    entry_point,
+    first_bad_action,
+    generator_handle,
+    step_and_observe,
+)
 from society_env.observations import (
     COMPACT_DTYPES,
     NUM_FEATURES,
@@ -47,7 +53,14 @@ from society_env.observations import (
     write_compact_observations,
     write_observations,
 )
-from society_env.rules import TRANSFER_CODES, Actions, advance_world, episode_end, step_rule, transfer_amounts
+from society_env.rules import (
+    TRANSFER_CODES,
+    Actions,
+    advance_world,
+    episode_end,
+    step_rule,
+    transfer_amounts,
+)
 from society_env.state import ALIVE, WorldState, initial_state
 from society_env.threads import check_threads, use_threads
 
@@ -110,6 +123,9 @@ class SocietyVectorEnv:
         self._rule, self._transfer_amounts = step_rule(config), transfer_amounts(config)
         self.worlds: list[WorldState | None] = [None] * self.num_envs
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
+        self._rng_handles: list[np.ndarray | None] = [None] * self.num_envs  # kernels.generator_handle
+        self._living = [0] * self.num_envs  # living agents per world
+        self._step_entry = None  # kernels.entry_point of step_and_observe, bound at the first step
 
     # ---- episode ---------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -120,6 +136,7 @@ class SocietyVectorEnv:
         for e in range(self.num_envs):
             if seed is not None or self._rngs[e] is None:
                 self._rngs[e] = np.random.default_rng(None if seed is None else int(seed) + e)
+                self._rng_handles[e] = generator_handle(self._rngs[e])
             self._start_episode(e)
         load_parallel_loops(self.worlds[0], self.config, self._scratch, self.num_threads)
         self._rewards[:] = 0.0
@@ -136,13 +153,12 @@ class SocietyVectorEnv:
             raise RuntimeError("call reset() before step()")
         actions = self._check_actions(actions)
         for e in range(self.num_envs):
-            world, alive = self.worlds[e], self._alive[e]
-            living = np.count_nonzero(alive)
-            if use_threads(self.num_threads, living):
-                self._step_with_threads(e, actions[e])
+            world = self.worlds[e]
+            if use_threads(self.num_threads, self._living[e]):
+                self._living[e] = self._step_with_threads(e, actions[e])
             else:
-                self._step_compiled(e, actions[e], living)
-            ended, out_of_time = episode_end(world, self.config)
+                self._living[e] = self._step_compiled(e, actions[e])
+            ended, out_of_time = episode_end(world, self.config, self._living[e])
             self._terminations[e] = ended and not out_of_time
             self._truncations[e] = ended and out_of_time
             self._episode_ended[e] = ended
@@ -156,25 +172,27 @@ class SocietyVectorEnv:
         pass
 
     # ---- helpers ---------------------------------------------------------------------------------
-    def _step_compiled(self, e: int, actions: np.ndarray, living: int) -> None:
+    def _step_compiled(self, e: int, actions: np.ndarray) -> int:
         """World ``e``'s step on one thread: the rules and the survivors' observations in one compiled call
-        (``kernels.step_and_observe``; the priority permutation is drawn first, by NumPy, as
-        ``rules.rank_and_transfer`` draws it)."""
-        world, rng = self.worlds[e], self._rngs[e]
-        order = rng.permutation(living)
+        (``kernels.step_and_observe``). Returns the living agents after it."""
+        world = self.worlds[e]
         birth_state = BirthState(world.position, world.occupant, world.status, world.energy, world.age, world.parent,
                                  world.lineage, world.generation, world.birth_step)
-        born = step_and_observe(order, rng, actions, self._alive[e], birth_state, world.genome, world.food,
-                                world.food_density, world.food_cdf, world.message, world.num_born, world.step,
-                                self._transfer_amounts, TRANSFER_CODES, self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS,
-                                self._rewards[e], self._scratch.spec, self._scratch.padded, self._scratch.kin,
-                                self._observations[e], self._features[e] if self.compact else self._observations[e])
+        arguments = (
+            self._rng_handles[e], actions, self._alive[e], birth_state, world.genome, world.food, world.food_density,
+            world.food_cdf, world.message, world.num_born, world.step, self._transfer_amounts, TRANSFER_CODES,
+            self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS, self._rewards[e], self._scratch.spec, self._scratch.padded,
+            self._scratch.kin, self._observations[e], self._features[e] if self.compact else self._observations[e])
+        if self._step_entry is None:  # the same types at every step of every world of this env
+            self._step_entry = entry_point(step_and_observe, *arguments)
+        born, living = self._step_entry(*arguments)
         world.num_born += born
         world.step += 1
+        return living
 
-    def _step_with_threads(self, e: int, actions: np.ndarray) -> None:
+    def _step_with_threads(self, e: int, actions: np.ndarray) -> int:
         """World ``e``'s step with the parallel observation loops (a big world): ``rules.advance_world``, then
-        the survivors' observations."""
+        the survivors' observations. Returns the living agents after it."""
         world, alive = self.worlds[e], self._alive[e]
         kind, target, amount, message = np.ascontiguousarray(actions.T)  # contiguous, as parallel_env's
         outcome = advance_world(world, Actions(alive.copy(), kind, target, amount, message), self.config,
@@ -184,7 +202,9 @@ class SocietyVectorEnv:
         if self.compact:
             self._features[e, outcome.death_slot] = 0.0
         alive[:] = world.status == ALIVE
-        self._write(e, np.flatnonzero(alive))
+        living = np.flatnonzero(alive)
+        self._write(e, living)
+        return living.size
 
     def _start_episode(self, e: int) -> None:
         world = initial_state(self.config, self._rngs[e])
@@ -192,8 +212,10 @@ class SocietyVectorEnv:
         self._observations[e] = 0
         if self.compact:
             self._features[e] = 0.0
-        self._write(e, np.flatnonzero(world.status == ALIVE))
+        living = np.flatnonzero(world.status == ALIVE)
+        self._write(e, living)
         self._alive[e] = world.status == ALIVE
+        self._living[e] = living.size
         self._record_state(e)
 
     def _write(self, e: int, living: np.ndarray) -> None:

@@ -77,3 +77,34 @@ def test_food_cell_draws_equal_numpy_calls_on_crowded_grids(density_kind, fill):
         fallbacks += exact
     if fill >= 0.9:
         assert fallbacks > 0  # crowded grids reached the exact draw
+
+
+@pytest.mark.parametrize("seed", [0, 1, 2])
+def test_compiled_permutation_is_numpys(seed):
+    """The priority order of the array API's compiled step (``kernels.permutation``) is NumPy's
+    ``rng.permutation``, and leaves the generator where NumPy's leaves it."""
+    from society_env.kernels import permutation
+
+    for n in (0, 1, 2, 3, 17, 450, 5000):
+        ours, numpys = np.random.default_rng(seed), np.random.default_rng(seed)
+        np.testing.assert_array_equal(permutation(ours, n), numpys.permutation(n), err_msg=f"n={n}")
+        assert ours.random() == numpys.random()
+
+
+def test_generator_handle_draws_from_the_generator_itself():
+    """A compiled function given ``kernels.generator_handle(rng)`` instead of ``rng`` draws ``rng``'s numbers
+    and advances ``rng``'s own state."""
+    from numba import njit
+
+    from society_env.kernels import generator_at, generator_handle
+
+    @njit
+    def draws(handle):
+        rng = generator_at(handle)
+        return rng.random(3), rng.normal(0.0, 2.0), rng.poisson(4.0), rng.integers(0, 10)
+
+    rng, twin = np.random.default_rng(7), np.random.default_rng(7)
+    uniform, normal, poisson, integer = draws(generator_handle(rng))
+    np.testing.assert_array_equal(uniform, twin.random(3))
+    assert (normal, poisson, integer) == (twin.normal(0.0, 2.0), twin.poisson(4.0), twin.integers(0, 10))
+    assert rng.random() == twin.random()  # the Python generator moved on by the same draws
