@@ -1,8 +1,12 @@
 """Steady-state throughput against MAgent2 at the same number of living agents and the same density, through
 each engine's fastest API and through PettingZoo, side by side in one run.
 
-For each target population N (``--agents``, default 500 and 5000) it runs, each in a fresh subprocess,
-``--steps`` random-action steps (default 300) after ``--warmup`` steps (default 3):
+For each target population N (``--agents``, default 500 and 5000) it runs every row below in its own
+subprocess, ``--steps`` random-action steps (default 300) after ``--warmup`` steps (default 3). The rows
+run interleaved: all are built first, then each takes ``--turn`` steps (default 30) in turn, the first row
+of a turn rotating, until every row has its steps. On a machine whose speed drifts (this one's moved by
+1.5x within minutes) every row then meets the same speeds: run one after the other, each row met its own,
+and the ratios moved with them.
 
 | row | what is timed per step |
 |---|---|
@@ -39,8 +43,11 @@ import math
 import resource
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
@@ -80,29 +87,35 @@ def _rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
-def _timed(steps: int, warmup: int, step, living) -> dict:
-    """Time ``step()`` ``steps`` times (after ``warmup``): wall and CPU seconds, living agents before each."""
-    for _ in range(warmup):
-        living()
-        step()
-    gc.collect()
+class Row(NamedTuple):
+    """One row's engine, ready to step: ``step()`` advances it (what is timed), ``living()`` counts the
+    living agents and draws the next actions (outside the timing, as a policy would)."""
+
+    step: Callable[[], None]
+    living: Callable[[], int]
+    obs_bytes: int
+
+
+def timed_steps(row: Row, steps: int) -> dict:
+    """Time ``row.step()`` ``steps`` times (fewer if the world empties): wall and CPU seconds, living agents
+    before each."""
     walls, cpus, agents = [], [], []
     for _ in range(steps):
-        agents.append(living())
+        agents.append(row.living())
         if agents[-1] == 0:
             break
         wall, cpu = time.perf_counter(), time.process_time()
-        step()
+        row.step()
         walls.append(time.perf_counter() - wall)
         cpus.append(time.process_time() - cpu)
-    return {"wall": walls, "cpu": cpus, "agents": agents[: len(walls)], "end_agents": living()}
+    return {"wall": walls, "cpu": cpus, "agents": agents[: len(walls)]}
 
 
 # ---- ours ---------------------------------------------------------------------------------------
-def measure_ours_array(agents: int, steps: int, warmup: int, seed: int, threads: int, dtype: str = "float32") -> dict:
+def measure_ours_array(agents: int, steps: int, seed: int, threads: int, dtype: str = "float32") -> Row:
     from society_env.vector import SocietyVectorEnv
 
-    envs = SocietyVectorEnv(1, "default", num_threads=threads, obs_dtype=dtype, **our_overrides(agents, steps + warmup))
+    envs = SocietyVectorEnv(1, "default", num_threads=threads, obs_dtype=dtype, **our_overrides(agents, steps))
     _, infos = envs.reset(seed=seed)
     nvec, rng = envs.single_action_space.nvec, np.random.default_rng(seed + 1)
     state = {"infos": infos, "actions": None}
@@ -115,15 +128,14 @@ def measure_ours_array(agents: int, steps: int, warmup: int, seed: int, threads:
         state["actions"] = rng.integers(0, nvec, size=shape)
         return int(state["infos"]["alive"].sum())
 
-    result = _timed(steps, warmup, step, living)
     features = 0 if dtype == "float32" else 12 * 4  # the compact form's float32 features, in infos
-    return {**result, "obs_bytes": envs.single_observation_space.shape[0] * np.dtype(dtype).itemsize + features}
+    return Row(step, living, envs.single_observation_space.shape[0] * np.dtype(dtype).itemsize + features)
 
 
-def measure_ours_pz(agents: int, steps: int, warmup: int, seed: int) -> dict:
+def measure_ours_pz(agents: int, steps: int, seed: int) -> Row:
     import society_env
 
-    env = society_env.parallel_env("default", **our_overrides(agents, steps + warmup))
+    env = society_env.parallel_env("default", **our_overrides(agents, steps))
     env.reset(seed=seed)
     nvec, rng = env.action_space(env.possible_agents[0]).nvec, np.random.default_rng(seed + 1)
     state = {"actions": None}
@@ -136,7 +148,7 @@ def measure_ours_pz(agents: int, steps: int, warmup: int, seed: int) -> dict:
         state["actions"] = dict(zip(env.agents, matrix))
         return len(env.agents)
 
-    return {**_timed(steps, warmup, step, living), "obs_bytes": env.observation_size * 4}
+    return Row(step, living, env.observation_size * 4)
 
 
 # ---- MAgent2 ------------------------------------------------------------------------------------
@@ -167,7 +179,7 @@ def _magent_world(game: str, agents: int, seed: int):
     return world, acting
 
 
-def measure_magent_array(game: str, agents: int, steps: int, warmup: int, seed: int) -> dict:
+def measure_magent_array(game: str, agents: int, seed: int) -> Row:
     world, acting = _magent_world(game, agents, seed)
     sizes = [world.get_action_space(h)[0] for h in acting]
     rng = np.random.default_rng(seed + 1)
@@ -188,11 +200,10 @@ def measure_magent_array(game: str, agents: int, steps: int, warmup: int, seed: 
         return sum(counts)
 
     view, feature = world.get_observation(acting[0])
-    obs_bytes = (view[0].nbytes + feature[0].nbytes) if len(view) else 0
-    return {**_timed(steps, warmup, step, living), "obs_bytes": obs_bytes}
+    return Row(step, living, (view[0].nbytes + feature[0].nbytes) if len(view) else 0)
 
 
-def measure_magent_pz(game: str, agents: int, steps: int, warmup: int, seed: int) -> dict:
+def measure_magent_pz(game: str, agents: int, seed: int) -> Row:
     from magent2.environments import battle_v4, gather_v5
 
     if game == "gather":
@@ -213,7 +224,7 @@ def measure_magent_pz(game: str, agents: int, steps: int, warmup: int, seed: int
         return len(env.agents)
 
     observation_floats = int(np.prod(env.observation_space(env.possible_agents[0]).shape))
-    return {**_timed(steps, warmup, step, living), "obs_bytes": observation_floats * 4}
+    return Row(step, living, observation_floats * 4)
 
 
 # ---- the limit: memcpy bandwidth ----------------------------------------------------------------
@@ -250,34 +261,100 @@ def threads_of(row: str) -> int:
 
 
 # ---- driver -------------------------------------------------------------------------------------
-ROWS = {  # row -> (engine, API, measure(spec))
-    "ours array 1 thread": lambda s: measure_ours_array(s["agents"], s["steps"], s["warmup"], s["seed"], 1),
-    "ours array 2 threads": lambda s: measure_ours_array(s["agents"], s["steps"], s["warmup"], s["seed"], 2),
-    "ours array uint8 1 thread": lambda s: measure_ours_array(s["agents"], s["steps"], s["warmup"], s["seed"], 1, "uint8"),
-    "ours array uint8 2 threads": lambda s: measure_ours_array(s["agents"], s["steps"], s["warmup"], s["seed"], 2, "uint8"),
-    "MAgent2 gather array": lambda s: measure_magent_array("gather", s["agents"], s["steps"], s["warmup"], s["seed"]),
-    "MAgent2 battle array": lambda s: measure_magent_array("battle", s["agents"], s["steps"], s["warmup"], s["seed"]),
-    "ours PettingZoo": lambda s: measure_ours_pz(s["agents"], s["steps"], s["warmup"], s["seed"]),
-    "MAgent2 gather PZ": lambda s: measure_magent_pz("gather", s["agents"], s["steps"], s["warmup"], s["seed"]),
-    "MAgent2 battle PZ": lambda s: measure_magent_pz("battle", s["agents"], s["steps"], s["warmup"], s["seed"]),
+def _run_steps(spec: dict) -> int:
+    """Steps a row's world must last: the warm-up and the measured steps (our worlds' slots are sized for them)."""
+    return spec["steps"] + spec["warmup"]
+
+
+ROWS = {  # row -> the Row of a spec (agents, steps, warmup, seed)
+    "ours array 1 thread": lambda s: measure_ours_array(s["agents"], _run_steps(s), s["seed"], 1),
+    "ours array 2 threads": lambda s: measure_ours_array(s["agents"], _run_steps(s), s["seed"], 2),
+    "ours array uint8 1 thread": lambda s: measure_ours_array(s["agents"], _run_steps(s), s["seed"], 1, "uint8"),
+    "ours array uint8 2 threads": lambda s: measure_ours_array(s["agents"], _run_steps(s), s["seed"], 2, "uint8"),
+    "MAgent2 gather array": lambda s: measure_magent_array("gather", s["agents"], s["seed"]),
+    "MAgent2 battle array": lambda s: measure_magent_array("battle", s["agents"], s["seed"]),
+    "ours PettingZoo": lambda s: measure_ours_pz(s["agents"], _run_steps(s), s["seed"]),
+    "MAgent2 gather PZ": lambda s: measure_magent_pz("gather", s["agents"], s["seed"]),
+    "MAgent2 battle PZ": lambda s: measure_magent_pz("battle", s["agents"], s["seed"]),
 }
 
+_MESSAGE = "@@ "
+"""Prefix of a worker's protocol lines on its stdout (the engines may print lines of their own)."""
 
-def run_worker(spec: dict) -> dict:
+
+def run_worker(spec: dict) -> None:
+    """A row's subprocess: build the world and take the warm-up steps, then answer each line of stdin, a
+    number n: time n steps and send them; 0: send the end (living agents, RSS growth, observation bytes)."""
     import warnings
 
     warnings.filterwarnings("ignore")
     rss_before = _rss_mb()
-    result = ROWS[spec["row"]](spec)
-    result["rss_growth_mb"] = _rss_mb() - rss_before
-    return result
+    row = ROWS[spec["row"]](spec)
+    for _ in range(spec["warmup"]):
+        row.living()
+        row.step()
+    gc.collect()
+
+    def send(message: dict) -> None:
+        print(_MESSAGE + json.dumps(message), flush=True)
+
+    send({"ready": True})
+    for line in sys.stdin:
+        steps = int(line)
+        if steps == 0:
+            break
+        send(timed_steps(row, steps))
+    send({"end_agents": row.living(), "rss_growth_mb": _rss_mb() - rss_before, "obs_bytes": row.obs_bytes})
 
 
-def run_in_subprocess(spec: dict) -> dict:
-    done = subprocess.run([sys.executable, __file__, "--worker", json.dumps(spec)], capture_output=True, text=True)
-    if done.returncode != 0:
-        raise RuntimeError(f"{spec['row']} at {spec['agents']} agents failed:\n{done.stderr[-3000:]}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+class Worker:
+    """A row's subprocess (:func:`run_worker`), asked for a number of steps at a time."""
+
+    def __init__(self, spec: dict):
+        self.row = spec["row"]
+        self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - read if the worker fails, closed at the end
+        self.process = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)], stdin=subprocess.PIPE,
+                                        stdout=subprocess.PIPE, stderr=self.errors, text=True)
+        self.receive()  # built and warmed up
+
+    def receive(self) -> dict:
+        for line in self.process.stdout:
+            if line.startswith(_MESSAGE):
+                return json.loads(line[len(_MESSAGE):])
+        self.process.wait()
+        self.errors.seek(0)
+        raise RuntimeError(f"{self.row} failed:\n{self.errors.read()[-3000:]}")
+
+    def ask(self, steps: int) -> dict:
+        self.process.stdin.write(f"{steps}\n")
+        self.process.stdin.flush()
+        return self.receive()
+
+
+def run_interleaved(specs: list[dict], steps: int, turn_steps: int) -> dict[str, dict]:
+    """Every row of ``specs`` in its own subprocess, all alive at once and stepped in turns of
+    ``turn_steps`` steps each until each has taken ``steps`` (or its world emptied); which row goes first
+    rotates from turn to turn. On a machine whose speed drifts (this one's by 1.5x within minutes) every
+    row then meets the same speeds, where rows run one after the other would each meet their own."""
+    workers = [Worker(spec) for spec in specs]  # one at a time: each builds and warms up while the others wait
+    results = {w.row: {"wall": [], "cpu": [], "agents": []} for w in workers}
+    active = list(workers)
+    turn = 0
+    while active:
+        first = turn % len(active)
+        for worker in active[first:] + active[:first]:
+            asked = min(turn_steps, steps - len(results[worker.row]["wall"]))
+            part = worker.ask(asked)
+            for key in ("wall", "cpu", "agents"):
+                results[worker.row][key] += part[key]
+            if len(part["wall"]) < asked or len(results[worker.row]["wall"]) == steps:
+                active.remove(worker)  # done, or its world emptied
+        turn += 1
+    for worker in workers:
+        results[worker.row].update(worker.ask(0))
+        worker.process.wait()
+        worker.errors.close()
+    return results
 
 
 def summarise(result: dict, block: int) -> dict:
@@ -299,6 +376,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--steps", type=int, default=300, help="measured steps per row (default 300)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--block", type=int, default=10, help="steps per block of the best-block column (default 10)")
+    parser.add_argument("--turn", type=int, default=30,
+                        help="steps a row takes before the next row's turn (default 30; rows run interleaved)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--rows", default=",".join(ROWS), help="rows to run, comma-separated (default all)")
     parser.add_argument("--json", type=Path, default=None, help="also save every measurement as JSON")
@@ -306,7 +385,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        print(json.dumps(run_worker(json.loads(args.worker))))
+        run_worker(json.loads(args.worker))
         return
     rows = [row for row in args.rows.split(",") if row]
     unknown = [row for row in rows if row not in ROWS]
@@ -323,15 +402,13 @@ def main(argv: list[str] | None = None) -> None:
           "(writing the observations, nothing else).")
     report = {"memcpy_bytes_per_s": bandwidth}
     for agents in args.agents:
-        results = {}
-        for row in rows:
-            if row == "MAgent2 gather PZ" and not 250 <= agents <= 1000:
-                continue  # gather_v5's map is fixed: 495 omnivores
-            spec = {"row": row, "agents": agents, "steps": args.steps, "warmup": args.warmup, "seed": args.seed}
-            results[row] = summarise(run_in_subprocess(spec), args.block)
+        specs = [{"row": row, "agents": agents, "steps": args.steps, "warmup": args.warmup, "seed": args.seed}
+                 for row in rows if row != "MAgent2 gather PZ" or 250 <= agents <= 1000]  # gather_v5: 495 omnivores
+        results = {row: summarise(result, args.block)
+                   for row, result in run_interleaved(specs, args.steps, args.turn).items()}
         report[agents] = results
-        print(f"\n## target {agents} living agents, {args.steps} steps after {args.warmup} warm-up "
-              f"(map side {side_for(agents)} for the array rows, {DENSITY} agents per cell)\n")
+        print(f"\n## target {agents} living agents, {args.steps} steps after {args.warmup} warm-up, rows in turns of "
+              f"{args.turn} steps (map side {side_for(agents)} for the array rows, {DENSITY} agents per cell)\n")
         print("| row | agents start / mean / end | mean agent-steps/s | best block | CPU agent-steps/s | ms per step (CPU) "
               "| obs bytes / agent | of the memcpy bound | RSS growth MB |")
         print("|---|---|---|---|---|---|---|---|---|")
