@@ -288,6 +288,8 @@ def run_worker(spec: dict) -> None:
     import warnings
 
     warnings.filterwarnings("ignore")
+    if spec.get("root"):  # the rows of --before: society_env from that checkout
+        sys.path.insert(0, spec["root"])
     rss_before = _rss_mb()
     row = ROWS[spec["row"]](spec)
     for _ in range(spec["warmup"]):
@@ -311,7 +313,7 @@ class Worker:
     """A row's subprocess (:func:`run_worker`), asked for a number of steps at a time."""
 
     def __init__(self, spec: dict):
-        self.row = spec["row"]
+        self.row = spec.get("label", spec["row"])
         self.errors = tempfile.TemporaryFile(mode="w+")  # noqa: SIM115 - read if the worker fails, closed at the end
         self.process = subprocess.Popen([sys.executable, __file__, "--worker", json.dumps(spec)], stdin=subprocess.PIPE,
                                         stdout=subprocess.PIPE, stderr=self.errors, text=True)
@@ -382,6 +384,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--rows", default=",".join(ROWS), help="rows to run, comma-separated (default all)")
     parser.add_argument("--json", type=Path, default=None, help="also save every measurement as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="also plot agents vs agent-steps/s into this PNG")
+    parser.add_argument("--before", type=Path, default=None,
+                        help="also run our rows with society_env from this checkout (e.g. a git worktree of an earlier "
+                             "commit), interleaved with the others, as rows 'before: ...'")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
@@ -404,6 +409,9 @@ def main(argv: list[str] | None = None) -> None:
     for agents in args.agents:
         specs = [{"row": row, "agents": agents, "steps": args.steps, "warmup": args.warmup, "seed": args.seed}
                  for row in rows if row != "MAgent2 gather PZ" or 250 <= agents <= 1000]  # gather_v5: 495 omnivores
+        if args.before:
+            specs += [{**spec, "label": f"before: {spec['row']}", "root": str(args.before.resolve())}
+                      for spec in specs if spec["row"].startswith("ours")]
         results = {row: summarise(result, args.block)
                    for row, result in run_interleaved(specs, args.steps, args.turn).items()}
         report[agents] = results
@@ -413,7 +421,7 @@ def main(argv: list[str] | None = None) -> None:
               "| obs bytes / agent | of the memcpy bound | RSS growth MB |")
         print("|---|---|---|---|---|---|---|---|---|")
         for row, r in results.items():
-            bound = bandwidth[threads_of(row)] / max(r["obs_bytes"], 1)
+            bound = bandwidth[threads_of(row.removeprefix("before: "))] / max(r["obs_bytes"], 1)
             r["bound_fraction"] = r["mean_rate"] / bound
             print(f"| {row} | {r['agents_start']} / {r['agents_mean']:.0f} / {r['agents_end']} | {r['mean_rate'] / 1e6:.3f}M | "
                   f"{r['best_rate'] / 1e6:.3f}M | {r['cpu_rate'] / 1e6:.3f}M | {r['ms_per_step']:.2f} ({r['cpu_ms_per_step']:.2f}) | "
@@ -428,6 +436,10 @@ def main(argv: list[str] | None = None) -> None:
                     mean = results[ours]["mean_rate"] / results[peer]["mean_rate"]
                     best = results[ours]["best_rate"] / results[peer]["best_rate"]
                     print(f"- {ours} / {peer}: **{mean:.2f}x** mean over all steps ({best:.2f}x best blocks)")
+        for row in rows:
+            if f"before: {row}" in results:
+                print(f"- {row} / before: **{results[row]['mean_rate'] / results[f'before: {row}']['mean_rate']:.2f}x** "
+                      "mean over all steps")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     if args.plot:
