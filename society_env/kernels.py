@@ -927,8 +927,8 @@ class StepRule(NamedTuple):
 
 @njit(cache=True)
 def rank_living(status, alive, order):  # pragma: no cover - compiled
-    """Phase 1: the living slots (ascending) permuted by ``order`` (``rng.permutation`` of their count,
-    drawn by NumPy: numba's permutation makes the same numbers 2.5x slower) are the rank order. Returns
+    """Phase 1: the living slots (ascending) permuted by ``order`` (``rng.permutation`` of their count:
+    NumPy's call in ``rules``, :func:`permutation` in :func:`step_and_observe`) are the rank order. Returns
     (rank of every slot, 0 = resolves first, others the largest int64; the living slots in rank order)."""
     by_rank = np.flatnonzero(status == alive)[order]
     rank = np.full(status.shape[0], np.iinfo(np.int64).max, np.int64)

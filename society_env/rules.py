@@ -33,8 +33,9 @@ random numbers.
 
 Phases 1-2 and 3-10 are each one compiled call (``society_env.kernels``). The second draws its random
 numbers from ``rng`` itself, the same numbers in the same order as NumPy's calls would; the priority
-permutation is NumPy's own call (numba's makes the same numbers, slower). Two calls per step instead of a
-dozen kernels and NumPy calls keep the fixed cost per step small. Cost grows with the agents
+permutation is NumPy's own call (numba's makes the same numbers, slower; the array API's one-call step
+draws them with ``kernels.permutation``). Two calls per step instead of a dozen kernels and NumPy calls
+keep the fixed cost per step small. Cost grows with the agents
 (food decay is one pass over the grid; regrowth draws O(count) cells by rejection, see
 ``state.spawn_food_cells``, and only a crowded grid falls back to a draw over every free cell), with no
 loop over pairs of agents. Python loops remain only over the survivors' free-text messages (language
@@ -192,8 +193,8 @@ def episode_end(state: WorldState, config: SocietyConfig, living: int | None = N
     living agents, when the caller has it (else counted)."""
     out_of_time = state.step >= config.max_steps
     if living is None:
-        living = np.count_nonzero(state.status == ALIVE)
-    return out_of_time or living == 0, out_of_time
+        living = int(np.count_nonzero(state.status == ALIVE))
+    return bool(out_of_time or living == 0), bool(out_of_time)
 
 
 def step_world(
