@@ -75,8 +75,8 @@ def main() -> None:
     cache = tempfile.mkdtemp(prefix="numba-cache-")
     os.environ["NUMBA_CACHE_DIR"] = cache  # before numba is imported: compile here, so the map can name the code
     import numpy as np
-
     from array_api import our_overrides
+
     from society_env import kernels
     from society_env.vector import SocietyVectorEnv
 
@@ -104,7 +104,7 @@ def main() -> None:
     print(f"{args.agents} founders, {args.dtype}, num_threads {args.threads}: {elapsed / steps * 1e3:.3f} ms per step "
           f"(resets included), {steps} steps sampled\n", flush=True)
     report = subprocess.run(["perf", "report", "-i", str(data), "--no-children", "--sort", "sym", "--stdio"],
-                            capture_output=True, text=True)
+                            capture_output=True, text=True, check=True)
     lines = [line for line in report.stdout.splitlines() if line.strip() and not line.startswith("#")]
     print("\n".join(line[:120] for line in lines[: args.top]))
     shutil.rmtree(cache, ignore_errors=True)
