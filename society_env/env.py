@@ -55,7 +55,7 @@ eight TerraLingua conditions (``core``, ``long_memory``, ``abundant``, ``artifac
 ``inert``, ``no_motivation``, ``no_personality``); overrides are any :class:`SocietyConfig` field.
 ``render_mode`` is ``"human"`` (prints the ANSI frame after every reset and step), ``"ansi"`` or
 ``"rgb_array"``. ``num_threads`` (default: the cores available to the process) splits the observation
-loops of worlds with 2048 or more living agents over threads; any value gives the same observations and
+loops of worlds with 8192 or more living agents over threads; any value gives the same observations and
 world.
 ``max_cycles`` (PettingZoo's name) is accepted for ``max_steps``. The versioned module
 ``society_env.society_v2`` has the same ``env``, ``parallel_env`` and ``raw_env``. For many worlds as

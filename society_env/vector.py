@@ -78,7 +78,7 @@ class SocietyVectorEnv:
 
     ``num_threads``: threads of the observation loops (default: the cores available to the process); any
     value gives the same arrays. A world on one thread (``num_threads=1``, or fewer than
-    ``society_env.threads.PARALLEL_MIN_AGENTS`` = 2048 living agents) steps in one compiled call (its rules
+    ``society_env.threads.PARALLEL_MIN_AGENTS`` = 8192 living agents) steps in one compiled call (its rules
     and its observations).
 
     Attributes: ``config``, ``num_envs``, ``num_threads``, ``num_slots`` (= ``config.max_agents``), ``single_observation_space``

@@ -31,13 +31,13 @@ def play(env_step, steps, rng, nvec, shape):
 
 @pytest.mark.parametrize("threads", [1, 2])
 def test_parallel_env_observations_match_their_definition(threads):
-    # a 50x50 torus, 2100 founders (more than PARALLEL_MIN_AGENTS: the threaded loops run with 2 threads)
-    env = society_env.parallel_env("default", width=50, height=50, num_founders=2100, max_agents=2600,
+    # a 100x100 torus, 8300 founders (more than PARALLEL_MIN_AGENTS: the threaded loops run with 2 threads)
+    env = society_env.parallel_env("default", width=100, height=100, num_founders=8300, max_agents=9000,
                                    num_threads=threads, message_vocab_size=4)
     observations, _ = env.reset(seed=1)
     rng = np.random.default_rng(0)
     kin_seen = 0
-    for step in range(6):
+    for step in range(4):
         for agent, observation in observations.items():
             expected = expected_observation(env.world, env.config, int(agent.split("_")[1]))
             np.testing.assert_array_equal(observation, expected, err_msg=f"{agent} at step {step}")

@@ -8,7 +8,7 @@ import society_env
 from society_env.threads import PARALLEL_MIN_AGENTS
 from society_env.vector import SocietyVectorEnv
 
-BIG = dict(width=90, height=90, num_founders=3000, max_agents=4000, initial_food=2000, max_steps=40)
+BIG = dict(width=150, height=150, num_founders=8500, max_agents=10000, initial_food=6000, max_steps=40)
 """A world above PARALLEL_MIN_AGENTS living agents, so that num_threads > 1 takes the parallel loops."""
 
 
