@@ -171,6 +171,15 @@ class SocietyVectorEnv:
     def close(self) -> None:
         pass
 
+    def __getstate__(self) -> dict[str, Any]:
+        """Pickled (or deep-copied) without what belongs to this process: the generators' addresses and the
+        compiled entry point, rebuilt on the other side."""
+        return {**self.__dict__, "_rng_handles": [None] * self.num_envs, "_step_entry": None}
+
+    def __setstate__(self, state: dict[str, Any]) -> None:
+        self.__dict__.update(state)
+        self._rng_handles = [None if rng is None else generator_handle(rng) for rng in self._rngs]
+
     # ---- helpers ---------------------------------------------------------------------------------
     def _step_compiled(self, e: int, actions: np.ndarray) -> int:
         """World ``e``'s step on one thread: the rules and the survivors' observations in one compiled call

@@ -86,6 +86,27 @@ def test_reset_seeds_and_continues_like_parallel_env():
     assert np.array_equal(stacked(env.reset()[0], env), second[1])
 
 
+@pytest.mark.parametrize("copier", ["pickle", "deepcopy"])
+def test_a_pickled_or_copied_env_steps_on_like_the_original(copier):
+    """A copy (pickle, as multiprocessing and Ray send an env; or deepcopy) goes on with the same worlds and
+    generators: the compiled step's generator addresses are rebuilt for the copy's own generators, so
+    stepping the copy leaves the original's untouched."""
+    import copy
+    import pickle
+
+    original = SocietyVectorEnv(2, "small")
+    original.reset(seed=2)
+    rng = np.random.default_rng(0)
+    nvec = original.single_action_space.nvec
+    original.step(rng.integers(0, nvec, size=(2, original.num_slots, nvec.size)))
+    twin = pickle.loads(pickle.dumps(original)) if copier == "pickle" else copy.deepcopy(original)
+    for _ in range(15):
+        actions = rng.integers(0, nvec, size=(2, original.num_slots, nvec.size))
+        twin_step = [x.copy() for x in twin.step(actions)[:4]]  # the copy first: it must not move the original
+        for mine, theirs in zip(original.step(actions)[:4], twin_step):
+            np.testing.assert_array_equal(mine, theirs)
+
+
 def test_bad_actions_name_the_world_and_slot_and_change_nothing():
     vector = SocietyVectorEnv(2, "small")
     _, infos = vector.reset(seed=0)
