@@ -79,7 +79,7 @@ class SocietyVectorEnv:
     ``num_threads``: threads of the observation loops (default: the cores available to the process); any
     value gives the same arrays. A world on one thread (``num_threads=1``, or fewer than
     ``society_env.threads.PARALLEL_MIN_AGENTS`` = 8192 living agents) steps in one compiled call (its rules
-    and its observations).
+    and its observations). With the other cores busy, ``num_threads=1`` is the faster choice.
 
     Attributes: ``config``, ``num_envs``, ``num_threads``, ``num_slots`` (= ``config.max_agents``), ``single_observation_space``
     (a flat float32 ``Box``), ``single_action_space`` (``MultiDiscrete([8, view cells, amounts, tokens])``),
