@@ -35,11 +35,10 @@ Phases 1-2 and 3-10 are each one compiled call (``society_env.kernels``). The se
 numbers from ``rng`` itself, the same numbers in the same order as NumPy's calls would; the priority
 permutation is NumPy's own call (numba's makes the same numbers, slower; the array API's one-call step
 draws them with ``kernels.permutation``). Two calls per step instead of a dozen kernels and NumPy calls
-keep the fixed cost per step small. Cost grows with the agents
-(food decay is one pass over the grid; regrowth draws O(count) cells by rejection, see
-``state.spawn_food_cells``, and only a crowded grid falls back to a draw over every free cell), with no
-loop over pairs of agents. Python loops remain only over the survivors' free-text messages (language
-option) and in the artifact phases.
+keep the fixed cost per step small. Cost grows with the agents (food decay is one pass over the grid;
+regrowth draws O(count) cells by rejection, see ``state.spawn_food_cells``, and only a crowded grid falls
+back to a draw over every free cell), with no loop over pairs of agents. Python loops remain only over
+the survivors' free-text messages (language option) and in the artifact phases.
 """
 
 from __future__ import annotations

@@ -16,9 +16,9 @@ PARALLEL_MIN_AGENTS = 8192
 On a 2-core AMD EPYC (docs/performance.md, 2026-12-06) the threaded step of the array API was slower than
 the one-call step on one thread at 2000-2500 agents and within 0.8-1.2x of it up to 10,000 (the rules
 are serial, and two threads share the memory bandwidth the gather needs), 1.2-1.5x faster from 20,000
-on; and with the other core busy it was up to 2.7x slower. Worlds of fewer slots (``max_agents``: LLM runs, QES
-episodes, tests) never start OpenMP threads, which GNU OpenMP does not support across a later fork of the
-process; bigger ones with ``num_threads`` > 1 load the parallel loops at reset
+on; and with the other core busy it was up to 2.7x slower. Worlds of fewer slots (``max_agents``: LLM
+runs, QES episodes, tests) never start OpenMP threads, which GNU OpenMP does not support across a later
+fork of the process; bigger ones with ``num_threads`` > 1 load the parallel loops at reset
 (``observations.load_parallel_loops``)."""
 
 
