@@ -1066,7 +1066,7 @@ def entry_point(dispatcher, *args):
     return dispatcher.compile(tuple(dispatcher.typeof_pyval(arg) for arg in args))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)  # nogil: SocietyVectorEnv steps its worlds on threads
 def step_and_observe(rng_handle, actions, alive, world, genome, food, density, cdf, message, num_born, step, amounts,
                      codes, rule, neighbour_deltas, move_deltas, rewards, spec, padded, kin, observations,
                      features):  # pragma: no cover - compiled

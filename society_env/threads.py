@@ -1,8 +1,10 @@
-"""When the world's compiled loops run on several threads: the thread count of an env, and the size below
+"""When the world's compiled loops run on several threads: the thread count of an env, and the sizes below
 which one thread runs whatever it says.
 
-The observation loops have ``parallel=True`` twins (``society_env.kernels``) whose
-results are the same bytes for any thread count; :func:`use_threads` picks them for big worlds.
+Two ways to use the threads, both giving the same bytes as one thread. The observation loops have
+``parallel=True`` twins (``society_env.kernels``): :func:`use_threads` picks them for a big world. And
+``SocietyVectorEnv`` can step several worlds side by side, each whole on one thread:
+:func:`world_threads` says when.
 """
 
 from __future__ import annotations
@@ -20,6 +22,15 @@ on; and with the other core busy it was up to 2.7x slower. Worlds of fewer slots
 runs, QES episodes, tests) never start OpenMP threads, which GNU OpenMP does not support across a later
 fork of the process; bigger ones with ``num_threads`` > 1 load the parallel loops at reset
 (``observations.load_parallel_loops``)."""
+
+
+WORLD_THREAD_MIN_AGENTS = 1000
+"""``SocietyVectorEnv`` steps its worlds side by side on threads only if they hold at least this many living
+agents per thread (and none is big enough for the parallel loops). Handing a world to another thread and
+back costs about 70 us on the 2-core AMD EPYC (a Python thread's wake-up in this VM); two worlds of 250
+agents were 0.7x of one thread, of 500 0.9x, of 1000 1.2x, of 2500 1.2-1.4x, of 4000 1.6x; two worlds of
+20,000 were faster one after the other, each on the parallel loops (17.6 against 18.9 ms: two worlds'
+grids compete for the cache). docs/performance.md has the runs."""
 
 
 def available_cores() -> int:
@@ -45,3 +56,12 @@ def use_threads(threads: int, agents: int) -> bool:
 
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
     return True
+
+
+def world_threads(threads: int, living: list[int]) -> int:
+    """How many threads step the worlds of a vector env side by side, each world on one (1: one world after
+    the other), for ``living`` agents per world and an env of ``threads`` threads."""
+    count = min(threads, len(living))
+    if count <= 1 or max(living) >= PARALLEL_MIN_AGENTS or sum(living) < WORLD_THREAD_MIN_AGENTS * count:
+        return 1
+    return count

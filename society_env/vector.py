@@ -28,6 +28,8 @@ Only the numeric view: ``language=True`` needs text per agent and is refused.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
@@ -62,7 +64,7 @@ from society_env.rules import (
     transfer_amounts,
 )
 from society_env.state import ALIVE, WorldState, initial_state
-from society_env.threads import check_threads, use_threads
+from society_env.threads import check_threads, use_threads, world_threads
 
 
 class SocietyVectorEnv:
@@ -76,10 +78,12 @@ class SocietyVectorEnv:
     ``society_env.observations.float_observations``) rebuilds the float32 observation, exactly wherever
     nothing was capped (docs/world.md gives the mapping).
 
-    ``num_threads``: threads of the observation loops (default: the cores available to the process); any
-    value gives the same arrays. A world on one thread (``num_threads=1``, or fewer than
-    ``society_env.threads.PARALLEL_MIN_AGENTS`` = 8192 living agents) steps in one compiled call (its rules
-    and its observations). With the other cores busy, ``num_threads=1`` is the faster choice.
+    ``num_threads``: threads a step may use (default: the cores available to the process); any value gives
+    the same arrays. With several worlds, the worlds are split over the threads, each world stepped whole
+    on one thread in one compiled call (its rules and its observations). A single world takes the threads
+    only from ``society_env.threads.PARALLEL_MIN_AGENTS`` = 8192 living agents on, for its observation
+    loops (its rules stay serial); below that it steps in one compiled call too. With the other cores
+    busy, ``num_threads=1`` is the faster choice.
 
     Attributes: ``config``, ``num_envs``, ``num_threads``, ``num_slots`` (= ``config.max_agents``), ``single_observation_space``
     (a flat float32 ``Box``), ``single_action_space`` (``MultiDiscrete([8, view cells, amounts, tokens])``),
@@ -126,6 +130,10 @@ class SocietyVectorEnv:
         self._rng_handles: list[np.ndarray | None] = [None] * self.num_envs  # kernels.generator_handle
         self._living = [0] * self.num_envs  # living agents per world
         self._step_entry = None  # kernels.entry_point of step_and_observe, bound at the first step
+        # worlds stepped side by side (threads.world_threads): a worker pool, and a scratch per thread
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0  # the process that started the pool (a forked child starts its own)
+        self._scratches = [self._scratch]
 
     # ---- episode ---------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -152,13 +160,17 @@ class SocietyVectorEnv:
         if self.worlds[0] is None:
             raise RuntimeError("call reset() before step()")
         actions = self._check_actions(actions)
-        for e in range(self.num_envs):
-            world = self.worlds[e]
-            if use_threads(self.num_threads, self._living[e]):
-                self._living[e] = self._step_with_threads(e, actions[e])
-            else:
-                self._living[e] = self._step_compiled(e, actions[e])
-            ended, out_of_time = episode_end(world, self.config, self._living[e])
+        threads = world_threads(self.num_threads, self._living)
+        if threads > 1:
+            self._step_worlds_on_threads(actions, threads)
+        else:
+            for e in range(self.num_envs):
+                if use_threads(self.num_threads, self._living[e]):
+                    self._living[e] = self._step_with_threads(e, actions[e])
+                else:
+                    self._living[e] = self._step_compiled(e, actions[e])
+        for e in range(self.num_envs):  # (each world's end and reset involve only its own generator)
+            ended, out_of_time = episode_end(self.worlds[e], self.config, self._living[e])
             self._terminations[e] = ended and not out_of_time
             self._truncations[e] = ended and out_of_time
             self._episode_ended[e] = ended
@@ -169,29 +181,63 @@ class SocietyVectorEnv:
         return self._observations, self._rewards, self._terminations, self._truncations, self._infos()
 
     def close(self) -> None:
-        pass
+        """Stop the worker threads (if any); a later ``step`` starts them again."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def __getstate__(self) -> dict[str, Any]:
-        """Pickled (or deep-copied) without what belongs to this process: the generators' addresses and the
-        compiled entry point, rebuilt on the other side."""
-        return {**self.__dict__, "_rng_handles": [None] * self.num_envs, "_step_entry": None}
+        """Pickled (or deep-copied) without what belongs to this process: the generators' addresses, the
+        compiled entry point and the worker threads, rebuilt on the other side."""
+        return {**self.__dict__, "_rng_handles": [None] * self.num_envs, "_step_entry": None, "_pool": None,
+                "_scratches": [self._scratch]}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._rng_handles = [None if rng is None else generator_handle(rng) for rng in self._rngs]
 
     # ---- helpers ---------------------------------------------------------------------------------
-    def _step_compiled(self, e: int, actions: np.ndarray) -> int:
-        """World ``e``'s step on one thread: the rules and the survivors' observations in one compiled call
-        (``kernels.step_and_observe``). Returns the living agents after it."""
+    def _step_worlds_on_threads(self, actions: np.ndarray, threads: int) -> None:
+        """Every world's step (:meth:`_step_compiled`), the worlds split into ``threads`` runs of consecutive
+        worlds: the first run on this thread, the others on worker threads, each thread with its own
+        scratch grids. A world's step touches nothing of another world and draws from its own generator,
+        and the compiled step lets go of the GIL: the same arrays as one thread, side by side."""
+        if self._pool is None or self._pool_pid != os.getpid():  # (a forked child has none of the threads)
+            workers = min(self.num_threads, self.num_envs) - 1
+            self._pool, self._pool_pid = ThreadPoolExecutor(workers, "society-world"), os.getpid()
+        self._scratches += [observation_scratch(self.config, self.obs_dtype)
+                            for _ in range(threads - len(self._scratches))]
+        if self._step_entry is None:  # bound here, once, rather than raced for by the threads
+            self._step_entry = entry_point(step_and_observe, *self._step_arguments(0, actions[0], self._scratch))
+        bounds = np.linspace(0, self.num_envs, threads + 1).astype(int)
+        runs = [range(bounds[t], bounds[t + 1]) for t in range(threads)]
+
+        def step_run(t: int) -> None:
+            for e in runs[t]:
+                self._living[e] = self._step_compiled(e, actions[e], self._scratches[t])
+
+        others = [self._pool.submit(step_run, t) for t in range(1, threads)]
+        step_run(0)
+        for other in others:
+            other.result()  # (re-raises a worker's exception here)
+
+    def _step_arguments(self, e: int, actions: np.ndarray, scratch: Any) -> tuple:
+        """The arguments of ``kernels.step_and_observe`` for world ``e``, with the grids of ``scratch``."""
         world = self.worlds[e]
         birth_state = BirthState(world.position, world.occupant, world.status, world.energy, world.age, world.parent,
                                  world.lineage, world.generation, world.birth_step)
-        arguments = (
+        return (
             self._rng_handles[e], actions, self._alive[e], birth_state, world.genome, world.food, world.food_density,
             world.food_cdf, world.message, world.num_born, world.step, self._transfer_amounts, TRANSFER_CODES,
-            self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS, self._rewards[e], self._scratch.spec, self._scratch.padded,
-            self._scratch.kin, self._observations[e], self._features[e] if self.compact else self._observations[e])
+            self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS, self._rewards[e], scratch.spec, scratch.padded,
+            scratch.kin, self._observations[e], self._features[e] if self.compact else self._observations[e])
+
+    def _step_compiled(self, e: int, actions: np.ndarray, scratch: Any = None) -> int:
+        """World ``e``'s step on one thread: the rules and the survivors' observations in one compiled call
+        (``kernels.step_and_observe``), with the grids of ``scratch`` (default the env's). Returns the living
+        agents after it."""
+        world = self.worlds[e]
+        arguments = self._step_arguments(e, actions, self._scratch if scratch is None else scratch)
         if self._step_entry is None:  # the same types at every step of every world of this env
             self._step_entry = entry_point(step_and_observe, *arguments)
         born, living = self._step_entry(*arguments)

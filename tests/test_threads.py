@@ -104,3 +104,68 @@ def test_reset_loads_the_parallel_loops_of_worlds_that_may_need_them(monkeypatch
     SocietyVectorEnv(1, "default", num_threads=threads, **settings).reset(seed=0)
     society_env.parallel_env("default", num_threads=threads, **settings).reset(seed=0)
     assert len(calls) == (2 if loaded else 0)
+
+
+# ---- worlds side by side ------------------------------------------------------------------------
+MID = dict(width=175, height=175, num_founders=1300, max_agents=2000, initial_food=5000, max_steps=6)
+"""Worlds of more than WORLD_THREAD_MIN_AGENTS living agents and fewer than PARALLEL_MIN_AGENTS: two threads
+step two of them side by side."""
+
+
+def _run(envs, steps, seed=7):
+    """Every step's observations, rewards, alive mask and episode ends, copied."""
+    first, _ = envs.reset(seed=seed)
+    rng, record = np.random.default_rng(seed), [first.copy()]
+    for _ in range(steps):
+        observations, rewards, terminations, truncations, infos = envs.step(_random_actions(rng, envs))
+        record += [observations.copy(), rewards.copy(), infos["alive"].copy(), terminations | truncations]
+    return record
+
+
+def test_worlds_stepped_side_by_side_give_the_arrays_of_one_thread():
+    from society_env.threads import WORLD_THREAD_MIN_AGENTS, world_threads
+
+    one, two = SocietyVectorEnv(3, "default", num_threads=1, **MID), SocietyVectorEnv(3, "default", num_threads=2, **MID)
+    steps = 9  # across the automatic reset after max_steps 6
+    expected, got = _run(one, steps), _run(two, steps)
+    assert two._pool is not None  # the worker thread stepped worlds
+    assert world_threads(2, two._living) == 2 and min(two._living) > WORLD_THREAD_MIN_AGENTS
+    assert all(np.array_equal(a, b) for a, b in zip(expected, got))
+    assert [r.bit_generator.state for r in one._rngs] == [r.bit_generator.state for r in two._rngs]
+
+
+def test_small_worlds_and_big_ones_are_not_handed_to_worker_threads():
+    from society_env.threads import PARALLEL_MIN_AGENTS, WORLD_THREAD_MIN_AGENTS, world_threads
+
+    assert world_threads(2, [400, 400]) == 1  # a worker's wake-up costs more than half such a step
+    assert world_threads(2, [WORLD_THREAD_MIN_AGENTS] * 2) == 2
+    assert world_threads(4, [WORLD_THREAD_MIN_AGENTS] * 3) == 3  # no more threads than worlds
+    assert world_threads(2, [PARALLEL_MIN_AGENTS, 10]) == 1  # a big world takes the parallel loops instead
+    assert world_threads(1, [5000, 5000]) == 1 and world_threads(2, [5000]) == 1
+    envs = SocietyVectorEnv(4, "small", num_threads=2)
+    _run(envs, 3)
+    assert envs._pool is None
+
+
+def test_a_forked_child_steps_its_worlds_with_its_own_threads():
+    """The worker threads do not survive a fork: the child starts its own, and steps as the parent does."""
+    import multiprocessing
+
+    envs = SocietyVectorEnv(2, "default", num_threads=2, **MID)
+    _run(envs, 2)
+    assert envs._pool is not None
+    actions = _random_actions(np.random.default_rng(1), envs)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_step_and_send, args=(envs, actions, results), daemon=True)  # inherited
+    child.start()
+    observations = results.get(timeout=60)  # (a child waiting on threads it does not have would hang)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert np.array_equal(observations, envs.step(actions)[0])
+
+
+def _step_and_send(envs, actions, results):
+    inherited = envs._pool
+    results.put(envs.step(actions)[0].copy())
+    assert envs._pool is not inherited
