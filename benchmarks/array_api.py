@@ -12,6 +12,7 @@ and the ratios moved with them.
 |---|---|
 | ``ours array 1 thread`` / ``2 threads`` | ``SocietyVectorEnv.step(actions)`` (one world), ``num_threads`` 1 or 2 |
 | ``ours array uint8 ...`` | the same with ``obs_dtype="uint8"`` (the compact view, features in infos) |
+| ``ours array 2 worlds 2 threads`` | ``SocietyVectorEnv.step(actions)`` of two worlds of N / 2 founders each (same density), side by side on two threads |
 | ``MAgent2 gather array`` / ``battle array`` | MAgent2's own GridWorld handles: ``set_action`` per group, ``step``, ``get_observation`` and ``get_reward`` per group, ``clear_dead`` (MAgent2 is single-threaded: its library links no OpenMP) |
 | ``ours PettingZoo`` | ``society_env.parallel_env(...).step(dict)`` (default ``num_threads``: the cores) |
 | ``MAgent2 gather PZ`` / ``battle PZ`` | ``gather_v5`` / ``battle_v4`` ``parallel_env().step(dict)`` |
@@ -112,14 +113,18 @@ def timed_steps(row: Row, steps: int) -> dict:
 
 
 # ---- ours ---------------------------------------------------------------------------------------
-def measure_ours_array(agents: int, steps: int, seed: int, threads: int, dtype: str = "float32") -> Row:
+def measure_ours_array(agents: int, steps: int, seed: int, threads: int, dtype: str = "float32",
+                       worlds: int = 1) -> Row:
+    """``worlds`` > 1: the agents split over that many worlds of ``agents / worlds`` founders each, on maps of
+    the same density (``SocietyVectorEnv`` steps them side by side, each on one thread)."""
     from society_env.vector import SocietyVectorEnv
 
-    envs = SocietyVectorEnv(1, "default", num_threads=threads, obs_dtype=dtype, **our_overrides(agents, steps))
+    envs = SocietyVectorEnv(worlds, "default", num_threads=threads, obs_dtype=dtype,
+                            **our_overrides(agents // worlds, steps))
     _, infos = envs.reset(seed=seed)
     nvec, rng = envs.single_action_space.nvec, np.random.default_rng(seed + 1)
     state = {"infos": infos, "actions": None}
-    shape = (1, envs.num_slots, nvec.size)
+    shape = (worlds, envs.num_slots, nvec.size)
 
     def step():
         state["infos"] = envs.step(state["actions"])[4]
@@ -271,6 +276,7 @@ ROWS = {  # row -> the Row of a spec (agents, steps, warmup, seed)
     "ours array 2 threads": lambda s: measure_ours_array(s["agents"], _run_steps(s), s["seed"], 2),
     "ours array uint8 1 thread": lambda s: measure_ours_array(s["agents"], _run_steps(s), s["seed"], 1, "uint8"),
     "ours array uint8 2 threads": lambda s: measure_ours_array(s["agents"], _run_steps(s), s["seed"], 2, "uint8"),
+    "ours array 2 worlds 2 threads": lambda s: measure_ours_array(s["agents"], _run_steps(s), s["seed"], 2, worlds=2),
     "MAgent2 gather array": lambda s: measure_magent_array("gather", s["agents"], s["seed"]),
     "MAgent2 battle array": lambda s: measure_magent_array("battle", s["agents"], s["seed"]),
     "ours PettingZoo": lambda s: measure_ours_pz(s["agents"], _run_steps(s), s["seed"]),
@@ -430,6 +436,7 @@ def main(argv: list[str] | None = None) -> None:
         for ours, peers in (("ours array 1 thread", ("MAgent2 gather array", "MAgent2 battle array")),
                             ("ours array 2 threads", ("MAgent2 gather array", "MAgent2 battle array")),
                             ("ours array uint8 2 threads", ("MAgent2 gather array", "MAgent2 battle array")),
+                            ("ours array 2 worlds 2 threads", ("MAgent2 gather array", "MAgent2 battle array")),
                             ("ours PettingZoo", ("MAgent2 gather PZ", "MAgent2 battle PZ"))):
             for peer in peers:
                 if ours in results and peer in results:
