@@ -9,7 +9,8 @@ taken before it (same generator state, same actions), each part one call of the 
 does it, timed alone: the rule phases (``kernels.rank_and_transfer`` with NumPy's permutation,
 ``kernels.step_after_artifacts``) and the observation's parts (the channel grid, the families, the
 position order where the grid is big, the view gather, the features). A world on one thread does all of
-these in one compiled call (``kernels.step_and_observe``); a world on threads calls them one by one.
+these in one compiled call (``kernels.step_and_observe``); a world on threads does the rules in that call
+and the observation's parts afterwards, with their parallel loops.
 Each part called alone pays numba's argument unboxing and finds its inputs in a fresh copy of the world, so
 the sum of the parts is more than they cost inside the one call; the whole step beside it shows how much.
 Prints ms per step, means over ``--steps`` steps after 5 warm-up steps.

@@ -1069,16 +1069,17 @@ def entry_point(dispatcher, *args):
 @njit(cache=True, nogil=True)  # nogil: SocietyVectorEnv steps its worlds on threads
 def step_and_observe(rng_handle, actions, alive, world, genome, food, density, cdf, message, num_born, step, amounts,
                      codes, rule, neighbour_deltas, move_deltas, rewards, spec, padded, kin, observations,
-                     features):  # pragma: no cover - compiled
-    """One step of one world without artifacts on one thread (``vector.SocietyVectorEnv``), as one call:
-    the rules of ``rules.advance_world`` (the priority permutation, :func:`rank_and_transfer`, then
+                     features, write):  # pragma: no cover - compiled
+    """One step of one world without artifacts (``vector.SocietyVectorEnv``), as one call: the rules of
+    ``rules.advance_world`` (the priority permutation, :func:`rank_and_transfer`, then
     :func:`step_after_artifacts`, drawing from the Generator of ``rng_handle``: :func:`generator_at`), then
-    the rows of the agents that died zeroed in ``observations`` and ``features`` and the survivors'
-    observations written (:func:`observe`). ``actions``: int64 [slots, 4] (kind, target, amount, message);
-    ``alive``: the living slots (who acts), updated to the survivors; ``rewards``: overwritten with the
-    step's. A step of a few hundred agents costs tens of microseconds of work: one call instead of a dozen
-    keeps numba's argument unboxing and the Python between calls from doubling it. Returns (children born,
-    living agents after the step)."""
+    the rows of the agents that died zeroed in ``observations`` and ``features`` and, if ``write``, the
+    survivors' observations written on this thread (:func:`observe`; else the caller writes them, with the
+    parallel loops). ``actions``: int64 [slots, 4] (kind, target, amount, message); ``alive``: the living
+    slots (who acts), updated to the survivors; ``rewards``: overwritten with the step's. A step of a few
+    hundred agents costs tens of microseconds of work: one call instead of a dozen keeps numba's argument
+    unboxing and the Python between calls from doubling it. Returns (children born, living agents after
+    the step)."""
     slots = alive.shape[0]
     # contiguous columns (copies), as the rule kernels take them from parallel_env
     kind, target, amount, said = actions[:, 0].copy(), actions[:, 1].copy(), actions[:, 2].copy(), actions[:, 3].copy()
@@ -1102,6 +1103,7 @@ def step_and_observe(rng_handle, actions, alive, world, genome, food, density, c
     for slot in range(slots):
         alive[slot] = world.status[slot] == spec.alive
     living = np.flatnonzero(alive)
-    observe(spec, padded, kin, np.zeros((0, 0), np.int64), food, world.occupant, world.energy, world.age, message,
-            world.lineage, world.position, genome, world.status, living, living, observations, features)
+    if write:
+        observe(spec, padded, kin, np.zeros((0, 0), np.int64), food, world.occupant, world.energy, world.age,
+                message, world.lineage, world.position, genome, world.status, living, living, observations, features)
     return born.shape[0], living.shape[0]

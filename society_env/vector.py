@@ -57,8 +57,6 @@ from society_env.observations import (
 )
 from society_env.rules import (
     TRANSFER_CODES,
-    Actions,
-    advance_world,
     episode_end,
     step_rule,
     transfer_amounts,
@@ -165,10 +163,8 @@ class SocietyVectorEnv:
             self._step_worlds_on_threads(actions, threads)
         else:
             for e in range(self.num_envs):
-                if use_threads(self.num_threads, self._living[e]):
-                    self._living[e] = self._step_with_threads(e, actions[e])
-                else:
-                    self._living[e] = self._step_compiled(e, actions[e])
+                parallel = use_threads(self.num_threads, self._living[e])
+                self._living[e] = self._step_compiled(e, actions[e], parallel=parallel)
         for e in range(self.num_envs):  # (each world's end and reset involve only its own generator)
             ended, out_of_time = episode_end(self.worlds[e], self.config, self._living[e])
             self._terminations[e] = ended and not out_of_time
@@ -208,7 +204,7 @@ class SocietyVectorEnv:
         self._scratches += [observation_scratch(self.config, self.obs_dtype)
                             for _ in range(threads - len(self._scratches))]
         if self._step_entry is None:  # bound here, once, rather than raced for by the threads
-            self._step_entry = entry_point(step_and_observe, *self._step_arguments(0, actions[0], self._scratch))
+            self._step_entry = entry_point(step_and_observe, *self._step_arguments(0, actions[0], self._scratch, True))
         bounds = np.linspace(0, self.num_envs, threads + 1).astype(int)
         runs = [range(bounds[t], bounds[t + 1]) for t in range(threads)]
 
@@ -221,7 +217,7 @@ class SocietyVectorEnv:
         for other in others:
             other.result()  # (re-raises a worker's exception here)
 
-    def _step_arguments(self, e: int, actions: np.ndarray, scratch: Any) -> tuple:
+    def _step_arguments(self, e: int, actions: np.ndarray, scratch: Any, write: bool) -> tuple:
         """The arguments of ``kernels.step_and_observe`` for world ``e``, with the grids of ``scratch``."""
         world = self.worlds[e]
         birth_state = BirthState(world.position, world.occupant, world.status, world.energy, world.age, world.parent,
@@ -230,36 +226,23 @@ class SocietyVectorEnv:
             self._rng_handles[e], actions, self._alive[e], birth_state, world.genome, world.food, world.food_density,
             world.food_cdf, world.message, world.num_born, world.step, self._transfer_amounts, TRANSFER_CODES,
             self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS, self._rewards[e], scratch.spec, scratch.padded,
-            scratch.kin, self._observations[e], self._features[e] if self.compact else self._observations[e])
+            scratch.kin, self._observations[e], self._features[e] if self.compact else self._observations[e], write)
 
-    def _step_compiled(self, e: int, actions: np.ndarray, scratch: Any = None) -> int:
-        """World ``e``'s step on one thread: the rules and the survivors' observations in one compiled call
-        (``kernels.step_and_observe``), with the grids of ``scratch`` (default the env's). Returns the living
-        agents after it."""
+    def _step_compiled(self, e: int, actions: np.ndarray, scratch: Any = None, parallel: bool = False) -> int:
+        """World ``e``'s step: the rules and the rows of the dead zeroed in one compiled call
+        (``kernels.step_and_observe``), with the survivors' observations written in the same call (with the
+        grids of ``scratch``, default the env's) or, if ``parallel``, afterwards by the parallel loops.
+        Returns the living agents after it."""
         world = self.worlds[e]
-        arguments = self._step_arguments(e, actions, self._scratch if scratch is None else scratch)
+        arguments = self._step_arguments(e, actions, self._scratch if scratch is None else scratch, not parallel)
         if self._step_entry is None:  # the same types at every step of every world of this env
             self._step_entry = entry_point(step_and_observe, *arguments)
         born, living = self._step_entry(*arguments)
         world.num_born += born
         world.step += 1
+        if parallel:
+            self._write(e, np.flatnonzero(self._alive[e]))
         return living
-
-    def _step_with_threads(self, e: int, actions: np.ndarray) -> int:
-        """World ``e``'s step with the parallel observation loops (a big world): ``rules.advance_world``, then
-        the survivors' observations. Returns the living agents after it."""
-        world, alive = self.worlds[e], self._alive[e]
-        kind, target, amount, message = np.ascontiguousarray(actions.T)  # contiguous, as parallel_env's
-        outcome = advance_world(world, Actions(alive.copy(), kind, target, amount, message), self.config,
-                                self._rngs[e])
-        self._rewards[e] = outcome.rewards
-        self._observations[e, outcome.death_slot] = 0  # the dead see nothing from now on
-        if self.compact:
-            self._features[e, outcome.death_slot] = 0.0
-        alive[:] = world.status == ALIVE
-        living = np.flatnonzero(alive)
-        self._write(e, living)
-        return living.size
 
     def _start_episode(self, e: int) -> None:
         world = initial_state(self.config, self._rngs[e])
