@@ -70,7 +70,7 @@ def replay(envs: SocietyVectorEnv, world, rng, alive: np.ndarray, actions: np.nd
     timed(PARTS[1], kernels.step_after_artifacts, rng, acting, kind, message, by_rank, present, birth, world.genome,
           world.food, world.food_density, world.food_cdf, world.message, world.num_born, world.step, envs._rule,
           NEIGHBOUR_DELTAS, MOVE_DELTAS, (transfer_kind, source, dest, granted), failed, blocked, ate,
-          np.zeros(slots))
+          np.zeros(slots), envs._regrowth[0])
     living = np.flatnonzero(world.status == ALIVE)
     out = envs._observations[0]
     features = envs._features[0] if envs.compact else out

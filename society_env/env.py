@@ -93,6 +93,7 @@ from society_env import render as rendering
 from society_env.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, ArtifactCommand
 from society_env.config import SocietyConfig, make_config
 from society_env.encodings import ACTION_FIELDS, ACTION_VECTOR_LENGTH, DEATH_CAUSES, FAILURE_REASONS, GIVE_TRANSFER
+from society_env.kernels import regrowth_buffers
 from society_env.names import agent_names
 from society_env.observations import (
     PRINTABLE_CHARSET,
@@ -175,7 +176,9 @@ class SocietyEnv(ParallelEnv):
             raise RuntimeError("the episode is over: call reset() to start a new one")
         parsed = self.parse_actions(actions)
         before = self.world.status == ALIVE
-        outcome = advance_world(self.world, parsed, self.config, self._rng)
+        if "regrowth" not in self._scratch:  # kept across steps (kernels.RegrowthBuffers say why)
+            self._scratch["regrowth"] = regrowth_buffers(self.config.height * self.config.width)
+        outcome = advance_world(self.world, parsed, self.config, self._rng, self._scratch["regrowth"])
         self.last_outcome = outcome
         world, config = self.world, self.config
 
@@ -402,7 +405,7 @@ class SocietyEnv(ParallelEnv):
 
     def __getstate__(self) -> dict[str, Any]:
         state = dict(self.__dict__)
-        state["_scratch"] = {"padded": self._scratch.get("padded")}  # the observation buffers are not state
+        state["_scratch"] = {"padded": self._scratch.get("padded")}  # the other buffers are not state
         return state
 
     def _add_views(self, infos: dict[str, dict[str, Any]], slots: np.ndarray) -> None:

@@ -785,9 +785,11 @@ def pairwise_sum(values, start, count):  # pragma: no cover - compiled
 
 
 @njit(cache=True)
-def choice_without_replacement(rng, weights, size, count):  # pragma: no cover - compiled
+def choice_without_replacement(rng, weights, size, count, cumulative_buffer, taken_buffer):  # pragma: no cover - compiled
     """``rng.choice(count, size, replace=False, p=weights / weights.sum())``: the same indices from the same
     generator state. An empty ``weights`` means ``count`` equal weights (``p`` all ``1 / count``).
+    ``cumulative_buffer`` / ``taken_buffer``: float64 / bool arrays of at least ``count`` entries to work in
+    (:class:`RegrowthBuffers`); shorter ones (empty) mean: allocate.
 
     NumPy's algorithm, step for step: draw the missing indices from the cumulative sum of ``p`` with the
     indices already found set to 0, divided by its last entry (``np.searchsorted(cdf, draws, "right")``),
@@ -799,8 +801,12 @@ def choice_without_replacement(rng, weights, size, count):  # pragma: no cover -
     total = np.float64(count) if equal else pairwise_sum(weights, 0, count)
     equal_p = 1.0 / total
     found = np.empty(size, np.int64)
-    taken = np.zeros(count, np.bool_)
-    cumulative = np.empty(count, np.float64)
+    if taken_buffer.shape[0] >= count:
+        taken = taken_buffer[:count]
+        taken[:] = False
+    else:
+        taken = np.zeros(count, np.bool_)
+    cumulative = cumulative_buffer[:count] if cumulative_buffer.shape[0] >= count else np.empty(count, np.float64)
     unique = 0
     while unique < size:
         draws = rng.random(size - unique)
@@ -849,14 +855,31 @@ def accept_free_cells(cdf, draws, flat_food, flat_occupant, chosen, count, unifo
     return count
 
 
+class RegrowthBuffers(NamedTuple):
+    """Arrays of one entry per grid cell that the exact draw of free cells (:func:`draw_free_cells`) works in,
+    kept by an env across steps: allocated afresh at every step, their tens of megabytes in a big world
+    came back from the kernel as new pages, and the page faults cost more than the draw (a world of
+    100,000 agents: 8000-10,000 faults, about 8 ms a step). Empty arrays: allocate per call."""
+
+    candidates: np.ndarray  # int64
+    weights: np.ndarray  # float64
+    cumulative: np.ndarray  # float64
+    taken: np.ndarray  # bool
+
+
+def regrowth_buffers(cells: int) -> RegrowthBuffers:
+    """:class:`RegrowthBuffers` for a grid of ``cells`` cells (0: none, every call allocates its own)."""
+    return RegrowthBuffers(np.empty(cells, np.int64), np.empty(cells), np.empty(cells), np.empty(cells, np.bool_))
+
+
 @njit(cache=True)
-def draw_free_cells(rng, flat_food, flat_occupant, density, cdf, count, rounds, uniform):  # pragma: no cover - compiled
+def draw_free_cells(rng, flat_food, flat_occupant, density, cdf, count, rounds, uniform, buffers):  # pragma: no cover - compiled
     """Up to ``count`` distinct free cells (no food, no agent), each in turn with probability proportional
     to ``density`` among the cells still free: flat indices in the order drawn (``state.spawn_food_cells``
     says how). ``rounds`` rounds of rejection draws over the whole grid's density, then (a crowded grid)
     the cells still missing exactly over the free cells, capped at the free cells of positive density.
     ``flat_food`` is as it was when this returns. ``uniform``: the density is 1 everywhere
-    (:func:`accept_free_cells`)."""
+    (:func:`accept_free_cells`). ``buffers``: :class:`RegrowthBuffers` of the grid, or empty ones."""
     chosen = np.empty(max(count, 0), np.int64)
     found = 0
     for _ in range(rounds):
@@ -866,8 +889,9 @@ def draw_free_cells(rng, flat_food, flat_occupant, density, cdf, count, rounds, 
     drawn = found
     if found < count:  # the rest exactly over the free cells (the chosen ones are marked -1, so not free)
         cells = flat_food.shape[0]
-        candidates = np.empty(cells, np.int64)
-        weights = np.empty(0 if uniform else cells, np.float64)
+        reuse = buffers.candidates.shape[0] >= cells
+        candidates = buffers.candidates if reuse else np.empty(cells, np.int64)
+        weights = np.empty(0, np.float64) if uniform else (buffers.weights if reuse else np.empty(cells, np.float64))
         free = 0
         positive = 0
         for cell in range(cells):  # no branch on the cell's content: a random grid mispredicts every other one
@@ -881,7 +905,7 @@ def draw_free_cells(rng, flat_food, flat_occupant, density, cdf, count, rounds, 
             positive = free
         missing = min(count - found, positive)
         if missing > 0:
-            picked = choice_without_replacement(rng, weights, missing, free)
+            picked = choice_without_replacement(rng, weights[:free], missing, free, buffers.cumulative, buffers.taken)
             for k in range(missing):
                 chosen[found + k] = candidates[picked[k]]
             drawn += missing
@@ -985,11 +1009,11 @@ def reproduce(rng, acting, kind, by_rank, world, genome, num_born, step, rule, d
 
 
 @njit(cache=True)
-def decay_and_regrow(rng, food, occupant, density, cdf, rule):  # pragma: no cover - compiled
+def decay_and_regrow(rng, food, occupant, density, cdf, rule, buffers):  # pragma: no cover - compiled
     """Phase 8: every food tile (row-major) loses one unit with ``food_decay_prob``, one ``rng.random()``
     per tile, in row-major order (the numbers ``rng.random(tiles)`` gives); then
     ``rng.poisson(food_regrowth_rate)`` new tiles of ``food_value`` on free cells drawn from the density
-    (:func:`draw_free_cells`).
+    (:func:`draw_free_cells`, working in ``buffers``).
 
     Each row's tiles are listed first (their columns, written without a branch on the cell's content: a
     grid with food on a third of its cells, at random, mispredicts a branch on every other cell), then
@@ -1012,27 +1036,27 @@ def decay_and_regrow(rng, food, occupant, density, cdf, rule):  # pragma: no cov
     if count > 0:
         flat_food = food.reshape(-1)
         for cell in draw_free_cells(rng, flat_food, occupant.reshape(-1), density, cdf, count, rule.spawn_rounds,
-                                    rule.uniform_food):
+                                    rule.uniform_food, buffers):
             flat_food[cell] = rule.food_value
 
 
 @njit(cache=True)
 def step_after_artifacts(rng, acting, kind, message, by_rank, present, world, genome, food, density, cdf,
                          state_message, num_born, step, rule, neighbour_deltas, move_deltas, transfers, failed,
-                         blocked, ate, rewards):  # pragma: no cover - compiled
+                         blocked, ate, rewards, buffers):  # pragma: no cover - compiled
     """Phases 3-8 and the numeric part of 9-10 (``rules.advance_world``): :func:`reproduce`,
     :func:`move_agents`, :func:`eat_and_metabolise` (eat, metabolism, death), :func:`decay_and_regrow`;
     then the survivors' message tokens become ``state_message`` (everyone else's 0), and the step's
     rewards are added to ``rewards`` (:func:`add_rewards`; ``transfers``: the (kind, source, dest, amount)
     of phase 2). ``present``: the slots alive at the start of the step. Returns (parents that had a child,
-    dead slots, death causes)."""
+    dead slots, death causes). ``buffers``: the grid's :class:`RegrowthBuffers` (or empty ones)."""
     born = reproduce(rng, acting, kind, by_rank, world, genome, num_born, step, rule, neighbour_deltas, failed)
     move_agents(acting, kind, world.position, world.occupant, by_rank, move_deltas, rule.first_move, rule.last_move,
                 blocked)
     dead, causes = eat_and_metabolise(present, world.position, food, world.energy, world.age, world.status,
                                       world.occupant, ate, rule.energy_per_step, rule.lifespan, rule.food_value,
                                       rule.dead, rule.starvation, rule.old_age)
-    decay_and_regrow(rng, food, world.occupant, density, cdf, rule)
+    decay_and_regrow(rng, food, world.occupant, density, cdf, rule, buffers)
     state_message[:] = 0
     for slot in present:
         if world.status[slot] != rule.dead:
@@ -1069,7 +1093,7 @@ def entry_point(dispatcher, *args):
 @njit(cache=True, nogil=True)  # nogil: SocietyVectorEnv steps its worlds on threads
 def step_and_observe(rng_handle, actions, alive, world, genome, food, density, cdf, message, num_born, step, amounts,
                      codes, rule, neighbour_deltas, move_deltas, rewards, spec, padded, kin, observations,
-                     features, write):  # pragma: no cover - compiled
+                     features, write, buffers):  # pragma: no cover - compiled
     """One step of one world without artifacts (``vector.SocietyVectorEnv``), as one call: the rules of
     ``rules.advance_world`` (the priority permutation, :func:`rank_and_transfer`, then
     :func:`step_after_artifacts`, drawing from the Generator of ``rng_handle``: :func:`generator_at`), then
@@ -1078,8 +1102,8 @@ def step_and_observe(rng_handle, actions, alive, world, genome, food, density, c
     parallel loops). ``actions``: int64 [slots, 4] (kind, target, amount, message); ``alive``: the living
     slots (who acts), updated to the survivors; ``rewards``: overwritten with the step's. A step of a few
     hundred agents costs tens of microseconds of work: one call instead of a dozen keeps numba's argument
-    unboxing and the Python between calls from doubling it. Returns (children born, living agents after
-    the step)."""
+    unboxing and the Python between calls from doubling it. ``buffers``: the world's
+    :class:`RegrowthBuffers`. Returns (children born, living agents after the step)."""
     slots = alive.shape[0]
     # contiguous columns (copies), as the rule kernels take them from parallel_env
     kind, target, amount, said = actions[:, 0].copy(), actions[:, 1].copy(), actions[:, 2].copy(), actions[:, 3].copy()
@@ -1096,7 +1120,7 @@ def step_and_observe(rng_handle, actions, alive, world, genome, food, density, c
     rewards[:] = 0.0
     born, dead, causes = step_after_artifacts(
         rng, acting, kind, said, by_rank, present, world, genome, food, density, cdf, message, num_born, step, rule,
-        neighbour_deltas, move_deltas, (transfer_kind, source, dest, granted), failed, blocked, ate, rewards)
+        neighbour_deltas, move_deltas, (transfer_kind, source, dest, granted), failed, blocked, ate, rewards, buffers)
     for slot in dead:  # the dead see nothing from now on
         observations[slot] = 0
         features[slot] = 0

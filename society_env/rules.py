@@ -69,10 +69,10 @@ from society_env.encodings import (
     TAKE_TRANSFER,
 )
 from society_env import kernels
-from society_env.kernels import BirthRule, BirthState, StepRule
+from society_env.kernels import BirthRule, BirthState, RegrowthBuffers, StepRule
 from society_env.outcome import StepOutcome
 from society_env.rewards import SURVIVAL_REWARD, shaped_weights
-from society_env.state import ALIVE, DEAD, NUM_TRAITS, SPAWN_ROUNDS, WorldState
+from society_env.state import ALIVE, DEAD, NO_BUFFERS, NUM_TRAITS, SPAWN_ROUNDS, WorldState
 
 
 @dataclass
@@ -138,7 +138,7 @@ def step_rule(config: SocietyConfig) -> StepRule:
 
 def step_after_artifacts(
     state: WorldState, actions: Actions, config: SocietyConfig, by_rank: np.ndarray, rng: np.random.Generator,
-    outcome: StepOutcome,
+    outcome: StepOutcome, buffers: RegrowthBuffers = NO_BUFFERS,
 ) -> None:
     """Phases 3-10, one compiled call (:func:`society_env.kernels.step_after_artifacts`), then the
     survivors' free-text messages (language option).
@@ -166,7 +166,7 @@ def step_after_artifacts(
     born, dead, causes = kernels.step_after_artifacts(
         rng, actions.acting, actions.kind, actions.message, by_rank, present, world, state.genome, state.food,
         state.food_density, state.food_cdf, state.message, state.num_born, state.step, rule, NEIGHBOUR_DELTAS,
-        MOVE_DELTAS, transfers, outcome.failed, outcome.blocked, outcome.ate, outcome.rewards)
+        MOVE_DELTAS, transfers, outcome.failed, outcome.blocked, outcome.ate, outcome.rewards, buffers)
     if born.size:
         outcome.birth_parent, outcome.birth_child = born, np.arange(state.num_born, state.num_born + born.size)
         state.num_born += born.size
@@ -204,10 +204,12 @@ def step_world(
     return state, advance_world(state, actions, config, rng)
 
 
-def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator) -> StepOutcome:
+def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator,
+                  buffers: RegrowthBuffers = NO_BUFFERS) -> StepOutcome:
     """Advance ``state`` by one step in place (what an env that owns its state calls: no copy of the
     world per step) and return what happened. ``actions`` is untouched. The phases, in order (module
-    docstring), each a function of this module or of ``artifacts``."""
+    docstring), each a function of this module or of ``artifacts``. ``buffers``: the grid's
+    ``kernels.RegrowthBuffers``, kept by the env across steps (default: none, allocated per step)."""
     n = config.max_agents
     living = state.status == ALIVE  # alive at the start of the step; agents without an action stay
     acting = actions.acting & living
@@ -218,7 +220,7 @@ def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rn
 
     rank, by_rank = rank_and_transfer(state, actions, config, rng, outcome)
     resolve_artifact_actions(state, commands, config, rank, outcome)
-    step_after_artifacts(state, actions, config, by_rank, rng, outcome)
+    step_after_artifacts(state, actions, config, by_rank, rng, outcome, buffers)
     drop_inventories(state, outcome.death_slot, config, outcome)
     age_artifacts(state, outcome)
     state.step += 1

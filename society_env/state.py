@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from society_env.config import NUM_TRAITS, SocietyConfig
-from society_env.kernels import draw_free_cells
+from society_env.kernels import draw_free_cells, regrowth_buffers
 from society_env.outcome import Artifact, copy_artifacts
 
 WORLD_VERSION = "society_v2"
@@ -84,6 +84,10 @@ SPAWN_ROUNDS = 8
 """Rounds of rejection draws :func:`spawn_food_cells` makes before it draws the missing cells exactly."""
 
 
+NO_BUFFERS = regrowth_buffers(0)
+"""Empty :class:`~society_env.kernels.RegrowthBuffers`: each draw allocates its own."""
+
+
 def spawn_food_cells(
     food: np.ndarray, occupant: np.ndarray, density: np.ndarray, cdf: np.ndarray, count: int,
     rng: np.random.Generator, uniform: bool = False,
@@ -104,7 +108,7 @@ def spawn_food_cells(
     if count <= 0:
         return np.empty(0, dtype=np.int64)
     return draw_free_cells(rng, food.reshape(-1), occupant.reshape(-1), density, cdf, int(count), SPAWN_ROUNDS,
-                           bool(uniform))
+                           bool(uniform), NO_BUFFERS)
 
 
 def random_genome(count: int, rng: np.random.Generator) -> np.ndarray:

@@ -41,6 +41,7 @@ from society_env.kernels import (
     entry_point,
     first_bad_action,
     generator_handle,
+    regrowth_buffers,
     step_and_observe,
 )
 from society_env.observations import (
@@ -132,6 +133,7 @@ class SocietyVectorEnv:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0  # the process that started the pool (a forked child starts its own)
         self._scratches = [self._scratch]
+        self._regrowth = [regrowth_buffers(config.height * config.width) for _ in range(self.num_envs)]  # per world
 
     # ---- episode ---------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -186,11 +188,12 @@ class SocietyVectorEnv:
         """Pickled (or deep-copied) without what belongs to this process: the generators' addresses, the
         compiled entry point and the worker threads, rebuilt on the other side."""
         return {**self.__dict__, "_rng_handles": [None] * self.num_envs, "_step_entry": None, "_pool": None,
-                "_scratches": [self._scratch]}
+                "_scratches": [self._scratch], "_regrowth": None}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._rng_handles = [None if rng is None else generator_handle(rng) for rng in self._rngs]
+        self._regrowth = [regrowth_buffers(self.config.height * self.config.width) for _ in range(self.num_envs)]
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _step_worlds_on_threads(self, actions: np.ndarray, threads: int) -> None:
@@ -226,7 +229,8 @@ class SocietyVectorEnv:
             self._rng_handles[e], actions, self._alive[e], birth_state, world.genome, world.food, world.food_density,
             world.food_cdf, world.message, world.num_born, world.step, self._transfer_amounts, TRANSFER_CODES,
             self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS, self._rewards[e], scratch.spec, scratch.padded,
-            scratch.kin, self._observations[e], self._features[e] if self.compact else self._observations[e], write)
+            scratch.kin, self._observations[e], self._features[e] if self.compact else self._observations[e], write,
+            self._regrowth[e])
 
     def _step_compiled(self, e: int, actions: np.ndarray, scratch: Any = None, parallel: bool = False) -> int:
         """World ``e``'s step: the rules and the rows of the dead zeroed in one compiled call

@@ -4,7 +4,7 @@ does not depend on whether a phase runs in NumPy or in a compiled kernel."""
 import numpy as np
 import pytest
 
-from society_env.kernels import choice_without_replacement, pairwise_sum
+from society_env.kernels import choice_without_replacement, draw_free_cells, pairwise_sum, regrowth_buffers
 from society_env.state import SPAWN_ROUNDS, spawn_food_cells
 
 
@@ -45,8 +45,13 @@ def test_choice_without_replacement_is_numpys(seed):
     size = int(rng.integers(1, 200))
     ours, numpys = np.random.default_rng(seed + 100), np.random.default_rng(seed + 100)
     expected = numpys.choice(weights.size, size=size, replace=False, p=weights / weights.sum())
-    assert choice_without_replacement(ours, weights, size, weights.size).tolist() == expected.tolist()
+    no_buffers = np.empty(0), np.empty(0, bool)
+    assert choice_without_replacement(ours, weights, size, weights.size, *no_buffers).tolist() == expected.tolist()
     assert ours.bit_generator.state == numpys.bit_generator.state
+    # in buffers left over from an earlier call (what an env keeps across steps): the same draw
+    again = np.random.default_rng(seed + 100)
+    buffers = np.random.default_rng(seed).random(weights.size + 7), np.ones(weights.size + 7, bool)
+    assert choice_without_replacement(again, weights, size, weights.size, *buffers).tolist() == expected.tolist()
 
 
 @pytest.mark.parametrize("density_kind", ["gaussian", "uniform"])
@@ -63,6 +68,7 @@ def test_food_cell_draws_equal_numpy_calls_on_crowded_grids(density_kind, fill):
         density = np.ones(h * w)
     cdf = np.cumsum(density)
     fallbacks = 0
+    buffers = regrowth_buffers(h * w)  # kept across trials, as an env keeps them across steps
     for trial in range(40):
         food = np.where(rng.random((h, w)) < fill, 10, 0).astype(np.int64)
         occupant = np.where(rng.random((h, w)) < 0.05, 1, -1).astype(np.int64)
@@ -74,6 +80,10 @@ def test_food_cell_draws_equal_numpy_calls_on_crowded_grids(density_kind, fill):
         assert cells.tolist() == expected.tolist()
         assert ours.bit_generator.state == numpys.bit_generator.state
         assert (food == before).all()  # the marks are undone
+        reused = np.random.default_rng(trial)
+        assert draw_free_cells(reused, food.reshape(-1), occupant.reshape(-1), density, cdf, count, SPAWN_ROUNDS,
+                               density_kind == "uniform", buffers).tolist() == expected.tolist()
+        assert reused.bit_generator.state == numpys.bit_generator.state
         fallbacks += exact
     if fill >= 0.9:
         assert fallbacks > 0  # crowded grids reached the exact draw
