@@ -27,10 +27,11 @@ fork of the process; bigger ones with ``num_threads`` > 1 load the parallel loop
 WORLD_THREAD_MIN_AGENTS = 1000
 """``SocietyVectorEnv`` steps its worlds side by side on threads only if they hold at least this many living
 agents per thread (and none is big enough for the parallel loops). Handing a world to another thread and
-back costs about 70 us on the 2-core AMD EPYC (a Python thread's wake-up in this VM); two worlds of 250
-agents were 0.7x of one thread, of 500 0.9x, of 1000 1.2x, of 2500 1.2-1.4x, of 4000 1.6x; two worlds of
-20,000 were faster one after the other, each on the parallel loops (17.6 against 18.9 ms: two worlds'
-grids compete for the cache). docs/performance.md has the runs."""
+back costs about 70 us on the 2-core AMD EPYC (a sleeping thread's wake-up in this VM): side by side, two
+worlds of 250 agents were 0.4-0.6x of one thread, of 500 0.6-0.7x, of 1000 1.0-1.8x, of 2500 1.3-1.8x;
+two float32 worlds of 20,000 were faster one after the other, each on the parallel loops (1.35x against
+1.2x: two worlds' grids compete for the cache). docs/performance.md has the runs
+(``benchmarks/thread_threshold.py --worlds 2``)."""
 
 
 def available_cores() -> int:
