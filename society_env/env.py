@@ -93,7 +93,6 @@ from society_env import render as rendering
 from society_env.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, ArtifactCommand
 from society_env.config import SocietyConfig, make_config
 from society_env.encodings import ACTION_FIELDS, ACTION_VECTOR_LENGTH, DEATH_CAUSES, FAILURE_REASONS, GIVE_TRANSFER
-from society_env.kernels import regrowth_buffers
 from society_env.names import agent_names
 from society_env.observations import (
     PRINTABLE_CHARSET,
@@ -106,7 +105,7 @@ from society_env.observations import (
 )
 from society_env.outcome import ATE, BLOCKED, BORN, DIED, GAVE, TOOK, Artifact, StepOutcome
 from society_env.rules import Actions, advance_world, episode_end
-from society_env.state import ALIVE, WORLD_VERSION, WorldState, initial_state
+from society_env.state import ALIVE, WORLD_VERSION, WorldState, initial_state, regrowth_buffers_for
 from society_env.text_view import render_texts, visible_views
 from society_env.threads import check_threads
 
@@ -177,7 +176,7 @@ class SocietyEnv(ParallelEnv):
         parsed = self.parse_actions(actions)
         before = self.world.status == ALIVE
         if "regrowth" not in self._scratch:  # kept across steps (kernels.RegrowthBuffers say why)
-            self._scratch["regrowth"] = regrowth_buffers(self.config.height * self.config.width)
+            self._scratch["regrowth"] = regrowth_buffers_for(self.config)
         outcome = advance_world(self.world, parsed, self.config, self._rng, self._scratch["regrowth"])
         self.last_outcome = outcome
         world, config = self.world, self.config

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from society_env.config import NUM_TRAITS, SocietyConfig
-from society_env.kernels import draw_free_cells, regrowth_buffers
+from society_env.kernels import RegrowthBuffers, draw_free_cells, regrowth_buffers
 from society_env.outcome import Artifact, copy_artifacts
 
 WORLD_VERSION = "society_v2"
@@ -86,6 +86,11 @@ SPAWN_ROUNDS = 8
 
 NO_BUFFERS = regrowth_buffers(0)
 """Empty :class:`~society_env.kernels.RegrowthBuffers`: each draw allocates its own."""
+
+
+def regrowth_buffers_for(config: SocietyConfig) -> RegrowthBuffers:
+    """The :class:`~society_env.kernels.RegrowthBuffers` an env keeps for a world of ``config``."""
+    return regrowth_buffers(config.height * config.width, config.food_distribution == "uniform")
 
 
 def spawn_food_cells(

@@ -41,7 +41,6 @@ from society_env.kernels import (
     entry_point,
     first_bad_action,
     generator_handle,
-    regrowth_buffers,
     step_and_observe,
 )
 from society_env.observations import (
@@ -62,7 +61,7 @@ from society_env.rules import (
     step_rule,
     transfer_amounts,
 )
-from society_env.state import ALIVE, WorldState, initial_state
+from society_env.state import ALIVE, WorldState, initial_state, regrowth_buffers_for
 from society_env.threads import check_threads, use_threads, world_threads
 
 
@@ -133,7 +132,7 @@ class SocietyVectorEnv:
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0  # the process that started the pool (a forked child starts its own)
         self._scratches = [self._scratch]
-        self._regrowth = [regrowth_buffers(config.height * config.width) for _ in range(self.num_envs)]  # per world
+        self._regrowth = [regrowth_buffers_for(config) for _ in range(self.num_envs)]  # kept per world
 
     # ---- episode ---------------------------------------------------------------------------------
     def reset(self, seed: int | None = None, options: dict | None = None) -> tuple[np.ndarray, dict[str, np.ndarray]]:
@@ -193,7 +192,7 @@ class SocietyVectorEnv:
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
         self._rng_handles = [None if rng is None else generator_handle(rng) for rng in self._rngs]
-        self._regrowth = [regrowth_buffers(self.config.height * self.config.width) for _ in range(self.num_envs)]
+        self._regrowth = [regrowth_buffers_for(self.config) for _ in range(self.num_envs)]
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _step_worlds_on_threads(self, actions: np.ndarray, threads: int) -> None:
