@@ -128,6 +128,7 @@ class SocietyVectorEnv:
         self._rng_handles: list[np.ndarray | None] = [None] * self.num_envs  # kernels.generator_handle
         self._living = [0] * self.num_envs  # living agents per world
         self._step_entry = None  # kernels.entry_point of step_and_observe, bound at the first step
+        self._argument_parts: list[tuple | None] = [None] * self.num_envs  # _step_arguments, per episode
         # worlds stepped side by side (threads.world_threads): a worker pool, and a scratch per thread
         self._pool: ThreadPoolExecutor | None = None
         self._pool_pid = 0  # the process that started the pool (a forked child starts its own)
@@ -159,13 +160,13 @@ class SocietyVectorEnv:
         if self.worlds[0] is None:
             raise RuntimeError("call reset() before step()")
         actions = self._check_actions(actions)
-        threads = world_threads(self.num_threads, self._living)
+        threads = world_threads(self.num_threads, self._living) if self.num_envs > 1 else 1
         if threads > 1:
             self._step_worlds_on_threads(actions, threads)
         else:
             for e in range(self.num_envs):
-                parallel = use_threads(self.num_threads, self._living[e])
-                self._living[e] = self._step_compiled(e, actions[e], parallel=parallel)
+                self._living[e] = self._step_compiled(e, actions[e], self._scratch,
+                                                      use_threads(self.num_threads, self._living[e]))
         for e in range(self.num_envs):  # (each world's end and reset involve only its own generator)
             ended, out_of_time = episode_end(self.worlds[e], self.config, self._living[e])
             self._terminations[e] = ended and not out_of_time
@@ -187,7 +188,7 @@ class SocietyVectorEnv:
         """Pickled (or deep-copied) without what belongs to this process: the generators' addresses, the
         compiled entry point and the worker threads, rebuilt on the other side."""
         return {**self.__dict__, "_rng_handles": [None] * self.num_envs, "_step_entry": None, "_pool": None,
-                "_scratches": [self._scratch], "_regrowth": None}
+                "_scratches": [self._scratch], "_regrowth": None, "_argument_parts": [None] * self.num_envs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -220,24 +221,31 @@ class SocietyVectorEnv:
             other.result()  # (re-raises a worker's exception here)
 
     def _step_arguments(self, e: int, actions: np.ndarray, scratch: Any, write: bool) -> tuple:
-        """The arguments of ``kernels.step_and_observe`` for world ``e``, with the grids of ``scratch``."""
+        """The arguments of ``kernels.step_and_observe`` for world ``e``, with the grids of ``scratch``. What
+        stays the same through an episode is put together once (at a few hundred agents, building it at
+        every step was 1% of the step)."""
+        parts = self._argument_parts[e]
         world = self.worlds[e]
-        birth_state = BirthState(world.position, world.occupant, world.status, world.energy, world.age, world.parent,
-                                 world.lineage, world.generation, world.birth_step)
-        return (
-            self._rng_handles[e], actions, self._alive[e], birth_state, world.genome, world.food, world.food_density,
-            world.food_cdf, world.message, world.num_born, world.step, self._transfer_amounts, TRANSFER_CODES,
-            self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS, self._rewards[e], scratch.spec, scratch.padded,
-            scratch.kin, self._observations[e], self._features[e] if self.compact else self._observations[e], write,
-            self._regrowth[e])
+        if parts is None:
+            birth_state = BirthState(world.position, world.occupant, world.status, world.energy, world.age,
+                                     world.parent, world.lineage, world.generation, world.birth_step)
+            parts = self._argument_parts[e] = (
+                self._rng_handles[e],
+                (self._alive[e], birth_state, world.genome, world.food, world.food_density, world.food_cdf,
+                 world.message),
+                (self._transfer_amounts, TRANSFER_CODES, self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS, self._rewards[e]),
+                (self._observations[e], self._features[e] if self.compact else self._observations[e]))
+        handle, before, after, outputs = parts
+        return (handle, actions, *before, world.num_born, world.step, *after, scratch.spec, scratch.padded,
+                scratch.kin, *outputs, write, self._regrowth[e])
 
-    def _step_compiled(self, e: int, actions: np.ndarray, scratch: Any = None, parallel: bool = False) -> int:
+    def _step_compiled(self, e: int, actions: np.ndarray, scratch: Any, parallel: bool = False) -> int:
         """World ``e``'s step: the rules and the rows of the dead zeroed in one compiled call
         (``kernels.step_and_observe``), with the survivors' observations written in the same call (with the
-        grids of ``scratch``, default the env's) or, if ``parallel``, afterwards by the parallel loops.
-        Returns the living agents after it."""
+        grids of ``scratch``) or, if ``parallel``, afterwards by the parallel loops. Returns the living
+        agents after it."""
         world = self.worlds[e]
-        arguments = self._step_arguments(e, actions, self._scratch if scratch is None else scratch, not parallel)
+        arguments = self._step_arguments(e, actions, scratch, not parallel)
         if self._step_entry is None:  # the same types at every step of every world of this env
             self._step_entry = entry_point(step_and_observe, *arguments)
         born, living = self._step_entry(*arguments)
@@ -250,6 +258,7 @@ class SocietyVectorEnv:
     def _start_episode(self, e: int) -> None:
         world = initial_state(self.config, self._rngs[e])
         self.worlds[e] = world
+        self._argument_parts[e] = None
         self._observations[e] = 0
         if self.compact:
             self._features[e] = 0.0

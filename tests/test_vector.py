@@ -86,6 +86,22 @@ def test_reset_seeds_and_continues_like_parallel_env():
     assert np.array_equal(stacked(env.reset()[0], env), second[1])
 
 
+def test_a_reseeded_env_steps_like_a_new_one():
+    """reset(seed) after steps starts over from that seed: nothing of the old episodes (generators, the
+    compiled step's arguments) carries over."""
+    used, fresh = SocietyVectorEnv(2, "small", max_steps=4), SocietyVectorEnv(2, "small", max_steps=4)
+    rng = np.random.default_rng(0)
+    sizes = used.single_action_space.nvec
+    used.reset(seed=1)
+    for _ in range(6):  # across an automatic reset
+        used.step(rng.integers(0, sizes, size=(2, used.num_slots, sizes.size)))
+    assert np.array_equal(used.reset(seed=9)[0], fresh.reset(seed=9)[0])
+    for _ in range(6):
+        actions = rng.integers(0, sizes, size=(2, used.num_slots, sizes.size))
+        a, b = used.step(actions), fresh.step(actions)
+        assert all(np.array_equal(x, y) for x, y in zip(a[:4], b[:4]))
+
+
 @pytest.mark.parametrize("copier", ["pickle", "deepcopy"])
 def test_a_pickled_or_copied_env_steps_on_like_the_original(copier):
     """A copy (pickle, as multiprocessing and Ray send an env; or deepcopy) goes on with the same worlds and
