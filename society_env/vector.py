@@ -216,9 +216,11 @@ class SocietyVectorEnv:
                 self._living[e] = self._step_compiled(e, actions[e], self._scratches[t])
 
         others = [self._pool.submit(step_run, t) for t in range(1, threads)]
-        step_run(0)
-        for other in others:
-            other.result()  # (re-raises a worker's exception here)
+        try:
+            step_run(0)
+        finally:  # no return (or exception) while a worker still writes
+            for other in others:
+                other.result()  # (re-raises a worker's exception here)
 
     def _step_arguments(self, e: int, actions: np.ndarray, scratch: Any, write: bool) -> tuple:
         """The arguments of ``kernels.step_and_observe`` for world ``e``, with the grids of ``scratch``. What
