@@ -784,6 +784,13 @@ def pairwise_sum(values, start, count):  # pragma: no cover - compiled
             break
 
 
+@njit(cache=True, inline="always")
+def room_in(buffer, count):  # pragma: no cover - compiled
+    """The first ``count`` entries of ``buffer`` if it has them (a buffer kept across calls,
+    :class:`RegrowthBuffers`), else a new array of its dtype."""
+    return buffer[:count] if buffer.shape[0] >= count else np.empty(count, buffer.dtype)
+
+
 @njit(cache=True)
 def choice_without_replacement(rng, weights, size, count, cumulative_buffer, taken_buffer):  # pragma: no cover - compiled
     """``rng.choice(count, size, replace=False, p=weights / weights.sum())``: the same indices from the same
@@ -801,12 +808,9 @@ def choice_without_replacement(rng, weights, size, count, cumulative_buffer, tak
     total = np.float64(count) if equal else pairwise_sum(weights, 0, count)
     equal_p = 1.0 / total
     found = np.empty(size, np.int64)
-    if taken_buffer.shape[0] >= count:
-        taken = taken_buffer[:count]
-        taken[:] = False
-    else:
-        taken = np.zeros(count, np.bool_)
-    cumulative = cumulative_buffer[:count] if cumulative_buffer.shape[0] >= count else np.empty(count, np.float64)
+    taken = room_in(taken_buffer, count)
+    taken[:] = False
+    cumulative = room_in(cumulative_buffer, count)
     unique = 0
     while unique < size:
         draws = rng.random(size - unique)
@@ -891,11 +895,8 @@ def draw_free_cells(rng, flat_food, flat_occupant, density, cdf, count, rounds, 
     drawn = found
     if found < count:  # the rest exactly over the free cells (the chosen ones are marked -1, so not free)
         cells = flat_food.shape[0]
-        candidates = buffers.candidates if buffers.candidates.shape[0] >= cells else np.empty(cells, np.int64)
-        if uniform:
-            weights = np.empty(0, np.float64)
-        else:
-            weights = buffers.weights if buffers.weights.shape[0] >= cells else np.empty(cells, np.float64)
+        candidates = room_in(buffers.candidates, cells)
+        weights = room_in(buffers.weights, 0 if uniform else cells)
         free = 0
         positive = 0
         for cell in range(cells):  # no branch on the cell's content: a random grid mispredicts every other one

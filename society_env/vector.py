@@ -160,7 +160,7 @@ class SocietyVectorEnv:
         if self.worlds[0] is None:
             raise RuntimeError("call reset() before step()")
         actions = self._check_actions(actions)
-        threads = world_threads(self.num_threads, self._living) if self.num_envs > 1 else 1
+        threads = world_threads(self.num_threads, self._living)
         if threads > 1:
             self._step_worlds_on_threads(actions, threads)
         else:
