@@ -10,6 +10,7 @@ Two ways to use the threads, both giving the same bytes as one thread. The obser
 from __future__ import annotations
 
 import os
+import warnings
 
 import numpy as np
 
@@ -20,7 +21,7 @@ the one-call step on one thread at 2000-2500 agents and within 0.8-1.2x of it up
 are serial, and two threads share the memory bandwidth the gather needs), 1.2-1.5x faster from 20,000
 on; and with the other core busy it was up to 2.7x slower. Worlds of fewer slots (``max_agents``: LLM
 runs, QES episodes, tests) never start OpenMP threads, which GNU OpenMP does not support across a later
-fork of the process; bigger ones with ``num_threads`` > 1 load the parallel loops at reset
+fork of the process (a child forked after they ran steps its worlds on one thread: :func:`use_threads`); bigger ones with ``num_threads`` > 1 load the parallel loops at reset
 (``observations.load_parallel_loops``)."""
 
 
@@ -48,14 +49,35 @@ def check_threads(num_threads: int | None) -> int:
     return int(num_threads)
 
 
+_parallel_loops_pid: int | None = None
+"""The process that ran the parallel loops (numba then holds its threading layer's threads), or None."""
+_warned_forked_child = False
+
+
 def use_threads(threads: int, agents: int) -> bool:
     """Whether to run the parallel twins for a world of ``agents`` living agents (and, if so, set how many
-    threads numba may use, for this thread)."""
+    threads numba may use, for this thread).
+
+    Not in a process forked from one that ran them under GNU OpenMP (numba's ``omp`` threading layer,
+    the default where numba finds no TBB): numba ends such a child with SIGTERM at its first parallel
+    loop ("fork() called from a process already using GNU OpenMP"). There the loops run on one thread,
+    which writes the same bytes, and a ``RuntimeWarning`` says so once."""
+    global _parallel_loops_pid, _warned_forked_child
     if threads <= 1 or agents < PARALLEL_MIN_AGENTS:
         return False
     import numba
 
+    pid = os.getpid()
+    if _parallel_loops_pid not in (None, pid) and numba.threading_layer() == "omp":
+        if not _warned_forked_child:
+            _warned_forked_child = True
+            warnings.warn("this process was forked from one that ran society_env's parallel loops on GNU OpenMP, "
+                          "which a forked child cannot use: its worlds step on one thread (the same arrays). Start "
+                          "worker processes with the 'spawn' or 'forkserver' method to give them threads.",
+                          RuntimeWarning, stacklevel=2)
+        return False
     numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    _parallel_loops_pid = pid
     return True
 
 

@@ -169,3 +169,40 @@ def _step_and_send(envs, actions, results):
     inherited = envs._pool
     results.put(envs.step(actions)[0].copy())
     assert envs._pool is not inherited
+
+
+def test_a_child_forked_after_the_parallel_loops_ran_steps_on_one_thread():
+    """numba ends a forked child with SIGTERM at its first GNU OpenMP loop if the parent ran one: the child
+    steps its big worlds on one thread instead (a warning says so), with the same arrays."""
+    import multiprocessing
+
+    import numba
+
+    envs = SocietyVectorEnv(1, "default", num_threads=2, **BIG)
+    envs.reset(seed=4)
+    envs.step(_random_actions(np.random.default_rng(2), envs))  # the parallel loops run in this process
+    actions = _random_actions(np.random.default_rng(3), envs)
+    context = multiprocessing.get_context("fork")
+    results = context.Queue()
+    child = context.Process(target=_step_big_world_and_send, args=(actions, results), daemon=True)
+    child.start()
+    observations, warned = results.get(timeout=60)  # (a child killed by numba sends nothing)
+    child.join(timeout=60)
+    assert child.exitcode == 0
+    assert warned == (numba.threading_layer() == "omp")
+    one = SocietyVectorEnv(1, "default", num_threads=1, **BIG)
+    one.reset(seed=4)
+    one.step(_random_actions(np.random.default_rng(2), one))
+    assert np.array_equal(observations, one.step(actions)[0])
+
+
+def _step_big_world_and_send(actions, results):
+    import warnings
+
+    envs = SocietyVectorEnv(1, "default", num_threads=2, **BIG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        envs.reset(seed=4)
+        envs.step(_random_actions(np.random.default_rng(2), envs))
+        observations = envs.step(actions)[0].copy()
+    results.put((observations, any("forked" in str(w.message) for w in caught)))
