@@ -1,0 +1,108 @@
+"""What handing work to the second core costs, by how the work gets there and how long the threads idled.
+
+    python benchmarks/thread_handoff.py
+    python benchmarks/thread_handoff.py --work-us 100 --gaps 0,50,500,5000 --calls 300
+
+Two units of compiled work (a ``nogil`` numba loop, each about ``--work-us`` microseconds: half of a step
+of two worlds of 250 agents is about 100 us here) are done per call, three ways, alternated call by call
+in one process:
+
+| way | what a call does |
+|---|---|
+| ``one thread`` | both units on the calling thread |
+| ``worker thread`` | one unit submitted to a one-worker ``ThreadPoolExecutor`` (as ``SocietyVectorEnv`` steps worlds side by side), the other on the calling thread |
+| ``numba prange`` | both units in one ``parallel=True`` call, a ``prange`` over the two (numba's threading layer: GNU OpenMP here) |
+
+Between calls the calling thread spins for ``--gaps`` microseconds (what an RL loop's policy would take),
+long enough at the longer gaps for waiting threads to go to sleep. Prints the median and mean microseconds
+per call and the speed-up over one thread, for every gap.
+
+Why it matters (docs/performance.md): a thread that has gone to sleep takes tens of microseconds to wake
+in this VM, a large part of a step of a few hundred agents; OpenMP's threads spin for a while after a
+parallel loop and take the next one at once. ``SocietyVectorEnv`` cannot hand its worlds to OpenMP that
+way: a ``prange`` body cannot take a world's arguments (numba passes tuples holding arrays to a parallel
+loop's body as scalars, and refuses them), and GNU OpenMP's threads do not survive a fork.
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numba
+import numpy as np
+from numba import njit, prange
+
+
+@njit(nogil=True)
+def work(values: np.ndarray, rounds: int) -> float:
+    total = 0.0
+    for _ in range(rounds):
+        for i in range(values.shape[0]):
+            total += values[i] * 1.0000001
+            values[i] = total * 1e-9
+    return total
+
+
+@njit(parallel=True)
+def both_on_threads(units: np.ndarray, rounds: int) -> np.ndarray:
+    out = np.zeros(2)
+    for k in prange(2):
+        out[k] = work(units[k], rounds)
+    return out
+
+
+def spin(microseconds: float) -> None:
+    start = time.perf_counter()
+    while time.perf_counter() - start < microseconds * 1e-6:
+        pass
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--work-us", type=float, default=100.0, help="microseconds of one unit of work (default 100)")
+    parser.add_argument("--gaps", default="0,50,500,5000", help="microseconds between calls, comma-separated")
+    parser.add_argument("--calls", type=int, default=300, help="calls per way and gap (default 300)")
+    args = parser.parse_args(argv)
+
+    units = np.random.default_rng(0).random((2, 2000))
+    rounds = 1
+    work(units[0], rounds)
+    start = time.perf_counter()
+    work(units[0], 100)
+    rounds = max(1, round(args.work_us * 1e-6 / ((time.perf_counter() - start) / 100)))
+    numba.set_num_threads(2)
+    both_on_threads(units, rounds)
+    pool = ThreadPoolExecutor(1)
+
+    def worker_thread() -> None:
+        other = pool.submit(work, units[1], rounds)
+        work(units[0], rounds)
+        other.result()
+
+    ways = {"one thread": lambda: (work(units[0], rounds), work(units[1], rounds)),
+            "worker thread": worker_thread,
+            "numba prange": lambda: both_on_threads(units, rounds)}
+    print(f"numba threading layer: {numba.threading_layer()}; one unit of work: {rounds} rounds")
+    print("| gap between calls | " + " | ".join(f"{way} (median / mean us)" for way in ways)
+          + " | worker thread / one thread | prange / one thread |")
+    print("|---|" + "---|" * (len(ways) + 2))
+    for gap in [float(g) for g in args.gaps.split(",")]:
+        times: dict[str, list[float]] = {way: [] for way in ways}
+        for _ in range(args.calls):
+            for way, call in ways.items():
+                spin(gap)
+                start = time.perf_counter()
+                call()
+                times[way].append((time.perf_counter() - start) * 1e6)
+        means = {way: float(np.mean(t)) for way, t in times.items()}
+        cells = [f"{np.median(times[way]):.1f} / {means[way]:.1f}" for way in ways]
+        print(f"| {gap:g} us | " + " | ".join(cells) + f" | {means['one thread'] / means['worker thread']:.2f}x"
+              f" | {means['one thread'] / means['numba prange']:.2f}x |")
+    pool.shutdown()
+
+
+if __name__ == "__main__":
+    main()
