@@ -108,8 +108,16 @@ def use_threads(threads: int, agents: int) -> bool:
 
 def world_threads(threads: int, living: list[int]) -> int:
     """How many threads step the worlds of a vector env side by side, each world on one (1: one world after
-    the other), for ``living`` agents per world and an env of ``threads`` threads."""
+    the other), for ``living`` agents per world and an env of ``threads`` threads.
+
+    A world big enough for the parallel loops (:data:`PARALLEL_MIN_AGENTS`) keeps them unless every thread
+    gets a world that big: two worlds of 20,000 agents side by side were 1.43-1.51x one thread (float32)
+    and 1.59-1.60x (uint8), one after the other on the parallel loops 1.35-1.43x and 0.93-1.05x
+    (``benchmarks/thread_threshold.py --worlds 2``, 2026-12-06); a big world beside a small one would
+    leave its thread's partner idle."""
     count = min(threads, len(living))
-    if count <= 1 or max(living) >= PARALLEL_MIN_AGENTS or sum(living) < WORLD_THREAD_MIN_AGENTS * count:
+    if count <= 1 or sum(living) < WORLD_THREAD_MIN_AGENTS * count:
+        return 1
+    if max(living) >= PARALLEL_MIN_AGENTS and sum(n >= PARALLEL_MIN_AGENTS for n in living) < threads:
         return 1
     return count if parallel_loops_allowed() else 1

@@ -17,8 +17,15 @@ def _random_actions(rng, envs):
     return rng.integers(0, sizes, size=(envs.num_envs, envs.num_slots, sizes.size))
 
 
-def test_any_thread_count_gives_the_same_arrays_step_for_step():
-    one, two = SocietyVectorEnv(2, "default", num_threads=1, **BIG), SocietyVectorEnv(2, "default", num_threads=2, **BIG)
+@pytest.mark.parametrize("worlds", [1, 2])  # one big world: the parallel loops; two: side by side
+def test_any_thread_count_gives_the_same_arrays_step_for_step(worlds, monkeypatch):
+    from society_env import observations
+
+    parallel_gathers = []
+    gather = observations.gather_views_parallel
+    monkeypatch.setattr(observations, "gather_views_parallel", lambda *a: parallel_gathers.append(1) or gather(*a))
+    one = SocietyVectorEnv(worlds, "default", num_threads=1, **BIG)
+    two = SocietyVectorEnv(worlds, "default", num_threads=2, **BIG)
     first, _ = one.reset(seed=3)
     assert np.array_equal(first, two.reset(seed=3)[0])
     assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS
@@ -30,7 +37,11 @@ def test_any_thread_count_gives_the_same_arrays_step_for_step():
         for world_one, world_two in zip(one.worlds, two.worlds):  # one thread runs all in one compiled call
             assert np.array_equal(world_one.food, world_two.food)
         assert [r.bit_generator.state for r in one._rngs] == [r.bit_generator.state for r in two._rngs]
-    assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS  # the parallel loops ran every step
+    assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS  # big worlds at every step
+    # the reset: each world's first observations and the loops' load on the parallel loops; then one world
+    # takes them at every step, two step side by side
+    assert len(parallel_gathers) == worlds + 1 + (12 if worlds == 1 else 0)
+    assert (two._world_list is None) == (worlds == 1)
     from society_env import kernels
 
     # the parallel twins themselves were called (not a serial function under their name: with cache=True,
@@ -141,6 +152,8 @@ def test_small_worlds_and_big_ones_are_not_handed_to_worker_threads():
     assert world_threads(2, [WORLD_THREAD_MIN_AGENTS] * 2) == 2
     assert world_threads(4, [WORLD_THREAD_MIN_AGENTS] * 3) == 3  # no more threads than worlds
     assert world_threads(2, [PARALLEL_MIN_AGENTS, 10]) == 1  # a big world takes the parallel loops instead
+    assert world_threads(4, [PARALLEL_MIN_AGENTS] * 2) == 1  # ... unless every thread gets one that big
+    assert world_threads(2, [PARALLEL_MIN_AGENTS] * 3) == 2
     assert world_threads(1, [5000, 5000]) == 1 and world_threads(2, [5000]) == 1
     envs = SocietyVectorEnv(4, "small", num_threads=2)
     _run(envs, 3)
