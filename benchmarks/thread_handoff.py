@@ -1,7 +1,7 @@
 """What handing work to the second core costs, by how the work gets there and how long the threads idled.
 
     python benchmarks/thread_handoff.py
-    python benchmarks/thread_handoff.py --work-us 100 --gaps 0,50,500,5000 --calls 300
+    python benchmarks/thread_handoff.py --sleep --gaps 200,1000,5000,20000 --calls 40
 
 Two units of compiled work (a ``nogil`` numba loop, each about ``--work-us`` microseconds: half of a step
 of two worlds of 250 agents is about 100 us here) are done per call, three ways, alternated call by call
@@ -13,15 +13,19 @@ in one process:
 | ``worker thread`` | one unit submitted to a one-worker ``ThreadPoolExecutor`` (as ``SocietyVectorEnv`` steps worlds side by side), the other on the calling thread |
 | ``numba prange`` | both units in one ``parallel=True`` call, a ``prange`` over the two (numba's threading layer: GNU OpenMP here) |
 
-Between calls the calling thread spins for ``--gaps`` microseconds (what an RL loop's policy would take),
+Between calls the calling thread spins for ``--gaps`` microseconds (what an RL loop's policy would take on
+this core), or with ``--sleep`` sleeps (both cores idle: a policy on a GPU, a pipe to another process),
 long enough at the longer gaps for waiting threads to go to sleep. Prints the median and mean microseconds
 per call and the speed-up over one thread, for every gap.
 
-Why it matters (docs/performance.md): a thread that has gone to sleep takes tens of microseconds to wake
-in this VM, a large part of a step of a few hundred agents; OpenMP's threads spin for a while after a
-parallel loop and take the next one at once. ``SocietyVectorEnv`` cannot hand its worlds to OpenMP that
-way: a ``prange`` body cannot take a world's arguments (numba passes tuples holding arrays to a parallel
-loop's body as scalars, and refuses them), and GNU OpenMP's threads do not survive a fork.
+Why it matters (docs/performance.md, sixth session): a sleeping worker thread takes 50-120 us to wake in
+this VM, a large part of a step of a few hundred agents, so ``SocietyVectorEnv`` hands a world to its
+worker only from 1000 living agents a thread. GNU OpenMP's threads spin after a parallel loop and take the
+next one at once (1.5-1.8x one thread here, against 0.8x for the worker), but after the calling thread
+slept 5-20 ms a parallel loop stalled for 2-11 ms in this VM (with numba's default GNU OpenMP settings;
+not with an explicit ``OMP_WAIT_POLICY`` or a small ``GOMP_SPINCOUNT``, settings a library should not
+impose on the process): an RL loop with a slow policy would pay that at every step, so the worlds stay on
+the worker thread.
 """
 
 from __future__ import annotations
@@ -65,6 +69,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--work-us", type=float, default=100.0, help="microseconds of one unit of work (default 100)")
     parser.add_argument("--gaps", default="0,50,500,5000", help="microseconds between calls, comma-separated")
     parser.add_argument("--calls", type=int, default=300, help="calls per way and gap (default 300)")
+    parser.add_argument("--sleep", action="store_true", help="sleep between calls instead of spinning")
     args = parser.parse_args(argv)
 
     units = np.random.default_rng(0).random((2, 2000))
@@ -85,7 +90,8 @@ def main(argv: list[str] | None = None) -> None:
     ways = {"one thread": lambda: (work(units[0], rounds), work(units[1], rounds)),
             "worker thread": worker_thread,
             "numba prange": lambda: both_on_threads(units, rounds)}
-    print(f"numba threading layer: {numba.threading_layer()}; one unit of work: {rounds} rounds")
+    print(f"numba threading layer: {numba.threading_layer()}; one unit of work: {rounds} rounds; "
+          f"between calls the caller {'sleeps' if args.sleep else 'spins'}")
     print("| gap between calls | " + " | ".join(f"{way} (median / mean us)" for way in ways)
           + " | worker thread / one thread | prange / one thread |")
     print("|---|" + "---|" * (len(ways) + 2))
@@ -93,7 +99,7 @@ def main(argv: list[str] | None = None) -> None:
         times: dict[str, list[float]] = {way: [] for way in ways}
         for _ in range(args.calls):
             for way, call in ways.items():
-                spin(gap)
+                time.sleep(gap * 1e-6) if args.sleep else spin(gap)
                 start = time.perf_counter()
                 call()
                 times[way].append((time.perf_counter() - start) * 1e6)

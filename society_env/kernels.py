@@ -1136,32 +1136,3 @@ def step_and_observe(rng_handle, actions, alive, world, genome, food, density, c
         observe(spec, padded, kin, np.zeros((0, 0), np.int64), food, world.occupant, world.energy, world.age,
                 message, world.lineage, world.position, genome, world.status, living, living, observations, features)
     return born.shape[0], living.shape[0]
-
-
-@njit(cache=True, parallel=True)
-def step_worlds(worlds, actions, counters, spec, scratches, starts, living):  # pragma: no cover - compiled
-    """The steps of several worlds of one vector env side by side: thread ``t`` steps worlds ``starts[t]`` to
-    ``starts[t + 1] - 1``, one after the other, each whole in :func:`step_and_observe` with the grids
-    ``scratches[t]`` (padded channel grid, lineage grid). A world's step touches only its own arrays and
-    draws from its own generator, so these are the arrays of one thread, bit for bit.
-
-    One parallel loop, run by the threading layer's threads (GNU OpenMP here), which spin a while after a
-    loop and so take the next step's worlds at once (a sleeping thread's wake-up costs tens of
-    microseconds in a VM: ``benchmarks/thread_handoff.py``). ``worlds``: a typed List with each world's
-    arguments that last an episode, ``(generator handle, alive, BirthState, genome, food, density, cdf,
-    message, amounts, codes, rule, neighbour deltas, move deltas, rewards, observations, features,
-    RegrowthBuffers)`` (numba passes a tuple holding arrays to a parallel loop's body only inside a
-    container); ``actions``: int64 [worlds, slots, 4]; ``counters``: int64 [worlds, 2], each world's
-    children born so far and step, advanced here; ``living``: set to each world's living agents."""
-    for parallel_t in prange(starts.shape[0] - 1):
-        t = np.int64(parallel_t)  # prange's index is unsigned when parallel
-        padded, kin = scratches[t]
-        for e in range(starts[t], starts[t + 1]):
-            (handle, alive, world, genome, food, density, cdf, message, amounts, codes, rule, neighbour_deltas,
-             move_deltas, rewards, observations, features, buffers) = worlds[e]
-            born, living[e] = step_and_observe(
-                handle, actions[e], alive, world, genome, food, density, cdf, message, counters[e, 0], counters[e, 1],
-                amounts, codes, rule, neighbour_deltas, move_deltas, rewards, spec, padded, kin, observations,
-                features, True, buffers)
-            counters[e, 0] += born
-            counters[e, 1] += 1

@@ -10,7 +10,6 @@ Two ways to use the threads, both giving the same bytes as one thread. The obser
 from __future__ import annotations
 
 import os
-import threading
 import warnings
 
 import numpy as np
@@ -26,16 +25,14 @@ fork of the process (a child forked after they ran steps its worlds on one threa
 (``observations.load_parallel_loops``)."""
 
 
-WORLD_THREAD_MIN_AGENTS = 200
+WORLD_THREAD_MIN_AGENTS = 1000
 """``SocietyVectorEnv`` steps its worlds side by side on threads only if they hold at least this many living
-agents per thread (and none is big enough for the parallel loops). The worlds go to numba's threads in one
-parallel loop (``kernels.step_worlds``), whose threads spin a while after a loop and so take the next
-step's worlds at once; with a step every few hundred microseconds (a fast policy), two worlds side by side
-were 1.0-1.3x one thread at 50-100 founders each, 1.3x at 150, 1.4-1.6x at 250 and 500, 1.4-1.7x at 1000
-(2-core AMD EPYC, 2026-12-06, ``benchmarks/thread_threshold.py --worlds 2``). A policy slow enough for the
-threads to fall asleep (milliseconds) finds them tens of microseconds from waking
-(``benchmarks/thread_handoff.py``): at 200 agents a thread, about what stepping one world fewer on this
-thread saves. The PPO presets' worlds (tens of agents) stay on one thread."""
+agents per thread (and none is big enough for the parallel loops). Handing a world to another thread and
+back costs about 70 us on the 2-core AMD EPYC (a sleeping thread's wake-up in this VM): side by side, two
+worlds of 250 agents were 0.4-0.6x of one thread, of 500 0.6-0.7x, of 1000 1.0-1.8x, of 2500 1.3-1.8x;
+two float32 worlds of 20,000 were faster one after the other, each on the parallel loops (1.35x against
+1.2x: two worlds' grids compete for the cache). docs/performance.md has the runs
+(``benchmarks/thread_threshold.py --worlds 2``)."""
 
 
 def available_cores() -> int:
@@ -53,71 +50,41 @@ def check_threads(num_threads: int | None) -> int:
 
 
 _parallel_loops_pid: int | None = None
-"""The process that ran numba's parallel loops (numba then holds its threading layer's threads), or None."""
+"""The process that ran the parallel loops (numba then holds its threading layer's threads), or None."""
 _warned_forked_child = False
-
-
-def parallel_loops_allowed() -> bool:
-    """Whether this process may run numba's parallel loops: not if it was forked from one that ran them under
-    GNU OpenMP (numba's ``omp`` threading layer, the default where numba finds no TBB), which numba ends
-    with SIGTERM at its first parallel loop ("fork() called from a process already using GNU OpenMP").
-    There the worlds step on one thread, with the same arrays, and a ``RuntimeWarning`` says so once."""
-    global _warned_forked_child
-    if _parallel_loops_pid in (None, os.getpid()):
-        return True
-    import numba
-
-    if numba.threading_layer() != "omp":
-        return True
-    if not _warned_forked_child:
-        _warned_forked_child = True
-        warnings.warn("this process was forked from one that ran society_env's parallel loops on GNU OpenMP, "
-                      "which a forked child cannot use: its worlds step on one thread (the same arrays). Start "
-                      "worker processes with the 'spawn' or 'forkserver' method to give them threads.",
-                      RuntimeWarning, stacklevel=3)
-    return False
-
-
-_claimed: tuple[int, int, int] | None = None
-"""(process, thread, threads) of the last :func:`claim_threads`: numba's setting is per thread, and setting
-it again costs microseconds."""
-
-
-def claim_threads(threads: int) -> None:
-    """Let numba's next parallel loops (called from this thread) use ``threads`` threads, and remember that
-    this process runs them (:func:`parallel_loops_allowed`)."""
-    global _parallel_loops_pid, _claimed
-    claim = (os.getpid(), threading.get_ident(), threads)
-    if claim == _claimed:
-        return
-    import numba
-
-    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
-    _parallel_loops_pid, _claimed = claim[0], claim
 
 
 def use_threads(threads: int, agents: int) -> bool:
     """Whether to run the parallel twins for a world of ``agents`` living agents (and, if so, set how many
-    threads numba may use, for this thread): not below :data:`PARALLEL_MIN_AGENTS`, nor in a process
-    that may not (:func:`parallel_loops_allowed`)."""
-    if threads <= 1 or agents < PARALLEL_MIN_AGENTS or not parallel_loops_allowed():
+    threads numba may use, for this thread).
+
+    Not in a process forked from one that ran them under GNU OpenMP (numba's ``omp`` threading layer,
+    the default where numba finds no TBB): numba ends such a child with SIGTERM at its first parallel
+    loop ("fork() called from a process already using GNU OpenMP"). There the loops run on one thread,
+    which writes the same bytes, and a ``RuntimeWarning`` says so once."""
+    global _parallel_loops_pid, _warned_forked_child
+    if threads <= 1 or agents < PARALLEL_MIN_AGENTS:
         return False
-    claim_threads(threads)
+    import numba
+
+    pid = os.getpid()
+    if _parallel_loops_pid not in (None, pid) and numba.threading_layer() == "omp":
+        if not _warned_forked_child:
+            _warned_forked_child = True
+            warnings.warn("this process was forked from one that ran society_env's parallel loops on GNU OpenMP, "
+                          "which a forked child cannot use: its worlds step on one thread (the same arrays). Start "
+                          "worker processes with the 'spawn' or 'forkserver' method to give them threads.",
+                          RuntimeWarning, stacklevel=2)
+        return False
+    numba.set_num_threads(min(threads, numba.config.NUMBA_NUM_THREADS))
+    _parallel_loops_pid = pid
     return True
 
 
 def world_threads(threads: int, living: list[int]) -> int:
     """How many threads step the worlds of a vector env side by side, each world on one (1: one world after
-    the other), for ``living`` agents per world and an env of ``threads`` threads.
-
-    A world big enough for the parallel loops (:data:`PARALLEL_MIN_AGENTS`) keeps them unless every thread
-    gets a world that big: two worlds of 20,000 agents side by side were 1.43-1.51x one thread (float32)
-    and 1.59-1.60x (uint8), one after the other on the parallel loops 1.35-1.43x and 0.93-1.05x
-    (``benchmarks/thread_threshold.py --worlds 2``, 2026-12-06); a big world beside a small one would
-    leave its thread's partner idle."""
+    the other), for ``living`` agents per world and an env of ``threads`` threads."""
     count = min(threads, len(living))
-    if count <= 1 or sum(living) < WORLD_THREAD_MIN_AGENTS * count:
+    if count <= 1 or max(living) >= PARALLEL_MIN_AGENTS or sum(living) < WORLD_THREAD_MIN_AGENTS * count:
         return 1
-    if max(living) >= PARALLEL_MIN_AGENTS and sum(n >= PARALLEL_MIN_AGENTS for n in living) < threads:
-        return 1
-    return count if parallel_loops_allowed() else 1
+    return count

@@ -28,10 +28,11 @@ Only the numeric view: ``language=True`` needs text per agent and is refused.
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
-from numba import typed
 
 from society_env.config import SocietyConfig, make_config
 from society_env.encodings import MOVE_DELTAS, NEIGHBOUR_DELTAS
@@ -41,7 +42,6 @@ from society_env.kernels import (
     first_bad_action,
     generator_handle,
     step_and_observe,
-    step_worlds,
 )
 from society_env.observations import (
     COMPACT_DTYPES,
@@ -62,7 +62,7 @@ from society_env.rules import (
     transfer_amounts,
 )
 from society_env.state import ALIVE, WorldState, initial_state, regrowth_buffers_for
-from society_env.threads import check_threads, claim_threads, use_threads, world_threads
+from society_env.threads import check_threads, use_threads, world_threads
 
 
 class SocietyVectorEnv:
@@ -77,9 +77,8 @@ class SocietyVectorEnv:
     nothing was capped (docs/world.md gives the mapping).
 
     ``num_threads``: threads a step may use (default: the cores available to the process); any value gives
-    the same arrays. With several worlds of at least ``society_env.threads.WORLD_THREAD_MIN_AGENTS`` = 200
-    living agents per thread, the worlds are split over the threads, each world stepped whole on one thread
-    (its rules and its observations), all in one parallel loop. A single world takes the threads
+    the same arrays. With several worlds, the worlds are split over the threads, each world stepped whole
+    on one thread in one compiled call (its rules and its observations). A single world takes the threads
     only from ``society_env.threads.PARALLEL_MIN_AGENTS`` = 8192 living agents on, for its observation
     loops (its rules stay serial); below that it steps in one compiled call too. With the other cores
     busy, ``num_threads=1`` is the faster choice.
@@ -130,16 +129,10 @@ class SocietyVectorEnv:
         self._living = [0] * self.num_envs  # living agents per world
         self._step_entry = None  # kernels.entry_point of step_and_observe, bound at the first step
         self._argument_parts: list[tuple | None] = [None] * self.num_envs  # _step_arguments, per episode
-        # worlds stepped side by side (threads.world_threads, kernels.step_worlds): each world's arguments
-        # that last an episode in a typed List (rebuilt from _argument_parts when those change), and grids
-        # for each thread
-        self._world_list: typed.List | None = None
-        self._listed_parts: list[tuple | None] = [None] * self.num_envs
-        self._thread_scratches: typed.List | None = None
-        self._runs: dict[int, np.ndarray] = {}  # threads -> where each thread's run of worlds starts
-        self._worlds_entry = None  # kernels.entry_point of step_worlds, bound at its first call
-        self._counters = np.zeros((self.num_envs, 2), dtype=np.int64)  # children born so far, step
-        self._living_out = np.zeros(self.num_envs, dtype=np.int64)
+        # worlds stepped side by side (threads.world_threads): a worker pool, and a scratch per thread
+        self._pool: ThreadPoolExecutor | None = None
+        self._pool_pid = 0  # the process that started the pool (a forked child starts its own)
+        self._scratches = [self._scratch]
         self._regrowth = [regrowth_buffers_for(config) for _ in range(self.num_envs)]  # kept per world
 
     # ---- episode ---------------------------------------------------------------------------------
@@ -186,15 +179,16 @@ class SocietyVectorEnv:
         return self._observations, self._rewards, self._terminations, self._truncations, self._infos()
 
     def close(self) -> None:
-        """Nothing to release (the threads are numba's); for the Gymnasium vector-env interface."""
+        """Stop the worker threads (if any); a later ``step`` starts them again."""
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
 
     def __getstate__(self) -> dict[str, Any]:
         """Pickled (or deep-copied) without what belongs to this process: the generators' addresses, the
-        compiled entry point and what holds them, rebuilt on the other side."""
-        return {**self.__dict__, "_rng_handles": [None] * self.num_envs, "_step_entry": None, "_regrowth": None,
-                "_argument_parts": [None] * self.num_envs, "_world_list": None,
-                "_listed_parts": [None] * self.num_envs, "_thread_scratches": None, "_runs": {},
-                "_worlds_entry": None}
+        compiled entry point and the worker threads, rebuilt on the other side."""
+        return {**self.__dict__, "_rng_handles": [None] * self.num_envs, "_step_entry": None, "_pool": None,
+                "_scratches": [self._scratch], "_regrowth": None, "_argument_parts": [None] * self.num_envs}
 
     def __setstate__(self, state: dict[str, Any]) -> None:
         self.__dict__.update(state)
@@ -203,41 +197,38 @@ class SocietyVectorEnv:
 
     # ---- helpers ---------------------------------------------------------------------------------
     def _step_worlds_on_threads(self, actions: np.ndarray, threads: int) -> None:
-        """Every world's step in one parallel loop (:func:`society_env.kernels.step_worlds`), the worlds split
-        into ``threads`` runs of consecutive worlds, each thread with its own grids. A world's step touches
-        nothing of another world and draws from its own generator: the same arrays as one thread."""
-        if threads not in self._runs:  # (a typed List's len() costs microseconds: counted here instead)
-            self._runs[threads] = np.linspace(0, self.num_envs, threads + 1).astype(np.int64)
-            if self._thread_scratches is None or len(self._thread_scratches) < threads:
-                extra = [observation_scratch(self.config, self.obs_dtype) for _ in range(threads - 1)]
-                self._thread_scratches = typed.List([(scratch.padded, scratch.kin) for scratch in [self._scratch] + extra])
-        for e in range(self.num_envs):
-            parts = self._episode_parts(e)
-            if parts is not self._listed_parts[e]:  # a new episode (or the first step here)
-                self._listed_parts[e] = parts
-                handle, before, after, outputs = parts
-                element = (handle, *before, *after, *outputs, self._regrowth[e])
-                if self._world_list is None:
-                    self._world_list = typed.List([element] * self.num_envs)  # (the others are set below)
-                self._world_list[e] = element
-            self._counters[e] = self.worlds[e].num_born, self.worlds[e].step
-        arguments = (self._world_list, actions, self._counters, self._scratch.spec, self._thread_scratches,
-                     self._runs[threads], self._living_out)
-        if self._worlds_entry is None:
-            self._worlds_entry = entry_point(step_worlds, *arguments)
-        claim_threads(threads)
-        self._worlds_entry(*arguments)
-        for e, world in enumerate(self.worlds):
-            world.num_born, world.step = (int(count) for count in self._counters[e])
-            self._living[e] = int(self._living_out[e])
+        """Every world's step (:meth:`_step_compiled`), the worlds split into ``threads`` runs of consecutive
+        worlds: the first run on this thread, the others on worker threads, each thread with its own
+        scratch grids. A world's step touches nothing of another world and draws from its own generator,
+        and the compiled step lets go of the GIL: the same arrays as one thread, side by side."""
+        if self._pool is None or self._pool_pid != os.getpid():  # (a forked child has none of the threads)
+            workers = min(self.num_threads, self.num_envs) - 1
+            self._pool, self._pool_pid = ThreadPoolExecutor(workers, "society-world"), os.getpid()
+        self._scratches += [observation_scratch(self.config, self.obs_dtype)
+                            for _ in range(threads - len(self._scratches))]
+        if self._step_entry is None:  # bound here, once, rather than raced for by the threads
+            self._step_entry = entry_point(step_and_observe, *self._step_arguments(0, actions[0], self._scratch, True))
+        bounds = np.linspace(0, self.num_envs, threads + 1).astype(int)
+        runs = [range(bounds[t], bounds[t + 1]) for t in range(threads)]
 
-    def _episode_parts(self, e: int) -> tuple:
-        """World ``e``'s arguments of ``kernels.step_and_observe`` that stay the same through an episode, put
-        together once per episode (at a few hundred agents, building them at every step was 1% of the step):
-        (generator handle, the world's arrays, the rules' numbers and the reward row, the output rows)."""
+        def step_run(t: int) -> None:
+            for e in runs[t]:
+                self._living[e] = self._step_compiled(e, actions[e], self._scratches[t])
+
+        others = [self._pool.submit(step_run, t) for t in range(1, threads)]
+        try:
+            step_run(0)
+        finally:  # no return (or exception) while a worker still writes
+            for other in others:
+                other.result()  # (re-raises a worker's exception here)
+
+    def _step_arguments(self, e: int, actions: np.ndarray, scratch: Any, write: bool) -> tuple:
+        """The arguments of ``kernels.step_and_observe`` for world ``e``, with the grids of ``scratch``. What
+        stays the same through an episode is put together once (at a few hundred agents, building it at
+        every step was 1% of the step)."""
         parts = self._argument_parts[e]
+        world = self.worlds[e]
         if parts is None:
-            world = self.worlds[e]
             birth_state = BirthState(world.position, world.occupant, world.status, world.energy, world.age,
                                      world.parent, world.lineage, world.generation, world.birth_step)
             parts = self._argument_parts[e] = (
@@ -246,12 +237,7 @@ class SocietyVectorEnv:
                  world.message),
                 (self._transfer_amounts, TRANSFER_CODES, self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS, self._rewards[e]),
                 (self._observations[e], self._features[e] if self.compact else self._observations[e]))
-        return parts
-
-    def _step_arguments(self, e: int, actions: np.ndarray, scratch: Any, write: bool) -> tuple:
-        """The arguments of ``kernels.step_and_observe`` for world ``e``, with the grids of ``scratch``."""
-        handle, before, after, outputs = self._episode_parts(e)
-        world = self.worlds[e]
+        handle, before, after, outputs = parts
         return (handle, actions, *before, world.num_born, world.step, *after, scratch.spec, scratch.padded,
                 scratch.kin, *outputs, write, self._regrowth[e])
 

@@ -17,15 +17,8 @@ def _random_actions(rng, envs):
     return rng.integers(0, sizes, size=(envs.num_envs, envs.num_slots, sizes.size))
 
 
-@pytest.mark.parametrize("worlds", [1, 2])  # one big world: the parallel loops; two: side by side
-def test_any_thread_count_gives_the_same_arrays_step_for_step(worlds, monkeypatch):
-    from society_env import observations
-
-    parallel_gathers = []
-    gather = observations.gather_views_parallel
-    monkeypatch.setattr(observations, "gather_views_parallel", lambda *a: parallel_gathers.append(1) or gather(*a))
-    one = SocietyVectorEnv(worlds, "default", num_threads=1, **BIG)
-    two = SocietyVectorEnv(worlds, "default", num_threads=2, **BIG)
+def test_any_thread_count_gives_the_same_arrays_step_for_step():
+    one, two = SocietyVectorEnv(2, "default", num_threads=1, **BIG), SocietyVectorEnv(2, "default", num_threads=2, **BIG)
     first, _ = one.reset(seed=3)
     assert np.array_equal(first, two.reset(seed=3)[0])
     assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS
@@ -37,11 +30,7 @@ def test_any_thread_count_gives_the_same_arrays_step_for_step(worlds, monkeypatc
         for world_one, world_two in zip(one.worlds, two.worlds):  # one thread runs all in one compiled call
             assert np.array_equal(world_one.food, world_two.food)
         assert [r.bit_generator.state for r in one._rngs] == [r.bit_generator.state for r in two._rngs]
-    assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS  # big worlds at every step
-    # the reset: each world's first observations and the loops' load on the parallel loops; then one world
-    # takes them at every step, two step side by side
-    assert len(parallel_gathers) == worlds + 1 + (12 if worlds == 1 else 0)
-    assert (two._world_list is None) == (worlds == 1)
+    assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS  # the parallel loops ran every step
     from society_env import kernels
 
     # the parallel twins themselves were called (not a serial function under their name: with cache=True,
@@ -139,7 +128,7 @@ def test_worlds_stepped_side_by_side_give_the_arrays_of_one_thread():
     one, two = SocietyVectorEnv(3, "default", num_threads=1, **MID), SocietyVectorEnv(3, "default", num_threads=2, **MID)
     steps = 9  # across the automatic reset after max_steps 6
     expected, got = _run(one, steps), _run(two, steps)
-    assert two._world_list is not None  # the worlds stepped side by side (kernels.step_worlds)
+    assert two._pool is not None  # the worker thread stepped worlds
     assert world_threads(2, two._living) == 2 and min(two._living) > WORLD_THREAD_MIN_AGENTS
     assert all(np.array_equal(a, b) for a, b in zip(expected, got))
     assert [r.bit_generator.state for r in one._rngs] == [r.bit_generator.state for r in two._rngs]
@@ -148,50 +137,38 @@ def test_worlds_stepped_side_by_side_give_the_arrays_of_one_thread():
 def test_small_worlds_and_big_ones_are_not_handed_to_worker_threads():
     from society_env.threads import PARALLEL_MIN_AGENTS, WORLD_THREAD_MIN_AGENTS, world_threads
 
-    assert world_threads(2, [WORLD_THREAD_MIN_AGENTS - 1] * 2) == 1  # a thread's wake-up costs more than it gains
+    assert world_threads(2, [400, 400]) == 1  # a worker's wake-up costs more than half such a step
     assert world_threads(2, [WORLD_THREAD_MIN_AGENTS] * 2) == 2
     assert world_threads(4, [WORLD_THREAD_MIN_AGENTS] * 3) == 3  # no more threads than worlds
     assert world_threads(2, [PARALLEL_MIN_AGENTS, 10]) == 1  # a big world takes the parallel loops instead
-    assert world_threads(4, [PARALLEL_MIN_AGENTS] * 2) == 1  # ... unless every thread gets one that big
-    assert world_threads(2, [PARALLEL_MIN_AGENTS] * 3) == 2
     assert world_threads(1, [5000, 5000]) == 1 and world_threads(2, [5000]) == 1
     envs = SocietyVectorEnv(4, "small", num_threads=2)
     _run(envs, 3)
-    assert envs._world_list is None
+    assert envs._pool is None
 
 
-def test_a_child_forked_after_worlds_stepped_side_by_side_steps_them_on_one_thread():
-    """GNU OpenMP's threads do not survive a fork (numba ends a child that starts a parallel loop): an env
-    inherited by a forked child steps its worlds one after the other there, as the parent does."""
+def test_a_forked_child_steps_its_worlds_with_its_own_threads():
+    """The worker threads do not survive a fork: the child starts its own, and steps as the parent does."""
     import multiprocessing
-
-    import numba
 
     envs = SocietyVectorEnv(2, "default", num_threads=2, **MID)
     _run(envs, 2)
-    assert envs._world_list is not None
+    assert envs._pool is not None
     actions = _random_actions(np.random.default_rng(1), envs)
     context = multiprocessing.get_context("fork")
     results = context.Queue()
     child = context.Process(target=_step_and_send, args=(envs, actions, results), daemon=True)  # inherited
     child.start()
-    observations, warned = results.get(timeout=60)  # (a child killed by numba sends nothing)
+    observations = results.get(timeout=60)  # (a child waiting on threads it does not have would hang)
     child.join(timeout=60)
     assert child.exitcode == 0
-    assert warned == (numba.threading_layer() == "omp")
     assert np.array_equal(observations, envs.step(actions)[0])
 
 
-def _step_and_send(envs, actions, results, reset_first=False):
-    import warnings
-
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        if reset_first:  # as the parent did
-            envs.reset(seed=4)
-            envs.step(_random_actions(np.random.default_rng(2), envs))
-        observations = envs.step(actions)[0].copy()
-    results.put((observations, any("forked" in str(w.message) for w in caught)))
+def _step_and_send(envs, actions, results):
+    inherited = envs._pool
+    results.put(envs.step(actions)[0].copy())
+    assert envs._pool is not inherited
 
 
 def test_a_child_forked_after_the_parallel_loops_ran_steps_on_one_thread():
@@ -220,18 +197,26 @@ def test_a_child_forked_after_the_parallel_loops_ran_steps_on_one_thread():
 
 
 def _step_big_world_and_send(actions, results):
-    _step_and_send(SocietyVectorEnv(1, "default", num_threads=2, **BIG), actions, results, reset_first=True)
+    import warnings
+
+    envs = SocietyVectorEnv(1, "default", num_threads=2, **BIG)
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        envs.reset(seed=4)
+        envs.step(_random_actions(np.random.default_rng(2), envs))
+        observations = envs.step(actions)[0].copy()
+    results.put((observations, any("forked" in str(w.message) for w in caught)))
 
 
 def test_a_pickled_or_copied_env_steps_on_as_the_original():
-    """What belongs to the process (generator addresses, compiled entries, the typed List of the worlds'
-    arguments) is rebuilt on the other side: the copies step on side by side, as the original does."""
+    """What belongs to the process (generator addresses, the compiled entry, the worker threads) is rebuilt
+    on the other side: the copies step on side by side, as the original does."""
     import copy
     import pickle
 
     envs = SocietyVectorEnv(2, "default", num_threads=2, **MID)
     _run(envs, 2)
-    assert envs._world_list is not None
+    assert envs._pool is not None
     copies = [pickle.loads(pickle.dumps(envs)), copy.deepcopy(envs)]
     rng = np.random.default_rng(5)
     for _ in range(5):  # across the automatic reset after max_steps 6
@@ -241,5 +226,5 @@ def test_a_pickled_or_copied_env_steps_on_as_the_original():
             got = other.step(actions)
             assert all(np.array_equal(a, b) for a, b in zip(expected[:4], got[:4]))
             assert np.array_equal(expected[4]["alive"], got[4]["alive"])
-    assert all(other._world_list is not None for other in copies)
+    assert all(other._pool is not None and other._pool is not envs._pool for other in copies)
     assert all(np.array_equal(envs.worlds[e].food, other.worlds[e].food) for other in copies for e in range(2))
