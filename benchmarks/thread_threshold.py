@@ -12,6 +12,10 @@ another process, as a neighbour using one of the cores would.
     python benchmarks/thread_threshold.py                          # 2500, 5000, 10000, 20000 agents
     python benchmarks/thread_threshold.py --sizes 5000 --busy
     python benchmarks/thread_threshold.py --worlds 2 --sizes 250,500,1000,2500,5000,20000 --dtypes float32
+    python benchmarks/thread_threshold.py --sizes 10000,20000 --dtypes float32 --pause 20   # a slow policy
+
+``--pause MS`` sleeps before every step, as an RL loop waiting on a slow policy would: waiting threads
+have gone to sleep by the next step (``benchmarks/thread_handoff.py`` measures what waking them costs).
 """
 
 from __future__ import annotations
@@ -35,10 +39,10 @@ from society_env.vector import SocietyVectorEnv
 
 
 def alternate(agents: int, worlds: int, ways: dict[str, tuple[int, int, int]], dtype: str,
-              blocks: int) -> dict[str, float]:
+              blocks: int, pause: float = 0.0) -> dict[str, float]:
     """Mean ms per step of ``worlds`` worlds of ``agents`` founders each, stepped each way of ``ways`` (name ->
     num_threads, the PARALLEL_MIN_AGENTS and the WORLD_THREAD_MIN_AGENTS it runs under), alternated in
-    blocks of 10 steps (the first block untimed). Every way gets the same worlds and actions, so all must
+    blocks of 10 steps (the first block untimed), sleeping ``pause`` ms before each step. Every way gets the same worlds and actions, so all must
     write the same bytes (checked at the end)."""
     envs = {name: SocietyVectorEnv(worlds, num_threads=count, obs_dtype=dtype, **our_overrides(agents, blocks * 10))
             for name, (count, _, _) in ways.items()}
@@ -54,6 +58,7 @@ def alternate(agents: int, worlds: int, ways: dict[str, tuple[int, int, int]], d
             threads.PARALLEL_MIN_AGENTS, threads.WORLD_THREAD_MIN_AGENTS = ways[name][1:]  # read at every step
             try:
                 for action in actions:
+                    time.sleep(pause / 1e3)
                     started = time.perf_counter()
                     env.step(action)
                     if block > 0:
@@ -77,6 +82,8 @@ def main() -> None:
     parser.add_argument("--dtypes", default="float32,uint8", help="observation dtypes, comma-separated")
     parser.add_argument("--blocks", type=int, default=8, help="blocks of 10 steps per env (default 8, first one untimed)")
     parser.add_argument("--busy", action="store_true", help="a busy loop in another process meanwhile")
+    parser.add_argument("--pause", type=float, default=0.0,
+                        help="ms the caller sleeps before every step, as an RL loop waiting on a slow policy (default 0)")
     parser.add_argument("--worlds", type=int, default=1,
                         help="worlds per env (default 1); with more, also the worlds stepped side by side")
     args = parser.parse_args()
@@ -96,7 +103,7 @@ def main() -> None:
         print("|---|---|---|" + "---|" * (2 * len(names) - 1))
         for agents in (int(s) for s in args.sizes.split(",")):
             for dtype in args.dtypes.split(","):
-                ms = alternate(agents, args.worlds, ways, dtype, args.blocks)
+                ms = alternate(agents, args.worlds, ways, dtype, args.blocks, args.pause)
                 print(f"| {agents} | {args.worlds} | {dtype} | " + " | ".join(f"{ms[n]:.2f}" for n in names) + " | " +
                       " | ".join(f"{ms[names[0]] / ms[n]:.2f}x" for n in names[1:]) + " |", flush=True)
     finally:
