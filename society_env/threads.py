@@ -21,8 +21,8 @@ the one-call step on one thread at 2000-2500 agents and within 0.8-1.2x of it up
 are serial, and two threads share the memory bandwidth the gather needs), 1.2-1.5x faster from 20,000
 on; and with the other core busy it was up to 2.7x slower. Worlds of fewer slots (``max_agents``: LLM
 runs, QES episodes, tests) never start OpenMP threads, which GNU OpenMP does not support across a later
-fork of the process (a child forked after they ran steps its worlds on one thread: :func:`use_threads`); bigger ones with ``num_threads`` > 1 load the parallel loops at reset
-(``observations.load_parallel_loops``)."""
+fork of the process (a child forked after they ran steps its worlds on one thread: :func:`use_threads`);
+bigger ones with ``num_threads`` > 1 load the parallel loops at reset (``observations.load_parallel_loops``)."""
 
 
 WORLD_THREAD_MIN_AGENTS = 1000
