@@ -58,7 +58,8 @@ def alternate(agents: int, worlds: int, ways: dict[str, tuple[int, int, int]], d
             threads.PARALLEL_MIN_AGENTS, threads.WORLD_THREAD_MIN_AGENTS = ways[name][1:]  # read at every step
             try:
                 for action in actions:
-                    time.sleep(pause / 1e3)
+                    if pause:
+                        time.sleep(pause / 1e3)
                     started = time.perf_counter()
                     env.step(action)
                     if block > 0:

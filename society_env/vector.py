@@ -208,7 +208,7 @@ class SocietyVectorEnv:
                             for _ in range(threads - len(self._scratches))]
         if self._step_entry is None:  # bound here, once, rather than raced for by the threads
             self._step_entry = entry_point(step_and_observe, *self._step_arguments(0, actions[0], self._scratch, True))
-        bounds = np.linspace(0, self.num_envs, threads + 1).astype(int)
+        bounds = [self.num_envs * t // threads for t in range(threads + 1)]  # (per step: no NumPy call for it)
         runs = [range(bounds[t], bounds[t + 1]) for t in range(threads)]
 
         def step_run(t: int) -> None:
