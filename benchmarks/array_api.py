@@ -117,7 +117,7 @@ def measure_ours_array(agents: int, steps: int, seed: int, threads: int, dtype: 
                        worlds: int = 1) -> Row:
     """``worlds`` > 1: the agents split over that many worlds of ``agents / worlds`` founders each, on maps of
     the same density (``SocietyVectorEnv`` steps them side by side, each on one thread)."""
-    from society_env.vector import SocietyVectorEnv
+    from society_env.world.vector import SocietyVectorEnv
 
     envs = SocietyVectorEnv(worlds, "default", num_threads=threads, obs_dtype=dtype,
                             **our_overrides(agents // worlds, steps))

@@ -104,7 +104,7 @@ def numeric_run(agents: int, steps: int, every: int, seed: int) -> dict:
 
 def vector_run(agents: int, steps: int, every: int, seed: int) -> dict:
     """The same world through the array API (``SocietyVectorEnv``, one world), actions drawn as one array."""
-    from society_env.vector import SocietyVectorEnv
+    from society_env.world.vector import SocietyVectorEnv
 
     envs = SocietyVectorEnv(1, "default", **lasting_world(agents))
     nvec = envs.single_action_space.nvec
@@ -124,7 +124,7 @@ def vector_run(agents: int, steps: int, every: int, seed: int) -> dict:
 
 
 def llm_run(agents: int, steps: int, every: int, seed: int, model: str) -> dict:
-    from policies.llm_options import LLMOptions
+    from society_env.app.llm_options import LLMOptions
     from policies.rollout import EveryStep
     from society_env.app import RunSpec, run
 

@@ -14,7 +14,7 @@ For 20, 200, 1000 and 5000 agents (``--sizes``) it measures:
 
 "wall" agent-steps/s counts the whole loop (drawing the random actions, building the action dict, the
 step); "in-step" counts time inside ``env.step`` (``reference_step``) only; "rules-only" counts time in
-``society_env.rules.advance_world`` as ``env.step`` calls it (the part the reference computes: it builds no
+``society_env.world.rules.advance_world`` as ``env.step`` calls it (the part the reference computes: it builds no
 observations). The measured steps are cut into blocks (``--block``, 10 steps) and each configuration
 reports its best block, as timeit reports the best repeat: on a shared machine that is the least disturbed
 one. "in-step CPU" is process CPU time inside the step over all measured steps, which other processes
@@ -121,7 +121,7 @@ def _society_actions(env, rng: np.random.Generator, nvec: np.ndarray, language: 
     return dict(zip(env.agents, matrix))
 
 
-def _time_rules(module: str = "society_env.env") -> list[float]:
+def _time_rules(module: str = "society_env.world.env") -> list[float]:
     """Wrap ``advance_world`` as ``module`` (the env or the vector env) calls it; returns the cell that
     accumulates its seconds."""
     env_module = importlib.import_module(module)
@@ -213,10 +213,10 @@ def measure_society(agents: int, steps: int, warmup: int, seed: int, language: b
 def measure_vector(agents: int, steps: int, warmup: int, seed: int, block: int, worlds: int) -> dict:
     """``SocietyVectorEnv`` with ``worlds`` copies of the same world: one int array of actions in, arrays
     out; agent-steps count the slots alive at the start of each step."""
-    from society_env.vector import SocietyVectorEnv
+    from society_env.world.vector import SocietyVectorEnv
 
     rss_before = _rss_mb()
-    rules_time = _time_rules("society_env.vector")
+    rules_time = _time_rules("society_env.world.vector")
     envs = SocietyVectorEnv(worlds, "default", **world_overrides(agents, False))
     _, infos = envs.reset(seed=seed)
     nvec = envs.single_action_space.nvec
@@ -250,7 +250,7 @@ def measure_vector(agents: int, steps: int, warmup: int, seed: int, block: int, 
 
 
 def measure_reference(agents: int, steps: int, seed: int, block: int) -> dict:
-    from society_env.state import ALIVE
+    from society_env.world.state import ALIVE
     from tests.reference_world import RefWorld, assert_matches, reference_step
 
     rss_before = _rss_mb()

@@ -22,9 +22,9 @@ import time
 
 import society_env
 from policies import POLICIES, PolicyAssignment, parse_policy_spec
-from policies.llm_policy import LlamaCppPolicy
-from policies.llm_server import ServerPolicy, launch_local_server
-from policies.models import resolve_model
+from policies.llm.policy import LlamaCppPolicy
+from policies.llm.server import ServerPolicy, launch_local_server
+from policies.llm.models import resolve_model
 from policies.rollout import run_episode
 
 

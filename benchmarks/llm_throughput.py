@@ -38,11 +38,11 @@ import time
 import numpy as np
 
 import society_env
-from policies.llm_engine import LlamaEngine, disable_amx_weight_buffers
-from policies.llm_answer import answer_json_schema
-from policies.llm_policy import LlamaCppPolicy
-from policies.llm_prompt import PromptSettings, read_options
-from policies.models import resolve_model
+from policies.llm.engine import LlamaEngine, disable_amx_weight_buffers
+from policies.llm.answer import answer_json_schema
+from policies.llm.policy import LlamaCppPolicy
+from policies.llm.prompt import PromptSettings, read_options
+from policies.llm.models import resolve_model
 
 PROMPTS = {
     "default": ({}, None),  # the preset's own prompt settings

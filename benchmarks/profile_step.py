@@ -77,8 +77,8 @@ def main() -> None:
     import numpy as np
     from array_api import our_overrides
 
-    from society_env import kernels
-    from society_env.vector import SocietyVectorEnv
+    from society_env.world import kernels
+    from society_env.world.vector import SocietyVectorEnv
 
     envs = SocietyVectorEnv(1, num_threads=args.threads, obs_dtype=args.dtype, **our_overrides(args.agents, 300))
     nvec, rng = envs.single_action_space.nvec, np.random.default_rng(1)

@@ -20,8 +20,8 @@ from __future__ import annotations
 import argparse
 import time
 
-from policies.llm_engine import LlamaEngine
-from policies.models import resolve_model
+from policies.llm.engine import LlamaEngine
+from policies.llm.models import resolve_model
 from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, episode_seeds
 
 CONFIGURATIONS = {

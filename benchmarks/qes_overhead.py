@@ -24,8 +24,8 @@ import tempfile
 
 CHILD_INFERENCE = """
 import json, resource, sys, time
-from policies.llm_engine import LlamaEngine
-from policies.models import resolve_model
+from policies.llm.engine import LlamaEngine
+from policies.llm.models import resolve_model
 from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, episode_seeds
 from qes_trainer.train import TrainConfig
 config = TrainConfig.from_dict(json.loads(sys.argv[1]))
@@ -63,7 +63,7 @@ def child(code: str, *args: str) -> dict:
 
 
 def main() -> None:
-    from policies.models import resolve_model
+    from policies.llm.models import resolve_model
     from qes_trainer.codecs import open_gguf_tensors, select_trainable
     from qes_trainer.fitness import FitnessSettings
     from qes_trainer.train import TrainConfig

@@ -48,7 +48,7 @@ def main() -> None:
     import numpy as np
     import ray
 
-    from policies.models import resolve_model
+    from policies.llm.models import resolve_model
     from qes_trainer.distributed import pack_update, pickled_size
     from qes_trainer.codecs import open_gguf_tensors, select_trainable
     from qes_trainer.fitness import FitnessSettings

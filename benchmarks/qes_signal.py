@@ -20,8 +20,8 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.llm_engine import LlamaEngine
-from policies.models import resolve_model
+from policies.llm.engine import LlamaEngine
+from policies.llm.models import resolve_model
 from qes_trainer.fitness import HELDOUT_SEED, FitnessEvaluator, FitnessSettings, episode_seeds
 from qes_trainer.live_model import LiveModel
 from qes_trainer.qes import QESOptimizer

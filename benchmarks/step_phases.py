@@ -32,12 +32,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np  # noqa: E402
 
 from array_api import our_overrides  # noqa: E402
-from society_env import kernels  # noqa: E402
-from society_env.encodings import MOVE_DELTAS, NEIGHBOUR_DELTAS  # noqa: E402
-from society_env.rules import TRANSFER_CODES  # noqa: E402
-from society_env.state import ALIVE  # noqa: E402
-from society_env.threads import use_threads  # noqa: E402
-from society_env.vector import SocietyVectorEnv  # noqa: E402
+from society_env.world import kernels  # noqa: E402
+from society_env.world.encodings import MOVE_DELTAS, NEIGHBOUR_DELTAS  # noqa: E402
+from society_env.world.rules import TRANSFER_CODES  # noqa: E402
+from society_env.world.state import ALIVE  # noqa: E402
+from society_env.world.threads import use_threads  # noqa: E402
+from society_env.world.vector import SocietyVectorEnv  # noqa: E402
 
 PARTS = ("rules: priority + give/take (kernels.rank_and_transfer)", "rules: phases 3-10 (kernels.step_after_artifacts)",
          "observation: channel grid (kernels.fill_grid)", "observation: families (kernels.group_families)",

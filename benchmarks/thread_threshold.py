@@ -1,6 +1,6 @@
 """Where threads start to pay: ``SocietyVectorEnv`` stepped on one thread (one compiled call per world and
 step) and on ``--threads`` threads at the same sizes, alternated in blocks of 10 steps in one process, for
-the thresholds of ``society_env.threads``.
+the thresholds of ``society_env.world.threads``.
 
 One world (default): one thread against the threaded path (the rules, then the observation's parallel
 loops), forced at every size (``PARALLEL_MIN_AGENTS`` set to 0 for it). ``--worlds N``: N worlds stepped
@@ -34,8 +34,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import numpy as np
 from array_api import our_overrides
 
-from society_env import observations, threads
-from society_env.vector import SocietyVectorEnv
+from society_env.world import observations, threads
+from society_env.world.vector import SocietyVectorEnv
 
 
 def alternate(agents: int, worlds: int, ways: dict[str, tuple[int, int, int]], dtype: str,

@@ -41,7 +41,7 @@ def peak_rss_mb() -> float:
 
 def measure(agents: int, steps: int, warmup: int, seed: int) -> dict:
     from benchmarks.env_throughput import world_overrides
-    from society_env.vector import SocietyVectorEnv
+    from society_env.world.vector import SocietyVectorEnv
 
     before = peak_rss_mb()
     envs = SocietyVectorEnv(1, "default", **world_overrides(agents, False))
@@ -71,7 +71,7 @@ def measure(agents: int, steps: int, warmup: int, seed: int) -> dict:
 def first_call(cache_dir: str) -> dict:
     """Import, build, reset and step a small world: with an empty cache this compiles every kernel."""
     tick = time.perf_counter()
-    from society_env.vector import SocietyVectorEnv
+    from society_env.world.vector import SocietyVectorEnv
 
     envs = SocietyVectorEnv(1, "small")
     envs.reset(seed=0)

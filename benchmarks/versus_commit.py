@@ -71,7 +71,7 @@ def main() -> None:
     args = parser.parse_args()
 
     sys.path.insert(0, str(export(args.commit)))
-    from society_env.vector import SocietyVectorEnv as Now
+    from society_env.world.vector import SocietyVectorEnv as Now
     from society_env_then.vector import SocietyVectorEnv as Then
 
     overrides = our_overrides(args.agents, args.steps + args.warmup) if args.agents else {}

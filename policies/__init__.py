@@ -10,21 +10,21 @@ from typing import Any, Callable
 
 from policies.assignment import PolicyAssignment, PolicySpecError, parse_policy_spec
 from policies.base import Policy, make_action
-from policies.cooperator import CooperatorPolicy
-from policies.forager import ForagerPolicy
-from policies.raider import RaiderPolicy
-from policies.random_policy import RandomPolicy
-from society_env.config import SocietyConfig
+from policies.scripted.cooperator import CooperatorPolicy
+from policies.scripted.forager import ForagerPolicy
+from policies.scripted.raider import RaiderPolicy
+from policies.scripted.random_policy import RandomPolicy
+from society_env.world.config import SocietyConfig
 
 def _llm_policy(config: SocietyConfig, **options: Any) -> Policy:
-    from policies.llm_policy import LlamaCppPolicy  # imported lazily: needs llama-cpp-python
+    from policies.llm.policy import LlamaCppPolicy  # imported lazily: needs llama-cpp-python
 
     return LlamaCppPolicy(config, **options)
 
 
 def _ppo_policy(config: SocietyConfig, **options: Any) -> Policy:
     try:
-        from policies.ppo import PPOPolicy  # imported lazily: needs torch
+        from policies.learned.ppo import PPOPolicy  # imported lazily: needs torch
     except ImportError:
         raise PolicySpecError('the ppo policy needs torch: pip install "society-env[rl]"') from None
     return PPOPolicy(config, **options)

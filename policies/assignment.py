@@ -6,7 +6,7 @@ import re
 from collections import defaultdict
 from typing import Iterable
 
-from society_env.names import agent_name
+from society_env.world.names import agent_name
 
 SPEC_ENTRY = re.compile(r"^\s*(?:scripted:)?([a-z_][a-z0-9_]*)\s*(?:=\s*([0-9]*\.?[0-9]+)\s*)?$")
 

@@ -7,8 +7,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import numpy as np
 
-from society_env.artifacts import artifact_action
-from society_env.config import SocietyConfig
+from society_env.world.artifacts import artifact_action
+from society_env.world.config import SocietyConfig
 
 
 @runtime_checkable
@@ -49,7 +49,7 @@ def make_action(config: SocietyConfig, kind: int, target: int = 0, amount: int =
                 text: str = "", artifact: dict[str, Any] | None = None) -> Any:
     """An action in the format the env expects for ``config`` (vector, or dict with the language option).
 
-    ``artifact`` (``society_env.artifacts.artifact_action(...)``) is passed on when the world has
+    ``artifact`` (``society_env.world.artifacts.artifact_action(...)``) is passed on when the world has
     artifacts and the language option; otherwise it must be ``None``.
     """
     vector = np.array([kind, target, amount, message], dtype=np.int64)

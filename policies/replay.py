@@ -8,8 +8,8 @@ from typing import Any
 from policies.assignment import PolicyAssignment
 from policies.base import make_action
 from policies.rollout import EpisodeHook, Rollout, Step
-from society_env.config import SocietyConfig
-from society_env.recording import Recording, founder_events, snapshot
+from society_env.world.config import SocietyConfig
+from society_env.recording.format import Recording, founder_events, snapshot
 
 
 class ReplayPolicy:

@@ -6,7 +6,7 @@ bar and recorder (:class:`RecordSteps`), run checkpoints (:class:`Checkpoints`),
 (``qes_trainer.fitness``) and the endurance benchmark's sampling (:class:`EveryStep`). The loop itself
 knows nothing of them.
 
-When an episode ends is the env's rule (``society_env.rules.episode_end``: nobody alive, or
+When an episode ends is the env's rule (``society_env.world.rules.episode_end``: nobody alive, or
 ``max_steps`` steps); ``run_episode`` stops there or after its own ``max_steps``, whichever comes first.
 """
 
@@ -22,11 +22,11 @@ import numpy as np
 
 from policies.assignment import PolicyAssignment
 from policies.base import Policy
-from society_env.env import SocietyEnv
-from society_env.names import agent_name
-from society_env.outcome import ARTIFACT_EVENT_PREFIX, ARTIFACT_EVENTS, ATE, BORN, DIED, GAVE, MESSAGE, TOOK
-from society_env.recording import RecordingWriter, count_events, step_events
-from society_env.state import ALIVE
+from society_env.world.env import SocietyEnv
+from society_env.world.names import agent_name
+from society_env.world.outcome import ARTIFACT_EVENT_PREFIX, ARTIFACT_EVENTS, ATE, BORN, DIED, GAVE, MESSAGE, TOOK
+from society_env.recording.format import RecordingWriter, count_events, step_events
+from society_env.world.state import ALIVE
 
 __all__ = ["EpisodeStats", "RunState", "Rollout", "Step", "EpisodeHook", "EveryStep", "RecordSteps", "Checkpoints",
            "policy_seeds", "reset_policies", "start_episode", "collect_actions", "run_episode"]
@@ -165,7 +165,7 @@ class Step:
     rewards: dict[str, float]
     infos: dict[str, dict]
     events: list[dict[str, Any]]
-    """The step's world events (``society_env.recording.step_events``), as the recording writes them."""
+    """The step's world events (``society_env.recording.format.step_events``), as the recording writes them."""
 
 
 @dataclass
@@ -230,7 +230,7 @@ class EveryStep(EpisodeHook):
 
 
 class RecordSteps(EpisodeHook):
-    """Writes the episode into a :class:`~society_env.recording.RecordingWriter`: the reset (unless the
+    """Writes the episode into a :class:`~society_env.recording.format.RecordingWriter`: the reset (unless the
     episode resumes a recording that already holds it) and every step with its world events and the
     events the policies report (``drain_events``: prompts, completions)."""
 

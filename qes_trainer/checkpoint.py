@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from qes_trainer.qes import SparseDelta
-from society_env.files import atomic_file
+from society_env.recording.files import atomic_file
 
 __all__ = ["CHECKPOINT_NAME", "CheckpointError", "save_checkpoint", "load_checkpoint"]
 

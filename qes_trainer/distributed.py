@@ -39,7 +39,7 @@ from typing import Any, Callable, Iterable, Mapping, Sequence
 
 import numpy as np
 
-from policies.llm_engine import default_thread_count
+from policies.llm.engine import default_thread_count
 from qes_trainer.fitness import FitnessSettings
 from qes_trainer.population import Member, MemberOutcome
 from qes_trainer.qes import QESOptimizer, SparseDelta
@@ -139,7 +139,7 @@ class QESWorker:
     def __init__(self, settings: WorkerSettings, diff_ref: list, model_ref: list | None = None):
         import ray
 
-        from policies.llm_engine import LlamaEngine
+        from policies.llm.engine import LlamaEngine
         from qes_trainer.fitness import FitnessEvaluator
         from qes_trainer.live_model import LiveModel
 

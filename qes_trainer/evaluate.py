@@ -29,9 +29,9 @@ from qes_trainer.fitness import (
     behaviour_summary,
     mean_and_standard_error,
 )
-from policies.llm_options import LLMOptions
+from society_env.app.llm_options import LLMOptions
 from qes_trainer.train import TrainConfig
-from society_env.options import add_options, check_bounds, given_options, same_option
+from society_env.app.options import add_options, check_bounds, given_options, same_option
 
 __all__ = ["evaluate_models", "main"]
 
@@ -39,8 +39,8 @@ __all__ = ["evaluate_models", "main"]
 def _evaluate_one(model: str | Path | None, settings: FitnessSettings, seeds: Sequence[int], threads: int | None,
                   batch_size: int) -> tuple[Path, list]:
     """One model's episode results (in this process or a worker process: everything here is picklable)."""
-    from policies.llm_engine import LlamaEngine
-    from policies.models import resolve_model
+    from policies.llm.engine import LlamaEngine
+    from policies.llm.models import resolve_model
 
     path = resolve_model(model)
     engine = LlamaEngine(path, n_ctx=settings.context_tokens(), max_batch=batch_size, n_threads=threads)
@@ -152,8 +152,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from policies.llm_engine import ModelError
-    from society_env.files import unwritable, write_json_atomic
+    from policies.llm.engine import ModelError
+    from society_env.recording.files import unwritable, write_json_atomic
 
     problem = None if not args.out else unwritable(args.out) or (
         None if Path(args.out).parent.is_dir() else f"{Path(args.out).parent} does not exist")

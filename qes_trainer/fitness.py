@@ -37,22 +37,22 @@ import numpy as np
 
 from policies import POLICIES, PolicyAssignment, make_policy, parse_policy_spec
 from policies.base import make_action
-from policies.llm_engine import LlamaEngine
-from policies.llm_options import LLMOptions
-from policies.llm_policy import (
+from policies.llm.engine import LlamaEngine
+from society_env.app.llm_options import LLMOptions
+from policies.llm.policy import (
     MOVE_KINDS,
     SAMPLED_DECISION,
     LlamaCppPolicy,
     PromptSettings,
     default_context,
 )
-from policies.perception import DIRECTIONS, Perception
+from policies.scripted.perception import DIRECTIONS, Perception
 from policies.rollout import EpisodeHook, Rollout, Step, collect_actions, reset_policies, run_episode
-from society_env.options import option, same_option
-from society_env.config import make_config, parse_overrides
-from society_env.env import SocietyEnv
-from society_env.names import agent_name
-from society_env.encodings import GIVE, REPRODUCE, STAY, TAKE
+from society_env.app.options import option, same_option
+from society_env.world.config import make_config, parse_overrides
+from society_env.world.env import SocietyEnv
+from society_env.world.names import agent_name
+from society_env.world.encodings import GIVE, REPRODUCE, STAY, TAKE
 
 __all__ = ["FitnessSettings", "FitnessEvaluator", "EpisodeResult", "episode_seeds", "mean_and_standard_error",
            "ESTIMATORS"]
@@ -68,7 +68,7 @@ HELDOUT_SEED = 10_000
 class FitnessSettings:
     """What one fitness evaluation plays (identical for every member of a run). The prompt (history,
     motivation, personality, talk, action set) is the preset's, exactly as ``society-env run`` uses it.
-    Fields made with :func:`~society_env.options.option` are also ``qes-train`` / ``qes-eval`` options."""
+    Fields made with :func:`~society_env.app.options.option` are also ``qes-train`` / ``qes-eval`` options."""
 
     preset: str = option("small", "world preset", group="episodes")
     policy: str = option("llm=2,forager=4", "founder policies as in society-env run; the llm agents are the "
@@ -83,7 +83,7 @@ class FitnessSettings:
     n_ctx: int | None = same_option(LLMOptions, "n_ctx")
     temperature: float = same_option(LLMOptions, "temperature")
     max_tokens: int | None = None
-    """None: the longest answer the action grammar allows (see :class:`policies.llm_policy.LlamaCppPolicy`)."""
+    """None: the longest answer the action grammar allows (see :class:`policies.llm.policy.LlamaCppPolicy`)."""
     chat_format: str | None = None
     estimator: str = option("sampled", "fitness of a member: sampled episodes, or the expected return of each LLM "
                             "agent's first decision, exact from the action logits (no sampling noise; move-only "

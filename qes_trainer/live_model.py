@@ -22,7 +22,7 @@ import numpy as np
 
 from qes_trainer.codecs import GGUFTensors, TensorView, open_gguf_tensors, select_trainable
 from qes_trainer.qes import QESOptimizer, SparseDelta, TensorSpec
-from society_env.files import atomic_file
+from society_env.recording.files import atomic_file
 
 __all__ = ["LiveModel", "copy_atomic"]
 

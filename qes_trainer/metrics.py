@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import Any, Sequence
 
-from society_env.files import write_bytes_atomic
+from society_env.recording.files import write_bytes_atomic
 
 __all__ = ["write_metrics", "plot_fitness", "plot_runs", "METRIC_FIELDS"]
 

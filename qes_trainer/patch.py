@@ -26,7 +26,7 @@ from typing import Any, Mapping
 import numpy as np
 
 from qes_trainer.qes import SparseDelta
-from society_env.files import atomic_file
+from society_env.recording.files import atomic_file
 
 __all__ = ["PATCH_SUFFIX", "PatchError", "write_patch", "read_patch", "check_base", "apply_patch"]
 
@@ -40,7 +40,7 @@ class PatchError(ValueError):
 
 
 def _sha256(path: Path) -> str:
-    from policies.models import sha256_of
+    from policies.llm.models import sha256_of
 
     return sha256_of(path)
 

@@ -66,7 +66,7 @@ class LocalPopulation:
 
     def __init__(self, live: LiveModel, noise: QESOptimizer, fitness: FitnessSettings, batch_size: int = 8,
                  threads: int | None = None):
-        from policies.llm_engine import LlamaEngine
+        from policies.llm.engine import LlamaEngine
 
         self.live, self.noise = live, noise
         # Repacked CPU buffers would copy the weights at load and hide every later edit of the file.

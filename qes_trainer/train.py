@@ -42,8 +42,8 @@ from qes_trainer.fitness import (
 from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
 from qes_trainer.patch import write_patch
-from policies.llm_options import LLMOptions
-from society_env.options import (
+from society_env.app.llm_options import LLMOptions
+from society_env.app.options import (
     add_options,
     check_bounds,
     fixed_on_resume,
@@ -54,7 +54,7 @@ from society_env.options import (
 )
 from qes_trainer.population import MemberOutcome, generation_members
 from qes_trainer.qes import QESOptimizer, SparseDelta
-from society_env.files import remove_orphaned_temporaries
+from society_env.recording.files import remove_orphaned_temporaries
 
 __all__ = ["TrainConfig", "train", "main", "published_settings"]
 
@@ -67,7 +67,7 @@ FOUR_BIT = {"Q4_0", "Q4_1", "Q5_0", "Q5_1", "Q4_K", "Q5_K", "Q6_K"}
 @dataclass
 class TrainConfig:
     """Every setting of a training run (saved in its checkpoint; ``--resume`` reuses it). Each field made
-    with :func:`~society_env.options.option` is also a ``qes-train`` option, declared only here."""
+    with :func:`~society_env.app.options.option` is also a ``qes-train`` option, declared only here."""
 
     model: str | None = option(None, "GGUF file to fine-tune; never modified", group="QES", type=str,
                                default_text="the embedded SmolLM2-135M-Instruct Q4_1")
@@ -152,7 +152,7 @@ def train(
     on_generation: Callable[[dict[str, Any]], None] | None = None,
 ) -> Path:
     """Run (or, with ``resume``, continue) QES training in ``run_dir``; returns the trained GGUF's path."""
-    from policies.models import resolve_model, sha256_of
+    from policies.llm.models import resolve_model, sha256_of
     from qes_trainer.population import LocalPopulation
 
     distributed = bool(config.workers or config.ray_address)
@@ -315,7 +315,7 @@ class _HeldOut:
 def _heldout_evaluator(config: TrainConfig, population, live: LiveModel) -> _HeldOut:
     """An evaluator of the model the trainer's working file holds now (the population's own engine when
     it evaluates in this process; else an engine of its own on the driver's working copy)."""
-    from policies.llm_engine import LlamaEngine
+    from policies.llm.engine import LlamaEngine
 
     settings = dataclasses.replace(config.fitness, estimator=config.eval_estimator)
     engine = getattr(population, "engine", None)

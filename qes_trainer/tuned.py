@@ -48,7 +48,7 @@ def is_tuned_model(name: str | None) -> bool:
 
 def built_path(name: str) -> Path:
     """Where tuned model ``name`` is built: the model cache, next to the default model."""
-    from policies.models import cache_dir
+    from policies.llm.models import cache_dir
 
     return cache_dir() / "models" / f"{name}.gguf"
 
@@ -57,7 +57,7 @@ def tuned_model_path(name: str, quiet: bool = False) -> Path:
     """The built GGUF of tuned model ``name`` (built on first use; PatchError for a missing patch)."""
     import sys
 
-    from policies.models import resolve_model, sha256_of
+    from policies.llm.models import resolve_model, sha256_of
 
     entry = TUNED_MODELS[name]
     if not entry.shipped:

@@ -6,11 +6,11 @@
     env = society_env.parallel_env("core")        # a TerraLingua condition: language + artifacts
 """
 
-from society_env.artifacts import ARTIFACT_ACTION_NAMES, artifact_action
-from society_env.config import CONDITIONS, PRESETS, SocietyConfig, make_config
-from society_env.env import SocietyEnv, env, parallel_env, raw_env
-from society_env.encodings import ACTION_NAMES, EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST, view_cell_index
-from society_env.observations import split_observation
+from society_env.world.artifacts import ARTIFACT_ACTION_NAMES, artifact_action
+from society_env.world.config import CONDITIONS, PRESETS, SocietyConfig, make_config
+from society_env.world.env import SocietyEnv, env, parallel_env, raw_env
+from society_env.world.encodings import ACTION_NAMES, EAST, GIVE, NORTH, REPRODUCE, SOUTH, STAY, TAKE, WEST, view_cell_index
+from society_env.world.observations import split_observation
 
 __version__ = "0.1.0"
 

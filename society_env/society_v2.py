@@ -6,6 +6,6 @@
 The version follows the env docstring's Version History; the metadata name is ``society_v2``.
 """
 
-from society_env.env import SocietyEnv, env, parallel_env, raw_env
+from society_env.world.env import SocietyEnv, env, parallel_env, raw_env
 
 __all__ = ["SocietyEnv", "env", "parallel_env", "raw_env"]

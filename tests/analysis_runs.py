@@ -5,9 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from society_env.config import make_config
-from society_env.files import write_json_atomic
-from society_env.recording import FORMAT_NAME, FORMAT_VERSION
+from society_env.world.config import make_config
+from society_env.recording.files import write_json_atomic
+from society_env.recording.format import FORMAT_NAME, FORMAT_VERSION
 
 TINY_CONFIG = make_config("small", width=10, height=10, view_radius=2, num_founders=3, max_agents=8, initial_food=5)
 GENOME = [0.5, -0.5, 0.25, -0.25, 0.0, 1.0, -1.0, 0.75]

@@ -31,7 +31,7 @@ ARTIFACT_NAMES = ("map", "law", "song")
 def random_artifact_action(config, rng: np.random.Generator) -> dict:
     """A seeded random artifact action: few names (so actions find their artifacts), texts around the cap,
     targets next to the actor (so gifts find receivers)."""
-    from society_env.artifacts import artifact_action
+    from society_env.world.artifacts import artifact_action
 
     return artifact_action(
         int(rng.integers(7)), name=str(rng.choice(ARTIFACT_NAMES)),

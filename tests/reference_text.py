@@ -1,6 +1,6 @@
 """A slow, obviously-correct per-agent text renderer: the reference the vectorised ``render_texts`` must match.
 
-This is the first version of ``society_env.text_view``, one agent at a time, kept as a test oracle.
+This is the first version of ``society_env.world.text_view``, one agent at a time, kept as a test oracle.
 
 Offsets are written ``(dx,dy)``: ``dx > 0`` is east, ``dy > 0`` is south, relative to the reader.
 Example::
@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from society_env.config import SocietyConfig
-from society_env.state import WorldState
+from society_env.world.config import SocietyConfig
+from society_env.world.state import WorldState
 
 MAX_FOOD_LISTED = 12
 TRUNCATION_MARKER = " [...]"

@@ -1,7 +1,7 @@
 """A slow, obviously-correct reference of one world step: plain Python, one agent at a time.
 
 It follows the rules as docs/world.md states them and draws from the generator with the same calls
-in the same order as ``society_env.rules``, so the vectorised rules must match it exactly.
+in the same order as ``society_env.world.rules``, so the vectorised rules must match it exactly.
 """
 
 from __future__ import annotations
@@ -12,8 +12,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from society_env.config import SocietyConfig
-from society_env.state import ALIVE, DEAD, SPAWN_ROUNDS, WorldState
+from society_env.world.config import SocietyConfig
+from society_env.world.state import ALIVE, DEAD, SPAWN_ROUNDS, WorldState
 
 MOVES = {1: (-1, 0), 2: (1, 0), 3: (0, -1), 4: (0, 1)}
 NEIGHBOURS = [(-1, -1), (-1, 0), (-1, 1), (0, -1), (0, 1), (1, -1), (1, 0), (1, 1)]

@@ -139,7 +139,7 @@ def test_a_missing_model_is_a_one_line_error(creative_run, tmp_path, capsys):
 
 def test_tags_from_a_real_llama_cpp_server(tiny_model, tmp_path):
     pytest.importorskip("openai")
-    from policies.llm_server import launch_local_server
+    from policies.llm.server import launch_local_server
 
     run_dir = tmp_path / "run"
     assert main(["run", "--preset", "creative", "--policy", "cooperator=2,forager=2", "--set", "num_founders=4",

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import society_env
-from society_env.artifacts import artifact_action
-from society_env.observations import ARTIFACT_CHANNEL
-from society_env.state import DEAD
+from society_env.world.artifacts import artifact_action
+from society_env.world.observations import ARTIFACT_CHANNEL
+from society_env.world.state import DEAD
 from tests.test_world_rules import place
 
 
@@ -225,7 +225,7 @@ def test_recorded_artifact_actions_replay_identically(tmp_path):
     from policies import PolicyAssignment, make_policy
     from policies.rollout import RecordSteps, run_episode
     from society_env.app.runs import replay_recording
-    from society_env.recording import Recording, RecordingWriter
+    from society_env.recording.format import Recording, RecordingWriter
 
     config = society_env.make_config("core", width=14, height=14, num_founders=8, initial_food=30, max_steps=80)
     assignment = PolicyAssignment([("cooperator", 1.0)], config.num_founders)
@@ -270,7 +270,7 @@ def test_recordings_from_before_artifacts_still_load_and_replay(tmp_path):
 
     from society_env.app.cli import main
     from society_env.app.runs import replay_recording
-    from society_env.recording import Recording
+    from society_env.recording.format import Recording
 
     out = tmp_path / "old"
     assert main(["run", "--preset", "small", "--policy", "cooperator", "--steps", "30", "--quiet", "--out", str(out)]) == 0

@@ -121,7 +121,7 @@ def tuned_model(patch: str, base: str):
         monkeypatch.setenv("SOCIETY_ENV_CACHE", str(work / "cache"))
         monkeypatch.setattr(tuned, "PATCH_DIRECTORY", (work / patch).parent)
         monkeypatch.setitem(tuned.TUNED_MODELS, "model", tuned.TunedModel("model", "forage", "the test run"))
-        monkeypatch.setattr("policies.models.resolve_model", lambda model: work / base if model is None else model)
+        monkeypatch.setattr("policies.llm.models.resolve_model", lambda model: work / base if model is None else model)
         if (work / patch).name != "model.qespatch":
             (work / patch).rename((work / patch).with_name("model.qespatch"))
     return setup

@@ -13,7 +13,7 @@ import pytest
 
 from society_env.app.cli import main
 from society_env.app.runs import replay_recording
-from society_env.recording import FORMAT_VERSION, Recording
+from society_env.recording.format import FORMAT_VERSION, Recording
 
 CLI = [sys.executable, "-m", "society_env"]
 

@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 
 import society_env
-from policies.llm_engine import LlamaEngine, ModelError
-from policies.llm_policy import MOVE_KINDS, LlamaCppPolicy
-from policies.llm_answer import Options, action_grammar
-from policies.llm_prompt import PromptSettings
-from policies.perception import Perception
+from policies.llm.engine import LlamaEngine, ModelError
+from policies.llm.policy import MOVE_KINDS, LlamaCppPolicy
+from policies.llm.answer import Options, action_grammar
+from policies.llm.prompt import PromptSettings
+from policies.scripted.perception import Perception
 from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, _count_behaviour, behaviour_summary
 from society_env import EAST, NORTH, STAY
 from tests.tiny_gguf import write_tiny_model

@@ -6,8 +6,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import society_env
-from society_env.artifacts import NUM_ARTIFACT_KINDS, artifact_action
-from society_env.state import ALIVE
+from society_env.world.artifacts import NUM_ARTIFACT_KINDS, artifact_action
+from society_env.world.state import ALIVE
 
 CONFIG = society_env.make_config("small", num_founders=8, view_radius=2, transfer_amounts=(1, 5, 30))
 NVEC = (8, CONFIG.view_size**2, len(CONFIG.transfer_amounts), CONFIG.message_vocab_size)

@@ -13,7 +13,7 @@ import numpy as np
 import pytest
 
 import society_env
-from policies.llm_answer import (
+from policies.llm.answer import (
     ANSWER_PREFILL,
     ANSWERS,
     DIRECTION_KINDS,
@@ -28,12 +28,12 @@ from policies.llm_answer import (
     parse_answer,
     whole_answer_grammar,
 )
-from policies.llm_engine import LlamaEngine, ModelError
-from policies.llm_prompt import PromptSettings, shared_system_prompt
+from policies.llm.engine import LlamaEngine, ModelError
+from policies.llm.prompt import PromptSettings, shared_system_prompt
 from society_env import GIVE, NORTH, REPRODUCE, STAY, TAKE, view_cell_index
-from society_env.artifacts import artifact_action
-from society_env.config import PRESETS
-from society_env.encodings import ACTION_VECTOR_LENGTH
+from society_env.world.artifacts import artifact_action
+from society_env.world.config import PRESETS
+from society_env.world.encodings import ACTION_VECTOR_LENGTH
 from tests.tiny_gguf import write_tiny_model
 
 OPTIONS = Options(["agent_4", "agent_12"], {"agent_4": (1, -2), "agent_12": (0, 1)}, True, 70,

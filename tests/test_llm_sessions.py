@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 
 import society_env
-from policies.llm_engine import GenerationRequest, LlamaEngine, ModelError
-from policies.llm_policy import LlamaCppPolicy
-from policies.llm_prompt import PromptSettings
+from policies.llm.engine import GenerationRequest, LlamaEngine, ModelError
+from policies.llm.policy import LlamaCppPolicy
+from policies.llm.prompt import PromptSettings
 from tests.tiny_gguf import write_tiny_model
 
 ANYTHING = 'root ::= [a-z]{1,4}'

@@ -9,7 +9,7 @@ import json
 import numpy as np
 import pytest
 
-from policies.models import sha256_of
+from policies.llm.models import sha256_of
 from qes_trainer import tuned
 from qes_trainer.fitness import FitnessSettings
 from qes_trainer.patch import PatchError, apply_patch, read_patch, write_patch
@@ -37,7 +37,7 @@ def _register_test_model(monkeypatch, tmp_path, base, patch) -> None:
     monkeypatch.setenv("SOCIETY_ENV_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(tuned, "PATCH_DIRECTORY", patch.parent)
     monkeypatch.setitem(tuned.TUNED_MODELS, "model", tuned.TunedModel("model", "forage", "the test run"))
-    monkeypatch.setattr("policies.models.resolve_model", lambda model: base if model is None else model)
+    monkeypatch.setattr("policies.llm.models.resolve_model", lambda model: base if model is None else model)
 
 
 def test_qes_train_writes_a_patch_that_rebuilds_its_model_bit_for_bit(trained_run, tmp_path):

@@ -4,7 +4,7 @@ import dataclasses
 
 import pytest
 
-from policies.models import DEFAULT_MODEL, ModelPullError, default_model_path, pull_default_model, sha256_of
+from policies.llm.models import DEFAULT_MODEL, ModelPullError, default_model_path, pull_default_model, sha256_of
 
 
 def test_pull_verifies_the_checksum_and_leaves_nothing_behind_on_mismatch(tmp_path, monkeypatch):

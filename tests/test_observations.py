@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 
 import society_env
-from society_env.observations import KIN_CHANNEL, channel_grid, split_observation, wrap_pad
-from society_env.state import ALIVE
-from society_env.vector import SocietyVectorEnv
+from society_env.world.observations import KIN_CHANNEL, channel_grid, split_observation, wrap_pad
+from society_env.world.state import ALIVE
+from society_env.world.vector import SocietyVectorEnv
 
 
 def expected_observation(world, config, slot: int) -> np.ndarray:
@@ -69,8 +69,8 @@ def test_vector_env_observations_match_their_definition(dtype, side):
 def test_kin_channel_for_families_of_any_size(families):
     """Small families mark their members' cells one by one, big ones (more than FAMILY_SCAN_LIMIT living
     agents) compare the window's cells: both give the definition's kin channel."""
-    from society_env.kernels import FAMILY_SCAN_LIMIT
-    from society_env.observations import observation_scratch, observation_size, write_observations
+    from society_env.world.kernels import FAMILY_SCAN_LIMIT
+    from society_env.world.observations import observation_scratch, observation_size, write_observations
 
     env = society_env.parallel_env("default", width=40, height=40, num_founders=500, max_agents=600)
     env.reset(seed=2)
@@ -89,9 +89,9 @@ def test_either_visiting_order_writes_the_definition(by_position):
     """Agents' views are gathered in slot order on small grids and in position order on grids bigger than
     the caches (``observations.SLOT_ORDER_MAX_GRID_BYTES``): both orders write the definition, into the
     rows asked for (here reversed), with artifacts lying on the grid."""
-    from society_env.observations import observation_scratch, observation_size, write_observations
+    from society_env.world.observations import observation_scratch, observation_size, write_observations
 
-    from society_env.artifacts import artifact_action
+    from society_env.world.artifacts import artifact_action
 
     env = society_env.parallel_env("core", width=12, height=12, num_founders=20, max_steps=1000, view_radius=3)
     env.reset(seed=4)
@@ -115,7 +115,7 @@ def test_either_visiting_order_writes_the_definition(by_position):
 
 def test_torus_wrap_is_the_modulo():
     """``kernels.wrap``, the division-free modulo of moves, births, give/take and kin marks."""
-    from society_env.kernels import wrap
+    from society_env.world.kernels import wrap
 
     for n in (1, 2, 7, 50):
         for x in range(-3 * n - 2, 3 * n + 3):
@@ -128,7 +128,7 @@ def test_copy_run_copies_exactly_the_run(dtype):
     every length and offset copies the run and touches nothing around it."""
     from numba import njit
 
-    from society_env.kernels import copy_run
+    from society_env.world.kernels import copy_run
 
     @njit
     def copy(target, target_start, source, source_start, count):

@@ -9,7 +9,7 @@ import society_env
 from policies import POLICIES, PolicyAssignment, PolicySpecError, make_policy, parse_policy_spec
 from policies.assignment import founder_counts
 from policies.rollout import run_episode
-from society_env.observations import NUM_CHANNELS, NUM_FEATURES
+from society_env.world.observations import NUM_CHANNELS, NUM_FEATURES
 
 
 def test_policy_spec_parsing_and_founder_shares():

@@ -1,21 +1,14 @@
-"""The PPO baseline (benchmarks/ppo.py) and its trained policy as a policy (policies.ppo.PPOPolicy): a
+"""The PPO baseline (policies/learned/train_ppo.py) and its trained policy as a policy (policies.learned.ppo.PPOPolicy): a
 short training run learns to do better than random on held-out seeds; the saved policy records,
 replays and resumes like any policy; a checkpoint for another world is refused with a clear error."""
-
-import sys
-from pathlib import Path
 
 import numpy as np
 import pytest
 
 from society_env.app.cli import main
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT / "benchmarks"))
-
-import ppo  # noqa: E402  (benchmarks/ppo.py)
-
-from baselines import run_society  # noqa: E402  (benchmarks/baselines.py)
+from policies.learned import train_ppo as ppo
+from society_env.app.baselines import run_society
 
 
 @pytest.fixture(scope="module")
@@ -44,7 +37,7 @@ def test_a_short_ppo_run_learns_to_live_longer_on_held_out_seeds(trained, tmp_pa
     untrained (its initial weights, seed 0) and than random agents, on seeds training never plays."""
     import torch
 
-    from policies.ppo import ActorCritic, save_checkpoint
+    from policies.learned.ppo import ActorCritic, save_checkpoint
 
     out, _ = trained
     envs = ppo.make_envs(ppo.Args(num_envs=1))
@@ -59,7 +52,7 @@ def test_a_short_ppo_run_learns_to_live_longer_on_held_out_seeds(trained, tmp_pa
 
 def test_the_trained_policy_records_replays_and_continues_from_its_state(trained, tmp_path):
     import society_env
-    from policies.ppo import PPOPolicy
+    from policies.learned.ppo import PPOPolicy
     from society_env.app.runs import replay_recording
 
     policy = str(trained[0] / "policy.pt")

@@ -258,7 +258,7 @@ def _last_logits(engine, tokens: list[int]) -> np.ndarray:
 @pytest.mark.parametrize("name,use_extra_bufts", [("Q8_0", True), ("Q4_1", True), ("Q5_0", True), ("Q5_1", True), ("Q4_0", False)])
 def test_live_llama_cpp_model_sees_code_edits(tmp_path, name, use_extra_bufts):
     pytest.importorskip("llama_cpp")
-    from policies.llm_engine import LlamaEngine
+    from policies.llm.engine import LlamaEngine
 
     path = write_tiny_model(tmp_path / f"live_{name}.gguf", qtype_name=name)
     engine = LlamaEngine(path, n_ctx=256, max_batch=1, n_threads=1, use_extra_bufts=use_extra_bufts)

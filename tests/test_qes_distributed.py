@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policies.models import sha256_of
+from policies.llm.models import sha256_of
 from qes_trainer.checkpoint import load_checkpoint
 from qes_trainer.distributed import QESWorker, default_threads, pack_update, pickled_size, unpack_update
 from qes_trainer.qes import SparseDelta

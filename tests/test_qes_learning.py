@@ -8,8 +8,8 @@ import json
 import numpy as np
 import pytest
 
-from policies.llm_engine import LlamaEngine
-from policies.models import sha256_of
+from policies.llm.engine import LlamaEngine
+from policies.llm.models import sha256_of
 from qes_trainer.fitness import HELDOUT_SEED, FitnessEvaluator, FitnessSettings
 from qes_trainer.live_model import LiveModel
 from qes_trainer.population import LocalPopulation

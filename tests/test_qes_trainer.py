@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from policies.models import sha256_of
+from policies.llm.models import sha256_of
 from qes_trainer.checkpoint import CheckpointError, load_checkpoint, save_checkpoint
 from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, episode_seeds, mean_and_standard_error
 from qes_trainer.live_model import LiveModel
@@ -66,7 +66,7 @@ def test_working_copy_perturb_restore_is_byte_identical_and_never_touches_the_or
 
 def test_live_llama_model_sees_the_perturbation_and_the_restore(tiny_q4, tmp_path):
     """Q4_0 is repacked by llama.cpp's CPU backend unless use_extra_bufts=False, which the trainer sets."""
-    from policies.llm_engine import LlamaEngine
+    from policies.llm.engine import LlamaEngine
 
     live = LiveModel.create(tiny_q4, tmp_path / "work.gguf")
     engine = LlamaEngine(live.path, n_ctx=256, max_batch=1, n_threads=1, use_extra_bufts=False)
@@ -162,7 +162,7 @@ def test_mean_and_standard_error():
 
 
 def test_same_weights_same_seeds_same_fitness(tiny_q8):
-    from policies.llm_engine import LlamaEngine
+    from policies.llm.engine import LlamaEngine
 
     engine = LlamaEngine(tiny_q8, n_ctx=4096, max_batch=4, n_threads=1)
     evaluator = FitnessEvaluator(TINY_FITNESS, engine)
@@ -181,7 +181,7 @@ def test_fitness_needs_llm_agents(tiny_q8):
 
 def test_training_writes_metrics_checkpoint_plot_and_a_loadable_model(tiny_q8, tmp_path):
     import society_env
-    from policies.llm_policy import LlamaCppPolicy
+    from policies.llm.policy import LlamaCppPolicy
 
     trained = train(_config(tiny_q8, generations=2), tmp_path / "run")
     run = tmp_path / "run"
@@ -333,7 +333,7 @@ def test_every_option_is_declared_once_and_its_help_shows_the_dataclass_default(
     option that would change the run (and only those)."""
     import dataclasses
 
-    from society_env.options import flag_of
+    from society_env.app.options import flag_of
     from qes_trainer.train import build_parser, config_from_args
 
     assert config_from_args(build_parser().parse_args([])) == TrainConfig()

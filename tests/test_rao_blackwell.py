@@ -12,11 +12,11 @@ from collections import Counter
 import numpy as np
 import pytest
 
-from society_env.env import SocietyEnv
-from policies.llm_engine import LlamaEngine
-from policies.llm_policy import SAMPLED_DECISION, LlamaCppPolicy
+from society_env.world.env import SocietyEnv
+from policies.llm.engine import LlamaEngine
+from policies.llm.policy import SAMPLED_DECISION, LlamaCppPolicy
 from qes_trainer.fitness import FitnessEvaluator, FitnessSettings
-from society_env.encodings import REPRODUCE, STAY
+from society_env.world.encodings import REPRODUCE, STAY
 from tests.tiny_gguf import write_tiny_model
 
 # 4 agents on an 8x8 torus, two of them LLM-driven, every action offered (give, take, reproduce too):

@@ -1,4 +1,4 @@
-"""The reward table (``society_env.rewards``) is what both the compiled rewards and the rebuilt returns of
+"""The reward table (``society_env.world.rewards``) is what both the compiled rewards and the rebuilt returns of
 old recordings read."""
 
 import dataclasses
@@ -6,8 +6,8 @@ import dataclasses
 import numpy as np
 
 import society_env
-from society_env.config import SocietyConfig
-from society_env.rewards import REWARDS_BY_EVENT, SHAPED_REWARDS, ShapedWeights, shaped_weights
+from society_env.world.config import SocietyConfig
+from society_env.world.rewards import REWARDS_BY_EVENT, SHAPED_REWARDS, ShapedWeights, shaped_weights
 
 
 def test_the_table_names_every_reward_field_of_the_config_once():

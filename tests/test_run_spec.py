@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from policies.llm_options import LLMOptions
+from society_env.app.llm_options import LLMOptions
 from qes_trainer.fitness import FitnessSettings
 from qes_trainer.train import RESUMABLE, TrainConfig
 from qes_trainer.train import build_parser as train_parser
 from qes_trainer.train import config_from_args
 from society_env.app import RunSpec, run
 from society_env.app.cli import build_parser, main
-from society_env.options import resumable_flags
+from society_env.app.options import resumable_flags
 
 ROOT = Path(__file__).resolve().parents[1]
 

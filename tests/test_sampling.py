@@ -1,11 +1,11 @@
-"""The compiled draws (``society_env.kernels``) equal NumPy's, draw for draw: the world's random stream
+"""The compiled draws (``society_env.world.kernels``) equal NumPy's, draw for draw: the world's random stream
 does not depend on whether a phase runs in NumPy or in a compiled kernel."""
 
 import numpy as np
 import pytest
 
-from society_env.kernels import choice_without_replacement, draw_free_cells, pairwise_sum, regrowth_buffers
-from society_env.state import SPAWN_ROUNDS, spawn_food_cells
+from society_env.world.kernels import choice_without_replacement, draw_free_cells, pairwise_sum, regrowth_buffers
+from society_env.world.state import SPAWN_ROUNDS, spawn_food_cells
 
 
 def numpy_spawn_food_cells(food, occupant, density, cdf, count, rng):
@@ -93,7 +93,7 @@ def test_food_cell_draws_equal_numpy_calls_on_crowded_grids(density_kind, fill):
 def test_compiled_permutation_is_numpys(seed):
     """The priority order of the array API's compiled step (``kernels.permutation``) is NumPy's
     ``rng.permutation``, and leaves the generator where NumPy's leaves it."""
-    from society_env.kernels import permutation
+    from society_env.world.kernels import permutation
 
     for n in (0, 1, 2, 3, 17, 450, 5000):
         ours, numpys = np.random.default_rng(seed), np.random.default_rng(seed)
@@ -106,7 +106,7 @@ def test_generator_handle_draws_from_the_generator_itself():
     and advances ``rng``'s own state."""
     from numba import njit
 
-    from society_env.kernels import generator_at, generator_handle
+    from society_env.world.kernels import generator_at, generator_handle
 
     @njit
     def draws(handle):

@@ -6,7 +6,7 @@ import numpy as np
 import supersuit as ss
 
 import society_env
-from society_env.observations import AGENT_CHANNEL, FOOD_CHANNEL
+from society_env.world.observations import AGENT_CHANNEL, FOOD_CHANNEL
 
 
 def test_supersuit_vector_env_runs_through_births_and_deaths():
@@ -97,7 +97,7 @@ def test_language_rejects_bad_messages():
 
 
 def test_vectorised_text_view_matches_the_per_agent_reference():
-    from society_env.text_view import render_texts
+    from society_env.world.text_view import render_texts
     from tests.conftest import random_actions
     from tests.reference_text import render_text
 

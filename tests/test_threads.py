@@ -5,8 +5,8 @@ import numpy as np
 import pytest
 
 import society_env
-from society_env.threads import PARALLEL_MIN_AGENTS
-from society_env.vector import SocietyVectorEnv
+from society_env.world.threads import PARALLEL_MIN_AGENTS
+from society_env.world.vector import SocietyVectorEnv
 
 BIG = dict(width=150, height=150, num_founders=8500, max_agents=10000, initial_food=6000, max_steps=40)
 """A world above PARALLEL_MIN_AGENTS living agents, so that num_threads > 1 takes the parallel loops."""
@@ -31,7 +31,7 @@ def test_any_thread_count_gives_the_same_arrays_step_for_step():
             assert np.array_equal(world_one.food, world_two.food)
         assert [r.bit_generator.state for r in one._rngs] == [r.bit_generator.state for r in two._rngs]
     assert one._alive.sum(axis=1).min() >= PARALLEL_MIN_AGENTS  # the parallel loops ran every step
-    from society_env import kernels
+    from society_env.world import kernels
 
     # the parallel twins themselves were called (not a serial function under their name: with cache=True,
     # both twins of one Python function shared numba's cache entry, and "parallel" ran serial code)
@@ -80,7 +80,7 @@ def test_compact_observations_rebuild_the_float32_ones_exactly(dtype, threads):
 
 
 def test_compact_food_and_energy_are_capped_at_the_dtype_maximum():
-    from society_env.observations import ENERGY_CHANNEL, NUM_CHANNELS
+    from society_env.world.observations import ENERGY_CHANNEL, NUM_CHANNELS
 
     compact = SocietyVectorEnv(1, "small", obs_dtype="uint8", initial_energy=400, max_steps=5)
     views, _ = compact.reset(seed=0)
@@ -95,7 +95,7 @@ def test_compact_food_and_energy_are_capped_at_the_dtype_maximum():
 def test_reset_loads_the_parallel_loops_of_worlds_that_may_need_them(monkeypatch, threads, max_agents, loaded):
     """A world that may grow past PARALLEL_MIN_AGENTS runs the parallel loops once at reset (their compile or
     cache load then happens there, not in the step where the population first crosses the threshold)."""
-    from society_env import observations
+    from society_env.world import observations
 
     calls = []
     gather = observations.gather_views_parallel
@@ -123,7 +123,7 @@ def _run(envs, steps, seed=7):
 
 
 def test_worlds_stepped_side_by_side_give_the_arrays_of_one_thread():
-    from society_env.threads import WORLD_THREAD_MIN_AGENTS, world_threads
+    from society_env.world.threads import WORLD_THREAD_MIN_AGENTS, world_threads
 
     one, two = SocietyVectorEnv(3, "default", num_threads=1, **MID), SocietyVectorEnv(3, "default", num_threads=2, **MID)
     steps = 9  # across the automatic reset after max_steps 6
@@ -135,7 +135,7 @@ def test_worlds_stepped_side_by_side_give_the_arrays_of_one_thread():
 
 
 def test_small_worlds_and_big_ones_are_not_handed_to_worker_threads():
-    from society_env.threads import PARALLEL_MIN_AGENTS, WORLD_THREAD_MIN_AGENTS, world_threads
+    from society_env.world.threads import PARALLEL_MIN_AGENTS, WORLD_THREAD_MIN_AGENTS, world_threads
 
     assert world_threads(2, [400, 400]) == 1  # a worker's wake-up costs more than half such a step
     assert world_threads(2, [WORLD_THREAD_MIN_AGENTS] * 2) == 2

@@ -5,7 +5,7 @@ import numpy as np
 import pytest
 
 import society_env
-from society_env.vector import SocietyVectorEnv
+from society_env.world.vector import SocietyVectorEnv
 
 
 def stacked(observations: dict, env) -> np.ndarray:
@@ -160,7 +160,7 @@ def test_configuration_errors_are_clear():
 
 def test_rl_loop_with_the_alive_mask():
     # --- docs/world.md: an RL loop over the alive mask ---
-    from society_env.vector import SocietyVectorEnv
+    from society_env.world.vector import SocietyVectorEnv
 
     envs = SocietyVectorEnv(num_envs=4, preset="small")
     observations, infos = envs.reset(seed=0)
@@ -185,7 +185,7 @@ def test_gymnasium_vector_env_wrapper():
     import gymnasium as gym
     from gymnasium.vector.utils import batch_space
 
-    from society_env.vector import SocietyVectorEnv
+    from society_env.world.vector import SocietyVectorEnv
 
     class SocietyGymVectorEnv(gym.vector.VectorEnv):
         """Every slot of every world is one Gymnasium sub-environment: num_envs = worlds x slots."""

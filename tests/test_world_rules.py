@@ -7,7 +7,7 @@ import pytest
 
 import society_env
 from society_env import GIVE, NORTH, REPRODUCE, STAY, TAKE, view_cell_index
-from society_env.state import DEAD
+from society_env.world.state import DEAD
 from tests.conftest import random_actions
 
 

@@ -29,7 +29,7 @@ from typing import Callable, Sequence
 
 import numpy as np
 
-from society_env import outcome
+from society_env.world import outcome
 from society_env.analysis.loading import RunData, slot_of
 
 MIN_QUOTED_CHARS = 8

@@ -24,7 +24,7 @@ from typing import Any
 
 import numpy as np
 
-from society_env import outcome
+from society_env.world import outcome
 from society_env.analysis.loading import RunData, slot_of
 
 KINDS = ("message", "sighting", "gave", "took", "parent_child", "artifact")

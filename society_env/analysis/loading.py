@@ -15,9 +15,9 @@ from typing import Any
 
 import numpy as np
 
-from society_env.config import SocietyConfig
-from society_env.names import agent_slot
-from society_env.recording import Recording
+from society_env.world.config import SocietyConfig
+from society_env.world.names import agent_slot
+from society_env.recording.format import Recording
 
 NO_ACTION = -1
 """Action kind stored for agents without a recorded action in a step (newborns, a killed run's tail)."""
@@ -116,7 +116,7 @@ def _column(recording: Recording, snapshots: list[dict[str, Any]], name: str) ->
     try:
         return _flatten([s[name] for s in snapshots])
     except (TypeError, ValueError, OverflowError):
-        from society_env.recording import RecordingError
+        from society_env.recording.format import RecordingError
 
         raise RecordingError(f"{recording.run_dir / 'snapshots.jsonl'} holds a snapshot whose {name!r} is not a "
                              "list of integers: the recording is damaged") from None
@@ -127,7 +127,7 @@ def load_run(run_dir: str | Path) -> RunData:
     recording = Recording(run_dir)
     snapshots = list(recording.snapshots())
     if not snapshots:
-        from society_env.recording import RecordingError
+        from society_env.recording.format import RecordingError
 
         raise RecordingError(f"{recording.run_dir} has no snapshots yet: nothing to analyse")
     last_step = len(snapshots) - 1

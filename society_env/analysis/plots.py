@@ -17,9 +17,9 @@ matplotlib.use("Agg")  # files only, never a window
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
-from society_env.files import write_bytes_atomic  # noqa: E402
+from society_env.recording.files import write_bytes_atomic  # noqa: E402
 from society_env.analysis.series import TimeSeries  # noqa: E402
-from society_env.names import agent_names
+from society_env.world.names import agent_names
 
 DPI = 80
 FAMILY_COLOURS = plt.get_cmap("tab10").colors

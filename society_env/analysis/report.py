@@ -35,9 +35,9 @@ from society_env.analysis.lineage import Lineage, family_population, family_tree
 from society_env.analysis.loading import RunData, load_run
 from society_env.analysis.series import TimeSeries, survival_by_policy, time_series
 from society_env.analysis.tags import Tag, rule_agent_tags, rule_community_tags, tag_frequencies
-from society_env.files import write_bytes_atomic, write_json_atomic
-from society_env.recording import Recording
-from society_env.names import agent_name, agent_names
+from society_env.recording.files import write_bytes_atomic, write_json_atomic
+from society_env.recording.format import Recording
+from society_env.world.names import agent_name, agent_names
 
 WINDOW_FRACTION = 5
 """Default sliding window: a fifth of the run."""

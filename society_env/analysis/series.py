@@ -3,7 +3,7 @@
 Everything is read from the recording itself, not from ``summary.json``, so killed runs (which have no
 summary) get the same report. Returns are the sums of the rewards recorded per step. Recordings made
 before rewards were recorded get them rebuilt from the recorded facts with the run's own reward
-settings and the reward table ``society_env.rewards.SHAPED_REWARDS`` (:func:`rebuilt_returns`): food
+settings and the reward table ``society_env.world.rewards.SHAPED_REWARDS`` (:func:`rebuilt_returns`): food
 eaten is the food value of the cell an agent ends the step on in the previous snapshot (nothing changes
 food between a snapshot and the next step's eating), a blocked move is a move action after which the
 agent stands where it stood, transfers and deaths come from the events.
@@ -16,10 +16,10 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from society_env.analysis.loading import RunData, slot_of
-from society_env.encodings import DEATH_CAUSES, EAST, NORTH
-from society_env.outcome import ARTIFACT_CREATED, ARTIFACT_DESTROYED, ARTIFACT_EXPIRED, ATE, BLOCKED, DIED
-from society_env.recording import count_events
-from society_env.rewards import REWARDS_BY_EVENT, SHAPED_REWARDS, SURVIVAL_REWARD
+from society_env.world.encodings import DEATH_CAUSES, EAST, NORTH
+from society_env.world.outcome import ARTIFACT_CREATED, ARTIFACT_DESTROYED, ARTIFACT_EXPIRED, ATE, BLOCKED, DIED
+from society_env.recording.format import count_events
+from society_env.world.rewards import REWARDS_BY_EVENT, SHAPED_REWARDS, SURVIVAL_REWARD
 
 ARTIFACT_ENDINGS = (ARTIFACT_DESTROYED, ARTIFACT_EXPIRED)
 MOVE_KINDS = tuple(range(NORTH, EAST + 1))  # north, south, west, east
@@ -62,7 +62,7 @@ def time_series(run: RunData) -> TimeSeries:
     food_total = _segment_sums(run.food_value, food_tiles)
     mean_energy = _segment_sums(run.energy, population) / np.maximum(population, 1)
 
-    # Counted per step with the function the run summary counts with (society_env.recording.count_events).
+    # Counted per step with the function the run summary counts with (society_env.recording.format.count_events).
     counts = [count_events(run.events_by_step.get(step, ())) for step in range(run.steps)]
     known = list(DEATH_CAUSES.values())
     causes = known + sorted({key[5:] for c in counts for key in c if key.startswith("died:")} - set(known))

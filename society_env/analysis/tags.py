@@ -48,12 +48,12 @@ from typing import Iterable
 
 import numpy as np
 
-from society_env import outcome
+from society_env.world import outcome
 from society_env.analysis.lineage import Lineage
 from society_env.analysis.loading import NO_ACTION, RunData, slot_of
 from society_env.analysis.series import eaten_food
-from society_env.encodings import ACTION_NAMES, EAST, NORTH, STAY
-from society_env.names import agent_name
+from society_env.world.encodings import ACTION_NAMES, EAST, NORTH, STAY
+from society_env.world.names import agent_name
 
 # ---------------------------------------------------------------------------------------------
 # TerraLingua's vocabulary

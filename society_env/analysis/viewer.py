@@ -19,9 +19,9 @@ from typing import Any
 
 from society_env.analysis.lineage import lineage
 from society_env.analysis.loading import RunData, load_run, slot_of
-from society_env.config import TRAIT_NAMES
-from society_env.files import write_bytes_atomic
-from society_env.outcome import (
+from society_env.world.config import TRAIT_NAMES
+from society_env.recording.files import write_bytes_atomic
+from society_env.world.outcome import (
     ARTIFACT_CREATED,
     ARTIFACT_DESTROYED,
     ARTIFACT_DROPPED,
@@ -34,7 +34,7 @@ from society_env.outcome import (
     MESSAGE,
     TOOK,
 )
-from society_env.recording import Recording
+from society_env.recording.format import Recording
 
 EVENT_FIELDS = 5
 """Integers per event in the page: type, agent slot, other slot, amount, text index (-1 = none)."""
@@ -43,7 +43,7 @@ ARTIFACT_LEAVES_GROUND = (ARTIFACT_PICKED_UP, ARTIFACT_GIVEN, ARTIFACT_DESTROYED
 
 
 def _action_names() -> list[str]:
-    from society_env.encodings import ACTION_NAMES
+    from society_env.world.encodings import ACTION_NAMES
 
     return list(ACTION_NAMES)
 

@@ -33,16 +33,16 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
-from society_env import outcome
+from society_env.world import outcome
 from society_env.analysis.artifact_metrics import ArtifactVersion, add_model_metrics, unit_rows
 from society_env.analysis.loading import RunData, slot_of
 from society_env.analysis.report import RunReport
 from society_env.analysis.tags import (
     AGENT_TAGS, COMMUNITY_TAGS, LLM, MAX_CONFIDENCE, RULE_AGENT_TAGS, RULE_COMMUNITY_TAGS, Tag,
 )
-from society_env.encodings import ACTION_NAMES
-from society_env.files import write_bytes_atomic
-from society_env.names import agent_name
+from society_env.world.encodings import ACTION_NAMES
+from society_env.recording.files import write_bytes_atomic
+from society_env.world.names import agent_name
 
 LLM_AGENT_TAGS = tuple(tag for tag in AGENT_TAGS if tag not in RULE_AGENT_TAGS)
 LLM_COMMUNITY_TAGS = tuple(tag for tag in COMMUNITY_TAGS if tag not in RULE_COMMUNITY_TAGS)
@@ -268,8 +268,8 @@ class LocalModel:
     contexts, each made on first use)."""
 
     def __init__(self, path: str | Path, n_threads: int | None = None, n_ctx: int = 2048):
-        from policies.llm_engine import check_gguf_file, default_thread_count, disable_amx_weight_buffers, silence_llama_logs
-        from policies.models import sha256_of
+        from policies.llm.engine import check_gguf_file, default_thread_count, disable_amx_weight_buffers, silence_llama_logs
+        from policies.llm.models import sha256_of
 
         self.path = check_gguf_file(path)
         self.identity = f"gguf:{sha256_of(self.path)}"
@@ -283,7 +283,7 @@ class LocalModel:
         if purpose not in self._contexts:
             import llama_cpp
 
-            from policies.llm_engine import ModelError
+            from policies.llm.engine import ModelError
 
             options = {"chat": {"n_ctx": self.n_ctx}, "score": {"logits_all": True, "n_ctx": 512},
                        "embed": {"embedding": True, "n_ctx": 512, "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN}}[purpose]
@@ -349,7 +349,7 @@ class ServerModel:
     """An OpenAI-compatible server (llama-server, llama-cpp-python's, vLLM, ...) for the tag calls."""
 
     def __init__(self, url: str, server_model: str | None = None, timeout: float = 120.0):
-        from policies.llm_server import _reason, connect
+        from policies.llm.server import _reason, connect
 
         self._reason = _reason
         connection = connect(url, server_model, timeout)

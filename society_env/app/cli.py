@@ -22,7 +22,7 @@ from society_env.app.runs import (
     replay_recording,
     run,
 )
-from society_env.recording import RecordingError
+from society_env.recording.format import RecordingError
 
 
 # ---------------------------------------------------------------------------------------------
@@ -71,7 +71,7 @@ def command_report(args: argparse.Namespace) -> int:
         MissingAnalysisDependencies, analyse_run, comparison_rows, require_analysis_dependencies, write_comparison,
         write_run_report,
     )
-    from society_env.files import unwritable
+    from society_env.recording.files import unwritable
 
     try:
         require_analysis_dependencies()
@@ -116,8 +116,8 @@ def command_report(args: argparse.Namespace) -> int:
 
 def _add_llm_tags(report, args: argparse.Namespace) -> float:
     """LLM tags and model-based artifact metrics (society_env.app.anthropologist); returns the seconds taken."""
-    from policies.llm_engine import ModelError
-    from policies.models import ModelPullError, resolve_model
+    from policies.llm.engine import ModelError
+    from policies.llm.models import ModelPullError, resolve_model
     from society_env.app.anthropologist import LocalModel, ServerModel, add_llm_analysis
 
     if args.tag_chunks < 1:
@@ -164,7 +164,7 @@ def command_view(args: argparse.Namespace) -> int:
 
 def _list_models() -> None:
     """``society-env models``: the embedded default model and the tuned models (patches of it), with their state."""
-    from policies.models import DEFAULT_MODEL, default_model_path
+    from policies.llm.models import DEFAULT_MODEL, default_model_path
     from qes_trainer.patch import PatchError, read_patch
     from qes_trainer.tuned import TUNED_MODELS, built_path
 
@@ -187,7 +187,7 @@ def _list_models() -> None:
 
 
 def command_models(args: argparse.Namespace) -> int:
-    from policies.models import DEFAULT_MODEL, ModelPullError, default_model_path, pull_default_model
+    from policies.llm.models import DEFAULT_MODEL, ModelPullError, default_model_path, pull_default_model
 
     if args.action == "path":
         print(default_model_path())

@@ -24,8 +24,8 @@ from typing import Any, Callable
 import numpy as np
 
 from society_env.app.spec import RunSpec
-from society_env.config import PRESETS
-from society_env.options import given_options, option, same_option
+from society_env.world.config import PRESETS
+from society_env.app.options import given_options, option, same_option
 
 METRICS: list[tuple[str, Callable[[dict[str, Any]], float]]] = [
     ("run length (steps)", lambda s: s["steps"]),
@@ -101,10 +101,10 @@ def parse_presets(text: str) -> list[str]:
 
 
 def command_experiment(args: argparse.Namespace) -> int:
-    from policies.llm_options import LLMOptions
+    from society_env.app.llm_options import LLMOptions
     from society_env.app.outputs import fresh_output
     from society_env.app.runs import UserError, print_columns, refuse_options_with_resume, run_config
-    from society_env.options import check_bounds
+    from society_env.app.options import check_bounds
 
     experiment = ExperimentSpec(**given_options(args, ExperimentSpec))
     spec = experiment.run_spec(args)
@@ -165,7 +165,7 @@ SUMMARY_FIELDS = {"steps": int, "population_mean": (int, float), "population_pea
 def _finished_summary(run_dir: Path) -> dict[str, Any]:
     """The summary.json of a run that finished; ``UserError`` naming the file if it is damaged."""
     from society_env.app.runs import UserError
-    from society_env.recording import Recording, RecordingError, shape_problem
+    from society_env.recording.format import Recording, RecordingError, shape_problem
 
     try:
         summary = Recording(run_dir).summary
@@ -186,8 +186,8 @@ def _run_experiment(spec: RunSpec, presets: list[str], seeds: list[int], out: Pa
 
     from society_env.app.checkpoints import CHECKPOINT_FILE, load_checkpoint
     from society_env.app.runs import UserError, record_run
-    from society_env.files import write_bytes_atomic, write_json_atomic
-    from society_env.recording import Recording, RecordingError
+    from society_env.recording.files import write_bytes_atomic, write_json_atomic
+    from society_env.recording.format import Recording, RecordingError
 
     command = {"presets": presets, "seeds": seeds, "policy": spec.policy, "steps": spec.steps,
                "set": list(spec.overrides), "options": spec.saved()}
@@ -238,7 +238,7 @@ def _run_experiment(spec: RunSpec, presets: list[str], seeds: list[int], out: Pa
 def add_experiment_parser(commands: Any) -> None:
     """Register ``society-env experiment`` on the CLI's subcommands."""
     from society_env.app.runs import add_run_options
-    from society_env.options import add_options
+    from society_env.app.options import add_options
 
     experiment = commands.add_parser(
         "experiment", help="run presets x seeds and compare them side by side",

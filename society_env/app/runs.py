@@ -15,8 +15,8 @@ from typing import Any
 
 from society_env.app.errors import UserError
 from society_env.app.spec import RunSpec
-from society_env.config import make_config, parse_overrides
-from society_env.options import add_options, check_bounds, fixed_on_resume
+from society_env.world.config import make_config, parse_overrides
+from society_env.app.options import add_options, check_bounds, fixed_on_resume
 
 
 def default_run_dir(preset: str, policy: str, seed: int) -> Path:
@@ -49,9 +49,9 @@ def record_run(spec: RunSpec, run_dir: Path, command: str = "run", resume=None, 
     (``policies.rollout.EpisodeHook``) follow the episode too, after the recorder and the progress bar."""
     from policies import PolicyAssignment
     from society_env.app.checkpoints import RunCheckpoint, remove_checkpoint, save_checkpoint
-    from society_env.env import SocietyEnv
-    from society_env.files import remove_orphaned_temporaries
-    from society_env.recording import RecordingError, RecordingWriter
+    from society_env.world.env import SocietyEnv
+    from society_env.recording.files import remove_orphaned_temporaries
+    from society_env.recording.format import RecordingError, RecordingWriter
 
     entries, config = run_config(spec)
     env = SocietyEnv(config, render_mode="ansi" if spec.render == "ansi" else None)
@@ -87,8 +87,8 @@ def record_run(spec: RunSpec, run_dir: Path, command: str = "run", resume=None, 
                                    on_checkpoint=checkpoint, resume=None if resume is None else resume.state,
                                    hooks=hooks)
     except (ValueError, RuntimeError) as error:  # a prompt outgrowing its context, a server that died: keep the recording
-        from policies.llm_engine import ModelError
-        from policies.llm_policy import LLMPolicyError
+        from policies.llm.engine import ModelError
+        from policies.llm.policy import LLMPolicyError
 
         if not isinstance(error, (LLMPolicyError, ModelError)):
             raise
@@ -126,7 +126,7 @@ def refuse_options_with_resume(args: argparse.Namespace, *classes) -> None:
     """``--resume`` takes a run's options from its checkpoint: any option of ``classes`` (default: the
     run's, :class:`RunSpec` and the LLM's) given but not declared ``resumable`` would silently not
     apply, so it is an error."""
-    from policies.llm_options import LLMOptions
+    from society_env.app.llm_options import LLMOptions
 
     given = fixed_on_resume(args, *(classes or (RunSpec, LLMOptions)))
     if given:
@@ -156,7 +156,7 @@ def saved_spec(options: dict[str, Any], source: Path, **shown: Any) -> RunSpec:
 
 def print_last_messages(run_dir: Path, count: int = 6) -> None:
     """What the society said last (from the recording), so a run ends with something to read."""
-    from society_env.recording import Recording
+    from society_env.recording.format import Recording
 
     said = [e for e in Recording(run_dir).events() if e["type"] == "message" and e.get("text")]
     latest: dict[str, dict] = {}
@@ -170,7 +170,7 @@ def print_last_messages(run_dir: Path, count: int = 6) -> None:
 
 
 def _llm_options(options):
-    """The LLM policy's options (:class:`policies.llm_options.LLMOptions`), where a ``--model`` that names
+    """The LLM policy's options (:class:`society_env.app.llm_options.LLMOptions`), where a ``--model`` that names
     a fine-tuned model of ``society-env models`` stands for its built GGUF."""
     import dataclasses
 
@@ -195,9 +195,9 @@ def _build_policy(name: str, config, spec: RunSpec):
             raise UserError(str(error)) from None
     if name != "llm":
         return make_policy(name, config)
-    from policies.llm_engine import ModelError
-    from policies.llm_policy import LLMPolicyError
-    from policies.models import ModelPullError
+    from policies.llm.engine import ModelError
+    from policies.llm.policy import LLMPolicyError
+    from policies.llm.models import ModelPullError
 
     options = _llm_options(spec.llm)
     try:
@@ -284,9 +284,9 @@ def replay_recording(run_dir: str | Path) -> dict[str, Any]:
     """Re-run a recording's actions in a fresh env; compare events and snapshots line by line."""
     from policies.replay import ReplayAssignment, ReplayedWorld, ReplayPolicy
     from policies.rollout import run_episode
-    from society_env.env import SocietyEnv
-    from society_env.outcome import WORLD_EVENTS
-    from society_env.recording import Recording
+    from society_env.world.env import SocietyEnv
+    from society_env.world.outcome import WORLD_EVENTS
+    from society_env.recording.format import Recording
 
     recording = Recording(run_dir)
     recorded_world = recording.meta.get("world", "society_v1")  # recordings before v2 did not say
@@ -347,8 +347,8 @@ def print_columns(title: str, names: list[str], rows: list[tuple[str, list[str]]
 def add_run_options(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None,
                     changes: dict[str, dict[str, Any]] | None = None) -> None:
     """The flags of :class:`RunSpec` (those named in ``only``, with the metadata ``changes`` per field,
-    e.g. another help) and of the LLM policy (:class:`policies.llm_options.LLMOptions`) on ``parser``."""
-    from policies.llm_options import LLMOptions
+    e.g. another help) and of the LLM policy (:class:`society_env.app.llm_options.LLMOptions`) on ``parser``."""
+    from society_env.app.llm_options import LLMOptions
 
     groups = {"run": parser, "output": parser.add_argument_group("output and checkpoints"),
               "LLM": parser.add_argument_group("LLM agents (policy 'llm'; the language option is switched on automatically)")}

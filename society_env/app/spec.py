@@ -1,8 +1,8 @@
 """One run's specification, declared once: what ``society-env run`` and ``experiment`` take.
 
-Each field is an :func:`~society_env.options.option`: its flag, help, default, bound and whether
+Each field is an :func:`~society_env.app.options.option`: its flag, help, default, bound and whether
 ``--resume`` may give it live here, and the commands build their flags from it (``experiment`` replaces
-the preset and seed by its own lists). The LLM flags are :class:`policies.llm_options.LLMOptions`. A
+the preset and seed by its own lists). The LLM flags are :class:`society_env.app.llm_options.LLMOptions`. A
 script runs the same thing without a command line::
 
     from society_env.app import RunSpec, run
@@ -19,9 +19,9 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from policies.llm_options import LLMOptions
-from society_env.config import PRESETS
-from society_env.options import given_options, option, resumable_flags
+from society_env.app.llm_options import LLMOptions
+from society_env.world.config import PRESETS
+from society_env.app.options import given_options, option, resumable_flags
 
 __all__ = ["RunSpec", "SAVED_OPTIONS_OF_OLDER_RUNS"]
 
@@ -42,7 +42,7 @@ class RunSpec:
     seed: int = option(0, "the run's only seed (env and policies)", group="run")
     steps: int | None = option(None, "steps to run", group="run", type=int, minimum=1,
                                default_text="the preset's max_steps")
-    ppo_checkpoint: str | None = option(None, "policy.pt written by benchmarks/ppo.py, for the agents of policy "
+    ppo_checkpoint: str | None = option(None, "policy.pt written by policies/learned/train_ppo.py, for the agents of policy "
                                         "'ppo' (needs the rl extra)", group="run", type=str, metavar="PATH",
                                         default_text="none")
     checkpoint_every: int = option(50, "write a checkpoint every K steps (0: never); --resume continues from the "
