@@ -1,7 +1,6 @@
-"""The layers import one way (docs/architecture.md): the world never imports the policies, the trainer or
-the application layer; the policies never import the trainer or the application layer; the trainer never
-imports the application layer (the episode loop is ``policies.rollout``); and there are no import cycles, function-level imports
-included. Checked on the source (every ``import`` statement at any depth, type-only ones under
+"""The layers import one way (docs/architecture.md): world < recording < analysis, policies < trainer <
+application, each layer a folder; the trainer imports of the application layer only its command-line
+declarations; and there are no import cycles, function-level imports included. Checked on the source (every ``import`` statement at any depth, type-only ones under
 ``if TYPE_CHECKING:`` included), so it cannot be fooled by what happens to be imported already."""
 
 import ast
@@ -63,10 +62,35 @@ def _import_graph() -> nx.DiGraph:
 GRAPH = _import_graph()
 
 
+FACES = {"society_env", "society_env.society_v1", "society_env.society_v2", "society_env.vector"}
+"""The world package's public faces: they only re-export the world (PettingZoo's versioned modules)."""
+
+LAYERS = ("world", "recording", "analysis", "policies", "trainer", "app")
+"""From the bottom up; each folder is one layer (docs/architecture.md)."""
+
+MAY_IMPORT = {
+    "world": {"world"},
+    "recording": {"world", "recording"},
+    "analysis": {"world", "recording", "analysis"},
+    "policies": {"world", "recording", "policies"},
+    "trainer": {"world", "recording", "policies", "trainer"},
+    "app": set(LAYERS),
+}
+
+COMMAND_LINE_DECLARATIONS = {"society_env.app.options", "society_env.app.llm_options"}
+"""The trainer's ``TrainConfig`` / ``FitnessSettings`` declare their ``qes-train`` flags on their fields
+(CleanRL's one ``Args`` dataclass), so the trainer imports these two app modules and no other."""
+
+
 def _layer(module: str) -> str:
-    if module.startswith("society_env.app") or module == "society_env.__main__":  # python -m society_env
+    if module in FACES:
+        return "world"
+    if module == "society_env.__main__":  # python -m society_env
         return "app"
-    return module.split(".")[0]
+    top, _, rest = module.partition(".")
+    if top == "society_env":
+        return rest.split(".")[0]
+    return {"policies": "policies", "qes_trainer": "trainer"}[top]
 
 
 def _imports_of(layer: str) -> set[tuple[str, str]]:
@@ -76,23 +100,28 @@ def _imports_of(layer: str) -> set[tuple[str, str]]:
 def test_the_graph_sees_the_known_imports():  # the checks below mean something only if this holds
     assert ("qes_trainer.fitness", "policies.rollout") in GRAPH.edges
     assert ("society_env.app.cli", "society_env.app.experiment") in GRAPH.edges
-    assert ("policies.llm_policy", "policies.llm_engine") in GRAPH.edges
-    assert ("society_env.env", "society_env.rules") in GRAPH.edges
+    assert ("policies.llm.policy", "policies.llm.engine") in GRAPH.edges
+    assert ("society_env.world.env", "society_env.world.rules") in GRAPH.edges
+    assert ("qes_trainer.train", "society_env.app.options") in GRAPH.edges
 
 
-@pytest.mark.parametrize("layer, forbidden", [
-    ("society_env", {"policies", "qes_trainer", "app"}),
-    ("policies", {"qes_trainer", "app"}),
-])
-def test_lower_layers_never_import_higher_ones(layer, forbidden):
-    wrong = sorted((s, t) for s, t in _imports_of(layer) if _layer(t) in forbidden)
-    assert not wrong, f"{layer} imports a higher layer: {wrong}"
+def test_every_module_is_in_a_layer_folder():
+    """The folders show the layers: no module of the world package outside world/, recording/, analysis/
+    or app/ but the public faces."""
+    assert {_layer(module) for module in GRAPH.nodes} == set(LAYERS)
 
 
-def test_the_trainer_never_imports_the_application_layer():
-    """The episode loop (policies.rollout) is below the app layer, so the trainer needs none of it."""
-    wrong = sorted((s, t) for s, t in _imports_of("qes_trainer") if _layer(t) == "app")
-    assert not wrong, wrong
+@pytest.mark.parametrize("layer", LAYERS)
+def test_each_layer_imports_only_the_layers_below_it(layer):
+    wrong = sorted((s, t) for s, t in _imports_of(layer) if _layer(t) not in MAY_IMPORT[layer]
+                   and not (layer == "trainer" and t in COMMAND_LINE_DECLARATIONS))
+    assert not wrong, f"{layer} imports a layer above it: {wrong}"
+
+
+def test_the_command_line_declarations_import_no_other_app_module():
+    for module in COMMAND_LINE_DECLARATIONS:
+        above = {t for t in GRAPH.successors(module) if _layer(t) == "app"}
+        assert above <= COMMAND_LINE_DECLARATIONS, (module, above)
 
 
 def test_no_import_cycles():
@@ -104,35 +133,36 @@ def test_a_cycle_hidden_behind_type_checking_is_found():
     """The cycle ``artifacts`` once hid (``StepOutcome`` imported from ``rules`` under ``TYPE_CHECKING``,
     while ``rules`` imports ``artifacts``) is a cycle to this test."""
     modules = _modules()
-    path = modules["society_env.artifacts"]
+    path = modules["society_env.world.artifacts"]
     hidden = ("from typing import TYPE_CHECKING\n"
-              "if TYPE_CHECKING:\n    from society_env.rules import StepOutcome\n")
+              "if TYPE_CHECKING:\n    from society_env.world.rules import StepOutcome\n")
     graph = GRAPH.copy()
-    graph.add_edges_from(("society_env.artifacts", target)
-                         for target in _imports("society_env.artifacts", path, hidden, modules))
-    assert ("society_env.artifacts", "society_env.rules") in graph.edges
-    assert any(set(cycle) >= {"society_env.artifacts", "society_env.rules"} for cycle in nx.simple_cycles(graph))
+    graph.add_edges_from(("society_env.world.artifacts", target)
+                         for target in _imports("society_env.world.artifacts", path, hidden, modules))
+    assert ("society_env.world.artifacts", "society_env.world.rules") in graph.edges
+    assert any(set(cycle) >= {"society_env.world.artifacts", "society_env.world.rules"} for cycle in nx.simple_cycles(graph))
 
 
 def test_the_step_outcome_and_artifacts_are_data_below_the_rules():
-    """``Artifact`` and ``StepOutcome`` live in ``society_env.outcome``, which imports no rule, state or
+    """``Artifact`` and ``StepOutcome`` live in ``society_env.world.outcome``, which imports no rule, state or
     artifact module (so ``state``, ``artifacts`` and ``rules`` all import it one way)."""
-    below = nx.descendants(GRAPH, "society_env.outcome")
-    assert not below & {"society_env.state", "society_env.artifacts", "society_env.rules", "society_env.env"}, below
-    assert ("society_env.state", "society_env.outcome") in GRAPH.edges
-    assert ("society_env.state", "society_env.artifacts") not in GRAPH.edges
+    below = nx.descendants(GRAPH, "society_env.world.outcome")
+    assert not below & {"society_env.world.state", "society_env.world.artifacts", "society_env.world.rules", "society_env.world.env"}, below
+    assert ("society_env.world.state", "society_env.world.outcome") in GRAPH.edges
+    assert ("society_env.world.state", "society_env.world.artifacts") not in GRAPH.edges
 
 
 def test_importing_the_world_loads_no_policy_trainer_or_app_module():
     code = ("import sys, society_env; print(sorted(m for m in sys.modules "
-            "if m.split('.')[0] in ('policies', 'qes_trainer') or m.startswith('society_env.app')))")
+            "if m.split('.')[0] in ('policies', 'qes_trainer') or m.startswith(('society_env.app', "
+            "'society_env.recording', 'society_env.analysis'))))")
     loaded = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=ROOT, check=True).stdout
     assert loaded.strip() == "[]"
 
 
 def test_agent_names_are_spelled_in_one_module():
-    """``agent_<slot>`` is formatted and parsed only by society_env.names (the glossary's slot/agent/name)."""
-    from society_env.names import agent_name, agent_slot
+    """``agent_<slot>`` is formatted and parsed only by society_env.world.names (the glossary's slot/agent/name)."""
+    from society_env.world.names import agent_name, agent_slot
 
     assert agent_slot(agent_name(41)) == 41
     with pytest.raises(ValueError, match="not an agent name"):

@@ -21,14 +21,49 @@ from typing import Any
 from society_env import __version__
 from policies.rollout import RunState
 from society_env.app.errors import UserError
-from society_env.files import atomic_file
+from society_env.recording.files import atomic_file
 
 CHECKPOINT_FILE = "checkpoint.pkl"
 FORMAT = "society-env-run-checkpoint"
 VERSION = 1
 """Bumped whenever what a checkpoint holds changes; other versions are refused with a clear error."""
-MOVED_MODULES = {"society_env.app.runner": "policies.rollout"}
-"""Where the classes of older checkpoints live now (the episode loop moved below the app layer)."""
+MOVED_MODULES = {
+    "society_env.app.runner": "policies.rollout",
+    "society_env.config": "society_env.world.config",
+    "society_env.encodings": "society_env.world.encodings",
+    "society_env.names": "society_env.world.names",
+    "society_env.outcome": "society_env.world.outcome",
+    "society_env.rewards": "society_env.world.rewards",
+    "society_env.state": "society_env.world.state",
+    "society_env.kernels": "society_env.world.kernels",
+    "society_env.rules": "society_env.world.rules",
+    "society_env.artifacts": "society_env.world.artifacts",
+    "society_env.observations": "society_env.world.observations",
+    "society_env.text_view": "society_env.world.text_view",
+    "society_env.env": "society_env.world.env",
+    "society_env.vector": "society_env.world.vector",
+    "society_env.render": "society_env.world.render",
+    "society_env.threads": "society_env.world.threads",
+    "society_env.recording": "society_env.recording.format",
+    "society_env.files": "society_env.recording.files",
+    "society_env.options": "society_env.app.options",
+    "policies.llm_options": "society_env.app.llm_options",
+    "policies.random_policy": "policies.scripted.random_policy",
+    "policies.forager": "policies.scripted.forager",
+    "policies.cooperator": "policies.scripted.cooperator",
+    "policies.raider": "policies.scripted.raider",
+    "policies.perception": "policies.scripted.perception",
+    "policies.llm_answer": "policies.llm.answer",
+    "policies.llm_engine": "policies.llm.engine",
+    "policies.llm_policy": "policies.llm.policy",
+    "policies.llm_prompt": "policies.llm.prompt",
+    "policies.llm_server": "policies.llm.server",
+    "policies.models": "policies.llm.models",
+    "policies.llama_server_main": "policies.llm.server_main",
+    "policies.ppo": "policies.learned.ppo",
+}
+"""Where the classes of older checkpoints live now (the episode loop moved below the app layer; the
+world, recording, option, scripted, LLM and learned modules moved into their layer folders)."""
 
 
 class _Unpickler(pickle.Unpickler):
