@@ -64,7 +64,7 @@ def child(code: str, *args: str) -> dict:
 
 def main() -> None:
     from policies.llm.models import resolve_model
-    from qes_trainer.codecs import open_gguf_tensors, select_trainable
+    from policies.llm.gguf_codes import open_gguf_tensors, select_trainable
     from qes_trainer.fitness import FitnessSettings
     from qes_trainer.train import TrainConfig
 

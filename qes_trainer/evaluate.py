@@ -108,9 +108,9 @@ def _model_argument(text: str) -> tuple[str, str]:
 def _built_tuned_models(models: dict[str, str | None]) -> dict[str, str | None]:
     """Models named as tuned models of ``society-env models`` (e.g. ``smollm2-society``) stand for their built
     GGUF (built here once, not in each ``--jobs`` worker); a missing patch is a one-line PatchError."""
-    from qes_trainer.tuned import is_tuned_model, tuned_model_path
+    from policies.llm.models import is_tuned_model, resolve_model
 
-    return {label: str(tuned_model_path(model)) if is_tuned_model(model) else model for label, model in models.items()}
+    return {label: str(resolve_model(model)) if is_tuned_model(model) else model for label, model in models.items()}
 
 
 @dataclass(frozen=True)
@@ -149,7 +149,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from rich.console import Console
+    from society_env.app.console import table_console
     from rich.table import Table
 
     from policies.llm.engine import ModelError
@@ -211,7 +211,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     f"{behaviour['births_per_episode']:.2f}", f"{behaviour['gives_per_episode']:.2f}",
                     f"{behaviour['takes_per_episode']:.2f}"]
         table.add_row(*row)
-    Console().print(table)
+    table_console().print(table)
     if args.out:
         write_json_atomic(Path(args.out), report)
     return 0

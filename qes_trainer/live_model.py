@@ -6,7 +6,7 @@ kernel's page cache, so a code written here is what the loaded model computes wi
 evaluation, with no reload (load it with ``use_extra_bufts=False`` so that repacked types such as Q4_0
 and Q4_K read the file's bytes, and reset the KV cache after every change).
 
-Everything here works on sparse deltas (:class:`qes_trainer.qes.SparseDelta`) and touches only the
+Everything here works on sparse deltas (:class:`policies.llm.gguf_codes.SparseDelta`) and touches only the
 blocks that hold a nonzero delta, so a member's perturb + restore costs time proportional to the
 noise's nonzeros, not to the model size. Restores are exact: the code bytes are a bijection of the codes.
 """
@@ -14,23 +14,16 @@ noise's nonzeros, not to the model size. Restores are exact: the code bytes are 
 from __future__ import annotations
 
 import fnmatch
-import shutil
 from pathlib import Path
 from typing import Iterator, Mapping
 
 import numpy as np
 
-from qes_trainer.codecs import GGUFTensors, TensorView, open_gguf_tensors, select_trainable
-from qes_trainer.qes import QESOptimizer, SparseDelta, TensorSpec
-from society_env.recording.files import atomic_file
+from policies.llm.gguf_codes import GGUFTensors, SparseDelta, TensorView, open_gguf_tensors, select_trainable
+from qes_trainer.qes import QESOptimizer, TensorSpec
+from society_env.recording.files import copy_atomic
 
-__all__ = ["LiveModel", "copy_atomic"]
-
-
-def copy_atomic(source: str | Path, target: str | Path) -> None:
-    """Copy a file so that ``target`` is either absent/old or complete (see :func:`atomic_file`)."""
-    with open(source, "rb") as original, atomic_file(target) as copy:
-        shutil.copyfileobj(original, copy, 1 << 20)
+__all__ = ["LiveModel"]
 
 
 class _LazyCodes(Mapping):

@@ -1,7 +1,7 @@
 """Quantized Evolution Strategies (QES) on integer code vectors, independent of any model.
 
 QES (Xu, Miikkulainen, Qiu 2026) fine-tunes a quantized model by perturbing and updating the *integer
-codes* of its weights directly (see :mod:`qes_trainer.codecs` for reading/writing them in a GGUF file).
+codes* of its weights directly (see :mod:`policies.llm.gguf_codes` for reading/writing them in a GGUF file).
 This module holds the algorithm only: it sees one flat integer code array per trainable tensor and the
 returns of a mirrored population, and nothing else.
 
@@ -19,7 +19,7 @@ One generation
 2. **Evaluation** (by the caller). Each member's delta is applied to the codes and a code that would
    leave ``[code_min, code_max]`` is left unchanged for that member (gated, counted as a boundary hit);
    see :meth:`QESOptimizer.perturb` / :meth:`QESOptimizer.restore`, or
-   :meth:`qes_trainer.codecs.Codec.apply_delta`, which gates the same way inside a GGUF file.
+   :meth:`policies.llm.gguf_codes.Codec.apply_delta`, which gates the same way inside a GGUF file.
 3. **Fitness shaping.** ``d_p = R(+p) - R(-p)``, z-scored across pairs and clipped to ``[-3, 3]``: the
    coefficients ``c_p`` (:func:`shape_fitness`).
 4. **Gradient estimate** per tensor: ``g = (1 / sigma) * sum_p c_p * delta_p`` (no ``1/N``, as in the
@@ -56,6 +56,8 @@ from typing import Mapping, Sequence, Union
 
 import numpy as np
 
+from policies.llm.gguf_codes import DELTA_DTYPE, SparseDelta
+
 __all__ = [
     "TensorSpec", "SparseDelta", "UpdateStats", "PerturbResult", "QESOptimizer",
     "stochastic_rounding_pmf", "sample_noise", "noise_rng", "shape_fitness", "gradient_estimate",
@@ -63,7 +65,6 @@ __all__ = [
 ]
 
 TensorKey = Union[int, str]
-DELTA_DTYPE = np.int16
 RESIDUAL_DTYPE = np.float16
 RESIDUAL_CLIP = 1.5
 COEFFICIENT_CLIP = 3.0
@@ -79,40 +80,6 @@ class TensorSpec:
     size: int
     code_min: int
     code_max: int
-
-
-@dataclass(frozen=True)
-class SparseDelta:
-    """An integer delta on a flat vector of ``size`` codes: sorted unique ``indices``, nonzero ``values``."""
-
-    indices: np.ndarray  # int64
-    values: np.ndarray  # int16
-    size: int
-
-    @property
-    def nnz(self) -> int:
-        return int(self.indices.size)
-
-    def __neg__(self) -> "SparseDelta":
-        return SparseDelta(self.indices, -self.values, self.size)
-
-    def to_dense(self) -> np.ndarray:
-        dense = np.zeros(self.size, dtype=DELTA_DTYPE)
-        dense[self.indices] = self.values
-        return dense
-
-    def __add__(self, other: "SparseDelta") -> "SparseDelta":
-        """The sum of two deltas on the same vector (entries that cancel are dropped)."""
-        if other.size != self.size:
-            raise ValueError(f"cannot add deltas of sizes {self.size} and {other.size}")
-        dense = self.to_dense()
-        dense[other.indices] += other.values
-        return SparseDelta.from_dense(dense)
-
-    @staticmethod
-    def from_dense(dense: np.ndarray) -> "SparseDelta":
-        indices = np.flatnonzero(dense)
-        return SparseDelta(indices.astype(np.int64), dense[indices].astype(DELTA_DTYPE), int(dense.size))
 
 
 @dataclass

@@ -41,7 +41,7 @@ from qes_trainer.fitness import (
 )
 from qes_trainer.live_model import LiveModel
 from qes_trainer.metrics import write_metrics
-from qes_trainer.patch import write_patch
+from policies.llm.patch import write_patch
 from society_env.app.llm_options import LLMOptions
 from society_env.app.options import (
     add_options,
@@ -269,7 +269,7 @@ def train(
 
     trained = run_dir / TRAINED_MODEL
     live.export(trained)
-    # the same model as a small patch of the base (qes_trainer.patch): what a tuned model ships as
+    # the same model as a small patch of the base (policies.llm.patch): what a tuned model ships as
     write_patch(run_dir / TRAINED_PATCH, base_model, trained_diff, trained,
                 meta={"config": config.to_dict(), "generations": optimizer.generation})
     if heldout is not None and heldout.engine is not getattr(population, "engine", None):

@@ -22,7 +22,7 @@ import pytest
 
 from qes_trainer import evaluate as qes_evaluate
 from qes_trainer import train as qes_train
-from qes_trainer import tuned
+from policies.llm import models as tuned
 from qes_trainer.fitness import FitnessSettings
 from society_env.app import cli
 
@@ -121,7 +121,7 @@ def tuned_model(patch: str, base: str):
         monkeypatch.setenv("SOCIETY_ENV_CACHE", str(work / "cache"))
         monkeypatch.setattr(tuned, "PATCH_DIRECTORY", (work / patch).parent)
         monkeypatch.setitem(tuned.TUNED_MODELS, "model", tuned.TunedModel("model", "forage", "the test run"))
-        monkeypatch.setattr("policies.llm.models.resolve_model", lambda model: work / base if model is None else model)
+        monkeypatch.setattr(tuned, "pull_default_model", lambda quiet=False: work / base)
         if (work / patch).name != "model.qespatch":
             (work / patch).rename((work / patch).with_name("model.qespatch"))
     return setup

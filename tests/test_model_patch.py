@@ -1,5 +1,5 @@
-"""A trained model as a patch of its base (qes_trainer.patch) and the tuned models built from patches
-(qes_trainer.tuned, `society-env models`, `society-env run --model NAME`), on the tiny GGUF."""
+"""A trained model as a patch of its base (policies.llm.patch) and the tuned models built from patches
+(the registry policies.llm.models, `society-env models`, `society-env run --model NAME`), on the tiny GGUF."""
 
 from __future__ import annotations
 
@@ -10,10 +10,10 @@ import numpy as np
 import pytest
 
 from policies.llm.models import sha256_of
-from qes_trainer import tuned
+from policies.llm import models as tuned
 from qes_trainer.fitness import FitnessSettings
-from qes_trainer.patch import PatchError, apply_patch, read_patch, write_patch
-from qes_trainer.qes import SparseDelta
+from policies.llm.patch import PatchError, apply_patch, read_patch, write_patch
+from policies.llm.gguf_codes import SparseDelta
 from qes_trainer.train import TrainConfig, train
 from society_env.app.cli import main as society_env_main
 from tests.tiny_gguf import write_tiny_model
@@ -37,7 +37,7 @@ def _register_test_model(monkeypatch, tmp_path, base, patch) -> None:
     monkeypatch.setenv("SOCIETY_ENV_CACHE", str(tmp_path / "cache"))
     monkeypatch.setattr(tuned, "PATCH_DIRECTORY", patch.parent)
     monkeypatch.setitem(tuned.TUNED_MODELS, "model", tuned.TunedModel("model", "forage", "the test run"))
-    monkeypatch.setattr("policies.llm.models.resolve_model", lambda model: base if model is None else model)
+    monkeypatch.setattr(tuned, "pull_default_model", lambda quiet=False: base)
 
 
 def test_qes_train_writes_a_patch_that_rebuilds_its_model_bit_for_bit(trained_run, tmp_path):
@@ -99,6 +99,12 @@ def test_tuned_models_are_listed_and_built_on_first_use(trained_run, tmp_path, m
                              "--n-ctx", "2048", "--out", str(out), "--quiet"]) == 0
     meta = json.loads((out / "meta.json").read_text())
     assert meta["llm"]["model"] == str(built)
+    # the policy resolves the name itself, through the same registry
+    import society_env
+    from policies.llm.policy import LlamaCppPolicy
+
+    policy = LlamaCppPolicy(society_env.make_config("forage"), model="model", n_ctx=2048, n_threads=1)
+    assert policy.engine.model_path == built
 
 
 def test_a_tuned_model_whose_patch_is_not_installed_is_a_one_line_error(tmp_path, monkeypatch, capsys):

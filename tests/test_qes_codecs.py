@@ -13,7 +13,7 @@ gguf = pytest.importorskip("gguf")
 from gguf import GGMLQuantizationType as T  # noqa: E402
 from gguf import GGUFReader  # noqa: E402
 
-from qes_trainer.codecs import (  # noqa: E402
+from policies.llm.gguf_codes import (  # noqa: E402
     CODECS, UnsupportedTensorType, UnsupportedTensorTypeWarning, codec_for, open_gguf_tensors, select_trainable,
 )
 from tests.tiny_gguf import write_tiny_model  # noqa: E402

@@ -111,7 +111,7 @@ def test_published_settings_follow_the_code_width():
 
 @pytest.mark.parametrize("residual", ["full", "replay"])
 def test_checkpoint_round_trip_restores_codes_and_optimizer_state(residual, tiny_q8, tmp_path):
-    from qes_trainer.codecs import open_gguf_tensors
+    from policies.llm.gguf_codes import open_gguf_tensors
 
     live = LiveModel.create(tiny_q8, tmp_path / "work.gguf")
     optimizer = QESOptimizer(live.specs(), sigma=0.5, alpha=1.0, residual=residual, seed=2)

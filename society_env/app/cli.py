@@ -117,7 +117,7 @@ def command_report(args: argparse.Namespace) -> int:
 def _add_llm_tags(report, args: argparse.Namespace) -> float:
     """LLM tags and model-based artifact metrics (society_env.app.anthropologist); returns the seconds taken."""
     from policies.llm.engine import ModelError
-    from policies.llm.models import ModelPullError, resolve_model
+    from policies.llm.models import ModelPullError, PatchError, resolve_model
     from society_env.app.anthropologist import LocalModel, ServerModel, add_llm_analysis
 
     if args.tag_chunks < 1:
@@ -135,7 +135,7 @@ def _add_llm_tags(report, args: argparse.Namespace) -> float:
             summary = add_llm_analysis(report, tagger, local, max_chunks=args.tag_chunks, novelty_samples=args.llm_novelty,
                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
         local.close()
-    except (ModelError, ModelPullError) as error:
+    except (ModelError, ModelPullError, PatchError) as error:
         raise UserError(str(error)) from None
     if not args.quiet:
         print(f"{report.name}: {summary['calls']} LLM calls ({summary['reused']} from report-llm.jsonl, "
@@ -164,9 +164,8 @@ def command_view(args: argparse.Namespace) -> int:
 
 def _list_models() -> None:
     """``society-env models``: the embedded default model and the tuned models (patches of it), with their state."""
-    from policies.llm.models import DEFAULT_MODEL, default_model_path
-    from qes_trainer.patch import PatchError, read_patch
-    from qes_trainer.tuned import TUNED_MODELS, built_path
+    from policies.llm.models import DEFAULT_MODEL, TUNED_MODELS, built_path, default_model_path
+    from policies.llm.patch import PatchError, read_patch
 
     state = "cached" if default_model_path().is_file() else "fetched on first use"
     print("default model (--model default, or no --model):")

@@ -57,10 +57,18 @@ class LLMOptions:
         return PromptSettings.from_config(config, history=self.history, motivation=self.motivation,
                                           personality=self.personality)
 
+    def model_file(self) -> str | None:
+        """``model`` as the policy gets it and a recording names it: a tuned model's name stands for its
+        built GGUF (:func:`policies.llm.models.resolve_model` builds it on first use); the default stays
+        ``None`` and a path stays as given. With ``server`` the model is the server's business."""
+        from policies.llm.models import is_tuned_model, resolve_model
+
+        return str(resolve_model(self.model)) if is_tuned_model(self.model) and not self.server else self.model
+
     def policy_arguments(self) -> dict[str, Any]:
         """Keyword arguments of :class:`policies.llm.policy.LlamaCppPolicy` (without the prompt), or of
         :class:`policies.llm.server.ServerPolicy` with ``server``."""
-        arguments = {"model": self.model, "n_ctx": self.n_ctx, "n_threads": self.threads,
+        arguments = {"model": self.model_file(), "n_ctx": self.n_ctx, "n_threads": self.threads,
                      "n_gpu_layers": self.n_gpu_layers, "temperature": self.temperature, "chat_format": self.chat_format,
                      "batch_size": self.batch_size, "batched": not self.sequential, "max_tokens": self.max_tokens}
         if self.server:

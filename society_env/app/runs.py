@@ -66,7 +66,7 @@ def record_run(spec: RunSpec, run_dir: Path, command: str = "run", resume=None, 
         "assignment": assignment.policy_of,
         "config": config.to_dict(),
         "command": command,
-        "llm": _llm_options(spec.llm).record(config) if "llm" in policies else None,
+        "llm": spec.llm.record(config) if "llm" in policies else None,
     }
     try:
         if resume is None:
@@ -137,8 +137,13 @@ def resume_run(run_dir: Path, quiet: bool = False, render: str = "none", hooks=(
     """Continue the run in ``run_dir`` from its checkpoint with the options it was started with; returns
     its summary."""
     from society_env.app.checkpoints import load_checkpoint
+    from society_env.recording.format import Recording, RecordingError
 
     checkpoint = load_checkpoint(run_dir)
+    try:
+        Recording(run_dir)  # a damaged meta.json is refused before anything is printed or built
+    except RecordingError as error:
+        raise UserError(str(error)) from None
     spec = saved_spec(checkpoint.options, run_dir / "checkpoint.pkl", quiet=quiet, render=render)
     if not quiet:
         print(f"resuming {run_dir} from step {checkpoint.state.stats.steps}", file=sys.stderr)
@@ -169,22 +174,6 @@ def print_last_messages(run_dir: Path, count: int = 6) -> None:
             print(f"  step {event['step']:>4}  {event['agent']}: {event['text']}")
 
 
-def _llm_options(options):
-    """The LLM policy's options (:class:`society_env.app.llm_options.LLMOptions`), where a ``--model`` that names
-    a fine-tuned model of ``society-env models`` stands for its built GGUF."""
-    import dataclasses
-
-    from qes_trainer.patch import PatchError
-    from qes_trainer.tuned import is_tuned_model, tuned_model_path
-
-    if is_tuned_model(options.model) and not options.server:
-        try:
-            options = dataclasses.replace(options, model=str(tuned_model_path(options.model)))
-        except PatchError as error:
-            raise UserError(str(error)) from None
-    return options
-
-
 def _build_policy(name: str, config, spec: RunSpec):
     from policies import PolicySpecError, make_policy
 
@@ -197,15 +186,14 @@ def _build_policy(name: str, config, spec: RunSpec):
         return make_policy(name, config)
     from policies.llm.engine import ModelError
     from policies.llm.policy import LLMPolicyError
-    from policies.llm.models import ModelPullError
+    from policies.llm.models import ModelPullError, PatchError
 
-    options = _llm_options(spec.llm)
     try:
-        check_bounds(options)
-        return options.make_policy(config)
+        check_bounds(spec.llm)
+        return spec.llm.make_policy(config)
     except ImportError:
         raise UserError('the LLM policy needs llama-cpp-python: pip install "society-env[llm]"') from None
-    except (ModelError, LLMPolicyError, ModelPullError, ValueError) as error:
+    except (ModelError, LLMPolicyError, ModelPullError, PatchError, ValueError) as error:
         raise UserError(str(error)) from None
 
 
@@ -242,7 +230,7 @@ def _run_with_progress(env, assignment, policies, seed, steps, recorder, render,
 
 
 def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
-    from rich.console import Console
+    from society_env.app.console import table_console
     from rich.table import Table
 
     table = Table(title="society-env run summary", show_header=False)
@@ -274,7 +262,7 @@ def print_summary(summary: dict[str, Any], run_dir: Path | None = None) -> None:
         ]
     for key, value in rows:
         table.add_row(key, str(value))
-    console = Console()
+    console = table_console()
     console.print(table)
     if run_dir is not None:
         console.print(f"recording: {run_dir}", markup=False, highlight=False)
@@ -332,7 +320,7 @@ def replay_recording(run_dir: str | Path) -> dict[str, Any]:
 def print_columns(title: str, names: list[str], rows: list[tuple[str, list[str]]], **column_style: Any) -> None:
     """A table with one labelled row per number and one column per run or preset (``column_style`` goes to
     rich's ``add_column``, e.g. ``justify`` or ``overflow``)."""
-    from rich.console import Console
+    from society_env.app.console import table_console
     from rich.table import Table
 
     table = Table(title=title)
@@ -341,7 +329,7 @@ def print_columns(title: str, names: list[str], rows: list[tuple[str, list[str]]
         table.add_column(name, **column_style)
     for label, values in rows:
         table.add_row(label, *values)
-    Console().print(table)
+    table_console().print(table)
 
 
 def add_run_options(parser: argparse.ArgumentParser, only: tuple[str, ...] | None = None,

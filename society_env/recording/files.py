@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import tempfile
 from contextlib import contextmanager
 from pathlib import Path
@@ -15,7 +16,7 @@ from typing import IO, Any, Iterator
 
 import numpy as np
 
-__all__ = ["atomic_file", "write_bytes_atomic", "write_json_atomic", "remove_orphaned_temporaries", "json_default",
+__all__ = ["atomic_file", "copy_atomic", "write_bytes_atomic", "write_json_atomic", "remove_orphaned_temporaries", "json_default",
            "unwritable"]
 
 
@@ -37,6 +38,12 @@ def atomic_file(path: str | Path) -> Iterator[IO[bytes]]:
         if os.path.exists(temporary):
             os.unlink(temporary)
         raise
+
+
+def copy_atomic(source: str | Path, target: str | Path) -> None:
+    """Copy a file so that ``target`` is either absent/old or complete (see :func:`atomic_file`)."""
+    with open(source, "rb") as original, atomic_file(target) as copy:
+        shutil.copyfileobj(original, copy, 1 << 20)
 
 
 def remove_orphaned_temporaries(directory: str | Path) -> list[Path]:

@@ -2,7 +2,8 @@
 
 A fine-tuned model differs from its base in a few thousand integer codes, so shipping or sharing it as a
 whole GGUF (98 MB for the default model) is wasteful. A patch (``.qespatch``, a compressed ``.npz``)
-holds only what is needed to rebuild it exactly:
+holds only what is needed to rebuild it exactly (the trainer writes patches, the model registry
+``policies.llm.models`` builds tuned models from them, so the format lives in the LLM stack):
 
 * ``meta`` (JSON): format name and version, the base model's file name, size and SHA-256, the SHA-256
   of the model the patch builds, the training configuration (the recipe) and how many generations made it;
@@ -14,6 +15,7 @@ built before it renames it into place: a patch either rebuilds its model bit for
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import struct
@@ -25,10 +27,10 @@ from typing import Any, Mapping
 
 import numpy as np
 
-from qes_trainer.qes import SparseDelta
-from society_env.recording.files import atomic_file
+from policies.llm.gguf_codes import SparseDelta, open_gguf_tensors, select_trainable
+from society_env.recording.files import atomic_file, copy_atomic
 
-__all__ = ["PATCH_SUFFIX", "PatchError", "write_patch", "read_patch", "check_base", "apply_patch"]
+__all__ = ["PATCH_SUFFIX", "PatchError", "write_patch", "read_patch", "check_base", "apply_patch", "sha256_of"]
 
 FORMAT = "society-env-model-patch"
 VERSION = 1
@@ -39,10 +41,16 @@ class PatchError(ValueError):
     """A patch that cannot be read, or that does not belong to the base model it is applied to."""
 
 
-def _sha256(path: Path) -> str:
-    from policies.llm.models import sha256_of
+def sha256_of(path: str | Path) -> str:
+    """The SHA-256 of a file, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as file:
+        for block in iter(lambda: file.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
 
-    return sha256_of(path)
+
+_sha256 = sha256_of
 
 
 def write_patch(path: str | Path, base_model: str | Path, diff: Mapping[str, SparseDelta], result_model: str | Path,
@@ -121,8 +129,6 @@ def apply_patch(patch: str | Path, base_model: str | Path, target: str | Path) -
     """Build the patched model at ``target`` from ``base_model``: check the base's SHA-256, apply the code
     diff to a temporary copy, check the result's SHA-256, rename it into place. Nothing is written at
     ``target`` unless every check passed."""
-    from qes_trainer.live_model import LiveModel, copy_atomic
-
     meta, diff = read_patch(patch)
     base_model, target = Path(base_model), Path(target)
     check_base(patch, meta, base_model)
@@ -133,19 +139,7 @@ def apply_patch(patch: str | Path, base_model: str | Path, target: str | Path) -
     try:
         copy_atomic(base_model, scratch)
         if diff:
-            live = LiveModel(scratch)
-            try:
-                sizes = {name: tensor.n_elements for name, tensor in live.trainable.items()}
-                wrong = [name for name, delta in diff.items() if sizes.get(name) != delta.size]
-                if wrong:
-                    raise PatchError(f"{patch} does not fit {base_model}: no trainable tensor {wrong[0]} of "
-                                     f"{diff[wrong[0]].size} codes")
-                _, gated = live.apply(diff)
-                live.flush()
-            finally:
-                live.close()
-            if gated:
-                raise PatchError(f"{patch} does not fit {base_model}: {gated} codes would leave their range")
+            _apply_codes(patch, base_model, scratch, diff)
         built = _sha256(scratch)
         if built != meta["result_sha256"]:
             raise PatchError(f"{patch} built a model with SHA-256 {built[:12]}..., expected {meta['result_sha256'][:12]}...")
@@ -153,3 +147,25 @@ def apply_patch(patch: str | Path, base_model: str | Path, target: str | Path) -
     finally:
         scratch.unlink(missing_ok=True)
     return target
+
+
+def _apply_codes(patch: str | Path, base_model: Path, scratch: Path, diff: Mapping[str, SparseDelta]) -> None:
+    """Add the patch's code changes to the trainable tensors of ``scratch`` (a copy of ``base_model``), in
+    place; :class:`PatchError` if a tensor does not fit or a code would leave its range."""
+    tensors = open_gguf_tensors(scratch, writable=True, parse_in_child=True)
+    try:
+        trainable = {tensor.name: tensor for tensor in select_trainable(tensors)[0]}
+        wrong = [name for name, delta in diff.items() if name not in trainable or trainable[name].n_elements != delta.size]
+        if wrong:
+            raise PatchError(f"{patch} does not fit {base_model}: no trainable tensor {wrong[0]} of "
+                             f"{diff[wrong[0]].size} codes")
+        gated = 0
+        for name, delta in diff.items():
+            if delta.nnz:
+                tensor = trainable[name]
+                gated += int(delta.nnz - np.count_nonzero(tensor.codec.apply_delta(tensor.raw, delta.indices, delta.values)))
+        tensors.flush()
+    finally:
+        tensors.close()
+    if gated:
+        raise PatchError(f"{patch} does not fit {base_model}: {gated} codes would leave their range")

@@ -1,7 +1,8 @@
 """Read and write the integer codes of quantized GGUF tensors in place, without touching scales or mins.
 
-QES (Quantized Evolution Strategies) perturbs and updates the *integer codes* of a quantized model
-directly. This module turns the bytes of a quantized tensor (typically a writable view into a
+Part of the LLM stack because two layers edit codes: the model registry builds tuned models from their
+patches (``policies.llm.patch``), and the QES trainer (Quantized Evolution Strategies) perturbs and
+updates the *integer codes* of a quantized model directly. This module turns the bytes of a quantized tensor (typically a writable view into a
 ``numpy.memmap`` of the whole ``.gguf`` file) into a flat integer array of codes and back, and applies
 sparse integer deltas to selected codes, gated at the code range.
 
@@ -73,11 +74,46 @@ import numpy as np
 from gguf import GGMLQuantizationType, GGUFReader
 
 __all__ = [
-    "Codec", "CODECS", "codec_for", "UnsupportedTensorType", "UnsupportedTensorTypeWarning",
+    "SparseDelta", "DELTA_DTYPE", "Codec", "CODECS", "codec_for", "UnsupportedTensorType", "UnsupportedTensorTypeWarning",
     "TensorView", "TensorInfo", "GGUFTensors", "open_gguf_tensors", "read_tensor_table", "select_trainable", "TRAINABLE_WEIGHTS",
 ]
 
 CODE_DTYPE = np.int16
+DELTA_DTYPE = np.int16
+
+
+@dataclass(frozen=True)
+class SparseDelta:
+    """An integer delta on a flat vector of ``size`` codes: sorted unique ``indices``, nonzero ``values``."""
+
+    indices: np.ndarray  # int64
+    values: np.ndarray  # int16
+    size: int
+
+    @property
+    def nnz(self) -> int:
+        return int(self.indices.size)
+
+    def __neg__(self) -> "SparseDelta":
+        return SparseDelta(self.indices, -self.values, self.size)
+
+    def to_dense(self) -> np.ndarray:
+        dense = np.zeros(self.size, dtype=DELTA_DTYPE)
+        dense[self.indices] = self.values
+        return dense
+
+    def __add__(self, other: "SparseDelta") -> "SparseDelta":
+        """The sum of two deltas on the same vector (entries that cancel are dropped)."""
+        if other.size != self.size:
+            raise ValueError(f"cannot add deltas of sizes {self.size} and {other.size}")
+        dense = self.to_dense()
+        dense[other.indices] += other.values
+        return SparseDelta.from_dense(dense)
+
+    @staticmethod
+    def from_dense(dense: np.ndarray) -> "SparseDelta":
+        indices = np.flatnonzero(dense)
+        return SparseDelta(indices.astype(np.int64), dense[indices].astype(DELTA_DTYPE), int(dense.size))
 
 
 class UnsupportedTensorType(ValueError):
@@ -390,7 +426,7 @@ def read_tensor_table(path: str | Path) -> list[TensorInfo]:
                        int(t.data_offset), int(t.n_bytes)) for t in reader.tensors]
 
 
-_TABLE_SCRIPT = ("import dataclasses, json, sys; from qes_trainer.codecs import read_tensor_table; "
+_TABLE_SCRIPT = ("import dataclasses, json, sys; from policies.llm.gguf_codes import read_tensor_table; "
                  "json.dump([dataclasses.astuple(t) for t in read_tensor_table(sys.argv[1])], sys.stdout)")
 
 
