@@ -84,3 +84,16 @@ def test_play_advances_and_pause_stops(viewer_page):
     assert viewer_page.evaluate("document.getElementById('play').textContent").endswith("play")
     assert viewer_page.evaluate("new Promise(r => setTimeout(() => r(replayViewer.step), 200))") == paused_at
     assert viewer_page.errors == []
+
+
+def test_event_rows_separate_the_event_from_the_agent(viewer_page):
+    move_slider(viewer_page, 0)  # the founders are "added" at step 0
+    rows = viewer_page.evaluate("[...document.querySelectorAll('#events div')].map(d => d.textContent)")
+    added = [row for row in rows if row.startswith("added")]
+    assert added and all(row.startswith("added agent_") for row in added), rows[:5]
+
+
+def test_no_family_colour_is_the_food_green(viewer_page):
+    hues = viewer_page.evaluate("Array.from({length: 2000}, (_, k) => familyHue(k))")
+    assert all(0 <= hue < 100 or 160 <= hue < 360 for hue in hues)
+    assert len({round(hue) for hue in hues}) > 200  # still spread over the wheel

@@ -265,3 +265,19 @@ def test_wrong_types_in_set_are_one_line_errors(tmp_path, capsys, pair, message)
     error = capsys.readouterr().err.strip()
     assert error == f"society-env: error: invalid SocietyConfig: {message}"
     assert not (tmp_path / "run").exists()
+
+
+def test_tables_printed_off_a_terminal_are_not_squeezed_to_80_columns(capsys):
+    """A log or CI output of ``qes-eval`` / ``report`` / ``baselines`` shows whole names, not ``mod…``."""
+    from rich.table import Table
+
+    from society_env.app.console import table_console
+
+    table = Table(title="wide")
+    for k in range(6):
+        table.add_column(f"column-number-{k}-with-a-long-name")
+    table.add_row(*[f"value-{k}-" + "x" * 20 for k in range(6)])
+    table_console().print(table)
+    out = capsys.readouterr().out
+    assert "…" not in out and all(f"column-number-{k}-with-a-long-name" in out for k in range(6))
+    assert max(len(line) for line in out.splitlines()) > 80

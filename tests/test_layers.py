@@ -77,9 +77,10 @@ MAY_IMPORT = {
     "app": set(LAYERS),
 }
 
-COMMAND_LINE_DECLARATIONS = {"society_env.app.options", "society_env.app.llm_options"}
+COMMAND_LINE_DECLARATIONS = {"society_env.app.options", "society_env.app.llm_options", "society_env.app.console"}
 """The trainer's ``TrainConfig`` / ``FitnessSettings`` declare their ``qes-train`` flags on their fields
-(CleanRL's one ``Args`` dataclass), so the trainer imports these two app modules and no other."""
+(CleanRL's one ``Args`` dataclass), and ``qes-eval`` prints its table as the other commands do, so the
+trainer imports these three app modules and no other."""
 
 
 def _layer(module: str) -> str:

@@ -7,7 +7,6 @@ import pickle
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +16,7 @@ from society_env.app.checkpoints import CHECKPOINT_FILE
 from society_env.app.cli import main
 from society_env.app.runs import replay_recording
 
-CLI = [sys.executable, "-m", "society_env"]
+ROOT = Path(__file__).resolve().parents[1]
 SCRIPTED = ["--preset", "small", "--policy", "forager=3,cooperator=3", "--set", "max_steps=3000",
             "--set", "lifespan=3000", "--steps", "3000", "--checkpoint-every", "100", "--seed", "3"]
 NOT_DETERMINISTIC = ("seconds",)
@@ -36,34 +35,26 @@ def deterministic_files(run_dir: Path) -> dict:
             **{name: (run_dir / f"{name}.jsonl").read_bytes() for name in ("snapshots", "actions")}}
 
 
-def kill_after_checkpoints(command: list[str], run_dir: Path, rng: np.random.Generator, max_delay: float) -> None:
-    """Start ``command``, wait for a checkpoint newer than any already in ``run_dir``, then SIGKILL it
-    after a random delay (it may have finished by then)."""
-    path = run_dir / CHECKPOINT_FILE
-    before = path.stat().st_mtime_ns if path.exists() else 0
-    process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-    deadline = time.time() + 300
-    while time.time() < deadline and process.poll() is None:
-        if path.exists() and path.stat().st_mtime_ns != before:
-            break
-        time.sleep(0.02)
-    time.sleep(float(rng.uniform(0, max_delay)))
-    process.send_signal(signal.SIGKILL)
-    _, stderr = process.communicate()
-    assert process.returncode in (0, -signal.SIGKILL), stderr.decode()
+def kill_at_checkpoint(arguments: list[str], checkpoint: int, steps_after: int) -> None:
+    """Run ``society-env arguments`` and SIGKILL it ``steps_after`` steps after its ``checkpoint``-th
+    checkpoint, in the middle of recording a step (tests/kill_at_checkpoint.py): the same moment on any
+    machine, so the test cannot race the run."""
+    process = subprocess.run([sys.executable, "-m", "tests.kill_at_checkpoint", str(checkpoint), str(steps_after),
+                              *arguments], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, cwd=ROOT)
+    assert process.returncode == -signal.SIGKILL, process.stderr.decode()
 
 
 @pytest.mark.parametrize("kill_seed", [0, 1])
 def test_a_scripted_run_killed_twice_and_resumed_writes_the_uninterrupted_recording(tmp_path, kill_seed):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert main(["run", *SCRIPTED, "--out", str(whole), "--quiet"]) == 0
-    rng = np.random.default_rng(kill_seed)
-    kill_after_checkpoints([*CLI, "run", *SCRIPTED, "--out", str(killed), "--quiet"], killed, rng, 1.0)
-    assert not (killed / "summary.json").exists(), "the run finished before it was killed: make it longer"
+    rng = np.random.default_rng(kill_seed)  # where the two kills land: a checkpoint of 29, 0-99 steps after it
+    kill_at_checkpoint(["run", *SCRIPTED, "--out", str(killed), "--quiet"], int(rng.integers(1, 15)),
+                       int(rng.integers(0, 100)))
+    assert not (killed / "summary.json").exists()
     assert replay_recording(killed)["identical"]  # the partial recording is usable as it is
-    kill_after_checkpoints([*CLI, "run", "--resume", str(killed), "--quiet"], killed, rng, 1.0)
-    if not (killed / "summary.json").exists():
-        assert main(["run", "--resume", str(killed), "--quiet"]) == 0
+    kill_at_checkpoint(["run", "--resume", str(killed), "--quiet"], int(rng.integers(1, 10)), int(rng.integers(0, 100)))
+    assert main(["run", "--resume", str(killed), "--quiet"]) == 0
     assert deterministic_files(killed) == deterministic_files(whole)
     assert not (killed / CHECKPOINT_FILE).exists()  # removed when the run completed
     assert not list(killed.glob(".*.tmp"))
@@ -81,9 +72,8 @@ def test_an_llm_society_killed_and_resumed_writes_the_uninterrupted_recording(tm
                "--history", "3"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert main(["run", *options, "--out", str(whole), "--quiet"]) == 0
-    kill_after_checkpoints([*CLI, "run", *options, "--out", str(killed), "--quiet"], killed,
-                           np.random.default_rng(2), 0.5)
-    assert not (killed / "summary.json").exists(), "the run finished before it was killed: make it longer"
+    kill_at_checkpoint(["run", *options, "--out", str(killed), "--quiet"], 2, 1)
+    assert not (killed / "summary.json").exists()
     assert main(["run", "--resume", str(killed), "--quiet"]) == 0
     assert deterministic_files(killed) == deterministic_files(whole)
     calls = [e for e in deterministic_files(killed)["events"] if e["type"] == "llm_call"]
@@ -95,13 +85,9 @@ def test_an_experiment_resumes_skipping_finished_runs(tmp_path):
                "--checkpoint-every", "25", "--set", "width=24", "--set", "height=24"]
     whole, killed = tmp_path / "whole", tmp_path / "killed"
     assert main(["experiment", *options, "--out", str(whole), "--quiet"]) == 0
-    process = subprocess.Popen([*CLI, "experiment", *options, "--out", str(killed), "--quiet"],
-                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 300
-    while time.time() < deadline and not (killed / "small__seed1" / CHECKPOINT_FILE).exists():
-        time.sleep(0.01)
-    process.send_signal(signal.SIGKILL)
-    process.wait()
+    # small__seed0's society dies after 3 checkpoints, so the 5th is small__seed1's second (it writes 7)
+    kill_at_checkpoint(["experiment", *options, "--out", str(killed), "--quiet"], 5, 10)
+    assert (killed / "small__seed1" / CHECKPOINT_FILE).exists()
     finished_before = (killed / "small__seed0" / "summary.json").read_bytes()
     assert main(["experiment", "--resume", str(killed), "--quiet"]) == 0
     assert (killed / "small__seed0" / "summary.json").read_bytes() == finished_before  # not run again
@@ -115,8 +101,7 @@ def test_an_experiment_resumes_skipping_finished_runs(tmp_path):
 def checkpointed_run(tmp_path):
     """A run directory holding a partial recording and its checkpoint (as a killed run leaves it)."""
     run_dir = tmp_path / "run"
-    kill_after_checkpoints([*CLI, "run", *SCRIPTED, "--out", str(run_dir), "--quiet"], run_dir,
-                           np.random.default_rng(0), 0.0)
+    kill_at_checkpoint(["run", *SCRIPTED, "--out", str(run_dir), "--quiet"], 1, 0)
     assert (run_dir / CHECKPOINT_FILE).exists() and not (run_dir / "summary.json").exists()
     return run_dir
 
@@ -133,6 +118,16 @@ def test_a_truncated_checkpoint_is_a_one_line_error_that_changes_nothing(checkpo
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     before = {p.name: p.read_bytes() for p in checkpointed_run.iterdir()}
     assert "checkpoint.pkl is damaged" in _resume_error(checkpointed_run, capsys)
+    assert {p.name: p.read_bytes() for p in checkpointed_run.iterdir()} == before
+
+
+def test_a_damaged_meta_json_is_one_line_before_anything_else_is_printed(checkpointed_run, capsys):
+    (checkpointed_run / "meta.json").write_text('{"format": "society-env-recording", "vers')
+    before = {p.name: p.read_bytes() for p in checkpointed_run.iterdir()}
+    assert main(["run", "--resume", str(checkpointed_run)]) == 2  # not --quiet: nothing may come before the error
+    captured = capsys.readouterr()
+    assert captured.out == "" and len(captured.err.strip().splitlines()) == 1, captured
+    assert "meta.json" in captured.err and "Traceback" not in captured.err
     assert {p.name: p.read_bytes() for p in checkpointed_run.iterdir()} == before
 
 

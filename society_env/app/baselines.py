@@ -168,11 +168,10 @@ def table_rows(results: dict[str, dict[str, list[dict[str, Any]]]], mixed_label:
 
 
 def print_rich(survival: list[list[str]], population: list[list[str]], title: str, caption: str | None) -> None:
-    from rich.console import Console
+    from society_env.app.console import table_console
     from rich.table import Table
 
-    console = Console()
-    console = Console(width=max(console.width, 130))  # the tables need ~125 columns; piped output defaults to 80
+    console = table_console()
     for name, columns, rows in (("survival and return", SURVIVAL_COLUMNS, survival),
                                 ("population and events", POPULATION_COLUMNS, population)):
         table = Table(title=f"{title}: {name}", caption=caption)
