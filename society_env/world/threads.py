@@ -32,9 +32,9 @@ back costs about 70 us on the 2-core AMD EPYC (a sleeping thread's wake-up in th
 worlds of 250 agents were 0.4-0.6x of one thread, of 500 0.6-0.7x, of 1000 1.0-1.8x, of 2500 1.3-1.8x;
 two float32 worlds of 20,000 were faster one after the other, each on the parallel loops (1.35x against
 1.2x: two worlds' grids compete for the cache). docs/performance.md has the runs
-(``benchmarks/thread_threshold.py --worlds 2``). Numba's parallel loop over the worlds hands them over at
+(``tools/thread_threshold.py --worlds 2``). Numba's parallel loop over the worlds hands them over at
 once while its GNU OpenMP threads spin, but stalled 2-11 ms at the first step after the caller slept 5-20
-ms (``benchmarks/thread_handoff.py --sleep``): not used."""
+ms (``tools/thread_handoff.py --sleep``): not used."""
 
 
 def available_cores() -> int:

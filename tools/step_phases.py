@@ -1,8 +1,12 @@
-"""Where the time of one ``SocietyVectorEnv.step`` goes (the same world as ``benchmarks/array_api.py``: N
+"""Where the time of one ``SocietyVectorEnv.step`` goes (the same world as ``benchmarks/env_vs_magent2.py``: N
 founders on a torus of 0.04 agents per cell, random actions).
 
-    python benchmarks/step_phases.py --agents 500 --threads 1
-    python benchmarks/step_phases.py --agents 100000 --threads 2 --steps 20 --dtype uint8
+A one-off experiment (2026-12-06, the third session of issue 30): it measured each part of a step alone
+(500 agents: the gather 0.10 ms and the rules 0.13 ms of a 0.31 ms step); documented in
+docs/lab/performance-2026.md. ``tools/profile_step.py`` samples the parts inside the one compiled call.
+
+    python tools/step_phases.py --agents 500 --threads 1
+    python tools/step_phases.py --agents 100000 --threads 2 --steps 20 --dtype uint8
 
 Each measured step is timed whole (``envs.step``), then replayed part by part on a copy of the world
 taken before it (same generator state, same actions), each part one call of the compiled function that
@@ -27,11 +31,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
 
-from array_api import our_overrides  # noqa: E402
+from env_vs_magent2 import our_overrides  # noqa: E402
 from society_env.world import kernels  # noqa: E402
 from society_env.world.encodings import MOVE_DELTAS, NEIGHBOUR_DELTAS  # noqa: E402
 from society_env.world.rules import TRANSFER_CODES  # noqa: E402

@@ -2,15 +2,20 @@
 one process: each step of one is followed by the same step of the other (the order swapping every step),
 so both meet the same machine speed, which on a shared VM moves by more than the differences sought.
 
+A one-off experiment kept as a tool (2026-12-06): it measured the fifth session's code step for step
+against its start (f0751b0) and against 47192f8, with the page faults the regrowth buffers removed;
+documented in docs/lab/performance-2026.md. Compare a change to the world with the commit before it:
+``python tools/versus_commit.py HEAD --agents 500`` (an uncommitted change against HEAD).
+
 The other commit's ``society_env`` is exported with ``git archive`` into a directory of the system's temp
 folder under the package name ``society_env_then`` (its imports rewritten), kept there so that numba's
 disk cache serves later runs. Both envs get the same seed and the same actions, so they must end with the
 same observations (checked: the world's rules and random streams did not change). Prints mean and median
 microseconds per ``step`` and the minor page faults per step of each (``getrusage`` around each call).
 
-    python benchmarks/versus_commit.py f0751b0 --preset small --worlds 4 --steps 6000   # fixed cost, small worlds
-    python benchmarks/versus_commit.py f0751b0 --agents 500 --steps 300                # array_api.py's world
-    python benchmarks/versus_commit.py f0751b0 --agents 100000 --threads 2 --steps 40
+    python tools/versus_commit.py f0751b0 --preset small --worlds 4 --steps 6000   # fixed cost, small worlds
+    python tools/versus_commit.py f0751b0 --agents 500 --steps 300                # env_vs_magent2.py's world
+    python tools/versus_commit.py f0751b0 --agents 100000 --threads 2 --steps 40
 """
 
 from __future__ import annotations
@@ -29,10 +34,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np  # noqa: E402
-from array_api import our_overrides  # noqa: E402
+from env_vs_magent2 import our_overrides  # noqa: E402
 
 THEN = "society_env_then"
 
@@ -61,7 +66,7 @@ def main() -> None:
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("commit", help="the other commit (e.g. the start of a session)")
     parser.add_argument("--preset", default="default", help="preset of both envs (default 'default')")
-    parser.add_argument("--agents", type=int, help="founders per world in array_api.py's world (default: the preset's)")
+    parser.add_argument("--agents", type=int, help="founders per world in env_vs_magent2.py's world (default: the preset's)")
     parser.add_argument("--worlds", type=int, default=1, help="num_envs (default 1)")
     parser.add_argument("--threads", type=int, default=1, help="num_threads (default 1)")
     parser.add_argument("--dtype", default="float32", choices=["float32", "uint8", "uint16"])

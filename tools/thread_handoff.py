@@ -1,7 +1,12 @@
 """What handing work to the second core costs, by how the work gets there and how long the threads idled.
 
-    python benchmarks/thread_handoff.py
-    python benchmarks/thread_handoff.py --sleep --gaps 200,1000,5000,20000 --calls 40
+A one-off experiment (2026-12-06): it measured the wake-up of a worker thread (50-120 us in this VM) and
+the 2-11 ms stall of numba's parallel loop after the caller slept, the reasons ``SocietyVectorEnv`` hands
+worlds to a worker thread only from 1000 agents a thread; documented in docs/performance.md ("Threads")
+and, with the runs, docs/lab/performance-2026.md (the sixth session).
+
+    python tools/thread_handoff.py
+    python tools/thread_handoff.py --sleep --gaps 200,1000,5000,20000 --calls 40
 
 Two units of compiled work (a ``nogil`` numba loop, each about ``--work-us`` microseconds: half of a step
 of two worlds of 250 agents is about 100 us here) are done per call, three ways, alternated call by call

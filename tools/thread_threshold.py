@@ -2,20 +2,24 @@
 step) and on ``--threads`` threads at the same sizes, alternated in blocks of 10 steps in one process, for
 the thresholds of ``society_env.world.threads``.
 
+A one-off experiment (2026-12-06): it measured the speed-ups behind ``threads.PARALLEL_MIN_AGENTS``
+(8192) and ``threads.WORLD_THREAD_MIN_AGENTS`` (1000); documented in docs/performance.md ("Threads") and,
+with the runs, docs/lab/performance-2026.md. Run it again before moving a threshold.
+
 One world (default): one thread against the threaded path (the rules, then the observation's parallel
 loops), forced at every size (``PARALLEL_MIN_AGENTS`` set to 0 for it). ``--worlds N``: N worlds stepped
 one after the other on one thread, side by side on the threads (``WORLD_THREAD_MIN_AGENTS`` 0), and one
-after the other on the parallel loops. Every world is the one of ``benchmarks/array_api.py`` with the same
+after the other on the parallel loops. Every world is the one of ``benchmarks/env_vs_magent2.py`` with the same
 seed and actions, so all ways stay identical (checked at the end). ``--busy`` also runs a busy loop in
 another process, as a neighbour using one of the cores would.
 
-    python benchmarks/thread_threshold.py                          # 2500, 5000, 10000, 20000 agents
-    python benchmarks/thread_threshold.py --sizes 5000 --busy
-    python benchmarks/thread_threshold.py --worlds 2 --sizes 250,500,1000,2500,5000,20000 --dtypes float32
-    python benchmarks/thread_threshold.py --sizes 10000,20000 --dtypes float32 --pause 20   # a slow policy
+    python tools/thread_threshold.py                          # 2500, 5000, 10000, 20000 agents
+    python tools/thread_threshold.py --sizes 5000 --busy
+    python tools/thread_threshold.py --worlds 2 --sizes 250,500,1000,2500,5000,20000 --dtypes float32
+    python tools/thread_threshold.py --sizes 10000,20000 --dtypes float32 --pause 20   # a slow policy
 
 ``--pause MS`` sleeps before every step, as an RL loop waiting on a slow policy would: waiting threads
-have gone to sleep by the next step (``benchmarks/thread_handoff.py`` measures what waking them costs).
+have gone to sleep by the next step (``tools/thread_handoff.py`` measures what waking them costs).
 """
 
 from __future__ import annotations
@@ -29,10 +33,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import numpy as np
-from array_api import our_overrides
+from env_vs_magent2 import our_overrides
 
 from society_env.world import observations, threads
 from society_env.world.vector import SocietyVectorEnv

@@ -1,6 +1,10 @@
 """Signal per pair: does a perturbation that wins on a generation's training episodes also win on
 held-out ones?
 
+A one-off experiment (2026-12-01): it measured that a pair difference on the 8 training episodes
+predicts the one on 32 held-out episodes (same sign in the 3 pairs it finished, held-out ~70% of
+training); documented in docs/training.md ("What limited learning, and what it would take").
+
 QES moves the codes along the pair differences d_p = F(+p) - F(-p) measured on the generation's few
 episodes. That is learning only insofar as d_p on those episodes predicts d_p on episodes never seen.
 This measures it on the base model with the forage recipe's fitness (the ``expected`` estimator: no
@@ -8,7 +12,7 @@ sampling noise, so all of the disagreement is the episodes' own): for PAIRS pert
 generation, d_p on the training episodes (8 episodes, as the recipe) and on 32 held-out episodes, and
 their correlation across pairs, on a private copy of the model.
 
-Usage: python benchmarks/qes_signal.py [--pairs 8] [--sigma 0.01] [--threads 2] [--model PATH]
+Usage: python tools/qes_signal.py [--pairs 8] [--sigma 0.01] [--threads 2] [--model PATH]
 """
 
 from __future__ import annotations

@@ -1,5 +1,7 @@
-"""Steady-state throughput against MAgent2 at the same number of living agents and the same density, through
-each engine's fastest API and through PettingZoo, side by side in one run.
+"""The world against MAgent2, side by side in one run: our array API against MAgent2's own array API (its
+GridWorld handles, its fastest API) and our PettingZoo API against MAgent2's PettingZoo API, at the same
+number of living agents and the same density, at steady state, rows interleaved. Prints the rates and the
+ratios ours / MAgent2 of this run.
 
 For each target population N (``--agents``, default 500 and 5000) it runs every row below in its own
 subprocess, ``--steps`` random-action steps (default 300) after ``--warmup`` steps (default 3). The rows
@@ -15,6 +17,7 @@ and the ratios moved with them.
 | ``ours array 2 worlds 2 threads`` | ``SocietyVectorEnv.step(actions)`` of two worlds of N / 2 founders each (same density), side by side on two threads |
 | ``MAgent2 gather array`` / ``battle array`` | MAgent2's own GridWorld handles: ``set_action`` per group, ``step``, ``get_observation`` and ``get_reward`` per group, ``clear_dead`` (MAgent2 is single-threaded: its library links no OpenMP) |
 | ``ours PettingZoo`` | ``society_env.parallel_env(...).step(dict)`` (default ``num_threads``: the cores) |
+| ``ours PettingZoo language`` | the same with ``language=True``: a text observation per agent, actions with a free-text message; compared with TerraLingua's 4k agent-steps/s (a figure quoted by the project's issue, not measured here) |
 | ``MAgent2 gather PZ`` / ``battle PZ`` | ``gather_v5`` / ``battle_v4`` ``parallel_env().step(dict)`` |
 
 Worlds: a square torus of side ``round(sqrt(N / DENSITY))`` with ``DENSITY`` = 0.04 agents per cell for
@@ -27,12 +30,25 @@ game's own map (gather: fixed 200x200 with 495 omnivores, so only for N near tha
 that gives about N agents). MAgent2 agents only die of attacks, so their populations shrink a little:
 living agents are counted at every step.
 
-Reported per row: the mean rate over all measured steps (agent-steps / seconds inside the step, the
-headline), the best block of ``--block`` steps beside it, wall and process CPU time per step, and RSS.
-Ratios are ours / MAgent2's from the same run.
+Reported per row: the mean rate over all measured steps (living agent-steps / seconds inside the step, the
+headline), the best block of ``--block`` steps beside it, wall and process CPU time per step, the
+observation bytes per agent against the machine's copy bandwidth (the rate at which the observations alone
+could be written), and the growth of the row process's peak resident set size, in all and per living agent.
 
-    python benchmarks/array_api.py                      # N = 500, 5000; 300 steps (~2 min)
-    python benchmarks/array_api.py --agents 1000 --steps 100 --json out.json
+Scale (``--scale``): N = 1000, 10,000 and 100,000, 100 steps in turns of 10, our one-world array rows
+only (float32 and uint8, 1 and 2 threads; add MAgent2's with ``--rows``); the cost per agent-step at each
+N against the smallest N is the linearity (1.00: linear). ``--compile-time`` also times importing,
+resetting and stepping both APIs once in a fresh process with an empty numba cache (``NUMBA_CACHE_DIR``:
+every kernel compiled, what the first run on a machine pays) and again with that cache filled (every later
+run).
+
+    python benchmarks/env_vs_magent2.py                      # N = 500, 5000; 300 steps (~3 min on 2 cores)
+    python benchmarks/env_vs_magent2.py --quick              # N = 500, 60 steps in turns of 20 (~30 s)
+    python benchmarks/env_vs_magent2.py --scale --compile-time
+    python benchmarks/env_vs_magent2.py --agents 1000000 --steps 10 --warmup 1 --rows "ours array 2 threads,ours array uint8 2 threads"
+    python benchmarks/env_vs_magent2.py --agents 500 --before /tmp/worktree-of-an-older-commit   # ours now against then, interleaved
+
+MAgent2 comes with the ``bench`` extra (``pip install -e ".[bench]"``); without it its rows are skipped.
 """
 
 from __future__ import annotations
@@ -85,6 +101,15 @@ def our_overrides(agents: int, steps: int = 300) -> dict:
 
 
 def _rss_mb() -> float:
+    """This process's peak resident set size, MB: Linux's ``VmHWM``, which starts afresh at ``exec``.
+    (``ru_maxrss`` does not: a row's process would start with the peak of the parent it was forked from,
+    whose bandwidth test alone holds 1 GB, and report no growth below that.)"""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
@@ -137,12 +162,21 @@ def measure_ours_array(agents: int, steps: int, seed: int, threads: int, dtype: 
     return Row(step, living, envs.single_observation_space.shape[0] * np.dtype(dtype).itemsize + features)
 
 
-def measure_ours_pz(agents: int, steps: int, seed: int) -> Row:
+TERRALINGUA_AGENT_STEPS_PER_S = 4_000
+"""TerraLingua's throughput as quoted in the project's issue (agent-steps/s); a constant, not measured here."""
+MESSAGES = ("", "food north", "food south", "food west", "food east", "help me", "share?", "follow me")
+"""Free-text message of a language action, picked by the action's (random) message token."""
+
+
+def measure_ours_pz(agents: int, steps: int, seed: int, language: bool = False) -> Row:
+    """``language``: the text view (a ``{"observation", "text"}`` observation per agent, actions with a
+    message); its observation bytes count the numeric part and the first step's mean text length."""
     import society_env
 
-    env = society_env.parallel_env("default", **our_overrides(agents, steps))
-    env.reset(seed=seed)
-    nvec, rng = env.action_space(env.possible_agents[0]).nvec, np.random.default_rng(seed + 1)
+    env = society_env.parallel_env("default", language=language, **our_overrides(agents, steps))
+    observations, _ = env.reset(seed=seed)
+    space = env.action_space(env.possible_agents[0])
+    nvec, rng = (space["action"] if language else space).nvec, np.random.default_rng(seed + 1)
     state = {"actions": None}
 
     def step():
@@ -150,10 +184,15 @@ def measure_ours_pz(agents: int, steps: int, seed: int) -> Row:
 
     def living():
         matrix = rng.integers(0, nvec, size=(len(env.agents), nvec.size))
-        state["actions"] = dict(zip(env.agents, matrix))
+        if language:
+            state["actions"] = {agent: {"action": row, "message": MESSAGES[token]}
+                                for agent, row, token in zip(env.agents, matrix, matrix[:, 3].tolist())}
+        else:
+            state["actions"] = dict(zip(env.agents, matrix))
         return len(env.agents)
 
-    return Row(step, living, env.observation_size * 4)
+    text = np.mean([len(o["text"]) for o in observations.values()]) if language and observations else 0
+    return Row(step, living, env.observation_size * 4 + round(text))
 
 
 # ---- MAgent2 ------------------------------------------------------------------------------------
@@ -262,7 +301,7 @@ def memcpy_bandwidth(threads: int, megabytes: int = 512, repeats: int = 5) -> fl
 
 
 def threads_of(row: str) -> int:
-    return 2 if "2 threads" in row or row == "ours PettingZoo" else 1
+    return 2 if "2 threads" in row or row.startswith("ours PettingZoo") else 1
 
 
 # ---- driver -------------------------------------------------------------------------------------
@@ -282,7 +321,17 @@ ROWS = {  # row -> the Row of a spec (agents, steps, warmup, seed)
     "ours PettingZoo": lambda s: measure_ours_pz(s["agents"], _run_steps(s), s["seed"]),
     "MAgent2 gather PZ": lambda s: measure_magent_pz("gather", s["agents"], s["seed"]),
     "MAgent2 battle PZ": lambda s: measure_magent_pz("battle", s["agents"], s["seed"]),
+    "ours PettingZoo language": lambda s: measure_ours_pz(s["agents"], _run_steps(s), s["seed"], language=True),
 }
+ARRAY_ROWS = [row for row in ROWS if row.startswith("ours array")]
+SCALE_ROWS = ["ours array 1 thread", "ours array 2 threads", "ours array uint8 1 thread", "ours array uint8 2 threads"]
+
+RATIOS = (  # (ours, peer): printed as ours / peer where both ran
+    *((ours, peer) for ours in ("ours array 1 thread", "ours array 2 threads", "ours array uint8 1 thread",
+                                "ours array uint8 2 threads", "ours array 2 worlds 2 threads")
+      for peer in ("MAgent2 gather array", "MAgent2 battle array")),
+    ("ours PettingZoo", "MAgent2 gather PZ"), ("ours PettingZoo", "MAgent2 battle PZ"),
+)
 
 _MESSAGE = "@@ "
 """Prefix of a worker's protocol lines on its stdout (the engines may print lines of their own)."""
@@ -376,18 +425,110 @@ def summarise(result: dict, block: int) -> dict:
             "obs_bytes": result["obs_bytes"]}
 
 
+# ---- compile time -------------------------------------------------------------------------------
+def first_call() -> float:
+    """Seconds to import, build, reset and step both APIs once on a small world: with an empty numba cache
+    this compiles every kernel the two APIs use."""
+    started = time.perf_counter()
+    import society_env
+    from society_env.world.vector import SocietyVectorEnv
+
+    envs = SocietyVectorEnv(1, "small")
+    envs.reset(seed=0)
+    envs.step(np.zeros((1, envs.num_slots, len(envs.single_action_space.nvec)), dtype=np.int64))
+    env = society_env.parallel_env("small")
+    env.reset(seed=0)
+    env.step({agent: np.zeros(env.action_space(agent).shape, dtype=np.int64) for agent in env.agents})
+    return time.perf_counter() - started
+
+
+def compile_times() -> dict[str, float]:
+    """:func:`first_call` in a fresh process with an empty numba cache directory ("cold"), then in another
+    with the cache the first one filled ("warm")."""
+    import os
+
+    times = {}
+    with tempfile.TemporaryDirectory() as cache:
+        for label in ("cold", "warm"):
+            process = subprocess.run([sys.executable, __file__, "--worker", json.dumps({"compile": True})],
+                                     capture_output=True, text=True, env={**os.environ, "NUMBA_CACHE_DIR": cache})
+            if process.returncode != 0:
+                raise RuntimeError(f"compile-time worker failed:\n{process.stderr[-3000:]}")
+            times[label] = float(process.stdout.strip().splitlines()[-1])
+    return times
+
+
+# ---- report -------------------------------------------------------------------------------------
+def print_size(agents: int, results: dict[str, dict], args: argparse.Namespace, bandwidth: dict[int, float]) -> None:
+    """One population's table, then its ratios ours / MAgent2 (and ours / before with ``--before``)."""
+    print(f"\n## target {agents} living agents, {args.steps} steps after {args.warmup} warm-up, rows in turns of "
+          f"{args.turn} steps (map side {side_for(agents)} for the array rows, {DENSITY} agents per cell)\n")
+    print("| row | agents start / mean / end | mean agent-steps/s | best block | CPU agent-steps/s | ms per step (CPU) "
+          "| obs bytes / agent | of the memcpy bound | RSS growth MB (kB / agent) |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for row, r in results.items():
+        bound = bandwidth[threads_of(row.removeprefix("before: "))] / max(r["obs_bytes"], 1)
+        r["bound_fraction"] = r["mean_rate"] / bound
+        print(f"| {row} | {r['agents_start']} / {r['agents_mean']:.0f} / {r['agents_end']} | {r['mean_rate'] / 1e6:.3f}M | "
+              f"{r['best_rate'] / 1e6:.3f}M | {r['cpu_rate'] / 1e6:.3f}M | {r['ms_per_step']:.2f} ({r['cpu_ms_per_step']:.2f}) | "
+              f"{r['obs_bytes']} | {r['bound_fraction']:.1%} of {bound / 1e6:.0f}M | "
+              f"{r['rss_growth_mb']:.0f} ({1024 * r['rss_growth_mb'] / max(r['agents_mean'], 1):.1f}) |")
+    print()
+    for ours, peer in RATIOS:
+        if ours in results and peer in results:
+            mean = results[ours]["mean_rate"] / results[peer]["mean_rate"]
+            best = results[ours]["best_rate"] / results[peer]["best_rate"]
+            print(f"- {ours} / {peer}: **{mean:.2f}x** mean over all steps ({best:.2f}x best blocks)")
+    language = results.get("ours PettingZoo language")
+    if language:
+        print(f"- ours PettingZoo language / TerraLingua's quoted {TERRALINGUA_AGENT_STEPS_PER_S:,}: "
+              f"**{language['mean_rate'] / TERRALINGUA_AGENT_STEPS_PER_S:.1f}x**")
+    for row in ROWS:
+        if row in results and f"before: {row}" in results:
+            print(f"- {row} / before: **{results[row]['mean_rate'] / results[f'before: {row}']['mean_rate']:.2f}x** "
+                  "mean over all steps")
+
+
+def print_ratio_summary(report: dict) -> None:
+    """Every ratio of the run, one column per population, side by side."""
+    sizes = [key for key in report if isinstance(key, int)]
+    lines = []
+    for ours, peer in RATIOS:
+        cells = [f"{report[n][ours]['mean_rate'] / report[n][peer]['mean_rate']:.2f}x"
+                 if ours in report[n] and peer in report[n] else "-" for n in sizes]
+        if any(cell != "-" for cell in cells):
+            lines.append(f"| {ours} / {peer} | " + " | ".join(cells) + " |")
+    for row in ARRAY_ROWS:  # cost per agent-step relative to the smallest population: 1.00 is linear
+        ran = [n for n in sizes if row in report[n]]
+        if len(ran) >= 2:
+            base = report[ran[0]][row]["mean_rate"]
+            cells = [f"{base / report[n][row]['mean_rate']:.2f}" if row in report[n] else "-" for n in sizes]
+            lines.append(f"| {row}: cost per agent-step / at {ran[0]:,} | " + " | ".join(cells) + " |")
+    if lines:
+        print("\n## Ratios of this run (mean over all steps)\n")
+        print("| ratio | " + " | ".join(f"{n:,}" for n in sizes) + " |")
+        print("|---|" + "---|" * len(sizes))
+        print("\n".join(lines))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--agents", type=lambda s: [int(x) for x in s.split(",") if x], default=[500, 5000],
+    parser.add_argument("--agents", type=lambda s: [int(x) for x in s.split(",") if x], default=None,
                         help="target living agents, comma-separated (default 500,5000)")
-    parser.add_argument("--steps", type=int, default=300, help="measured steps per row (default 300)")
+    parser.add_argument("--steps", type=int, default=None, help="measured steps per row (default 300)")
     parser.add_argument("--warmup", type=int, default=3, help="untimed steps first (default 3)")
     parser.add_argument("--block", type=int, default=10, help="steps per block of the best-block column (default 10)")
-    parser.add_argument("--turn", type=int, default=30,
+    parser.add_argument("--turn", type=int, default=None,
                         help="steps a row takes before the next row's turn (default 30; rows run interleaved)")
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--rows", default=",".join(ROWS), help="rows to run, comma-separated (default all)")
+    parser.add_argument("--rows", default=None, help=f"rows to run, comma-separated (default all: {', '.join(ROWS)})")
+    parser.add_argument("--quick", action="store_true",
+                        help="a short check: N = 500, 60 steps in turns of 20, a 128 MB copy for the bandwidth")
+    parser.add_argument("--scale", action="store_true",
+                        help="N = 1000, 10000, 100000, 100 steps in turns of 10, our four one-world array rows")
+    parser.add_argument("--compile-time", action="store_true",
+                        help="also time the first import, reset and step with an empty numba cache and a filled one")
     parser.add_argument("--json", type=Path, default=None, help="also save every measurement as JSON")
     parser.add_argument("--plot", type=Path, default=None, help="also plot agents vs agent-steps/s into this PNG")
     parser.add_argument("--before", type=Path, default=None,
@@ -396,9 +537,20 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
-        run_worker(json.loads(args.worker))
+        spec = json.loads(args.worker)
+        if spec.get("compile"):
+            print(first_call())
+        else:
+            run_worker(spec)
         return
-    rows = [row for row in args.rows.split(",") if row]
+    if args.quick and args.scale:
+        parser.error("--quick and --scale are two different runs: choose one")
+    mode = {"agents": [500], "steps": 60, "turn": 20} if args.quick else \
+        {"agents": [1000, 10_000, 100_000], "steps": 100, "turn": 10} if args.scale else \
+        {"agents": [500, 5000], "steps": 300, "turn": 30}
+    args.agents, args.steps, args.turn = (args.agents or mode["agents"], args.steps or mode["steps"],
+                                          args.turn or mode["turn"])
+    rows = [row for row in (args.rows or ",".join(SCALE_ROWS if args.scale else ROWS)).split(",") if row]
     unknown = [row for row in rows if row not in ROWS]
     if unknown:
         parser.error(f"unknown rows {unknown}; choose from {list(ROWS)}")
@@ -407,11 +559,12 @@ def main(argv: list[str] | None = None) -> None:
     except ImportError:
         rows = [row for row in rows if not row.startswith("MAgent2")]
         print("magent2 is not installed (pip install -e '.[bench]'): MAgent2 rows skipped", file=sys.stderr)
-    bandwidth = {threads: memcpy_bandwidth(threads) for threads in (1, 2)}
-    print(f"memcpy bandwidth (512 MB, best of 5): {bandwidth[1] / 1e9:.1f} GB/s on one thread, "
+    megabytes = 128 if args.quick else 512
+    bandwidth = {threads: memcpy_bandwidth(threads, megabytes) for threads in (1, 2)}
+    print(f"memcpy bandwidth ({megabytes} MB, best of 5): {bandwidth[1] / 1e9:.1f} GB/s on one thread, "
           f"{bandwidth[2] / 1e9:.1f} GB/s on two. Bound on agent-steps/s = bandwidth / observation bytes per agent "
           "(writing the observations, nothing else).")
-    report = {"memcpy_bytes_per_s": bandwidth}
+    report: dict = {"memcpy_bytes_per_s": bandwidth}
     for agents in args.agents:
         specs = [{"row": row, "agents": agents, "steps": args.steps, "warmup": args.warmup, "seed": args.seed}
                  for row in rows if row != "MAgent2 gather PZ" or 250 <= agents <= 1000]  # gather_v5: 495 omnivores
@@ -421,32 +574,12 @@ def main(argv: list[str] | None = None) -> None:
         results = {row: summarise(result, args.block)
                    for row, result in run_interleaved(specs, args.steps, args.turn).items()}
         report[agents] = results
-        print(f"\n## target {agents} living agents, {args.steps} steps after {args.warmup} warm-up, rows in turns of "
-              f"{args.turn} steps (map side {side_for(agents)} for the array rows, {DENSITY} agents per cell)\n")
-        print("| row | agents start / mean / end | mean agent-steps/s | best block | CPU agent-steps/s | ms per step (CPU) "
-              "| obs bytes / agent | of the memcpy bound | RSS growth MB |")
-        print("|---|---|---|---|---|---|---|---|---|")
-        for row, r in results.items():
-            bound = bandwidth[threads_of(row.removeprefix("before: "))] / max(r["obs_bytes"], 1)
-            r["bound_fraction"] = r["mean_rate"] / bound
-            print(f"| {row} | {r['agents_start']} / {r['agents_mean']:.0f} / {r['agents_end']} | {r['mean_rate'] / 1e6:.3f}M | "
-                  f"{r['best_rate'] / 1e6:.3f}M | {r['cpu_rate'] / 1e6:.3f}M | {r['ms_per_step']:.2f} ({r['cpu_ms_per_step']:.2f}) | "
-                  f"{r['obs_bytes']} | {r['bound_fraction']:.1%} of {bound / 1e6:.0f}M | {r['rss_growth_mb']:.0f} |")
-        print()
-        for ours, peers in (("ours array 1 thread", ("MAgent2 gather array", "MAgent2 battle array")),
-                            ("ours array 2 threads", ("MAgent2 gather array", "MAgent2 battle array")),
-                            ("ours array uint8 2 threads", ("MAgent2 gather array", "MAgent2 battle array")),
-                            ("ours array 2 worlds 2 threads", ("MAgent2 gather array", "MAgent2 battle array")),
-                            ("ours PettingZoo", ("MAgent2 gather PZ", "MAgent2 battle PZ"))):
-            for peer in peers:
-                if ours in results and peer in results:
-                    mean = results[ours]["mean_rate"] / results[peer]["mean_rate"]
-                    best = results[ours]["best_rate"] / results[peer]["best_rate"]
-                    print(f"- {ours} / {peer}: **{mean:.2f}x** mean over all steps ({best:.2f}x best blocks)")
-        for row in rows:
-            if f"before: {row}" in results:
-                print(f"- {row} / before: **{results[row]['mean_rate'] / results[f'before: {row}']['mean_rate']:.2f}x** "
-                      "mean over all steps")
+        print_size(agents, results, args, bandwidth)
+    print_ratio_summary(report)
+    if args.compile_time:
+        report["compile_s"] = times = compile_times()
+        print(f"\n- import + first reset and step of both APIs: {times['cold']:.1f} s with an empty numba cache "
+              f"(compiling every kernel), {times['warm']:.1f} s with it filled")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     if args.plot:
@@ -461,7 +594,7 @@ def plot(report: dict, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     fig, ax = plt.subplots(figsize=(7, 4.2))
-    sizes = [key for key in report if key != "memcpy_bytes_per_s"]
+    sizes = [key for key in report if isinstance(key, int)]
     for row in ROWS:
         points = sorted((report[n][row]["agents_mean"], report[n][row]["mean_rate"]) for n in sizes if row in report[n])
         if points:

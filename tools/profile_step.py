@@ -1,14 +1,17 @@
 """Where a ``SocietyVectorEnv`` step spends its time, per compiled function, sampled by Linux ``perf``.
 
-The world is ``benchmarks/array_api.py``'s (N founders on a torus of 0.04 agents per cell, random
+A one-off experiment (2026-12-06): it measured the share of each compiled function in a step at 500 and
+5000 agents (the view gather 35% and 47%); documented in docs/performance.md ("Where a step's time goes").
+
+The world is ``benchmarks/env_vs_magent2.py``'s (N founders on a torus of 0.04 agents per cell, random
 actions). The script compiles the kernels afresh (into an empty numba cache: 25-30 s), writes a perf map
 (``/tmp/perf-PID.map``) naming the compiled functions' code, then samples its own process with ``perf
 record`` while it steps ``--episodes`` episodes of 300 steps, and prints ``perf report``'s top symbols.
 numba's code has no symbols of its own: without the map perf shows bare addresses, and a kernel loaded
 from the disk cache has no module to take the names from, hence the fresh compile.
 
-    python benchmarks/profile_step.py --agents 500
-    python benchmarks/profile_step.py --agents 5000 --episodes 10 --top 40
+    python tools/profile_step.py --agents 500
+    python tools/profile_step.py --agents 5000 --episodes 10 --top 40
 
 Names are numba's mangled ones (``13_gather_viewsB3v49...`` is ``kernels._gather_views``); a function
 another one inlined is counted in its caller. Shares are of samples in this process: the Python around
@@ -31,7 +34,7 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(Path(__file__).resolve().parent))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
 
 def write_perf_map(module) -> int:
@@ -75,7 +78,7 @@ def main() -> None:
     cache = tempfile.mkdtemp(prefix="numba-cache-")
     os.environ["NUMBA_CACHE_DIR"] = cache  # before numba is imported: compile here, so the map can name the code
     import numpy as np
-    from array_api import our_overrides
+    from env_vs_magent2 import our_overrides
 
     from society_env.world import kernels
     from society_env.world.vector import SocietyVectorEnv
