@@ -13,8 +13,11 @@ worker) and received (member outcomes), and the packed size of updates of typica
 model. The extrapolation assumes one core per worker (the 2-worker run's per-member time), the
 driver's measured update + checkpoint time, and a 1 Gbit/s link from the driver.
 
-Usage: python benchmarks/qes_scaling.py [--model PATH] [--generations 3] [--pairs 2] [--episodes 1]
-       [--max-steps 2] [--threads 2] [--n-ctx 1024] [--no-in-process]
+    python benchmarks/qes_scaling.py --generations 2 --max-steps 1 --no-in-process   # ~15 min on a loaded 2-core machine
+    python benchmarks/qes_scaling.py --quick     # 2 generations of 1 pair x 1 step, Ray rows only: a check that it runs
+
+Needs Ray (the ``train`` extra). On 2 cores the two-worker row can show no gain when other processes hold
+a core; the traffic and the extrapolation do not depend on that.
 """
 
 from __future__ import annotations
@@ -42,30 +45,34 @@ def run(config, label: str) -> dict:
     return result
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     import dataclasses
 
     import numpy as np
-    import ray
 
+    from policies.llm.gguf_codes import SparseDelta, open_gguf_tensors, select_trainable
     from policies.llm.models import resolve_model
     from qes_trainer.distributed import pack_update, pickled_size
-    from policies.llm.gguf_codes import open_gguf_tensors, select_trainable
     from qes_trainer.fitness import FitnessSettings
-    from qes_trainer.qes import SparseDelta
     from qes_trainer.train import TrainConfig
 
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0], epilog=__doc__.split("\n\n", 1)[1],
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--model", default=None, help="GGUF to train (default: the embedded default model)")
-    parser.add_argument("--generations", type=int, default=3)
-    parser.add_argument("--pairs", type=int, default=2)
-    parser.add_argument("--episodes", type=int, default=1)
-    parser.add_argument("--max-steps", type=int, default=2)
-    parser.add_argument("--threads", type=int, default=2)
+    parser.add_argument("--generations", type=int, default=3, help="generations per run (default 3)")
+    parser.add_argument("--pairs", type=int, default=2, help="mirrored pairs per generation (default 2)")
+    parser.add_argument("--episodes", type=int, default=1, help="episodes per member (default 1)")
+    parser.add_argument("--max-steps", type=int, default=2, help="steps per episode (default 2)")
+    parser.add_argument("--threads", type=int, default=2, help="llama.cpp threads: the in-process run and 1 worker; "
+                        "2 workers get half each (default 2)")
     parser.add_argument("--n-ctx", type=int, default=FitnessSettings.n_ctx, help="context per agent (4096 for the "
                         "tests' tiny byte-vocabulary model)")
     parser.add_argument("--no-in-process", action="store_true", help="skip the in-process run")
-    args = parser.parse_args()
+    parser.add_argument("--quick", action="store_true", help="2 generations of 1 pair x 1 step, no in-process run")
+    args = parser.parse_args(argv)
+    if args.quick:
+        args.generations, args.pairs, args.max_steps, args.no_in_process = 2, 1, 1, True
+    import ray  # after the arguments, so that --help works without Ray
 
     model = resolve_model(args.model)
     model_size = model.stat().st_size
