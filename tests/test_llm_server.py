@@ -38,6 +38,7 @@ def server(tiny_model):
     process.wait()
 
 
+@pytest.mark.slow
 def test_a_society_runs_on_the_server_with_valid_actions_and_replays_without_it(server, tmp_path, capsys):
     process, url = server
     out = tmp_path / "run"
@@ -58,6 +59,7 @@ def test_a_society_runs_on_the_server_with_valid_actions_and_replays_without_it(
     assert replay_recording(out)["identical"]  # no server needed to replay
 
 
+@pytest.mark.slow
 def test_unreachable_server_and_unknown_model_are_one_line_errors(server, tmp_path, capsys):
     _, url = server
     base = ["run", "--preset", "small", "--policy", "llm=1", "--steps", "1", "--quiet"]
@@ -70,6 +72,7 @@ def test_unreachable_server_and_unknown_model_are_one_line_errors(server, tmp_pa
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
+@pytest.mark.slow
 def test_a_server_killed_mid_run_makes_agents_stay_counted_then_stops_the_run(server, tmp_path):
     import society_env
     from policies import POLICIES, PolicyAssignment, make_policy, parse_policy_spec

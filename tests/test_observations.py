@@ -29,7 +29,7 @@ def play(env_step, steps, rng, nvec, shape):
         env_step(rng.integers(0, nvec, size=shape))
 
 
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: a big world
 def test_parallel_env_observations_match_their_definition(threads):
     # a 100x100 torus, 8300 founders (more than PARALLEL_MIN_AGENTS: the threaded loops run with 2 threads)
     env = society_env.parallel_env("default", width=100, height=100, num_founders=8300, max_agents=9000,

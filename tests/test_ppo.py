@@ -11,6 +11,9 @@ from policies.learned import train_ppo as ppo
 from society_env.app.baselines import run_society
 
 
+pytestmark = pytest.mark.slow  # training runs
+
+
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory):
     out = tmp_path_factory.mktemp("ppo")

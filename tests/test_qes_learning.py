@@ -24,6 +24,9 @@ LEARN = TrainConfig(generations=12, pairs=2, sigma=2.0, alpha=2.0, threads=1, ba
 HELDOUT = list(range(HELDOUT_SEED, HELDOUT_SEED + 32))
 
 
+pytestmark = pytest.mark.slow  # training runs
+
+
 @pytest.fixture(scope="module")
 def tiny_model(tmp_path_factory):
     return write_tiny_model(tmp_path_factory.mktemp("learn") / "tiny.gguf", "Q8_0")

@@ -1,8 +1,10 @@
 """The RL libraries people already use, on this env (the snippets of docs/world.md, "Use it from ...")."""
 
 import numpy as np
+import pytest
 
 
+@pytest.mark.slow
 def test_stable_baselines3_ppo_trains_through_supersuit(tmp_path):
     # --- docs/world.md: use it from Stable-Baselines3 ---
     import supersuit as ss
@@ -25,6 +27,7 @@ def test_stable_baselines3_ppo_trains_through_supersuit(tmp_path):
     assert actions.shape == (2 * 16, 4) and np.all(actions < env.action_space("agent_0").nvec)
 
 
+@pytest.mark.slow
 def test_rllib_ppo_trains_an_iteration_through_parallel_pettingzoo_env():
     # --- docs/world.md: use it from RLlib ---
     import ray

@@ -44,6 +44,7 @@ def kill_at_checkpoint(arguments: list[str], checkpoint: int, steps_after: int) 
     assert process.returncode == -signal.SIGKILL, process.stderr.decode()
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("kill_seed", [0, 1])
 def test_a_scripted_run_killed_twice_and_resumed_writes_the_uninterrupted_recording(tmp_path, kill_seed):
     whole, killed = tmp_path / "whole", tmp_path / "killed"
@@ -61,6 +62,7 @@ def test_a_scripted_run_killed_twice_and_resumed_writes_the_uninterrupted_record
     assert replay_recording(killed)["identical"]
 
 
+@pytest.mark.slow
 def test_an_llm_society_killed_and_resumed_writes_the_uninterrupted_recording(tmp_path):
     """Memory notes, sampling seeds and prompts continue across the resume; the KV cache is dropped at
     every checkpoint of both runs, so the model computes the same numbers (same thread count)."""
@@ -80,6 +82,7 @@ def test_an_llm_society_killed_and_resumed_writes_the_uninterrupted_recording(tm
     assert len(calls) >= 2 * 16 and any("\nMemory: " in call["user"] for call in calls)  # small: the compact view
 
 
+@pytest.mark.slow
 def test_an_experiment_resumes_skipping_finished_runs(tmp_path):
     options = ["--presets", "small,core", "--seeds", "2", "--policy", "forager=1,cooperator=1", "--steps", "400",
                "--checkpoint-every", "25", "--set", "width=24", "--set", "height=24"]

@@ -59,7 +59,7 @@ def test_a_bad_thread_count_is_a_clear_error(bad):
 
 # ---- the compact observation --------------------------------------------------------------------
 @pytest.mark.parametrize("dtype", ["uint8", "uint16"])
-@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("threads", [1, pytest.param(2, marks=pytest.mark.slow)])  # 2: a big world
 def test_compact_observations_rebuild_the_float32_ones_exactly(dtype, threads):
     settings = dict(BIG, max_steps=15) if threads == 2 else dict(width=12, height=12, num_founders=30, max_agents=80,
                                                                  max_steps=15)
