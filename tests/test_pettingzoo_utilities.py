@@ -116,3 +116,21 @@ def test_the_env_docstring_names_every_preset_and_each_version_once():
     history = doc.split("## Version History", 1)[1]
     versions = re.findall(r"^\* (v\d+)", history, re.M)
     assert len(versions) == len(set(versions)) and versions[-1] == "v" + society_env.SocietyEnv.metadata["name"].rsplit("_v", 1)[1]
+
+
+def test_pettingzoo_make_builds_the_registered_world():
+    """``pettingzoo.make`` after ``import society_env`` gives the world ``society_v2`` gives, with its
+    keyword arguments and ``max_cycles``: the same observations for the same seed."""
+    import numpy as np
+    import pettingzoo
+
+    made = pettingzoo.make("parallel", society_env.ENV_ID, preset="small", max_cycles=7)
+    direct = society_v2.parallel_env("small", max_cycles=7)
+    assert isinstance(made, society_env.SocietyEnv) and made.config == direct.config
+    for (a, _), (b, _) in [(made.reset(seed=3), direct.reset(seed=3))]:
+        assert a.keys() == b.keys() and all(np.array_equal(a[k], b[k]) for k in a)
+    aec = pettingzoo.make("aec", society_env.ENV_ID, preset="small")
+    aec.reset(seed=3)
+    assert aec.agents == direct.agents
+    with pytest.raises(Exception, match="society-v1|not found|No registered"):
+        pettingzoo.make("parallel", "society/society-v1")
