@@ -26,7 +26,7 @@ from society_env.world.kernels import (
     position_order,
     write_features_parallel,
 )
-from society_env.world.state import ALIVE, GENOME_SIZE, WorldState
+from society_env.world.state import ALIVE, GENOME_SIZE, WorldState, world_arrays
 from society_env.world.threads import PARALLEL_MIN_AGENTS, use_threads
 
 # View channels.
@@ -220,8 +220,7 @@ def _write(state: WorldState, config: SocietyConfig, slots: np.ndarray, rows: np
     padded, kin, spec = scratch if scratch is not None else observation_scratch(config, out.dtype)
     counts = artifacts.count_grid(state, config) if state.artifacts and config.artifact_visible else _NO_ARTIFACTS
     if not use_threads(threads, slots.size if observers is None else observers):
-        observe(spec, padded, kin, counts, state.food, state.occupant, state.energy, state.age, state.message,
-                state.lineage, state.position, state.genome, state.status, slots, rows, out, features)
+        observe(spec, padded, kin, counts, world_arrays(state), slots, rows, out, features)
         return
     fill_grid_parallel(padded, kin, spec.radius, state.food, state.energy, state.message, state.lineage,
                        state.position, state.status, spec.alive, spec.compact, spec.food_value, spec.initial_energy,

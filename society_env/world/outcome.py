@@ -94,7 +94,7 @@ _NO_EVENTS.flags.writeable = False
 class StepOutcome:
     """What happened in one step: rewards and event arrays (slots are agent indices)."""
 
-    rewards: np.ndarray  # float64 [max_agents], the last phase's (rules.step_after_artifacts)
+    rewards: np.ndarray  # float64 [max_agents], the last phase's (kernels.phases.add_rewards)
     ate: np.ndarray  # int64 [max_agents]: food value eaten this step
     blocked: np.ndarray  # bool [max_agents]: a move was blocked
     failed: np.ndarray  # int8 [max_agents]: why the slot's action failed (encodings.FAILURE_REASONS), 0 = it did not

@@ -9,7 +9,7 @@ eaten, ``None``: once).
 
 Both readers take the rows from here:
 
-* the compiled rewards (``rules.step_after_artifacts`` -> ``kernels.add_rewards``) get the weights as
+* the compiled rewards (``kernels.advance`` -> ``kernels.phases.add_rewards``) get the weights as
   a :class:`ShapedWeights` record, built in table order: the order of the rows is the order in which the
   kernel adds them (a transfer's source, then its destination, blocked moves, eating, death), which fixes
   how each slot's sum is rounded;
@@ -57,7 +57,7 @@ SURVIVAL_REWARD = 1.0
 
 ShapedWeights = NamedTuple("ShapedWeights", [(row.field, float) for row in SHAPED_REWARDS])
 """The weights of :data:`SHAPED_REWARDS` as one record (fields named by their config fields, in table
-order): the argument ``kernels.add_shaped_rewards`` reads them from (numba types it as a tuple of
+order): the argument ``kernels.phases.add_shaped_rewards`` reads them from (numba types it as a tuple of
 float64)."""
 
 

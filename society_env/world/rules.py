@@ -20,25 +20,27 @@ state) and returns a :class:`~society_env.world.outcome.StepOutcome`; it draws a
    worth ``max(food_value, energy left)`` on its cell.
 8. **food decay** then **regrowth** (Poisson count, drawn from the density on empty cells).
 9. **messages**: survivors' broadcasts become the state's ``message`` (heard through the view).
-10. **rewards**: computed once from what happened (:func:`step_after_artifacts`), per ``reward_mode``.
-
-Phases 1-2 are one function (:func:`rank_and_transfer`), phases 3-10 another
-(:func:`step_after_artifacts`); each edits the state and records what happened in the
-:class:`~society_env.world.outcome.StepOutcome`, and :func:`advance_world` only calls them in order.
+10. **rewards**, computed once from what happened, per ``reward_mode`` (the table of which event pays whom
+    by which config field is ``society_env.world.rewards``): ``shaped``: the rows of
+    ``rewards.SHAPED_REWARDS`` (``reward_eat_per_unit`` per food unit eaten, ``reward_blocked_move`` per
+    blocked move, the four transfer rewards per energy unit given or taken, ``reward_death`` on death);
+    ``survival``: ``rewards.SURVIVAL_REWARD`` (+1) for every agent alive at the start of the step and still
+    alive at its end.
 
 With artifacts (``society_env.world.artifacts``, language option) three phases join: **artifact actions**
 right after give/take, **inventories of the dead** fall on their cells (after phase 8: they touch
 neither food nor cells' occupants), and **artifact ageing** (expiry) at the very end. They draw no
 random numbers.
 
-Phases 1-2 and 3-10 are each one compiled call (``society_env.world.kernels``). The second draws its random
-numbers from ``rng`` itself, the same numbers in the same order as NumPy's calls would; the priority
-permutation is NumPy's own call (numba's makes the same numbers, slower; the array API's one-call step
-draws them with ``kernels.permutation``). Two calls per step instead of a dozen kernels and NumPy calls
-keep the fixed cost per step small. Cost grows with the agents (food decay is one pass over the grid;
-regrowth draws O(count) cells by rejection, see ``state.spawn_food_cells``, and only a crowded grid falls
-back to a draw over every free cell), with no loop over pairs of agents. Python loops remain only over
-the survivors' free-text messages (language option) and in the artifact phases.
+The order is written once, in the compiled :func:`society_env.world.kernels.advance` (``kernels/step.py``),
+which calls one compiled function per phase (``kernels/phases.py``); each draws its random numbers from
+``rng`` itself, the same numbers in the same order as NumPy's calls would. :func:`advance_world` makes it
+one call per step, or two around the artifact phases; the array API's world steps through it too
+(``kernels.step_and_observe``). One call per step instead of a dozen kernels and NumPy calls keeps the fixed
+cost per step small. Cost grows with the agents (food decay is one pass over the grid; regrowth draws
+O(count) cells by rejection, see ``state.spawn_food_cells``, and only a crowded grid falls back to a draw
+over every free cell), with no loop over pairs of agents. Python loops remain only over the survivors'
+free-text messages (language option) and in the artifact phases.
 """
 
 from __future__ import annotations
@@ -69,10 +71,26 @@ from society_env.world.encodings import (
     TAKE_TRANSFER,
 )
 from society_env.world import kernels
-from society_env.world.kernels import BirthRule, BirthState, RegrowthBuffers, StepRule
+from society_env.world.kernels import (
+    AFTER_ARTIFACTS,
+    BEFORE_ARTIFACTS,
+    WHOLE_STEP,
+    BirthRule,
+    FoodRule,
+    LifeRule,
+    MoveRule,
+    RegrowthBuffers,
+    RewardRule,
+    StepActions,
+    StepRecord,
+    StepRule,
+    TransferRule,
+    step_record,
+)
+from society_env.world.kernels.records import BIRTHS, DEATHS, TRANSFERS
 from society_env.world.outcome import StepOutcome
 from society_env.world.rewards import SURVIVAL_REWARD, shaped_weights
-from society_env.world.state import ALIVE, DEAD, NO_BUFFERS, NUM_TRAITS, SPAWN_ROUNDS, WorldState
+from society_env.world.state import ALIVE, DEAD, NO_BUFFERS, NUM_TRAITS, SPAWN_ROUNDS, WorldState, world_arrays
 
 
 @dataclass
@@ -93,29 +111,6 @@ class Actions:
         return cls(np.zeros(max_agents, dtype=bool), zeros, zeros.copy(), zeros.copy(), zeros.copy())
 
 
-TRANSFER_CODES = (GIVE, TAKE, NO_AGENT_AT_TARGET, NOTHING_TO_TRANSFER, GIVE_TRANSFER, TAKE_TRANSFER)
-"""The codes :func:`society_env.world.kernels.rank_and_transfer` needs (action kinds, failures, transfer kinds)."""
-
-
-def rank_and_transfer(
-    state: WorldState, actions: Actions, config: SocietyConfig, rng: np.random.Generator, outcome: StepOutcome
-) -> tuple[np.ndarray, np.ndarray]:
-    """Phases 1-2, one compiled call (:func:`society_env.world.kernels.rank_and_transfer`).
-
-    **Priority**: a random permutation of the living slots (``rng.permutation``) ranks them.
-    **Give/take**: partner = the agent on the named view cell at the start of the step. Outflows from one
-    agent (its own give plus every take aimed at it) are granted in rank order of the actors until its
-    start-of-step energy is used up. Returns (every slot's rank, 0 = resolves first; the living slots in
-    rank order)."""
-    order = rng.permutation(np.count_nonzero(outcome.present))
-    rank, by_rank, kind, source, dest, granted = kernels.rank_and_transfer(
-        order, state.status, ALIVE, actions.acting, actions.kind, actions.target, actions.amount, state.position,
-        state.occupant, state.energy, config.view_radius, transfer_amounts(config), TRANSFER_CODES, outcome.failed)
-    outcome.transfer_kind, outcome.transfer_source = kind, source
-    outcome.transfer_dest, outcome.transfer_amount = dest, granted
-    return rank, by_rank
-
-
 @functools.lru_cache(maxsize=64)
 def transfer_amounts(config: SocietyConfig) -> np.ndarray:
     """``config.transfer_amounts`` as a read-only int64 array, built once per config."""
@@ -126,52 +121,43 @@ def transfer_amounts(config: SocietyConfig) -> np.ndarray:
 
 @functools.lru_cache(maxsize=64)
 def step_rule(config: SocietyConfig) -> StepRule:
-    """The numbers of phases 3-10 as one record for :func:`society_env.world.kernels.step_after_artifacts`."""
-    birth = BirthRule(config.max_agents, ALIVE, config.reproduce_cost, config.child_energy, POPULATION_POOL_FULL,
-                      NO_FREE_NEIGHBOUR_CELL)
-    return StepRule(birth, REPRODUCE, config.reproduce_min_energy, NOT_ENOUGH_ENERGY, float(config.mutation_prob),
-                    float(config.mutation_std), NUM_TRAITS, NORTH, EAST, config.energy_per_step, config.lifespan,
-                    config.food_value, DEAD, STARVATION, OLD_AGE, float(config.food_decay_prob),
-                    float(config.food_regrowth_rate), SPAWN_ROUNDS, config.food_distribution == "uniform",
-                    config.reward_mode == "survival", SURVIVAL_REWARD, shaped_weights(config), GIVE_TRANSFER)
+    """The numbers of every phase as one record for :func:`society_env.world.kernels.advance`, from the
+    config, ``encodings`` and ``rewards`` (built once per config)."""
+    return StepRule(
+        alive=ALIVE, dead=DEAD,
+        transfer=TransferRule(radius=config.view_radius, amounts=transfer_amounts(config), give=GIVE, take=TAKE,
+                              no_agent=NO_AGENT_AT_TARGET, nothing=NOTHING_TO_TRANSFER, give_transfer=GIVE_TRANSFER,
+                              take_transfer=TAKE_TRANSFER),
+        birth=BirthRule(reproduce=REPRODUCE, min_energy=config.reproduce_min_energy, max_agents=config.max_agents,
+                        alive=ALIVE, cost=config.reproduce_cost, child_energy=config.child_energy,
+                        mutation_prob=float(config.mutation_prob), mutation_std=float(config.mutation_std),
+                        traits=NUM_TRAITS, deltas=NEIGHBOUR_DELTAS, not_enough_energy=NOT_ENOUGH_ENERGY,
+                        pool_full=POPULATION_POOL_FULL, no_free_cell=NO_FREE_NEIGHBOUR_CELL),
+        move=MoveRule(first=NORTH, last=EAST, deltas=MOVE_DELTAS),
+        life=LifeRule(energy_per_step=config.energy_per_step, lifespan=config.lifespan, food_value=config.food_value,
+                      dead=DEAD, starvation=STARVATION, old_age=OLD_AGE),
+        food=FoodRule(value=config.food_value, decay_prob=float(config.food_decay_prob),
+                      regrowth_rate=float(config.food_regrowth_rate), spawn_rounds=SPAWN_ROUNDS,
+                      uniform=config.food_distribution == "uniform"),
+        reward=RewardRule(survival=config.reward_mode == "survival", survival_reward=SURVIVAL_REWARD,
+                          shaped=shaped_weights(config)),
+    )
 
 
-def step_after_artifacts(
-    state: WorldState, actions: Actions, config: SocietyConfig, by_rank: np.ndarray, rng: np.random.Generator,
-    outcome: StepOutcome, buffers: RegrowthBuffers = NO_BUFFERS,
-) -> None:
-    """Phases 3-10, one compiled call (:func:`society_env.world.kernels.step_after_artifacts`), then the
-    survivors' free-text messages (language option).
-
-    **Reproduction**: parents with enough energy (after transfers), in rank order, place a child on their
-    most preferred free neighbouring cell (preference drawn per parent); children take the next
-    never-used slots, with the parent's genome mutated. **Moves** into empty cells: several movers to one
-    cell, the best rank wins, the others are blocked. **Eat, metabolism, death**: agents alive at the start
-    of the step eat the whole tile they stand on, pay ``energy_per_step`` and age by one; an agent dies of
-    starvation (energy <= 0) or old age (age >= lifespan), leaving food worth ``max(food_value, energy
-    left)``. **Food**: each tile loses one unit with ``food_decay_prob``, then Poisson(``food_regrowth_rate``)
-    new tiles appear on empty cells, drawn from the spawn density (``state.spawn_food_cells``).
-    **Messages**: what survivors broadcast becomes the state's message, heard through the next observation.
-    **Rewards** (the only place they are computed; the table of which event pays whom by which config
-    field is ``society_env.world.rewards``): ``shaped``: the rows of ``rewards.SHAPED_REWARDS``
-    (``reward_eat_per_unit`` per food unit eaten, ``reward_blocked_move`` per blocked move, the four
-    transfer rewards per energy unit given or taken, ``reward_death`` on death); ``survival``:
-    ``rewards.SURVIVAL_REWARD`` (+1) for every agent alive at the start of the step and still alive at its
-    end."""
-    present = np.flatnonzero(outcome.present)
-    world = BirthState(state.position, state.occupant, state.status, state.energy, state.age, state.parent,
-                       state.lineage, state.generation, state.birth_step)
-    transfers = (outcome.transfer_kind, outcome.transfer_source, outcome.transfer_dest, outcome.transfer_amount)
-    rule = step_rule(config)
-    born, dead, causes = kernels.step_after_artifacts(
-        rng, actions.acting, actions.kind, actions.message, by_rank, present, world, state.genome, state.food,
-        state.food_density, state.food_cdf, state.message, state.num_born, state.step, rule, NEIGHBOUR_DELTAS,
-        MOVE_DELTAS, transfers, outcome.failed, outcome.blocked, outcome.ate, outcome.rewards, buffers)
-    if born.size:
-        outcome.birth_parent, outcome.birth_child = born, np.arange(state.num_born, state.num_born + born.size)
-        state.num_born += born.size
-    if dead.size:
-        outcome.death_slot, outcome.death_cause = dead, causes
+def record_outcome(state: WorldState, record: StepRecord, outcome: StepOutcome, actions: Actions,
+                   config: SocietyConfig) -> None:
+    """What the phases wrote into ``record`` (arrays of this step only) as ``outcome``'s events; the children
+    born take the slots from ``state.num_born`` on, which then moves past them. Then the survivors' free-text
+    messages (language option)."""
+    transfers, births, deaths = (int(record.counts[i]) for i in (TRANSFERS, BIRTHS, DEATHS))
+    outcome.transfer_kind, outcome.transfer_source = record.transfer_kind[:transfers], record.transfer_source[:transfers]
+    outcome.transfer_dest, outcome.transfer_amount = record.transfer_dest[:transfers], record.transfer_amount[:transfers]
+    if births:
+        outcome.birth_parent = record.birth_parent[:births]
+        outcome.birth_child = np.arange(state.num_born, state.num_born + births)
+        state.num_born += births
+    if deaths:
+        outcome.death_slot, outcome.death_cause = record.death_slot[:deaths], record.death_cause[:deaths]
     if actions.text is not None or (config.language and any(state.text_message)):
         deliver_text_messages(state, actions, outcome.survivors())
 
@@ -208,19 +194,25 @@ def advance_world(state: WorldState, actions: Actions, config: SocietyConfig, rn
                   buffers: RegrowthBuffers = NO_BUFFERS) -> StepOutcome:
     """Advance ``state`` by one step in place (what an env that owns its state calls: no copy of the
     world per step) and return what happened. ``actions`` is untouched. The phases, in order (module
-    docstring), each a function of this module or of ``artifacts``. ``buffers``: the grid's
+    docstring), are one compiled call (:func:`society_env.world.kernels.advance`); with artifacts, two,
+    with the artifact phases of ``artifacts`` around the second. ``buffers``: the grid's
     ``kernels.RegrowthBuffers``, kept by the env across steps (default: none, allocated per step)."""
-    n = config.max_agents
+    world, rule = world_arrays(state), step_rule(config)
     living = state.status == ALIVE  # alive at the start of the step; agents without an action stay
-    acting = actions.acting & living
+    moves = StepActions(actions.acting & living, actions.kind, actions.target, actions.amount, actions.message)
+    record = step_record(config.max_agents)  # fresh arrays: the outcome keeps them
+    outcome = StepOutcome(rewards=record.rewards, ate=record.ate, blocked=record.blocked, failed=record.failed,
+                          present=record.present)
+    if not (config.artifacts or state.artifacts):
+        kernels.advance(rng, world, state.num_born, state.step, moves, rule, record, buffers, WHOLE_STEP)
+        record_outcome(state, record, outcome, actions, config)
+        state.step += 1
+        return outcome
     commands = {slot: c for slot, c in (actions.artifact or {}).items() if living[slot]} if config.artifacts else {}
-    actions = Actions(acting, actions.kind, actions.target, actions.amount, actions.message, actions.text)
-    outcome = StepOutcome(rewards=np.zeros(n), ate=np.zeros(n, dtype=np.int64), blocked=np.zeros(n, dtype=bool),
-                          failed=np.zeros(n, dtype=np.int8), present=living)
-
-    rank, by_rank = rank_and_transfer(state, actions, config, rng, outcome)
-    resolve_artifact_actions(state, commands, config, rank, outcome)
-    step_after_artifacts(state, actions, config, by_rank, rng, outcome, buffers)
+    kernels.advance(rng, world, state.num_born, state.step, moves, rule, record, buffers, BEFORE_ARTIFACTS)
+    resolve_artifact_actions(state, commands, config, record.rank, outcome)
+    kernels.advance(rng, world, state.num_born, state.step, moves, rule, record, buffers, AFTER_ARTIFACTS)
+    record_outcome(state, record, outcome, actions, config)
     drop_inventories(state, outcome.death_slot, config, outcome)
     age_artifacts(state, outcome)
     state.step += 1

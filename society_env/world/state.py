@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from society_env.world.config import NUM_TRAITS, SocietyConfig
-from society_env.world.kernels import RegrowthBuffers, draw_free_cells, regrowth_buffers
+from society_env.world.kernels import RegrowthBuffers, WorldArrays, draw_free_cells, regrowth_buffers
 from society_env.world.outcome import Artifact, copy_artifacts
 
 WORLD_VERSION = "society_v2"
@@ -66,6 +66,13 @@ class WorldState:
     def alive(self) -> np.ndarray:
         """Boolean mask of living slots."""
         return self.status == ALIVE
+
+
+def world_arrays(state: WorldState) -> WorldArrays:
+    """The arrays of ``state`` the kernels read and write, as their record (the same arrays, not copies)."""
+    return WorldArrays(state.position, state.occupant, state.status, state.energy, state.age, state.parent,
+                       state.lineage, state.generation, state.birth_step, state.genome, state.message, state.food,
+                       state.food_density, state.food_cdf)
 
 
 def toroidal_gaussian_density(config: SocietyConfig, centre: tuple[int, int]) -> np.ndarray:

@@ -35,14 +35,7 @@ from typing import Any
 import numpy as np
 
 from society_env.world.config import SocietyConfig, make_config
-from society_env.world.encodings import MOVE_DELTAS, NEIGHBOUR_DELTAS
-from society_env.world.kernels import (
-    BirthState,
-    entry_point,
-    first_bad_action,
-    generator_handle,
-    step_and_observe,
-)
+from society_env.world.kernels import entry_point, first_bad_action, generator_handle, step_and_observe
 from society_env.world.observations import (
     COMPACT_DTYPES,
     NUM_FEATURES,
@@ -55,13 +48,8 @@ from society_env.world.observations import (
     write_compact_observations,
     write_observations,
 )
-from society_env.world.rules import (
-    TRANSFER_CODES,
-    episode_end,
-    step_rule,
-    transfer_amounts,
-)
-from society_env.world.state import ALIVE, WorldState, initial_state, regrowth_buffers_for
+from society_env.world.rules import episode_end, step_rule
+from society_env.world.state import ALIVE, WorldState, initial_state, regrowth_buffers_for, world_arrays
 from society_env.world.threads import check_threads, use_threads, world_threads
 
 
@@ -122,7 +110,7 @@ class SocietyVectorEnv:
         self._episode_steps = np.zeros(self.num_envs, dtype=np.int64)
         # what the observation writes reuse (padded grids, the write's numbers) and the rules' numbers
         self._scratch = observation_scratch(config, obs_dtype)
-        self._rule, self._transfer_amounts = step_rule(config), transfer_amounts(config)
+        self._rule = step_rule(config)
         self.worlds: list[WorldState | None] = [None] * self.num_envs
         self._rngs: list[np.random.Generator | None] = [None] * self.num_envs
         self._rng_handles: list[np.ndarray | None] = [None] * self.num_envs  # kernels.generator_handle
@@ -229,17 +217,13 @@ class SocietyVectorEnv:
         parts = self._argument_parts[e]
         world = self.worlds[e]
         if parts is None:
-            birth_state = BirthState(world.position, world.occupant, world.status, world.energy, world.age,
-                                     world.parent, world.lineage, world.generation, world.birth_step)
             parts = self._argument_parts[e] = (
-                self._rng_handles[e],
-                (self._alive[e], birth_state, world.genome, world.food, world.food_density, world.food_cdf,
-                 world.message),
-                (self._transfer_amounts, TRANSFER_CODES, self._rule, NEIGHBOUR_DELTAS, MOVE_DELTAS, self._rewards[e]),
+                (self._rng_handles[e],), (self._alive[e], world_arrays(world)),
+                (self._rule, self._rewards[e], self._regrowth[e]),
                 (self._observations[e], self._features[e] if self.compact else self._observations[e]))
-        handle, before, after, outputs = parts
-        return (handle, actions, *before, world.num_born, world.step, *after, scratch.spec, scratch.padded,
-                scratch.kin, *outputs, write, self._regrowth[e])
+        handle, before, rules, outputs = parts
+        return (*handle, actions, *before, world.num_born, world.step, *rules, scratch.spec, scratch.padded, scratch.kin,
+                *outputs, write)
 
     def _step_compiled(self, e: int, actions: np.ndarray, scratch: Any, parallel: bool = False) -> int:
         """World ``e``'s step: the rules and the rows of the dead zeroed in one compiled call
