@@ -16,9 +16,12 @@ from typing import Any
 import numpy as np
 
 from society_env.world.config import SocietyConfig
+from society_env.world.encodings import ACTION_FIELDS
 from society_env.world.names import agent_slot
 from society_env.recording.format import Recording
 
+MESSAGE_FIELD = ACTION_FIELDS.index("message")
+"""Index of the message token in a recorded action vector."""
 NO_ACTION = -1
 """Action kind stored for agents without a recorded action in a step (newborns, a killed run's tail)."""
 
@@ -64,6 +67,9 @@ class RunData:
     actions_by_step: list[dict[int, int]]
     """``actions_by_step[t]``: slot -> action kind submitted in the step that produced snapshot ``t``,
     including agents that died in that step (entry 0 is empty)."""
+    tokens_by_step: list[dict[int, int]]
+    """``tokens_by_step[t]``: slot -> message token of that same action (the action vector's last field;
+    0 is silence), aligned with ``actions_by_step``; empty where a recorded vector has no message field."""
     food_offsets: np.ndarray
     food_cell: np.ndarray
     food_value: np.ndarray
@@ -140,12 +146,15 @@ def load_run(run_dir: str | Path) -> RunData:
 
     action_kind = np.full(slots.size, NO_ACTION, dtype=np.int64)
     actions_by_step: list[dict[int, int]] = [{} for _ in snapshots]
+    tokens_by_step: list[dict[int, int]] = [{} for _ in snapshots]
     rewards_by_step: list[dict[int, float]] | None = [{} for _ in snapshots]
     for line in recording.actions():
         step = line["step"] + 1  # actions at step t produce snapshot t + 1
         if step > last_step:
             break
         kinds = actions_by_step[step] = {slot_of(agent): int(vector[0]) for agent, vector in line["actions"].items()}
+        tokens_by_step[step] = {slot_of(agent): int(vector[MESSAGE_FIELD]) for agent, vector in line["actions"].items()
+                                if len(vector) > MESSAGE_FIELD}
         if "rewards" not in line:
             rewards_by_step = None
         elif rewards_by_step is not None:
@@ -174,7 +183,7 @@ def load_run(run_dir: str | Path) -> RunData:
         complete=recording.summary is not None,
         snapshot_steps=np.asarray([s["step"] for s in snapshots], dtype=np.int64),
         agent_offsets=agent_offsets, slot=slots, row=rows, col=cols, energy=energy, action_kind=action_kind,
-        actions_by_step=actions_by_step,
+        actions_by_step=actions_by_step, tokens_by_step=tokens_by_step,
         food_offsets=food_offsets, food_cell=food_cells, food_value=food_values,
         agents=agents, events_by_step=dict(events_by_step), rewards_by_step=rewards_by_step,
     )

@@ -27,6 +27,7 @@ from typing import Any
 from society_env.analysis.artifact_metrics import (
     CSV_COLUMNS, ArtifactReuse, ArtifactVersion, artifact_reuse, artifact_series, artifact_versions, csv_rows, mean_of,
 )
+from society_env.analysis.communication import communication_numbers
 from society_env.analysis.interactions import (
     EdgeTable, build_graph, graph_metrics, interaction_log, interaction_totals, strongest_subgraph, top_pairs,
     window_metrics,
@@ -162,6 +163,7 @@ def analyse_run(run_dir: str | Path, window: int | None = None) -> RunReport:
             "largest_families": [asdict(family) for family in tree.families[:10]],
             "trees": {agent_name(family.founder): family_tree_text(tree, family.founder) for family in tree.families[:3]},
         },
+        "communication": communication_numbers(run),
     }
     tags = rule_agent_tags(run, tree) + rule_community_tags(run, communities, window_communities)
     report = RunReport(run, numbers, series, edges, communities, family_population(run, tree.family_of), tree,
@@ -260,12 +262,23 @@ def comparison_rows(reports: list[RunReport]) -> list[tuple[str, list[str]]]:
         row("generations reached", lambda n: n["lineage"]["generations_reached"]),
         row("graph density / reciprocity / clustering", lambda n: "{density:.3f} / {reciprocity:.3f} / {clustering:.3f}".format(**n["graph"])),
         row("communities (largest)", lambda n: f"{n['graph']['communities']} ({n['graph']['largest_community']})"),
+        row("signalling: I(token; seen) bits (null, p)", lambda n: communication_cell(n["communication"], "signalling")),
+        row("listening: I(token heard; move) bits (null, p)", lambda n: communication_cell(n["communication"], "listening")),
     ]
     policies = sorted({policy for report in reports for policy in report.numbers["per_policy"]})
     for policy in policies:
         rows.append(row(f"{policy}: agents / mean lifespan / mean return", lambda n, p=policy: (
             "{agents} / {mean_lifespan:.1f} / {mean_return:.1f}".format(**n["per_policy"][p]) if p in n["per_policy"] else "-")))
     return rows
+
+
+def communication_cell(section: dict[str, Any], measure: str) -> str:
+    """One measure of the communication section in a table cell: MI, its shuffled null's mean, p, and a verdict."""
+    if not section.get("measured"):
+        return "not measured (no tokens)"
+    dependence = section["signalling"]["observation"] if measure == "signalling" else section["listening"]
+    verdict = "positive" if section[f"positive_{measure}"] else "not above the null"
+    return f"{dependence['bits']:.3f} ({dependence['null_mean']:.3f}, p {dependence['p_value']:.3f}): {verdict}"
 
 
 def write_comparison(reports: list[RunReport], out_dir: str | Path) -> Path:

@@ -94,11 +94,46 @@ def render_report(numbers: dict[str, Any], images: dict[str, str]) -> str:
             for f in lineage["largest_families"]]),
         *(f"<details><summary>family tree of {escape(founder)}</summary><pre>{escape(chr(10).join(lines))}</pre></details>"
           for founder, lines in lineage["trees"].items()),
+        *_communication_section(numbers.get("communication")),
         *_culture_sections(numbers, images),
         "<p class=\"note\">Numbers: report.json; series per step: report-series.csv. "
         "Watch the run: <code>society-env view RUN_DIR</code> writes replay.html.</p>",
     ]
     return _page(f"society report {numbers['run']}", "\n".join(parts))
+
+
+def _communication_section(section: dict[str, Any] | None) -> list[str]:
+    """Positive signalling and listening (``society_env.analysis.communication``) with their shuffled nulls."""
+    if section is None:  # a report.json written before the section existed
+        return []
+    parts = ["<h2 id=\"communication\">Communication</h2>"]
+    if not section["measured"]:
+        return parts + [f"<p>Not measured: {escape(section['reason'])}</p>"]
+    signalling, listening = section["signalling"], section["listening"]
+    parts += [
+        "<p class=\"note\">Mutual information in bits (plug-in) against the null of tokens shuffled across the agents "
+        f"of each step ({section['permutations']} shuffles): <i>excess</i> is the MI above the null's mean (the bias "
+        f"of a finite sample), <i>p</i> the share of shuffles that reach it; positive at p &le; {section['significance']}. "
+        "Signalling: the token an agent sends against what it sees (food in its view, its energy quartile); speaker "
+        "consistency: against its own action (Lowe et al. 2019). Listening: the token heard from an agent in view "
+        "against the listener's move relative to it (approach, retreat, none), given whether the listener sees food. "
+        "Whether tokens cause behaviour: <code>society-env communication</code> (the channel zeroed or shuffled).</p>",
+        f"<p>{section['decisions']:,} decisions; positive signalling: <b>{'yes' if section['positive_signalling'] else 'no'}</b>, "
+        f"positive listening: <b>{'yes' if section['positive_listening'] else 'no'}</b>.</p>",
+        _table(["measure", "bits", "null mean", "null 95%", "excess", "p", "samples"], [
+            (label, m["bits"], m["null_mean"], m["null_p95"], m["excess"], m["p_value"], m["samples"]) for label, m in (
+                ("I(token; food in view, energy quartile)", signalling["observation"]),
+                ("I(token; food in view)", signalling["food"]), ("I(token; energy quartile)", signalling["energy"]),
+                ("speaker consistency I(token; own action)", signalling["consistency"]),
+                ("I(token heard; move to its sender | listener sees food)", listening))]),
+        _table(["token", "times sent", "share with food in view", "heard by a listener without food, then moved",
+                "share of those moves towards the sender"], [
+            (token, count, section["food_share_by_token"][token],
+             section["approach_by_token"].get(token, {}).get("moves", 0),
+             section["approach_by_token"].get(token, {}).get("approach_share", "-"))
+            for token, count in section["token_counts"].items()]),
+    ]
+    return parts
 
 
 TABLE_ROWS = 200
