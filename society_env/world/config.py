@@ -30,6 +30,8 @@ TRAIT_NAMES = (
 """(name, positive pole, negative pole) of each trait, in genome order."""
 
 
+REWARD_SHARING = ("individual", "lineage", "population")
+"""The values of ``reward_sharing`` (what each credits: ``society_env.world.rewards.SHARING``)."""
 PROMPT_MOTIVATIONS = ("base", "creative", "forage", "none")
 PROMPT_VIEWS = ("terralingua", "compact")
 """Motivation sentences an LLM agent's system prompt can end with (texts in ``policies.llm.prompt``)."""
@@ -113,6 +115,16 @@ class SocietyConfig:
     """Per energy unit, to the victim."""
     reward_blocked_move: float = -0.5
     reward_death: float = -100.0
+    reward_sharing: str = "individual"
+    """Who is credited with each agent's reward of a step (``society_env.world.rewards.SHARING``):
+    ``individual`` (the agent alone), ``lineage`` (the agent, and each of its ancestors up to
+    ``lineage_generations`` generations up that is alive in the step gets ``lineage_discount`` to the power of
+    the generations between them, times that reward) or ``population`` (every agent of the step gets the
+    step's mean reward: the fully cooperative bound)."""
+    lineage_discount: float = 0.5
+    """``lineage`` sharing: the share of a reward passed one generation up (a grandparent gets its square)."""
+    lineage_generations: int = 3
+    """``lineage`` sharing: how many generations up a reward is credited (1: parents only)."""
 
     # ---- artifacts (text objects; acted on in the language option) -------
     artifacts: bool = False
@@ -183,6 +195,12 @@ class SocietyConfig:
             problems.append(f"food_distribution must be 'clustered' or 'uniform', got {self.food_distribution!r}")
         if self.reward_mode not in ("shaped", "survival"):
             problems.append(f"reward_mode must be 'shaped' or 'survival', got {self.reward_mode!r}")
+        if self.reward_sharing not in REWARD_SHARING:
+            problems.append(f"reward_sharing must be one of {', '.join(REWARD_SHARING)}, got {self.reward_sharing!r}")
+        if not 0.0 <= self.lineage_discount <= 1.0:
+            problems.append(f"lineage_discount must lie in [0, 1], got {self.lineage_discount}")
+        if self.lineage_generations < 1:
+            problems.append(f"lineage_generations must be at least 1, got {self.lineage_generations}")
         if not 0.0 <= self.food_decay_prob <= 1.0 or not 0.0 <= self.mutation_prob <= 1.0:
             problems.append("probabilities must lie in [0, 1]")
         if self.initial_food > self.width * self.height - self.num_founders:

@@ -17,13 +17,20 @@ Both readers take the rows from here:
   recorded, applies the rows of each recorded event by looking up the receiver in it.
 
 ``reward_mode="survival"`` pays :data:`SURVIVAL_REWARD` for every step an agent ends alive.
+
+``reward_sharing`` then says who is credited with those rewards (:data:`SHARING`, the compiled phase 11
+``kernels.phases.share_rewards``): the agent alone (the default), its living ancestors too (``lineage``, a
+discounted share per generation: Hamilton's inclusive fitness), or everyone equally (``population``). Under
+the individual rewards a child costs its parent energy and pays it nothing, so a selfish learner is right
+to stay childless and never give; the two sharing modes make a family or a society pay.
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple
 
-from society_env.world.config import SocietyConfig
+from society_env.world.config import REWARD_SHARING, SocietyConfig
+from society_env.world.kernels.records import SHARE_INDIVIDUAL, SHARE_LINEAGE, SHARE_POPULATION
 from society_env.world.outcome import ATE, BLOCKED, DIED, GAVE, TOOK
 
 
@@ -71,3 +78,27 @@ REWARDS_BY_EVENT: dict[str, tuple[Reward, ...]] = {
     for event in dict.fromkeys(row.event for row in SHAPED_REWARDS)
 }
 """The rows of :data:`SHAPED_REWARDS` by event, each in table order."""
+
+
+class Sharing(NamedTuple):
+    """One ``reward_sharing`` mode: who is credited with the rewards an agent earns in a step."""
+
+    name: str
+    code: int
+    """What the compiled phase 11 reads (``kernels.records.SHARE_*``)."""
+    credits: str
+
+
+SHARING: dict[str, Sharing] = {row.name: row for row in (
+    Sharing("individual", SHARE_INDIVIDUAL, "each agent gets what it earned (the rows above, or survival)"),
+    Sharing("lineage", SHARE_LINEAGE,
+            "each agent gets what it earned, plus lineage_discount ** g times what each descendant g generations "
+            "down earned (g = 1 .. lineage_generations, along the parent links), if the agent is alive in the step; "
+            "a dead ancestor gets nothing and the credit still reaches the living ones above it; credit is passed "
+            "on from what was earned, never from credit"),
+    Sharing("population", SHARE_POPULATION,
+            "every agent of the step (alive at its start, dying in it included) gets the mean of what they "
+            "earned: the fully cooperative bound (Melting Pot's collective return, per agent)"),
+)}
+"""The ``reward_sharing`` modes, by name (``config.REWARD_SHARING`` lists the same names)."""
+assert tuple(SHARING) == REWARD_SHARING

@@ -89,7 +89,7 @@ from society_env.world.kernels import (
 )
 from society_env.world.kernels.records import BIRTHS, DEATHS, TRANSFERS
 from society_env.world.outcome import StepOutcome
-from society_env.world.rewards import SURVIVAL_REWARD, shaped_weights
+from society_env.world.rewards import SHARING, SURVIVAL_REWARD, shaped_weights
 from society_env.world.state import ALIVE, DEAD, NO_BUFFERS, NUM_TRAITS, SPAWN_ROUNDS, WorldState, world_arrays
 
 
@@ -140,7 +140,9 @@ def step_rule(config: SocietyConfig) -> StepRule:
                       regrowth_rate=float(config.food_regrowth_rate), spawn_rounds=SPAWN_ROUNDS,
                       uniform=config.food_distribution == "uniform"),
         reward=RewardRule(survival=config.reward_mode == "survival", survival_reward=SURVIVAL_REWARD,
-                          shaped=shaped_weights(config)),
+                          shaped=shaped_weights(config), sharing=SHARING[config.reward_sharing].code,
+                          lineage_discount=float(config.lineage_discount),
+                          lineage_generations=int(config.lineage_generations)),
     )
 
 

@@ -19,7 +19,7 @@ from society_env.world.kernels.cache import kernel
 from society_env.world.kernels.food_cells import draw_free_cells
 from society_env.world.kernels.numpy_algorithms import permutation
 from society_env.world.kernels.plumbing import wrap
-from society_env.world.kernels.records import BIRTHS, DEATHS, LIVING, TRANSFERS
+from society_env.world.kernels.records import BIRTHS, DEATHS, LIVING, SHARE_LINEAGE, SHARE_POPULATION, TRANSFERS
 
 
 @kernel
@@ -333,6 +333,37 @@ def add_rewards(record, present, status, rule):  # pragma: no cover - compiled
                 record.rewards[slot] += rule.reward.survival_reward
         return
     add_shaped_rewards(record, present, rule.reward.shaped, rule.transfer.give_transfer)
+
+
+@kernel
+def share_rewards(record, present, parent, rule):  # pragma: no cover - compiled
+    """Phase 11, who is credited with the step's rewards (``rule`` is the ``RewardRule``; the codes and their
+    definitions are ``rewards.SHARING``). ``lineage``: each reward of phase 10 also goes, times
+    ``lineage_discount`` ** g, to the ancestor g generations up (g = 1 .. ``lineage_generations``, along
+    ``parent``) if that ancestor is in the step (``record.present``); a dead ancestor gets nothing, and the
+    credit still reaches the living ones above it. ``population``: every agent of the step gets the mean of
+    their phase-10 rewards. The sums run in slot order, so they round the same way everywhere."""
+    rewards = record.rewards
+    if rule.sharing == SHARE_LINEAGE:
+        earned = rewards.copy()  # phase 10's rewards: credit is passed on from these, never from credit
+        for slot in present:
+            if earned[slot] == 0.0:
+                continue
+            ancestor, share = parent[slot], 1.0
+            for _ in range(rule.lineage_generations):
+                if ancestor < 0:
+                    break
+                share *= rule.lineage_discount
+                if record.present[ancestor]:
+                    rewards[ancestor] += share * earned[slot]
+                ancestor = parent[ancestor]
+    elif rule.sharing == SHARE_POPULATION and present.shape[0] > 0:
+        total = 0.0
+        for slot in present:
+            total += rewards[slot]
+        mean = total / present.shape[0]
+        for slot in present:
+            rewards[slot] = mean
 
 
 @kernel

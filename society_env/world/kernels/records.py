@@ -144,13 +144,21 @@ class FoodRule(NamedTuple):
     uniform: bool  # the density is 1 on every cell (``phases.accept_free_cells``)
 
 
+SHARE_INDIVIDUAL, SHARE_LINEAGE, SHARE_POPULATION = 0, 1, 2
+"""``reward_sharing`` codes (phase 11; ``society_env.world.rewards.SHARING`` names them)."""
+
+
 class RewardRule(NamedTuple):
-    """The numbers of the rewards (phase 10): ``reward_mode`` "survival" (else "shaped"), the survival reward,
-    and the shaped weights (a ``rewards.ShapedWeights``)."""
+    """The numbers of the rewards (phases 10-11): ``reward_mode`` "survival" (else "shaped"), the survival
+    reward, the shaped weights (a ``rewards.ShapedWeights``), and who is credited: ``sharing`` (a ``SHARE_*``
+    code), with the lineage sharing's discount per generation and its depth in generations."""
 
     survival: bool
     survival_reward: float
     shaped: tuple
+    sharing: int
+    lineage_discount: float
+    lineage_generations: int
 
 
 class StepRule(NamedTuple):

@@ -18,6 +18,7 @@ from society_env.world.kernels.phases import (
     move_agents,
     rank_agents,
     reproduce,
+    share_rewards,
     start_record,
     transfer_energy,
 )
@@ -50,6 +51,7 @@ def advance(rng, world, num_born, step, actions, rule, record, buffers, part):  
         decay_and_regrow(rng, world, rule.food, buffers)  # 8. food decay and regrowth
         keep_messages(world, actions, present, rule.dead)  # 9. messages
         add_rewards(record, present, world.status, rule)  # 10. rewards
+        share_rewards(record, present, world.parent, rule.reward)  # 11. who is credited with them
 
 
 @kernel
