@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 from typing import Sequence
 
+from society_env.app.communication import add_parser as add_communication_parser
 from society_env.app.runs import (
     UserError,
     add_run_options,
@@ -287,6 +288,7 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--threads", type=int, default=None, help="llama.cpp threads for --tags (default: the cores)")
     report.add_argument("--quiet", action="store_true", help="print nothing")
     report.set_defaults(handler=command_report)
+    add_communication_parser(commands)
 
     view = commands.add_parser(
         "view", help="write replay.html: watch a recording in the browser",
