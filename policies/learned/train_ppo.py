@@ -51,6 +51,12 @@ class Args:
     """The reward trained on: ``survival`` (+1 per step alive) or the preset's ``shaped`` one, under which a
     shared selfish policy learns to take energy from others (+1 per unit to the taker, -2 to the victim)
     and the mean return per life falls below random's (docs/baselines.md)."""
+    reward_sharing: str = "individual"
+    """Who is credited with each reward (``society_env.world.rewards.SHARING``): ``individual``, ``lineage``
+    (living ancestors get a discounted share of their descendants' rewards, so a child can pay its parent)
+    or ``population`` (everyone gets the step's mean)."""
+    lineage_discount: float = 0.5
+    """``lineage``: the share passed one generation up."""
     seed: int = 0
     """The only seed: worlds, network initialisation and sampling."""
     num_envs: int = 4
@@ -75,7 +81,8 @@ class Args:
 
 
 def make_envs(args: Args) -> SocietyVectorEnv:
-    return SocietyVectorEnv(args.num_envs, args.preset, reward_mode=args.reward_mode)
+    return SocietyVectorEnv(args.num_envs, args.preset, reward_mode=args.reward_mode,
+                            reward_sharing=args.reward_sharing, lineage_discount=args.lineage_discount)
 
 
 def flat(observations: np.ndarray, infos: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -110,6 +117,7 @@ def train(args: Args, out: Path) -> dict:
         np.zeros((args.num_steps, rows), dtype=np.float32)
 
     for iteration in range(1, iterations + 1):
+        births = 0
         for step in range(args.num_steps):
             obs_buf[step], alive_buf[step] = next_obs, next_alive
             with torch.no_grad():
@@ -135,6 +143,7 @@ def train(args: Args, out: Path) -> dict:
             ended = next_alive & (died | truncated_world)
             end_buf[step] = ended
             next_value_buf[step] = np.where(truncated_world & next_alive, val_buf[step], 0.0)
+            births += int((after_alive & ~next_alive & ~world_over).sum())  # slots that came to life
             life_return += np.where(next_alive, rewards, 0.0)
             finished_lives += life_return[ended].tolist()
             life_return[ended | world_over] = 0.0
@@ -181,12 +190,14 @@ def train(args: Args, out: Path) -> dict:
         recent = finished_lives[-200:]
         point = {"iteration": iteration, "env_steps": env_steps, "lives_ended": len(finished_lives),
                  "mean_life_return": float(np.mean(recent)) if recent else float("nan"),
-                 "alive_rows": int(n), "seconds": round(time.perf_counter() - started, 1),
+                 "alive_rows": int(n), "births_per_world_step": round(births / (args.num_steps * args.num_envs), 4),
+                 "seconds": round(time.perf_counter() - started, 1),
                  "env_agent_steps_per_s": round(env_agent_steps / max(env_seconds, 1e-9))}
         curve.append(point)
         if iteration % 10 == 0 or iteration == iterations:
             print(f"iter {iteration}/{iterations}  env steps {env_steps}  lives {len(finished_lives)}  "
-                  f"mean return per life (last 200) {point['mean_life_return']:.2f}  {point['seconds']:.0f} s  "
+                  f"mean return per life (last 200) {point['mean_life_return']:.2f}  "
+                  f"births/world-step {point['births_per_world_step']:.3f}  {point['seconds']:.0f} s  "
                   f"env {point['env_agent_steps_per_s']:,} agent-steps/s", flush=True)
 
     out.mkdir(parents=True, exist_ok=True)
@@ -210,7 +221,8 @@ def plot_curve(curve: list[dict], path: Path, args: Args) -> None:
     ax.plot([p["env_steps"] for p in curve], [p["mean_life_return"] for p in curve])
     ax.set_xlabel("environment steps (world steps x worlds)")
     ax.set_ylabel("mean return per agent life\n(last 200 lives)")
-    ax.set_title(f"PPO, shared policy, preset {args.preset}, {args.reward_mode} reward, seed {args.seed}")
+    ax.set_title(f"PPO, shared policy, preset {args.preset}, {args.reward_mode} reward, "
+                 f"{args.reward_sharing} credit, seed {args.seed}", fontsize=9)
     ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
