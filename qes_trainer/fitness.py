@@ -13,13 +13,13 @@ so the estimators below can be unbiased for it). Three estimators (``FitnessSett
 - ``sampled``: play the episodes, sampling every answer (what ``qes-eval`` always does);
 - ``rao_blackwell``: play the same sampled episodes, but at every LLM decision replace the agent's
   sampled reward by its exact expectation over the answers the grammar allows whose effect needs no
-  further choice (stay, reproduce, move in each direction: probabilities from the logits,
-  ``LlamaCppPolicy.decision_distribution``; each one's reward from one env step on a copy of the env,
+  further choice (stay, reproduce, move in each direction: probabilities from the logits, asked of the
+  LLM backend, ``LanguageModel.decision_distribution``; each one's reward from one env step on a copy of the env,
   the other agents' sampled actions held fixed), plus the sampled reward when the sampled answer was
   none of those (give, take, ...). Unbiased for the episode return by the tower property
   (docs/training.md, "The Rao-Blackwellised return"), any world, any action set, multi-step;
 - ``expected``: the *exact* expected return of each LLM agent's first decision of each episode, from
-  the action probabilities in the model's logits (``LlamaCppPolicy.move_distribution``) and the reward
+  the action probabilities in the model's logits (``LLMPolicy.move_distribution``, from the backend) and the reward
   the world gives each action (one env step per action, from a copy of the episode's first state). No
   sampling noise at all: a member's fitness is a smooth function of its weights. Needs a move-only
   world (the ``forage`` preset).
@@ -37,17 +37,12 @@ import numpy as np
 
 from policies import POLICIES, PolicyAssignment, make_policy, parse_policy_spec
 from policies.base import make_action
+from policies.llm.backend import SAMPLED_DECISION
 from policies.llm.engine import LlamaEngine
 from society_env.app.llm_options import LLMOptions
-from policies.llm.policy import (
-    MOVE_KINDS,
-    SAMPLED_DECISION,
-    LlamaCppPolicy,
-    PromptSettings,
-    default_context,
-)
+from policies.llm.policy import MOVE_KINDS, LlamaCppPolicy, LLMPolicy, PromptSettings, default_context
 from policies.scripted.perception import DIRECTIONS, Perception
-from policies.rollout import EpisodeHook, Rollout, Step, collect_actions, reset_policies, run_episode
+from policies.rollout import EpisodeHook, Rollout, Step, collect_actions, run_episode, start_episode
 from society_env.app.options import option, same_option
 from society_env.world.config import make_config, parse_overrides
 from society_env.world.env import SocietyEnv
@@ -83,7 +78,7 @@ class FitnessSettings:
     n_ctx: int | None = same_option(LLMOptions, "n_ctx")
     temperature: float = same_option(LLMOptions, "temperature")
     max_tokens: int | None = None
-    """None: the longest answer the action grammar allows (see :class:`policies.llm.policy.LlamaCppPolicy`)."""
+    """None: the longest answer the action grammar allows (see :class:`policies.llm.policy.LLMPolicy`)."""
     chat_format: str | None = None
     estimator: str = option("sampled", "fitness of a member: sampled episodes, or the expected return of each LLM "
                             "agent's first decision, exact from the action logits (no sampling noise; move-only "
@@ -168,22 +163,18 @@ class FitnessEvaluator:
         assignment = PolicyAssignment(self.entries, self.config.num_founders)
         founders = sum(1 for name in assignment.policy_of.values() if name == TRAINED_POLICY)
         failures_before = self.llm.failures
-        probe = _BehaviourProbe(self.llm, self.config)
-        estimate = _RaoBlackwellReturn(self.llm, assignment) if rao_blackwell else None
-        self.llm.track_decisions = rao_blackwell
-        try:
-            stats = run_episode(self.env, assignment, {**self.policies, TRAINED_POLICY: probe}, seed, self.settings.max_steps,
-                                hooks=[estimate] if estimate else ())
-        finally:
-            self.llm.track_decisions = False
-        behaviour = probe.counts
+        trained_policy = TrainedAgents(self.llm, self.config, read_decisions=rao_blackwell)
+        estimate = _RaoBlackwellReturn(trained_policy) if rao_blackwell else None
+        stats = run_episode(self.env, assignment, {**self.policies, TRAINED_POLICY: trained_policy}, seed,
+                            self.settings.max_steps, hooks=[estimate] if estimate else ())
+        behaviour = trained_policy.counts
         self.llm.drain_events()  # prompts/completions are only kept when recording; don't let them pile up
         trained = [agent for agent, name in assignment.policy_of.items() if name == TRAINED_POLICY]
         behaviour["food_eaten"] = sum(stats.food_eaten.get(agent, 0) for agent in trained)
         behaviour["births"] = sum(1 for agent in trained if agent not in _founders(assignment, self.config))
         behaviour["lifespan_total"] = sum(stats.lifespans.get(agent, 0) for agent in trained)
         behaviour["agents"] = len(trained)
-        behaviour["gives"], behaviour["takes"] = probe.gives, probe.takes
+        behaviour["gives"], behaviour["takes"] = trained_policy.gives, trained_policy.takes
         sampled = sum(stats.returns.get(agent, 0.0) for agent in trained) / founders
         fitness = estimate.total / founders if estimate else sampled
         return EpisodeResult(seed, float(fitness), stats.steps, self.llm.failures - failures_before, behaviour,
@@ -191,12 +182,11 @@ class FitnessEvaluator:
 
     def expected_first_step(self, seeds: Sequence[int]) -> list[EpisodeResult]:
         """The exact expected return of every LLM agent's first decision, per episode (module docstring)."""
-        self.llm.reset(0)  # empty KV cache: the weights may have changed since the last call
         decisions, starts = [], []
         for seed in seeds:
             assignment = PolicyAssignment(self.entries, self.config.num_founders)
-            reset_policies(self.policies, seed, skip=[TRAINED_POLICY])  # the LLM's KV cache stays
-            observations, infos = self.env.reset(seed=seed)
+            # the episode's start, as the rollout makes it (the LLM's empty cache: the weights may have changed)
+            observations, infos = start_episode(self.env, self.policies, seed)
             # the co-players' first actions, the same whatever the LLM does
             fixed = collect_actions(assignment, self.policies, self.env.agents, observations, infos, skip=[TRAINED_POLICY])
             trained = [agent for agent in self.env.agents if assignment.policy_of.get(agent) == TRAINED_POLICY]
@@ -251,6 +241,51 @@ def _with_kind(action: dict[str, Any], kind: int) -> dict[str, Any]:
     return {**action, "action": vector}
 
 
+class TrainedAgents:
+    """The trained agents' policy in a fitness episode, owned by the fitness: the LLM policy acts for them
+    (:meth:`LLMPolicy.begin_step`, :meth:`LLMPolicy.answer`), and this counts what they chose against what
+    they saw (:func:`_count_behaviour`). With ``read_decisions`` it also asks the policy's backend for
+    every agent's decision distribution before the answers are sampled (:attr:`decisions`) and records
+    whether each sampled answer was one of the enumerated decisions (:attr:`decided`): what the
+    Rao-Blackwellised return needs. The LLM policy itself keeps none of this."""
+
+    name = TRAINED_POLICY
+
+    def __init__(self, policy: LLMPolicy, config, read_decisions: bool = False):
+        self.policy, self.config, self.read_decisions = policy, config, read_decisions
+        self.counts: Counter = Counter()
+        self.gives = self.takes = 0
+        self.decisions: dict[str, dict[tuple, float]] = {}
+        """Per agent of the last step: the probability of each enumerated decision (and of the rest)."""
+        self.decided: dict[str, bool] = {}
+        """Per agent of the last step: whether its sampled answer was one of the enumerated decisions."""
+
+    def reset(self, seed: int | None = None) -> None:
+        self.policy.reset(seed)
+
+    def act(self, observations: dict[str, Any], infos: dict[str, dict]) -> dict[str, Any]:
+        turns = self.policy.begin_step(observations, infos)
+        backend = self.policy.backend
+        if self.read_decisions:  # from the prompts' logits, before the answers are sampled from them
+            self.decisions = dict(zip((turn.agent for turn in turns),
+                                      backend.decision_distribution(turns, self.policy.temperature)))
+        outcomes = self.policy.answer(turns)
+        if self.read_decisions:  # a failed answer stays put whatever it chose: its effect is only known sampled
+            self.decided = {outcome.turn.agent: outcome.failure is None
+                            and backend.decided_by(outcome.turn.answer, outcome.result.first_token)
+                            for outcome in outcomes}
+        actions = {outcome.turn.agent: outcome.action for outcome in outcomes}
+        for agent, observation in observations.items():
+            kind = int(actions[agent]["action"][0])
+            _count_behaviour(self.counts, Perception.read(observation, self.config), kind)
+            self.gives += kind == GIVE
+            self.takes += kind == TAKE
+        return actions
+
+    def cost_summary(self) -> dict[str, Any]:
+        return self.policy.cost_summary()
+
+
 class _RaoBlackwellReturn(EpisodeHook):
     """Accumulates the Rao-Blackwellised return of the LLM agents over one episode (module docstring).
 
@@ -259,8 +294,8 @@ class _RaoBlackwellReturn(EpisodeHook):
     adds the probability-weighted rewards. ``after_step`` adds the agent's sampled reward only when its
     sampled answer was not an enumerated decision."""
 
-    def __init__(self, policy: LlamaCppPolicy, assignment: PolicyAssignment):
-        self.policy, self.assignment = policy, assignment
+    def __init__(self, trained: TrainedAgents):
+        self.trained = trained
         self.total = 0.0
         self._sampled: list[str] = []
         self._scratch: SocietyEnv | None = None
@@ -268,10 +303,10 @@ class _RaoBlackwellReturn(EpisodeHook):
     def before_step(self, rollout: Rollout, actions: dict[str, Any]) -> None:
         env, state = rollout.env, None
         self._sampled = []
-        for agent, distribution in self.policy.decisions.items():
+        for agent, distribution in self.trained.decisions.items():
             if agent not in actions:
                 continue
-            if not self.policy.decided.get(agent, False):
+            if not self.trained.decided.get(agent, False):
                 self._sampled.append(agent)
             for option, probability in distribution.items():
                 if option == SAMPLED_DECISION or probability == 0.0:
@@ -284,31 +319,10 @@ class _RaoBlackwellReturn(EpisodeHook):
                 self._scratch.load_state_dict(state)
                 rewards = self._scratch.step({**actions, agent: _with_kind(actions[agent], kind)})[1]
                 self.total += probability * rewards.get(agent, 0.0)
-        self.policy.decisions = {}
+        self.trained.decisions = {}
 
     def after_step(self, rollout: Rollout, step: Step) -> None:
         self.total += sum(step.rewards.get(agent, 0.0) for agent in self._sampled)
-
-
-class _BehaviourProbe:
-    """Stands in for the LLM policy in an episode: acts through it and counts what it chose against
-    what it saw (:func:`_count_behaviour`). Everything else (events, costs) is the policy's own."""
-
-    def __init__(self, policy: LlamaCppPolicy, config):
-        self.policy, self.config, self.counts = policy, config, Counter()
-        self.gives = self.takes = 0
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self.policy, name)
-
-    def act(self, observations: dict[str, Any], infos: dict[str, dict]) -> dict[str, Any]:
-        actions = self.policy.act(observations, infos)
-        for agent, observation in observations.items():
-            kind = int(actions[agent]["action"][0])
-            _count_behaviour(self.counts, Perception.read(observation, self.config), kind)
-            self.gives += kind == GIVE
-            self.takes += kind == TAKE
-        return actions
 
 
 def _count_behaviour(counts: Counter, perception: Perception, kind: int) -> None:

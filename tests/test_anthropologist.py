@@ -99,9 +99,12 @@ def test_tags_on_the_tiny_model_are_recorded_and_rebuilt_without_it(tiny_model, 
     def no_model(*args, **kwargs):
         raise AssertionError("the model was asked although every answer is recorded")
 
-    monkeypatch.setattr(anthropologist.LocalModel, "chat", no_model)
-    for method in ("chunk_chars", "surprisal", "embed"):  # the artifact metrics are recorded too
-        monkeypatch.setattr(anthropologist.LocalModel, method, no_model)
+    from policies.llm.local import LocalBackend
+
+    for method in ("chat", "chat_model"):  # the chats and the chunk length (the chat model's tokenizer)
+        monkeypatch.setattr(LocalBackend, method, no_model)
+    for method in ("surprisal", "embed"):  # the artifact metrics are recorded too
+        monkeypatch.setattr(anthropologist.ArtifactMetrics, method, no_model)
     assert main(["report", str(creative_run), "--tags", "--model", str(tiny_model), "--tag-chunks", "2",
                  "--llm-novelty", "2"]) == 0
     assert f"{len(asked)} LLM calls ({len(asked) - 1} from report-llm.jsonl" in capsys.readouterr().out
@@ -137,6 +140,7 @@ def test_a_missing_model_is_a_one_line_error(creative_run, tmp_path, capsys):
     assert "none.gguf" in error and len(error.splitlines()) == 1
 
 
+@pytest.mark.slow
 def test_tags_from_a_real_llama_cpp_server(tiny_model, tmp_path):
     pytest.importorskip("openai")
     from policies.llm.server import launch_local_server

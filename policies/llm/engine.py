@@ -64,7 +64,7 @@ class GenerationResult:
     seconds: float = 0.0
     error: str | None = None
     first_token: int | None = None
-    """The answer's first sampled token (it decides the action: ``LlamaCppPolicy.decision_distribution``)."""
+    """The answer's first sampled token (it decides the action: ``LocalBackend.decision_distribution``)."""
 
 
 @dataclass
@@ -563,7 +563,7 @@ class LlamaEngine:
         or ``move`` when only ``move`` fits), write the word and the forced text after it in their
         *canonical* tokens (``text_tokens`` of the whole), whichever token was drawn: the model then
         goes on from the same context after every way of choosing the same word, so the probability
-        of a decision is the mass of its first tokens (``LlamaCppPolicy.decision_distribution``).
+        of a decision is the mass of its first tokens (``LocalBackend.decision_distribution``).
         Returns (the tokens to decode, whether the answer is complete), or (None, False) if the token
         decides nothing (it is then handled as usual)."""
         piece = self.piece(token)

@@ -17,8 +17,10 @@ keyed by the SHA-256 of (model identity, messages, schema, settings); a later ``
 same model reuses those answers without running the model (content cache), so a report is rebuilt
 exactly. A malformed or cut-off answer gives no tags for its chunk and is counted (``failed``).
 
-The model-based artifact metrics (surprisal and embedding novelty) always run on a local GGUF through
-llama.cpp (``--model``, default the embedded model), also when the tags come from a server.
+Every call goes through the LLM stack's one backend interface (``policies.llm.backend.LanguageModel``:
+``LocalBackend`` for a GGUF, ``ServerBackend`` for a server). The model-based artifact metrics
+(surprisal and embedding novelty) always run on a local GGUF through llama.cpp (``--model``, default the
+embedded model), also when the tags come from a server.
 """
 
 from __future__ import annotations
@@ -33,6 +35,7 @@ from typing import Any, Callable, Sequence
 
 import numpy as np
 
+from policies.llm.backend import Answer
 from society_env.world import outcome
 from society_env.analysis.artifact_metrics import ArtifactVersion, add_model_metrics, unit_rows
 from society_env.analysis.loading import RunData, slot_of
@@ -71,6 +74,8 @@ MAX_TAGS = 5
 TAG_TOKENS, NOTE_TOKENS = 320, 80
 """Answer token limits (the tiny test model writes one token per character)."""
 SEED = 0
+CHAT_CONTEXT = 2048
+"""Context tokens of a local model's chats."""
 
 
 # ---------------------------------------------------------------------------------------------
@@ -255,68 +260,39 @@ def note_messages(kind: str, kept: list[Tag], log: str) -> list[dict[str, str]]:
 # ---------------------------------------------------------------------------------------------
 # models
 # ---------------------------------------------------------------------------------------------
-@dataclass
-class Answer:
-    text: str
-    tokens_in: int = 0
-    tokens_out: int = 0
-    failure: str | None = None
+def chunk_chars(model, sample: str) -> int:
+    """Characters of log per call for ``model`` (a :class:`~policies.llm.backend.LanguageModel`): for a local
+    GGUF, what fits its chat context beside the instructions and the answer, from the tokens per character
+    of ``sample`` (a byte-level vocabulary needs 3x fewer than SmolLM2's); for a server, :data:`CHUNK_CHARS`
+    (its context is its business; CHUNK_CHARS fits 2048 tokens of common vocabularies)."""
+    from policies.llm.local import LocalBackend
+
+    if not sample or not isinstance(model, LocalBackend):
+        return CHUNK_CHARS
+    tokens = len(model.chat_model(CHAT_CONTEXT).tokenize(sample.encode("utf-8"), add_bos=False))
+    return max(200, min(CHUNK_CHARS, int((CHAT_CONTEXT - CONTEXT_RESERVE) * len(sample) / max(tokens, 1))))
 
 
-class LocalModel:
-    """A GGUF through llama-cpp-python's ``Llama``: chat under a grammar, surprisal and embeddings (three
-    contexts, each made on first use)."""
+class ArtifactMetrics:
+    """Surprisal and embeddings of artifact texts by a local GGUF (the model of a
+    :class:`~policies.llm.local.LocalBackend`), each on its own llama.cpp context made on first use."""
 
-    def __init__(self, path: str | Path, n_threads: int | None = None, n_ctx: int = 2048):
-        from policies.llm.engine import check_gguf_file, default_thread_count, disable_amx_weight_buffers, silence_llama_logs
-        from policies.llm.models import sha256_of
-
-        self.path = check_gguf_file(path)
-        self.identity = f"gguf:{sha256_of(self.path)}"
-        self.label = self.path.name
-        self.n_threads, self.n_ctx = n_threads or default_thread_count(), n_ctx
+    def __init__(self, backend):
+        self.backend = backend
+        self.identity, self.label = backend.identity, backend.label
         self._contexts: dict[str, Any] = {}
-        disable_amx_weight_buffers()
-        silence_llama_logs()  # llama.cpp prints context notes to stderr even with verbose=False
 
     def _context(self, purpose: str):
         if purpose not in self._contexts:
             import llama_cpp
 
-            from policies.llm.engine import ModelError
+            from policies.llm.local import high_level_model
 
-            options = {"chat": {"n_ctx": self.n_ctx}, "score": {"logits_all": True, "n_ctx": 512},
-                       "embed": {"embedding": True, "n_ctx": 512, "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN}}[purpose]
-            try:
-                self._contexts[purpose] = llama_cpp.Llama(str(self.path), n_threads=self.n_threads,
-                                                          seed=SEED, verbose=False, **options)
-            except (ValueError, RuntimeError) as error:
-                raise ModelError(f"llama.cpp could not load {self.path}: {error}") from None
+            options = {"score": {"logits_all": True}, "embed": {"embedding": True,
+                                                                "pooling_type": llama_cpp.LLAMA_POOLING_TYPE_MEAN}}[purpose]
+            self._contexts[purpose] = high_level_model(self.backend.engine.model_path, self.backend.engine.n_threads,
+                                                       n_ctx=512, **options)
         return self._contexts[purpose]
-
-    def chunk_chars(self, sample: str) -> int:
-        """Characters of log per call that fit this model's context beside the instructions and the answer,
-        from the tokens per character of ``sample`` (a byte-level vocabulary needs 3x fewer than SmolLM2's)."""
-        if not sample:
-            return CHUNK_CHARS
-        tokens = len(self._context("chat").tokenize(sample.encode("utf-8"), add_bos=False))
-        return max(200, min(CHUNK_CHARS, int((self.n_ctx - CONTEXT_RESERVE) * len(sample) / max(tokens, 1))))
-
-    def chat(self, messages: list[dict[str, str]], schema: dict | None, max_tokens: int,
-             temperature: float = 0.0, seed: int = SEED) -> Answer:
-        from llama_cpp import LlamaGrammar
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-        grammar = LlamaGrammar.from_string(json_schema_to_gbnf(json.dumps(schema)), verbose=False) if schema else None
-        try:
-            reply = self._context("chat").create_chat_completion(messages=messages, grammar=grammar, max_tokens=max_tokens,
-                                                                 temperature=temperature, seed=seed)
-        except ValueError as error:  # "Requested tokens (...) exceed context window"
-            return Answer("", failure=str(error))
-        choice, usage = reply["choices"][0], reply.get("usage") or {}
-        return Answer((choice["message"]["content"] or "").strip(), usage.get("prompt_tokens", 0),
-                      usage.get("completion_tokens", 0), None if choice.get("finish_reason") == "stop" or schema is None
-                      else f"answer cut off after {max_tokens} tokens")
 
     def surprisal(self, texts: Sequence[str]) -> list[float | None]:
         """Mean negative log-likelihood per token (nats) of each text after the BOS token; None for empty text."""
@@ -345,42 +321,6 @@ class LocalModel:
         self._contexts.clear()
 
 
-class ServerModel:
-    """An OpenAI-compatible server (llama-server, llama-cpp-python's, vLLM, ...) for the tag calls."""
-
-    def __init__(self, url: str, server_model: str | None = None, timeout: float = 120.0):
-        from policies.llm.server import _reason, connect
-
-        self._reason = _reason
-        connection = connect(url, server_model, timeout)
-        self.client, self.model = connection.client, connection.model
-        self.identity = self.label = f"server:{self.model}"
-        self.grammar = connection.constraint == "grammar"
-
-    def chunk_chars(self, sample: str) -> int:
-        return CHUNK_CHARS  # a server's context is its business; CHUNK_CHARS fits 2048 tokens of common vocabularies
-
-    def chat(self, messages: list[dict[str, str]], schema: dict | None, max_tokens: int,
-             temperature: float = 0.0, seed: int = SEED) -> Answer:
-        from llama_cpp.llama_grammar import json_schema_to_gbnf
-
-        extra: dict[str, Any] = {}
-        if schema is not None and self.grammar:  # llama.cpp's servers
-            extra = {"extra_body": {"grammar": json_schema_to_gbnf(json.dumps(schema))}}
-        elif schema is not None:  # vLLM, SGLang
-            extra = {"response_format": {"type": "json_schema", "json_schema": {"name": "tags", "strict": True, "schema": schema}}}
-        try:
-            reply = self.client.chat.completions.create(model=self.model, messages=messages, max_tokens=max_tokens,
-                                                        temperature=temperature, seed=seed, **extra)
-        except Exception as error:
-            return Answer("", failure=f"server: {self._reason(error)}")
-        choice = reply.choices[0]
-        usage = reply.usage
-        return Answer((choice.message.content or "").strip(), usage.prompt_tokens if usage else 0,
-                      usage.completion_tokens if usage else 0,
-                      None if choice.finish_reason == "stop" or schema is None else f"answer cut off after {max_tokens} tokens")
-
-
 # ---------------------------------------------------------------------------------------------
 # the calls, recorded and cached by content
 # ---------------------------------------------------------------------------------------------
@@ -389,7 +329,7 @@ class CallLog:
     """Every call of one report (``report-llm.jsonl``), and the earlier report's answers by content key."""
 
     model: Any
-    """A :class:`LocalModel` or :class:`ServerModel` (only its ``identity`` is read on a cache hit)."""
+    """A :class:`~policies.llm.backend.LanguageModel` (only its ``identity`` is read on a cache hit)."""
     cached: dict[str, dict[str, Any]] = field(default_factory=dict)
     records: list[dict[str, Any]] = field(default_factory=list)
     failed: int = 0
@@ -434,7 +374,7 @@ class CallLog:
         """The model's chunk length for this log, remembered in the record so that a rebuild needs no model."""
         key = hashlib.sha256(json.dumps([self.model.identity, "chunk_chars", sample]).encode()).hexdigest()
         record = self.cached.get(key) or {"key": key, "call": "chunk_chars", "model": self.model.label,
-                                          "answer": str(self.model.chunk_chars(sample))}
+                                          "answer": str(chunk_chars(self.model, sample))}
         self.records.append(record)
         return int(record["answer"])
 
@@ -556,10 +496,11 @@ def add_llm_novelty(calls: CallLog, versions: list[ArtifactVersion], vectors: np
         version.llm_novelty = float(np.mean(scores)) if scores else None
 
 
-def add_llm_analysis(report: RunReport, tag_model, metric_model: LocalModel | None,
+def add_llm_analysis(report: RunReport, tag_model, metric_model: ArtifactMetrics | None,
                      max_chunks: int = MAX_CHUNKS, progress: Callable[[int, int], None] | None = None,
                      novelty_samples: int = 0) -> dict[str, Any]:
-    """Add LLM tags of every agent and community (``tag_model``), the model-based artifact metrics
+    """Add LLM tags of every agent and community (``tag_model``, a :class:`~policies.llm.backend.LanguageModel`:
+    a :class:`~policies.llm.local.LocalBackend` or a :class:`~policies.llm.server.ServerBackend`), the model-based artifact metrics
     (``metric_model``) and, with ``novelty_samples``, ``tag_model``'s 0-5 novelty score of every artifact
     version to an analysed run; record the calls (and the measured metrics), and refresh the report's numbers."""
     run_dir = report.run.run_dir

@@ -118,8 +118,9 @@ def command_report(args: argparse.Namespace) -> int:
 def _add_llm_tags(report, args: argparse.Namespace) -> float:
     """LLM tags and model-based artifact metrics (society_env.app.anthropologist); returns the seconds taken."""
     from policies.llm.engine import ModelError
-    from policies.llm.models import ModelPullError, PatchError, resolve_model
-    from society_env.app.anthropologist import LocalModel, ServerModel, add_llm_analysis
+    from policies.llm.local import LocalBackend
+    from policies.llm.models import ModelPullError, PatchError
+    from society_env.app.anthropologist import ArtifactMetrics, add_llm_analysis
 
     if args.tag_chunks < 1:
         raise UserError("--tag-chunks must be at least 1")
@@ -127,15 +128,25 @@ def _add_llm_tags(report, args: argparse.Namespace) -> float:
         raise UserError("--llm-novelty must be 0 (off) or a number of samples")
     started = time.perf_counter()
     try:
-        local = LocalModel(resolve_model(args.model), n_threads=args.threads)
-        tagger = ServerModel(args.llm_server) if args.llm_server else local
+        # one-off chats and metrics need no agent sessions: the smallest engine
+        local = LocalBackend(args.model, n_ctx=256, max_batch=1, n_threads=args.threads)
+        metrics = ArtifactMetrics(local)
+        if args.llm_server:
+            from policies.llm.server import ServerBackend
+
+            tagger = ServerBackend(args.llm_server, timeout=120.0)
+        else:
+            tagger = local
         from rich.progress import Progress
 
         with Progress(disable=args.quiet, transient=True) as bar:
             task = bar.add_task(f"tags of {report.name} (agents, communities)", total=None)
-            summary = add_llm_analysis(report, tagger, local, max_chunks=args.tag_chunks, novelty_samples=args.llm_novelty,
+            summary = add_llm_analysis(report, tagger, metrics, max_chunks=args.tag_chunks, novelty_samples=args.llm_novelty,
                                        progress=lambda done, total: bar.update(task, completed=done, total=total))
+        metrics.close()
         local.close()
+        if tagger is not local:
+            tagger.close()
     except (ModelError, ModelPullError, PatchError) as error:
         raise UserError(str(error)) from None
     if not args.quiet:
