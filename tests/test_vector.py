@@ -218,3 +218,22 @@ def test_gymnasium_vector_env_wrapper():
     assert envs.observation_space.contains(observations)
     assert rewards.shape == terminations.shape == infos["alive"].shape == (envs.num_envs,)
     assert infos["alive"].sum() > 0
+
+
+def test_it_declares_and_does_same_step_autoreset():
+    """Gymnasium's convention: ``metadata["autoreset_mode"]`` is SAME_STEP, and the step that ends a world
+    returns that world's new episode (its founders alive, step 0) with the old episode's rewards."""
+    from gymnasium.vector import AutoresetMode
+
+    envs = SocietyVectorEnv(2, "small", max_steps=3)
+    assert envs.metadata["autoreset_mode"] == AutoresetMode.SAME_STEP
+    envs.reset(seed=0)
+    actions = np.zeros((2, envs.num_slots, 4), dtype=np.int64)
+    for _ in range(3):
+        observations, rewards, terminations, truncations, infos = envs.step(actions)
+    assert infos["episode_ended"].all() and truncations.any(axis=1).all()
+    assert (infos["alive"].sum(axis=1) == envs.config.num_founders).all()
+    fresh = SocietyVectorEnv(2, "small", max_steps=3)
+    first, _ = fresh.reset(seed=0)
+    assert not np.array_equal(observations, first)  # a new episode from each world's generator, not a replay
+    assert not observations[:, envs.config.num_founders:].any()  # only the founders are born yet

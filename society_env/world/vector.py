@@ -33,6 +33,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
 import numpy as np
+from gymnasium.vector import AutoresetMode
 
 from society_env.world.config import SocietyConfig, make_config
 from society_env.world.kernels import entry_point, first_bad_action, generator_handle, step_and_observe
@@ -75,6 +76,10 @@ class SocietyVectorEnv:
     (a flat float32 ``Box``), ``single_action_space`` (``MultiDiscrete([8, view cells, amounts, tokens])``),
     ``worlds`` (each world's :class:`~society_env.world.state.WorldState`, read-only).
     """
+
+    metadata = {"autoreset_mode": AutoresetMode.SAME_STEP}
+    """Gymnasium's vector-env convention: a world that ends is reset in the same ``step`` call, which returns
+    its new episode's first observations (``infos["episode_ended"]`` marks it)."""
 
     def __init__(self, num_envs: int = 1, preset: str = "default", num_threads: int | None = None,
                  obs_dtype: str = "float32", **overrides: Any):
