@@ -37,6 +37,9 @@ the text of those under and carried by the agent.
 ``shaped`` (default, TerraLingua): +value eaten, +0.5/unit to a giver and +1/unit to its receiver,
 +1/unit to a taker and -2/unit to its victim, -0.5 for a blocked move, -100 on death.
 ``survival``: +1 for every step an agent ends alive.
+``reward_sharing`` says who is credited: ``individual`` (default) the agent alone; ``lineage`` also each
+living ancestor up to ``lineage_generations`` (3) generations up, times ``lineage_discount`` (0.5) per
+generation; ``population`` every agent of the step gets the step's mean (``society_env.world.rewards.SHARING``).
 
 ## Starting State
 ``num_founders`` agents on distinct random cells with ``initial_energy`` and random personalities;
@@ -73,7 +76,8 @@ arrays (no dicts, no per-agent objects), see ``society_env.world.vector.SocietyV
   drawn by rejection from the whole grid's density (``state.spawn_food_cells``: O(food drawn) instead
   of O(cells)), so the same seed gives another trajectory than in v1. ``state_dict()`` version 2 (the
   world keeps the cumulative food density). Recordings say which world made them; replaying a v1
-  recording is refused with an error saying so.
+  recording is refused with an error saying so. The ``reward_sharing`` option (``lineage``,
+  ``population``) came later within v2: its default, ``individual``, is every earlier v2 run.
 """
 
 from __future__ import annotations
