@@ -14,7 +14,8 @@ positive signalling
     parts I(token; food in view) and I(token; energy quartile); and Lowe et al.'s speaker consistency,
     I(token; the speaker's own action kind in the same step) (pooled over speakers).
 positive listening
-    over (listener decision, agent in its view) pairs: I(token heard from that agent; the listener's response
+    over (listener decision, agent in its view that acted in the last step) pairs: I(token heard from that
+    agent; the listener's response
     to it | the listener sees food), the response being approach / retreat / no move relative to that agent
     (the move's intent; a blocked move counts). Conditioning on whether the listener sees food itself keeps
     "walks to the food that speaker and listener both see" from passing for "follows the call".
@@ -48,6 +49,8 @@ ENERGY_QUANTILES = (0.25, 0.5, 0.75)
 """Own energy enters the observation as its quartile among all decisions of the recording."""
 NO_MOVE, APPROACH, RETREAT = range(3)
 RESPONSES = ("no_move", "approach", "retreat")
+NOT_SENT = -1
+"""Broadcast token of an agent that had no action in the step (see :func:`broadcast_tokens`)."""
 
 
 class NoMessageTokens(ValueError):
@@ -156,13 +159,15 @@ class Hearings:
 
 def broadcast_tokens(run: RunData) -> np.ndarray:
     """Per row of the flat snapshot arrays: the token that agent broadcast in the step that produced the
-    snapshot (what others hear from it while deciding on that snapshot; 0 for newborns and at step 0)."""
-    heard = np.zeros(run.slot.size, dtype=np.int64)
+    snapshot (what others hear from it while deciding on that snapshot), or ``NOT_SENT`` for an agent that had
+    no action in that step (a newborn, everyone at step 0). A newborn's channel reads 0, but it chose nothing,
+    and it stands beside its parent: counted as a silent speaker it would tie token 0 to being adjacent."""
+    heard = np.full(run.slot.size, NOT_SENT, dtype=np.int64)
     for step in range(run.steps):
         rows = run.agents_at(step)
         tokens = run.tokens_by_step[step]
         if tokens:
-            heard[rows] = [tokens.get(slot, 0) for slot in run.slot[rows].tolist()]
+            heard[rows] = [tokens.get(slot, NOT_SENT) for slot in run.slot[rows].tolist()]
     return heard
 
 
@@ -327,17 +332,25 @@ def communication(run: RunData, policy: str | None = None, permutations: int = P
 
     measures = {"observation": signalling(_combine(food, energy)), "food": signalling(food),
                 "energy": signalling(energy), "consistency": signalling(decisions.kind)}
-    heard = broadcast_tokens(run)
+    # listening: the speakers that broadcast (their tokens shuffled within the step), each hearing of one of them
+    broadcast = broadcast_tokens(run)
+    senders = np.flatnonzero(broadcast != NOT_SENT)
+    sender_row = np.full(broadcast.size, -1, dtype=np.int64)
+    sender_row[senders] = np.arange(senders.size)
+    chosen = sender_row[hearings.speaker] >= 0
+    hearings = Hearings(hearings.decision[chosen], hearings.speaker[chosen], hearings.response[chosen])
+    heard = broadcast[hearings.speaker]
     listener_sees_food = food[hearings.decision]
-    listening = dependence(heard, np.arange(run.steps).repeat(np.diff(run.agent_offsets)), hearings.speaker,
-                           hearings.response, listener_sees_food, permutations, rng)
+    sender_step = np.arange(run.steps).repeat(np.diff(run.agent_offsets))[senders]
+    listening = dependence(broadcast[senders], sender_step, sender_row[hearings.speaker], hearings.response,
+                           listener_sees_food, permutations, rng)
     tokens, counts = np.unique(decisions.token, return_counts=True)
     blind = listener_sees_food == 0
     return Communication(
         policy=policy, decisions=int(decisions.token.size),
         token_counts=dict(zip(tokens.tolist(), counts.tolist())), signalling=measures, listening=listening,
         food_share_by_token={int(t): float(decisions.sees_food[decisions.token == t].mean()) for t in tokens.tolist()},
-        approach_by_token=_approach_table(heard[hearings.speaker][blind], hearings.response[blind]),
+        approach_by_token=_approach_table(heard[blind], hearings.response[blind]),
         permutations=permutations, seed=seed)
 
 
