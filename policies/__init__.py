@@ -30,6 +30,14 @@ def _ppo_policy(config: SocietyConfig, **options: Any) -> Policy:
     return PPOPolicy(config, **options)
 
 
+def _learned_policy(config: SocietyConfig, **options: Any) -> Policy:
+    try:
+        from policies.learned.ppo import LearnedPolicy  # imported lazily: needs torch
+    except ImportError:
+        raise PolicySpecError('the learned policies need torch: pip install "society-env[rl]"') from None
+    return LearnedPolicy(config, **options)
+
+
 POLICIES: dict[str, Callable[..., Policy]] = {
     "random": RandomPolicy,
     "forager": ForagerPolicy,
@@ -37,6 +45,7 @@ POLICIES: dict[str, Callable[..., Policy]] = {
     "raider": RaiderPolicy,
     "llm": _llm_policy,
     "ppo": _ppo_policy,
+    "learned": _learned_policy,
 }
 """Policy constructors by name; each takes the world config (plus policy-specific keyword options)."""
 

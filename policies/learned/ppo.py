@@ -16,6 +16,7 @@ from torch import nn
 from torch.distributions import Categorical
 
 from policies.base import SavedState, make_action
+from policies.learned.trained import BEST_TRAINED, resolve_checkpoint
 from society_env.world.config import SocietyConfig
 from society_env.world.observations import numeric_action_space, observation_size
 
@@ -83,8 +84,10 @@ class PPOPolicy(SavedState):
 
     def __init__(self, config: SocietyConfig, checkpoint: str | Path | None = None, greedy: bool = False):
         if checkpoint is None:
-            raise ValueError("the ppo policy needs a checkpoint: --ppo-checkpoint PATH (policies/learned/train_ppo.py writes policy.pt)")
+            raise ValueError("the ppo policy needs a checkpoint: --ppo-checkpoint PATH (policies/learned/train_ppo.py "
+                             "writes policy.pt) or the name of a shipped learned policy (society-env models)")
         self.config, self.greedy = config, greedy
+        checkpoint = resolve_checkpoint(checkpoint)
         self.model, self.settings = load_model(checkpoint)
         nvec = numeric_action_space(config).nvec.tolist()
         if self.model.obs_size != observation_size(config) or self.model.nvec != nvec:
@@ -103,7 +106,12 @@ class PPOPolicy(SavedState):
         self.generator.set_state(state)
 
     def reset(self, seed: int | None = None) -> None:
-        self.generator = torch.Generator().manual_seed(0 if seed is None else int(seed) % 2**63)
+        """Reseed the sampling; ``None``: fresh entropy, as the scripted policies do."""
+        self.generator = torch.Generator()
+        if seed is None:
+            self.generator.seed()
+        else:
+            self.generator.manual_seed(int(seed) % 2**63)
 
     def act(self, observations: dict[str, Any], infos: dict[str, dict]) -> dict[str, Any]:
         if not observations:
@@ -114,3 +122,13 @@ class PPOPolicy(SavedState):
         with torch.no_grad():
             actions = self.model.act(torch.from_numpy(obs), generator=self.generator, greedy=self.greedy)[0].numpy()
         return {agent: make_action(self.config, *vector.tolist()) for agent, vector in zip(agents, actions)}
+
+
+class LearnedPolicy(PPOPolicy):
+    """``--policy learned``: a shipped learned policy (:mod:`policies.learned.trained`) by name, the best
+    one (``BEST_TRAINED``) unless ``checkpoint`` names another or gives a path."""
+
+    name = "learned"
+
+    def __init__(self, config: SocietyConfig, checkpoint: str | Path | None = None, greedy: bool = False):
+        super().__init__(config, BEST_TRAINED if checkpoint is None else checkpoint, greedy)

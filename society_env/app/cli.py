@@ -195,6 +195,14 @@ def _list_models() -> None:
         built = "built" if built_path(name).is_file() else "not built yet"
         print(f"  {name}  base {base}  recipe: qes-train --recipe {entry.recipe}  {patch}  ({built})")
         print(f"    {entry.description}")
+    from policies.learned.trained import BEST_TRAINED, TRAINED_POLICIES
+
+    print("learned policies (--policy learned runs the best; --ppo-checkpoint NAME another; needs the rl extra):")
+    for name, policy in TRAINED_POLICIES.items():
+        state = (f"{policy.path.stat().st_size / 1e3:.0f} kB" if policy.shipped else "not shipped")
+        best = "  (best: --policy learned)" if name == BEST_TRAINED else ""
+        print(f"  {name}  preset {policy.preset}  {state}{best}")
+        print(f"    {policy.description}; trained by: {policy.command}")
 
 
 def command_models(args: argparse.Namespace) -> int:

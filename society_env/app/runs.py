@@ -177,7 +177,7 @@ def print_last_messages(run_dir: Path, count: int = 6) -> None:
 def _build_policy(name: str, config, spec: RunSpec):
     from policies import PolicySpecError, make_policy
 
-    if name == "ppo":
+    if name in ("ppo", "learned"):
         try:
             return make_policy(name, config, checkpoint=spec.ppo_checkpoint)
         except (ValueError, PolicySpecError) as error:

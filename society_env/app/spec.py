@@ -21,13 +21,14 @@ from typing import Any
 
 from society_env.app.llm_options import LLMOptions
 from society_env.world.config import PRESETS
+from policies.learned.trained import BEST_TRAINED, TRAINED_POLICIES
 from society_env.app.options import given_options, option, resumable_flags
 
 __all__ = ["RunSpec", "SAVED_OPTIONS_OF_OLDER_RUNS"]
 
 POLICY_HELP = ("policy assignment as NAME=SHARE,...: shares of the founders per policy; newborns inherit their "
                "parent's policy. Policies: random, forager, cooperator, raider (a 'scripted:' prefix is accepted), "
-               "llm, ppo (with --ppo-checkpoint)")
+               "llm, ppo (with --ppo-checkpoint), learned (a shipped learned policy: society-env models)")
 
 
 @dataclass(frozen=True)
@@ -42,9 +43,10 @@ class RunSpec:
     seed: int = option(0, "the run's only seed (env and policies)", group="run")
     steps: int | None = option(None, "steps to run", group="run", type=int, minimum=1,
                                default_text="the preset's max_steps")
-    ppo_checkpoint: str | None = option(None, "policy.pt written by policies/learned/train_ppo.py, for the agents of policy "
-                                        "'ppo' (needs the rl extra)", group="run", type=str, metavar="PATH",
-                                        default_text="none")
+    ppo_checkpoint: str | None = option(None, "policy.pt written by policies/learned/train_ppo.py, or the name of a "
+                                        "shipped learned policy (" + ", ".join(TRAINED_POLICIES) + "), for the agents "
+                                        "of policy 'ppo' or 'learned' (needs the rl extra)", group="run", type=str,
+                                        metavar="PATH|NAME", default_text=f"none; 'learned' runs {BEST_TRAINED}")
     checkpoint_every: int = option(50, "write a checkpoint every K steps (0: never); --resume continues from the "
                                    "last one", group="output", metavar="K", minimum=0)
     out: str | None = option(None, "output directory", group="output", type=str,
