@@ -85,8 +85,9 @@ def mutual_information(x: np.ndarray, y: np.ndarray, given: np.ndarray | None = 
 
 
 def shuffled_within(groups: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """An index array that permutes rows within each group (``groups`` sorted, each group contiguous)."""
-    return np.lexsort((rng.random(groups.size), groups))
+    """An index array that permutes rows within each group (``groups``: sorted integers, each group contiguous):
+    one sort of the group plus a uniform draw in [0, 1), which orders rows at random inside their group."""
+    return np.argsort(groups + rng.random(groups.size))
 
 
 @dataclass
@@ -117,9 +118,14 @@ class Dependence:
 def dependence(tokens: np.ndarray, groups: np.ndarray, take: np.ndarray, y: np.ndarray, given: np.ndarray | None,
                permutations: int, rng: np.random.Generator) -> Dependence:
     """I(tokens[take]; y | given) against the null of ``tokens`` shuffled within ``groups`` (the steps)."""
-    observed = mutual_information(tokens[take], y, given)
-    null = np.array([mutual_information(tokens[shuffled_within(groups, rng)][take], y, given)
-                     for _ in range(permutations)])
+    z = np.zeros_like(y) if given is None else given
+    unchanged = _entropy_bits(_combine(z, y)) - _entropy_bits(z)  # the terms of I(X; Y | Z) a shuffle of X keeps
+
+    def information(x: np.ndarray) -> float:
+        return max(_entropy_bits(_combine(z, x)) - _entropy_bits(_combine(z, x, y)) + unchanged, 0.0) if x.size else 0.0
+
+    observed = information(tokens[take])
+    null = np.array([information(tokens[shuffled_within(groups, rng)][take]) for _ in range(permutations)])
     if take.size == 0 or permutations == 0:
         return Dependence(observed, 0.0, 0.0, 1.0, int(take.size))
     # a tolerance, so a shuffle that reproduces the observed table counts as reaching it despite rounding
@@ -300,13 +306,14 @@ def _approach_table(tokens: np.ndarray, response: np.ndarray) -> dict[int, dict[
 
 
 def communication(run: RunData, policy: str | None = None, permutations: int = PERMUTATIONS,
-                  seed: int = 0) -> Communication:
+                  seed: int = 0, rebuilt: tuple[Decisions, Hearings] | None = None) -> Communication:
     """Positive signalling and positive listening of a loaded recording (of the decisions of agents driven by
     ``policy``, when given: they as speakers and listeners, heard agents of any policy). Deterministic for a
-    given ``seed`` (the shuffles' generator). ``NoMessageTokens`` when the tokens cannot carry information."""
+    given ``seed`` (the shuffles' generator). ``NoMessageTokens`` when the tokens cannot carry information.
+    ``rebuilt``: :func:`decisions_and_hearings` of ``run``, when the caller has it already."""
     if permutations < 0:
         raise ValueError("permutations must be 0 or more")
-    decisions, hearings = decisions_and_hearings(run)
+    decisions, hearings = rebuilt if rebuilt is not None else decisions_and_hearings(run)
     if policy is not None:
         known = sorted({life.policy for life in run.agents.values()})
         if policy not in known:
@@ -356,8 +363,18 @@ def communication(run: RunData, policy: str | None = None, permutations: int = P
 
 def communication_numbers(run: RunData, permutations: int = PERMUTATIONS, seed: int = 0) -> dict[str, Any]:
     """The report's ``communication`` section: :func:`communication`'s record, or, for a recording whose tokens
-    cannot carry information, ``{"measured": False, "reason": ...}``."""
-    try:
-        return communication(run, permutations=permutations, seed=seed).record()
-    except NoMessageTokens as error:
-        return {"measured": False, "reason": str(error)}
+    cannot carry information, ``{"measured": False, "reason": ...}``; with more than one policy, the same per
+    policy under ``per_policy`` (a society's pooled figure can hide the one policy that talks)."""
+    rebuilt = decisions_and_hearings(run)
+
+    def measured(policy: str | None) -> dict[str, Any]:
+        try:
+            return communication(run, policy, permutations, seed, rebuilt).record()
+        except NoMessageTokens as error:
+            return {"measured": False, "reason": str(error)}
+
+    numbers = measured(None)
+    policies = sorted({life.policy for life in run.agents.values()})
+    if len(policies) > 1:
+        numbers["per_policy"] = {policy: measured(policy) for policy in policies}
+    return numbers

@@ -278,7 +278,7 @@ def communication_cell(section: dict[str, Any], measure: str) -> str:
         return "not measured (no tokens)"
     dependence = section["signalling"]["observation"] if measure == "signalling" else section["listening"]
     verdict = "positive" if section[f"positive_{measure}"] else "not above the null"
-    return f"{dependence['bits']:.3f} ({dependence['null_mean']:.3f}, p {dependence['p_value']:.3f}): {verdict}"
+    return f"{dependence['bits']:.4f} ({dependence['null_mean']:.4f}, p {dependence['p_value']:.3f}): {verdict}"
 
 
 def write_comparison(reports: list[RunReport], out_dir: str | Path) -> Path:

@@ -133,6 +133,17 @@ def _communication_section(section: dict[str, Any] | None) -> list[str]:
              section["approach_by_token"].get(token, {}).get("approach_share", "-"))
             for token, count in section["token_counts"].items()]),
     ]
+    if section.get("per_policy"):
+        def cell(measures: dict[str, Any], measure: str) -> str:
+            if not measures["measured"]:
+                return "not measured (no tokens)"
+            m = measures["signalling"]["observation"] if measure == "signalling" else measures["listening"]
+            return f"{m['bits']:.3f} (null {m['null_mean']:.3f}, p {m['p_value']:.3f})" + (" positive" if m["significant"] else "")
+
+        parts += ["<h3>Per policy (its agents as speakers and listeners)</h3>", _table(
+            ["policy", "decisions", "I(token; food in view, energy quartile)", "I(token heard; move | sees food)"], [
+                (policy, measures.get("decisions", "-"), cell(measures, "signalling"), cell(measures, "listening"))
+                for policy, measures in section["per_policy"].items()])]
     return parts
 
 
