@@ -263,3 +263,19 @@ def test_the_command_prints_the_paired_table_and_refuses_language_worlds(tmp_pat
     assert "does not edit" in capsys.readouterr().err
     assert main(["communication", "--seeds", "1"]) == 2
     assert "at least 2" in capsys.readouterr().err
+
+
+def test_the_command_runs_a_trained_network_with_its_probe(tmp_path, capsys):
+    """What the learned societies' rows will run: a PPO checkpoint (here an untrained network of the right shape)."""
+    torch = pytest.importorskip("torch", reason="the ppo policy needs the rl extra")
+    from policies.learned.ppo import ActorCritic, save_checkpoint
+    from society_env.world.observations import numeric_action_space, observation_size
+
+    config = make_config("small")
+    torch.manual_seed(0)
+    checkpoint = tmp_path / "policy.pt"
+    save_checkpoint(checkpoint, ActorCritic(observation_size(config), numeric_action_space(config).nvec, 16),
+                    {"preset": "small", "hidden": 16})
+    assert main(["communication", "--policy", "ppo", "--ppo-checkpoint", str(checkpoint), "--seeds", "2",
+                 "--steps", "10", "--quiet"]) == 0
+    assert "decisions the edited channel would change" in capsys.readouterr().out

@@ -92,7 +92,7 @@ def _policies(entries, config, settings: CausalSettings, condition: str) -> dict
 
     drivers = {}
     for name, _ in entries:
-        options = {"checkpoint": settings.ppo_checkpoint} if name == "ppo" else {}
+        options = {"checkpoint": settings.ppo_checkpoint} if name in ("ppo", "learned") else {}
         try:
             policy = make_policy(name, config, **options)
         except (ValueError, PolicySpecError) as error:
