@@ -426,10 +426,11 @@ def summarise(result: dict, block: int) -> dict:
 
 
 # ---- compile time -------------------------------------------------------------------------------
-def first_call() -> float:
-    """Seconds to import, build, reset and step both APIs once on a small world: with an empty numba cache
-    this compiles every kernel the two APIs use."""
-    started = time.perf_counter()
+def first_call() -> tuple[float, float]:
+    """Wall and CPU seconds to import, build, reset and step both APIs once on a small world: with an empty
+    numba cache this compiles every kernel the two APIs use. numba compiles on one thread, so on a machine
+    shared with other work the CPU seconds are the steadier figure."""
+    started, cpu = time.perf_counter(), time.process_time()
     import society_env
     from society_env.world.vector import SocietyVectorEnv
 
@@ -439,12 +440,12 @@ def first_call() -> float:
     env = society_env.parallel_env("small")
     env.reset(seed=0)
     env.step({agent: np.zeros(env.action_space(agent).shape, dtype=np.int64) for agent in env.agents})
-    return time.perf_counter() - started
+    return time.perf_counter() - started, time.process_time() - cpu
 
 
-def compile_times() -> dict[str, float]:
-    """:func:`first_call` in a fresh process with an empty numba cache directory ("cold"), then in another
-    with the cache the first one filled ("warm")."""
+def compile_times() -> dict[str, list[float]]:
+    """:func:`first_call` (wall, CPU seconds) in a fresh process with an empty numba cache directory ("cold"),
+    then in another with the cache the first one filled ("warm")."""
     import os
 
     times = {}
@@ -454,7 +455,7 @@ def compile_times() -> dict[str, float]:
                                      capture_output=True, text=True, env={**os.environ, "NUMBA_CACHE_DIR": cache})
             if process.returncode != 0:
                 raise RuntimeError(f"compile-time worker failed:\n{process.stderr[-3000:]}")
-            times[label] = float(process.stdout.strip().splitlines()[-1])
+            times[label] = json.loads(process.stdout.strip().splitlines()[-1])
     return times
 
 
@@ -539,7 +540,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker:
         spec = json.loads(args.worker)
         if spec.get("compile"):
-            print(first_call())
+            print(json.dumps(first_call()))
         else:
             run_worker(spec)
         return
@@ -578,8 +579,9 @@ def main(argv: list[str] | None = None) -> None:
     print_ratio_summary(report)
     if args.compile_time:
         report["compile_s"] = times = compile_times()
-        print(f"\n- import + first reset and step of both APIs: {times['cold']:.1f} s with an empty numba cache "
-              f"(compiling every kernel), {times['warm']:.1f} s with it filled")
+        (cold, cold_cpu), (warm, warm_cpu) = times["cold"], times["warm"]
+        print(f"\n- import + first reset and step of both APIs: {cold:.1f} s ({cold_cpu:.1f} s CPU) with an empty numba "
+              f"cache (compiling every kernel), {warm:.1f} s ({warm_cpu:.1f} s CPU) with it filled")
     if args.json:
         args.json.write_text(json.dumps(report, indent=1))
     if args.plot:
