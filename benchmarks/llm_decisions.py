@@ -38,7 +38,7 @@ summary counts them, and what the agents did (moves towards visible food, food p
     python benchmarks/llm_decisions.py --prompt reference               # at the targets' prompt sizes (~6 min)
     python benchmarks/llm_decisions.py --part server                    # 4 agents x 4 steps x 2 repeats
     python benchmarks/llm_decisions.py --part views --episodes 4 --steps 20
-    python benchmarks/llm_decisions.py --quick                          # local, 4 agents x 1 step: does it run (~1 min)
+    python benchmarks/llm_decisions.py --quick                          # local, 4 agents x 1 step: does it run (minutes)
 
 The default model is the embedded SmolLM2-135M-Instruct (``policies.llm.models`` fetches it on first use).
 Absolute times follow the machine's load; the ratios are what to read.
