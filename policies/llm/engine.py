@@ -102,6 +102,16 @@ def check_gguf_file(path: str | Path) -> Path:
     return path
 
 
+def prefer_passive_openmp() -> None:
+    """Let llama.cpp's OpenMP worker threads sleep between decodes instead of spinning, unless the user set
+    ``OMP_WAIT_POLICY`` already. The commands call this before llama.cpp loads (GNU OpenMP reads the variable
+    once, at load). On a shared machine the spinning threads take the cores the other thread needs: with the
+    other work at load 5 on 2 cores, 2 threads took 32-52 s for a 270-token prompt and 20 decodes against
+    4.9-6.4 s with ``PASSIVE`` and 6.3-14 s on 1 thread (2026-12-07, docs/llm-agents.md). A library user
+    who wants the same sets the variable before importing llama_cpp."""
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+
 def default_thread_count(processes: int = 1) -> int:
     """llama.cpp threads when none are given: this machine's cores shared by ``processes`` llama.cpp
     contexts (at least 1, at most 4 each). Oversubscribed, llama.cpp's threads wait for each other at
