@@ -79,9 +79,11 @@ def run_society(preset: str, entries: list[tuple[str, float]], seed: int, steps:
 
 
 def run_all(presets: Sequence[str], rows: Sequence[tuple[str, list[tuple[str, float]]]], seeds: Sequence[int],
-            steps: int | None, log=None, options: dict[str, dict[str, Any]] | None = None
+            steps: int | None, log=None, options: dict[str, dict[str, Any]] | None = None,
+            row_options: dict[str, dict[str, dict[str, Any]]] | None = None
             ) -> dict[str, dict[str, list[dict[str, Any]]]]:
-    """``results[preset][row label]`` = the list of per-seed episode numbers."""
+    """``results[preset][row label]`` = the list of per-seed episode numbers (``row_options``: the options
+    of one row's policies, by row label, over ``options``)."""
     results: dict[str, dict[str, list[dict[str, Any]]]] = {}
     for preset in presets:
         results[preset] = {}
@@ -89,7 +91,7 @@ def run_all(presets: Sequence[str], rows: Sequence[tuple[str, list[tuple[str, fl
             episodes = []
             for seed in seeds:
                 started = time.perf_counter()
-                numbers = run_society(preset, entries, seed, steps, options)
+                numbers = run_society(preset, entries, seed, steps, {**(options or {}), **(row_options or {}).get(label, {})})
                 numbers["seed"] = seed
                 episodes.append(numbers)
                 if log is not None:
@@ -211,7 +213,9 @@ def build_parser() -> argparse.ArgumentParser:
                "  python -m society_env.app.baselines --markdown --json baselines.json",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--seeds", type=int, default=None, help="episodes per row, seeds 0..N-1 (default 5; 2 with --quick)")
+    parser.add_argument("--seeds", type=int, default=None, help="episodes per row, seeds S..S+N-1 (default 5; 2 with --quick)")
+    parser.add_argument("--first-seed", type=int, default=0, metavar="S",
+                        help="the first seed (default 0): name a fresh range for a held-out evaluation")
     parser.add_argument("--presets", default=None, help="comma-separated presets (default: default,small; small with --quick). "
                         f"Known: {', '.join(PRESETS)}")
     parser.add_argument("--policies", default=",".join(BASELINES),
@@ -226,6 +230,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--markdown", action="store_true", help="print the tables as Markdown instead of rich tables")
     parser.add_argument("--json", metavar="PATH", default=None, help="also write every episode's numbers to PATH")
     parser.add_argument("--quiet", action="store_true", help="no per-episode progress lines on stderr")
+    parser.add_argument("--learned", metavar="NAMES", default=None,
+                        help="rows 'learned:NAME' for shipped learned policies (comma-separated names of society-env "
+                             "models, or 'all'); needs the rl extra")
     parser.add_argument("--ppo-checkpoint", metavar="PATH", default=None,
                         help="policy.pt of policies/learned/train_ppo.py: adds a 'ppo' row (the policy trained on the preset it "
                              "was trained for; training draws 31-bit episode seeds, so seeds 0..N-1 are held out)")
@@ -250,6 +257,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.ppo_checkpoint:
             names.append("ppo")
         rows: list[tuple[str, list[tuple[str, float]]]] = [(name, [(name, 1.0)]) for name in names]
+        row_options: dict[str, dict[str, dict[str, Any]]] = {}
+        if args.learned:
+            from policies.learned.trained import TRAINED_POLICIES
+
+            learned = list(TRAINED_POLICIES) if args.learned == "all" else [n.strip() for n in args.learned.split(",")]
+            for name in learned:
+                rows.append((f"learned:{name}", [("learned", 1.0)]))
+                row_options[f"learned:{name}"] = {"learned": {"checkpoint": name}}
         mixed_label = None
         if args.mixed and args.mixed.strip().lower() != "none":
             mixed = parse_policy_spec(args.mixed, POLICIES)
@@ -260,12 +275,17 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     log = None if args.quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     started = time.perf_counter()
-    results = run_all(presets, rows, list(range(seeds)), args.steps, log, options)
+    try:
+        results = run_all(presets, rows, list(range(args.first_seed, args.first_seed + seeds)), args.steps, log, options,
+                          row_options)
+    except (ValueError, PolicySpecError) as error:  # e.g. a learned policy that is not shipped
+        parser.error(str(error))
     elapsed = time.perf_counter() - started
 
     survival, population = table_rows(results, mixed_label)
     cap = f", steps capped at {args.steps}" if args.steps else ""
-    title = f"baselines ({seeds} seed{'s' if seeds != 1 else ''}, mean ± s.e.{cap})"
+    first = f" from {args.first_seed}" if args.first_seed else ""
+    title = f"baselines ({seeds} seed{'s' if seeds != 1 else ''}{first}, mean ± s.e.{cap})"
     if args.markdown:
         print(markdown(survival, population))
     else:
@@ -274,7 +294,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     if log is not None:
         log(f"{sum(len(e) for r in results.values() for e in r.values())} episodes in {elapsed:.1f} s")
     if args.json:
-        Path(args.json).write_text(json.dumps({"seeds": seeds, "steps": args.steps, "results": results}, indent=1))
+        Path(args.json).write_text(json.dumps({"seeds": seeds, "first_seed": args.first_seed, "steps": args.steps,
+                                               "results": results}, indent=1))
     return 0
 
 
