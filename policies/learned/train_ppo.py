@@ -217,13 +217,17 @@ def plot_curve(curve: list[dict], path: Path, args: Args) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(6, 3.5))
-    ax.plot([p["env_steps"] for p in curve], [p["mean_life_return"] for p in curve])
-    ax.set_xlabel("environment steps (world steps x worlds)")
-    ax.set_ylabel("mean return per agent life\n(last 200 lives)")
-    ax.set_title(f"PPO, shared policy, preset {args.preset}, {args.reward_mode} reward, "
-                 f"{args.reward_sharing} credit, seed {args.seed}", fontsize=9)
-    ax.grid(alpha=0.3)
+    steps = [p["env_steps"] for p in curve]
+    fig, (returns, births) = plt.subplots(2, 1, figsize=(6, 5), sharex=True)
+    returns.plot(steps, [p["mean_life_return"] for p in curve])
+    returns.set_ylabel("mean return per agent life\n(last 200 lives)")
+    returns.set_title(f"PPO, shared policy, preset {args.preset}, {args.reward_mode} reward, "
+                      f"{args.reward_sharing} credit, seed {args.seed}", fontsize=9)
+    births.plot(steps, [p.get("births_per_world_step", float("nan")) for p in curve], color="tab:green")
+    births.set_ylabel("births per world step")
+    births.set_xlabel("environment steps (world steps x worlds)")
+    for ax in (returns, births):
+        ax.grid(alpha=0.3)
     fig.tight_layout()
     fig.savefig(path, dpi=120)
     plt.close(fig)
