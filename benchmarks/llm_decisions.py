@@ -56,12 +56,13 @@ from policies.llm.answer import answer_json_schema
 from policies.llm.engine import LlamaEngine, disable_amx_weight_buffers
 from policies.llm.models import resolve_model
 from policies.llm.policy import LlamaCppPolicy
-from policies.llm.prompt import PromptSettings, read_options
+from policies.llm.prompt import read_options
+from policies.llm.prompt_config import PromptConfig
 from policies.rollout import run_episode
 
 PROMPTS = {
-    "default": ({}, None),  # the preset's own prompt settings
-    "reference": ({"view_radius": 2}, PromptSettings(personality=False, motivation="none", message_chars=30, memory_chars=30)),
+    "default": ({}, "small"),  # the preset's own prompt settings
+    "reference": ({"view_radius": 2}, PromptConfig(personality=False, motivation="none", message_chars=30, memory_chars=30)),
 }
 """--prompt choices: (world overrides of the ``small`` preset, prompt settings)."""
 
@@ -160,9 +161,10 @@ def server(model: Path, agents: int, steps: int, threads: int, repeats: int, see
         for repeat in range(repeats):
             for name in rows:  # fresh policies, so that each measurement's token counts are its own
                 if name == "in-process":
-                    policy = LlamaCppPolicy(config, model=str(model), n_threads=threads, n_ctx=n_ctx, batch_size=agents)
+                    policy = LlamaCppPolicy(config, model=str(model), n_threads=threads, n_ctx=n_ctx, batch_size=agents,
+                                            prompt="small")
                 else:
-                    policy = ServerPolicy(config, url)
+                    policy = ServerPolicy(config, url, prompt="small")
                 rows[name].append(play(policy, config, agents, steps, seed + repeat))
                 print(f"repeat {repeat} {name:>10}: {rows[name][-1]}", flush=True)
     finally:
@@ -177,10 +179,10 @@ def server(model: Path, agents: int, steps: int, threads: int, repeats: int, see
 
 # ---- views: the compact view against TerraLingua's ------------------------------------------------------
 VIEWS = {
-    "terralingua (before)": (("prompt_view", "terralingua"), ("prompt_message_chars", 60), ("prompt_memory_chars", 80)),
+    "terralingua (before)": ("prompt_view=terralingua", "prompt_message_chars=60", "prompt_memory_chars=80"),
     "compact (small's default)": (),
 }
-"""--part views: world overrides of the small preset for each view."""
+"""--part views: ``--set`` overrides of the small preset's prompt for each view."""
 
 
 def compare_views(model: Path, episodes: int, steps: int, threads: int) -> None:

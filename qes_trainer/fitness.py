@@ -28,6 +28,7 @@ so the estimators below can be unbiased for it). Three estimators (``FitnessSett
 from __future__ import annotations
 
 import copy
+import json
 import math
 from collections import Counter
 from dataclasses import dataclass, field
@@ -40,11 +41,11 @@ from policies.base import make_action
 from policies.llm.backend import SAMPLED_DECISION
 from policies.llm.engine import LlamaEngine
 from society_env.app.llm_options import LLMOptions
-from policies.llm.policy import MOVE_KINDS, LlamaCppPolicy, LLMPolicy, PromptSettings, default_context
+from policies.llm.policy import MOVE_KINDS, LlamaCppPolicy, LLMPolicy, default_context
+from policies.llm.prompt_config import PromptConfig, world_and_prompt
 from policies.scripted.perception import DIRECTIONS, Perception
 from policies.rollout import EpisodeHook, Rollout, Step, collect_actions, run_episode, start_episode
 from society_env.app.options import option, same_option
-from society_env.world.config import make_config, parse_overrides
 from society_env.world.env import SocietyEnv
 from society_env.world.names import agent_name
 from society_env.world.encodings import GIVE, REPRODUCE, STAY, TAKE
@@ -62,16 +63,19 @@ HELDOUT_SEED = 10_000
 @dataclass(frozen=True)
 class FitnessSettings:
     """What one fitness evaluation plays (identical for every member of a run). The prompt (history,
-    motivation, personality, talk, action set) is the preset's, exactly as ``society-env run`` uses it.
+    motivation, personality, talk, action set) is the preset's with the ``--set prompt_*`` overrides,
+    exactly as ``society-env run`` uses it.
     Fields made with :func:`~society_env.app.options.option` are also ``qes-train`` / ``qes-eval`` options."""
 
     preset: str = option("small", "world preset", group="episodes")
     policy: str = option("llm=2,forager=4", "founder policies as in society-env run; the llm agents are the "
                          "trained ones, the others fixed co-players", group="episodes")
-    overrides: tuple[tuple[str, Any], ...] = option(
-        (), "override a world config field (repeatable), e.g. --set reward_mode=survival", group="episodes",
-        flag="--set", metavar="FIELD=VALUE", append=True, default_text="none",
-        parse=lambda pairs: tuple(sorted(parse_overrides(pairs).items())))
+    overrides: tuple[str, ...] = option(
+        (), "override a world config field or, as prompt_FIELD, a prompt field (repeatable), e.g. --set "
+        "reward_mode=survival", group="episodes", flag="--set", metavar="FIELD=VALUE", append=True,
+        default_text="none", parse=tuple)
+    """``FIELD=VALUE`` pairs as ``society-env run --set`` takes them (read by
+    :func:`policies.llm.prompt_config.world_and_prompt`)."""
     episodes: int = option(2, "episodes per member", group="episodes", minimum=1)
     max_steps: int = option(12, "steps per episode (at most the preset's max_steps)", group="episodes", minimum=1,
                             flag="--steps", aliases=("--max-steps",))
@@ -85,10 +89,10 @@ class FitnessSettings:
                             "worlds such as --preset forage)", group="episodes", choices=ESTIMATORS)
 
     def world_config(self):
-        return make_config(self.preset, **{"language": True, **dict(self.overrides)})
+        return world_and_prompt(self.preset, self.overrides, llm_agents=True)[0]
 
-    def prompt(self) -> PromptSettings:
-        return PromptSettings.from_config(self.world_config())
+    def prompt(self) -> PromptConfig:
+        return world_and_prompt(self.preset, self.overrides, llm_agents=True)[1]
 
     def context_tokens(self) -> int:
         """The context per agent this evaluation uses (``n_ctx`` or the preset's default)."""
@@ -97,9 +101,11 @@ class FitnessSettings:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "FitnessSettings":
         """Inverse of ``dataclasses.asdict``; accepts the settings of older checkpoints (which stored
-        prompt fields of their own: the prompt now always comes from the preset)."""
+        prompt fields of their own, dropped: the prompt comes from the preset and ``--set``; and their
+        overrides as parsed ``[field, value]`` pairs, written back as the ``FIELD=VALUE`` they were)."""
         data = {key: value for key, value in data.items() if key not in ("history", "motivation", "personality")}
-        data["overrides"] = tuple(tuple(pair) for pair in data.get("overrides", ()))
+        data["overrides"] = tuple(item if isinstance(item, str) else f"{item[0]}={json.dumps(item[1])}"
+                                  for item in data.get("overrides", ()))
         return cls(**data)
 
 

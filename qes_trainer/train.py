@@ -110,7 +110,7 @@ class TrainConfig:
 
     def to_dict(self) -> dict[str, Any]:
         data = dataclasses.asdict(self)
-        data["fitness"]["overrides"] = [list(pair) for pair in self.fitness.overrides]
+        data["fitness"]["overrides"] = list(self.fitness.overrides)
         return data
 
     @classmethod

@@ -71,6 +71,26 @@ def test_run_writes_a_complete_recording_that_replays_exactly(tmp_path):
     assert run_cli("replay", str(out)).returncode == 1
 
 
+FORMER_PROMPT_FIELDS = {"prompt_history": 1, "prompt_motivation": "base", "prompt_personality": True,
+                        "prompt_talk": True, "prompt_actions": "all", "prompt_nearest_food": False,
+                        "prompt_view": "compact", "prompt_message_chars": 16, "prompt_memory_chars": 16}
+"""The prompt fields the world config of recordings before 2026-12-07 held (the small preset's values)."""
+
+
+def test_a_recording_whose_config_holds_the_former_prompt_fields_loads_and_replays(tmp_path):
+    out = tmp_path / "run"
+    assert main(["run", "--preset", "small", "--policy", "forager=2,raider=2", "--steps", "20", "--seed", "2",
+                 "--out", str(out), "--quiet"]) == 0
+    meta = json.loads((out / "meta.json").read_text())
+    assert not [key for key in meta["config"] if key.startswith("prompt")]  # the world config has none now
+    meta["config"] = {**meta["config"], **FORMER_PROMPT_FIELDS}
+    (out / "meta.json").write_text(json.dumps(meta))
+    recording = Recording(out)
+    assert recording.config.width == 16 and not hasattr(recording.config, "prompt_view")
+    assert replay_recording(out)["identical"]
+    assert main(["report", str(out)]) == 0
+
+
 def test_replay_refuses_a_recording_of_another_world_version(tmp_path):
     out = tmp_path / "run"
     assert run_cli("run", "--preset", "small", "--steps", "3", "--seed", "1", "--out", str(out)).returncode == 0

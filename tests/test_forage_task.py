@@ -12,7 +12,7 @@ import society_env
 from policies.llm.engine import LlamaEngine, ModelError
 from policies.llm.policy import MOVE_KINDS, LlamaCppPolicy
 from policies.llm.answer import Options, action_grammar
-from policies.llm.prompt import PromptSettings
+from policies.llm.prompt_config import prompt_config_for
 from policies.scripted.perception import Perception
 from qes_trainer.fitness import FitnessEvaluator, FitnessSettings, _count_behaviour, behaviour_summary
 from society_env import EAST, NORTH, STAY
@@ -44,7 +44,7 @@ def _grammar_accepts(engine, grammar_text: str, answer: str) -> bool:
 
 
 def test_move_only_grammar_accepts_exactly_the_five_answers(engine):
-    settings = PromptSettings.from_config(FORAGE)
+    settings = prompt_config_for("forage")
     grammar = action_grammar(Options([], {}, False, 30), FORAGE, settings)
     for answer in ('stay"}', 'move", "direction": "north"}', 'move", "direction": "south"}',
                    'move", "direction": "west"}', 'move", "direction": "east"}'):
@@ -58,7 +58,7 @@ def test_move_distribution_is_what_the_policy_samples(engine):
     env = society_env.parallel_env("forage")
     observations, infos = env.reset(seed=3)
     agent = env.agents[0]
-    policy = LlamaCppPolicy(env.config, engine=engine, temperature=1.0, batch_size=8)
+    policy = LlamaCppPolicy(env.config, engine=engine, temperature=1.0, batch_size=8, prompt="forage")
     policy.reset(0)
     exact = policy.move_distribution([(agent, observations[agent])])[0]
     assert exact.shape == (len(MOVE_KINDS),) and exact.sum() == pytest.approx(1.0)
@@ -115,10 +115,16 @@ def test_qes_fitness_takes_the_prompt_and_context_from_the_preset(engine):
     assert settings.prompt().history == 20 and settings.context_tokens() == 2048
     assert FitnessSettings(preset="small").context_tokens() == 1280
     evaluator = FitnessEvaluator(dataclasses.replace(FORAGE_FITNESS, estimator="sampled"), engine)
-    assert evaluator.llm.settings == PromptSettings.from_config(FORAGE)
+    assert evaluator.llm.settings == prompt_config_for("forage")
+    # --set prompt_* reaches the trained agents' prompt, as in society-env run
+    assert FitnessSettings(preset="forage", overrides=("prompt_nearest_food=true",)).prompt().nearest_food
     # settings saved by older checkpoints (with their own prompt fields) still load
     old = {**dataclasses.asdict(FitnessSettings()), "history": 1, "motivation": "base", "personality": True}
     assert FitnessSettings.from_dict(old) == FitnessSettings()
+    # and so do their overrides, saved as parsed [field, value] pairs
+    pairs = {**old, "overrides": [["initial_food", 60], ["prompt_actions", "all"]]}
+    assert FitnessSettings.from_dict(pairs).overrides == ("initial_food=60", 'prompt_actions="all"')
+    assert FitnessSettings.from_dict(pairs).prompt().actions == "all"
 
 
 def test_behaviour_counts_moves_towards_the_nearest_food():

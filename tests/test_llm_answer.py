@@ -30,6 +30,7 @@ from policies.llm.answer import (
 )
 from policies.llm.engine import LlamaEngine, ModelError
 from policies.llm.prompt import PromptSettings, shared_system_prompt
+from policies.llm.prompt_config import prompt_config_for
 from society_env import GIVE, NORTH, REPRODUCE, STAY, TAKE, view_cell_index
 from society_env.world.artifacts import artifact_action
 from society_env.world.config import PRESETS
@@ -42,7 +43,7 @@ WORLDS = [
     ("small", society_env.make_config("small", language=True), PromptSettings()),
     ("core", society_env.make_config("core"), PromptSettings(artifact_chars=20)),
     ("small, no talk", society_env.make_config("small", language=True), PromptSettings(talk=False)),
-    ("forage", society_env.make_config("forage"), PromptSettings.from_config(society_env.make_config("forage"))),
+    ("forage", society_env.make_config("forage"), prompt_config_for("forage")),
 ]
 
 
@@ -155,7 +156,7 @@ def test_the_grammar_rejects_what_the_agent_cannot_do(engine):
 @pytest.mark.parametrize("preset", list(PRESETS))
 def test_the_prompts_example_answers_are_answers_the_grammar_writes(engine, preset):
     config = society_env.make_config(preset, language=True)
-    settings = PromptSettings.from_config(config)
+    settings = prompt_config_for(preset)
     grammar = whole_answer_grammar(OPTIONS, config, settings)
     examples = re.findall(r'\{"action".*?\}', shared_system_prompt(config, settings))
     assert examples and any('"move"' in example for example in examples)

@@ -12,7 +12,8 @@ import society_env
 from policies.llm.backend import AgentTurn, LanguageModel, NoLogitsError
 from policies.llm.engine import GenerationResult
 from policies.llm.policy import LLMPolicy
-from policies.llm.prompt import PromptSettings, example_answer
+from policies.llm.prompt import example_answer
+from policies.llm.prompt_config import prompt_config_for
 from society_env.world.encodings import STAY
 from society_env.world.names import agent_slot
 
@@ -61,9 +62,9 @@ def first_step(policy: LLMPolicy, seed: int | None):
 
 
 def test_reset_none_draws_fresh_entropy_and_a_seed_repeats_the_answers_seeds():
-    stay = example_answer("stay", PromptSettings.from_config(FORAGE))
+    stay = example_answer("stay", prompt_config_for("forage"))
     backend = ScriptedBackend(stay)
-    policy = LLMPolicy(FORAGE, backend)
+    policy = LLMPolicy(FORAGE, backend, prompt="forage")
     keys = []
     for seed in (None, None, 7, 7):
         first_step(policy, seed)
@@ -75,10 +76,10 @@ def test_reset_none_draws_fresh_entropy_and_a_seed_repeats_the_answers_seeds():
 
 
 def test_answers_become_actions_and_unusable_ones_stay_put_and_are_counted():
-    settings = PromptSettings.from_config(FORAGE)
-    actions, _ = first_step(LLMPolicy(FORAGE, ScriptedBackend(example_answer("move", settings, direction="north"))), 0)
+    settings = prompt_config_for("forage")
+    actions, _ = first_step(LLMPolicy(FORAGE, ScriptedBackend(example_answer("move", settings, direction="north")), prompt="forage"), 0)
     assert {int(action["action"][0]) for action in actions.values()} == {1}  # move north
-    policy = LLMPolicy(FORAGE, ScriptedBackend('{"action": "fly"}'))
+    policy = LLMPolicy(FORAGE, ScriptedBackend('{"action": "fly"}'), prompt="forage")
     actions, _ = first_step(policy, 0)
     assert {int(action["action"][0]) for action in actions.values()} == {STAY}
     assert policy.failures == len(actions)
@@ -87,8 +88,7 @@ def test_answers_become_actions_and_unusable_ones_stay_put_and_are_counted():
 
 
 def test_history_is_dropped_oldest_first_until_the_prompt_fits_the_backends_context():
-    settings = PromptSettings.from_config(FORAGE)
-    settings.history = 4
+    settings = prompt_config_for("forage", {"history": 4})
     stay = example_answer("stay", settings)
     backend = ScriptedBackend(stay)
     policy = LLMPolicy(FORAGE, backend, prompt=settings)
@@ -109,8 +109,8 @@ def test_history_is_dropped_oldest_first_until_the_prompt_fits_the_backends_cont
 
 
 def test_dead_agents_sessions_are_released_and_a_backend_without_logits_says_so():
-    backend = ScriptedBackend(example_answer("stay", PromptSettings.from_config(FORAGE)))
-    policy = LLMPolicy(FORAGE, backend)
+    backend = ScriptedBackend(example_answer("stay", prompt_config_for("forage")))
+    policy = LLMPolicy(FORAGE, backend, prompt="forage")
     _, env = first_step(policy, 0)
     assert policy.act({}, {}) == {} and sorted(backend.released) == sorted(env.agents)  # nobody left: every session goes
     with pytest.raises(NoLogitsError, match="only the in-process engine"):

@@ -199,6 +199,22 @@ def test_cli_experiment_carries_each_conditions_prompt_to_llm_agents(tiny_model,
     assert Recording(tmp_path / "run").meta["llm"]["history"] == 3
 
 
+def test_cli_set_prompt_fields_reach_the_llm_prompt_and_the_recording(tiny_model, tmp_path):
+    """``--set prompt_FIELD=VALUE`` (the spelling of the days the world config held the prompt) sets the
+    LLM prompt, and meta.json records the whole prompt under ``llm``."""
+    settings = ["--preset", "small", "--policy", "llm=1,cooperator=1", "--steps", "1", "--set", "num_founders=2",
+                "--model", str(tiny_model), "--max-tokens", "400", "--threads", "1", "--n-ctx", "4096", "--quiet"]
+    users = {}
+    for view in ("compact", "terralingua"):
+        assert main(["run", *settings, "--set", f"prompt_view={view}", "--out", str(tmp_path / view)]) == 0
+        recording = Recording(tmp_path / view)
+        assert recording.meta["llm"]["prompt"]["view"] == view
+        assert recording.meta["llm"]["prompt"]["message_chars"] == 16  # the preset's other prompt fields stay
+        assert "prompt_view" not in recording.meta["config"]
+        users[view] = next(e["user"] for e in recording.events() if e["type"] == "llm_call")
+    assert users["compact"].startswith("Energy ") and not users["terralingua"].startswith("Energy ")
+
+
 @pytest.mark.parametrize("option, value, message", [
     ("--llm-batch", "0", "--llm-batch must be at least 1 (got 0)"),
     ("--max-tokens", "0", "--max-tokens must be at least 1 (got 0)"),
@@ -246,8 +262,8 @@ def default_engine():
 @pytest.mark.slow
 def test_default_model_society_only_valid_actions_and_reproducible(default_engine):
     config = society_env.make_config("small", language=True, num_founders=4)
-    first = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.7), steps=3, seed=1, num_founders=4)
-    second = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.7), steps=3, seed=1, num_founders=4)
+    first = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.7, prompt="small"), steps=3, seed=1, num_founders=4)
+    second = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.7, prompt="small"), steps=3, seed=1, num_founders=4)
     assert first == second
     assert any(message for step in first for _, message in step.values())  # it talks
 
@@ -257,6 +273,7 @@ def test_default_model_batched_and_sequential_agree_on_greedy(default_engine):
     from policies.llm.models import pull_default_model
 
     config = society_env.make_config("small", language=True, num_founders=4)
-    batched = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.0), steps=2, seed=3, num_founders=4)
-    sequential = LlamaCppPolicy(config, model=pull_default_model(quiet=True), temperature=0.0, batched=False, n_threads=1)
+    batched = play(LlamaCppPolicy(config, engine=default_engine, temperature=0.0, prompt="small"), steps=2, seed=3, num_founders=4)
+    sequential = LlamaCppPolicy(config, model=pull_default_model(quiet=True), temperature=0.0, batched=False, n_threads=1,
+                                prompt="small")
     assert play(sequential, steps=2, seed=3, num_founders=4) == batched

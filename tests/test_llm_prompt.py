@@ -1,5 +1,7 @@
 """Prompt building, grammar construction and answer parsing: pure functions, no model needed."""
 
+import re
+
 import numpy as np
 import pytest
 
@@ -14,6 +16,7 @@ from policies.llm.prompt import (
     nearest_food_line,
     user_message,
 )
+from policies.llm.prompt_config import PRESET_PROMPTS, PromptConfig, prompt_config_for, world_and_prompt
 from society_env import GIVE, NORTH, REPRODUCE, STAY, TAKE, view_cell_index
 
 CONFIG = society_env.make_config("small", language=True)
@@ -187,17 +190,71 @@ def test_forced_continuations_of_artifact_answers():
 
 
 def test_prompt_settings_default_to_the_presets_condition_and_explicit_options_win():
-    assert PromptSettings.from_config(society_env.make_config("long_memory")).history == 20
-    assert PromptSettings.from_config(society_env.make_config("creative")).motivation == "creative"
-    assert PromptSettings.from_config(society_env.make_config("no_motivation")).motivation == "none"
-    assert PromptSettings.from_config(society_env.make_config("no_personality")).personality is False
-    core = PromptSettings.from_config(society_env.make_config("core"))
+    assert prompt_config_for("long_memory").history == 20
+    assert prompt_config_for("creative").motivation == "creative"
+    assert prompt_config_for("no_motivation").motivation == "none"
+    assert prompt_config_for("no_personality").personality is False
+    core = prompt_config_for("core")
     assert (core.history, core.motivation, core.personality) == (1, "base", True)
-    assert PromptSettings.from_config(society_env.make_config("long_memory"), history=3, motivation=None).history == 3
+    assert prompt_config_for("long_memory", {"history": 3, "motivation": None}).history == 3
+    assert prompt_config_for("large") == PromptConfig()  # a preset that changes nothing of the prompt
+    from policies.llm.prompt import MOTIVATIONS
+    from policies.llm.prompt_config import PROMPT_MOTIVATIONS
+
+    assert set(MOTIVATIONS) == set(PROMPT_MOTIVATIONS)  # every motivation a config accepts has its sentence
+
+
+# What each preset's prompt was when the prompt_* fields were the world config's (before 2026-12-07):
+# the presets must prompt exactly as they did.
+PROMPTS_BEFORE_THE_SPLIT = {
+    "default": {}, "large": {}, "core": {}, "artifact_cost": {}, "inert": {},
+    "long_memory": {"history": 20}, "abundant": {"history": 20}, "creative": {"motivation": "creative"},
+    "no_motivation": {"motivation": "none"}, "no_personality": {"personality": False},
+    "small": {"view": "compact", "message_chars": 16, "memory_chars": 16},
+    "forage": {"personality": False, "motivation": "forage", "talk": False, "actions": "move"},
+    "forage_hint": {"personality": False, "motivation": "forage", "talk": False, "actions": "move", "nearest_food": True},
+}
+
+
+def test_every_preset_prompts_as_it_did_when_the_world_config_held_the_prompt():
+    assert set(PROMPTS_BEFORE_THE_SPLIT) == set(society_env.PRESETS) and set(PRESET_PROMPTS) <= set(society_env.PRESETS)
+    for preset, fields in PROMPTS_BEFORE_THE_SPLIT.items():
+        assert prompt_config_for(preset) == PromptConfig(**fields), preset
+
+
+def test_the_world_config_has_no_prompt_field():
+    from dataclasses import fields
+
+    assert not [f.name for f in fields(society_env.SocietyConfig) if f.name.startswith("prompt")]
+    assert not [key for overrides in society_env.PRESETS.values() for key in overrides if key.startswith("prompt")]
+    with pytest.raises(ValueError, match="unknown SocietyConfig field"):
+        society_env.make_config("small", prompt_view="compact")  # the prompt is not the world's
+
+
+def test_set_prompt_fields_reach_the_prompt_and_the_rest_the_world():
+    config, prompt = world_and_prompt("small", ["prompt_view=terralingua", "prompt_history=4", "width=20"], True)
+    assert (prompt.view, prompt.history, prompt.message_chars) == ("terralingua", 4, 16)  # the preset's others stay
+    assert config.width == 20 and config.language and not hasattr(config, "prompt_view")
+    assert world_and_prompt("small", [], llm_agents=False)[0].language is False
+    assert world_and_prompt("small", ["language=false"], llm_agents=True)[0].language is False  # said explicitly
+
+
+@pytest.mark.parametrize("pair, message", [
+    ("prompt_view=fancy", "prompt_view must be one of terralingua, compact, got 'fancy'"),
+    ("prompt_history=0", "prompt_history must be at least 1"),
+    ("prompt_history=two", "prompt_history must be an integer, got 'two'"),
+    ("prompt_talk=maybe", "prompt_talk must be true or false"),
+    ("prompt_motivation=greed", "prompt_motivation must be one of base, creative, forage, none"),
+    ("prompt_colour=red", "unknown prompt field(s): prompt_colour"),
+])
+def test_a_bad_prompt_value_is_a_one_line_error_naming_the_field(pair, message):
+    with pytest.raises(ValueError, match=re.escape(message)) as error:
+        world_and_prompt("small", [pair], llm_agents=True)
+    assert "\n" not in str(error.value)
 
 
 def test_the_answer_length_bound_is_the_longest_answer_the_grammar_allows():
-    settings = PromptSettings()
+    settings = PromptConfig()
     small = society_env.make_config("small", language=True)  # 64 agent slots, amounts up to 20
     longest = 'take", "target": "agent_63", "amount": 20, "message": "' + "m" * 60 + '", "memory": "' + "n" * 80 + '"}'
     assert answer_length_bound(small, settings) == len(longest)
@@ -213,7 +270,7 @@ def test_the_answer_length_bound_is_the_longest_answer_the_grammar_allows():
 # ---- the talk-free, move-only answer format (the forage task) -----------------------------------------
 
 FORAGE = society_env.make_config("forage")
-FORAGE_PROMPT = PromptSettings.from_config(FORAGE)
+FORAGE_PROMPT = prompt_config_for("forage")
 
 
 def test_forage_preset_asks_for_a_move_alone():
@@ -265,9 +322,8 @@ def test_nearest_food_line_names_the_nearest_food_in_compass_words(cells, line):
 
 def test_the_forage_hint_preset_adds_the_line_to_the_view_and_forage_does_not():
     hint, plain = society_env.make_config("forage_hint"), society_env.make_config("forage")
-    assert PromptSettings.from_config(hint).nearest_food and not PromptSettings.from_config(plain).nearest_food
-    assert {k: v for k, v in vars(hint).items() if k != "prompt_nearest_food"} == \
-        {k: v for k, v in vars(plain).items() if k != "prompt_nearest_food"}  # the same world otherwise
+    assert prompt_config_for("forage_hint").nearest_food and not prompt_config_for("forage").nearest_food
+    assert hint == plain  # the same world
 
 
 def test_a_decided_word_is_forced_to_its_end():

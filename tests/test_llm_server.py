@@ -81,7 +81,7 @@ def test_a_server_killed_mid_run_makes_agents_stay_counted_then_stops_the_run(se
     process, url = server
     config = society_env.make_config("small", language=True)
     # (a killed server refuses connections at once; the timeout only bounds a server that hangs)
-    policy = ServerPolicy(config, url, timeout=60.0, retries=0, max_failed_steps=2)
+    policy = ServerPolicy(config, url, timeout=60.0, retries=0, max_failed_steps=2, prompt="small")
     env = society_env.SocietyEnv(config)
     entries = parse_policy_spec("llm=1,forager=2", POLICIES)  # 2 LLM agents of the 6 founders
     failures_seen = []

@@ -103,7 +103,8 @@ def test_tuned_models_are_listed_and_built_on_first_use(trained_run, tmp_path, m
     import society_env
     from policies.llm.policy import LlamaCppPolicy
 
-    policy = LlamaCppPolicy(society_env.make_config("forage"), model="model", n_ctx=2048, n_threads=1)
+    policy = LlamaCppPolicy(society_env.make_config("forage"), model="model", n_ctx=2048, n_threads=1,
+                            prompt="forage")
     assert policy.engine.model_path == built
 
 

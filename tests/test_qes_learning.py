@@ -19,7 +19,7 @@ from tests.tiny_gguf import write_tiny_model
 # Dense food (60 of 81 cells): moving instead of staying pays on almost every held-out episode, an
 # improvement a random tiny model can find in a dozen generations of two pairs (measured: +2.9 +- 0.5).
 FORAGE_FITNESS = FitnessSettings(preset="forage", policy="llm=2", episodes=8, max_steps=8, temperature=1.0,
-                                 estimator="expected", overrides=(("initial_food", 60),))
+                                 estimator="expected", overrides=("initial_food=60",))
 LEARN = TrainConfig(generations=12, pairs=2, sigma=2.0, alpha=2.0, threads=1, batch_size=8, fitness=FORAGE_FITNESS)
 HELDOUT = list(range(HELDOUT_SEED, HELDOUT_SEED + 32))
 
@@ -97,8 +97,7 @@ def test_tensors_option_restricts_what_is_trained(tiny_model, tmp_path):
 # die of it: a -100 that the sampled held-out returns could only average out over hundreds of episodes).
 MULTI_STEP_FITNESS = FitnessSettings(preset="forage", policy="llm=2", episodes=4, max_steps=4, temperature=1.0,
                                      estimator="rao_blackwell", n_ctx=2048,
-                                     overrides=(("initial_food", 60), ("prompt_actions", "all"),
-                                                ("reproduce_min_energy", 1000)))
+                                     overrides=("initial_food=60", "prompt_actions=all", "reproduce_min_energy=1000"))
 
 
 def test_qes_follows_the_rao_blackwellised_episode_return_on_the_tiny_model(tiny_model, tmp_path, monkeypatch):

@@ -197,7 +197,8 @@ def test_training_writes_metrics_checkpoint_plot_and_a_loadable_model(tiny_q8, t
     # The exported GGUF is a model the LLM policy loads and plays.
     env = society_env.parallel_env("small", language=True)
     observations, infos = env.reset(seed=0)
-    policy = LlamaCppPolicy(env.config, model=trained, n_ctx=4096, n_threads=1, max_tokens=256)
+    policy = LlamaCppPolicy(env.config, model=trained, n_ctx=4096, n_threads=1, max_tokens=256,
+                            prompt="small")
     policy.reset(0)
     actions = policy.act(observations, infos)
     assert set(actions) == set(env.agents)

@@ -21,8 +21,7 @@ from tests.tiny_gguf import write_tiny_model
 
 # 4 agents on an 8x8 torus, two of them LLM-driven, every action offered (give, take, reproduce too):
 # the random tiny model spreads its answers over all of them.
-WORLD = (("width", 8), ("height", 8), ("num_founders", 4), ("initial_food", 12), ("prompt_talk", False),
-         ("prompt_personality", False))
+WORLD = ("width=8", "height=8", "num_founders=4", "initial_food=12", "prompt_talk=false", "prompt_personality=false")
 SETTINGS = FitnessSettings(preset="small", policy="llm=2,cooperator=2", episodes=1, max_steps=6, temperature=1.0,
                            estimator="rao_blackwell", n_ctx=2048, overrides=WORLD)
 

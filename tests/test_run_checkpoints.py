@@ -141,6 +141,24 @@ def test_a_checkpoint_of_another_version_is_refused(checkpointed_run, capsys):
     assert "version 99 checkpoint" in _resume_error(checkpointed_run, capsys)
 
 
+def test_a_checkpoint_whose_world_config_holds_the_former_prompt_fields_resumes(checkpointed_run):
+    """Checkpoints before 2026-12-07 pickled a world config (the env's state dict, and meta.json) with the
+    LLM prompt's prompt_* fields; such a run resumes and its recording replays."""
+    former = {"prompt_history": 1, "prompt_motivation": "base", "prompt_personality": True, "prompt_talk": True,
+              "prompt_actions": "all", "prompt_nearest_food": False, "prompt_view": "compact",
+              "prompt_message_chars": 16, "prompt_memory_chars": 16}
+    path = checkpointed_run / CHECKPOINT_FILE
+    saved = pickle.loads(path.read_bytes())
+    state = saved["checkpoint"].state
+    state.env["config"] = {**state.env["config"], **former}
+    saved["checkpoint"].options["overrides"] = [*saved["checkpoint"].options["overrides"], "prompt_view=compact"]
+    path.write_bytes(pickle.dumps(saved))
+    meta = json.loads((checkpointed_run / "meta.json").read_text())
+    (checkpointed_run / "meta.json").write_text(json.dumps({**meta, "config": {**meta["config"], **former}}))
+    assert main(["run", "--resume", str(checkpointed_run), "--quiet"]) == 0
+    assert (checkpointed_run / "summary.json").exists() and replay_recording(checkpointed_run)["identical"]
+
+
 def test_resume_refuses_options_that_would_not_apply(checkpointed_run, capsys):
     assert "do not give --steps" in _resume_error(checkpointed_run, capsys, "--steps", "5")
 

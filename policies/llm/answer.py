@@ -179,7 +179,7 @@ class Options:
 
 def available_answers(options: Options | None, config: SocietyConfig, settings: Any) -> list[str]:
     """The actions an agent with ``options`` can answer with now (``None``: every one the world and the
-    prompt settings can ever offer). ``settings`` is a :class:`policies.llm.prompt.PromptSettings`."""
+    prompt settings can ever offer). ``settings`` is a :class:`policies.llm.prompt_config.PromptConfig`."""
     names = ["stay", "move"]
     if settings.actions != "all":  # "move": stay or move only
         return names

@@ -35,7 +35,7 @@ from policies.llm.answer import (
     whole_answer_grammar,
 )
 from policies.llm.engine import GenerationResult
-from policies.llm.prompt import PromptSettings
+from policies.llm.prompt_config import PromptConfig
 from society_env.world.config import SocietyConfig
 
 __all__ = ["LanguageModel", "AnswerSpec", "AgentTurn", "Answer", "LLMPolicyError", "NoLogitsError",
@@ -60,7 +60,7 @@ class AnswerSpec:
 
     options: Options
     config: SocietyConfig
-    settings: PromptSettings
+    settings: PromptConfig
 
     @cached_property
     def grammar(self) -> str:

@@ -32,8 +32,8 @@ from policies.llm.answer import AnswerError, Options, answer_length_bound, parse
 from policies.llm.backend import SAMPLED_DECISION, AgentTurn, AnswerSpec, LanguageModel, LLMPolicyError
 from policies.llm.engine import GenerationResult, LlamaEngine, ModelError
 from policies.llm.local import MOVE_KINDS, LocalBackend
+from policies.llm.prompt_config import PromptConfig, prompt_config_for
 from policies.llm.prompt import (
-    MOTIVATIONS,
     PromptSettings,
     agent_system_prompt,
     compact_view,
@@ -47,7 +47,7 @@ from society_env.world.encodings import ACTION_VECTOR_LENGTH
 from society_env.world.names import agent_slot
 from society_env.world.observations import split_observation
 
-__all__ = ["LLMPolicy", "LlamaCppPolicy", "LLMPolicyError", "ModelError", "PromptSettings", "AgentOutcome",
+__all__ = ["LLMPolicy", "LlamaCppPolicy", "LLMPolicyError", "ModelError", "PromptConfig", "PromptSettings", "AgentOutcome",
            "MOVE_KINDS", "SAMPLED_DECISION", "default_context"]
 
 DEFAULT_CONTEXT_TOKENS = 1280
@@ -55,7 +55,7 @@ LONG_CONTEXT_TOKENS = 2048
 """Context per agent in worlds whose prompt also explains artifacts or carries history."""
 
 
-def default_context(config: SocietyConfig, settings: PromptSettings) -> int:
+def default_context(config: SocietyConfig, settings: PromptConfig) -> int:
     """Context tokens per agent when none is given: 1280, or 2048 when the prompt also explains artifacts
     or carries history (the TerraLingua conditions), so the default model fits without options. Room for
     the prompt (~750 tokens in `small`, more in a crowd) plus the longest answer (212 tokens there); the
@@ -80,14 +80,15 @@ class LLMPolicy:
     Arguments: ``config`` (the world; it needs ``language=True``), ``backend`` (a
     :class:`~policies.llm.backend.LanguageModel`), ``temperature`` (0 = greedy), ``max_tokens`` (generation
     cap per answer; default: the longest answer the grammar allows, so no valid answer is cut off),
-    ``prompt`` (:class:`PromptSettings`; default: the world config's ``prompt_*`` fields, i.e. the
-    preset's TerraLingua condition), ``batched`` (False = one agent at a time, where the backend batches).
+    ``prompt`` (a :class:`~policies.llm.prompt_config.PromptConfig`, or the name of the preset whose
+    prompt to use, e.g. ``"forage"``: :func:`~policies.llm.prompt_config.prompt_config_for`; default:
+    ``PromptConfig()``, TerraLingua's core condition), ``batched`` (False = one agent at a time, where the backend batches).
     """
 
     name = "llm"
 
     def __init__(self, config: SocietyConfig, backend: LanguageModel, temperature: float = 0.7,
-                 max_tokens: int | None = None, prompt: PromptSettings | None = None, batched: bool = True):
+                 max_tokens: int | None = None, prompt: PromptConfig | str | None = None, batched: bool = True):
         self.config = config
         self.settings = checked_settings(config, prompt, temperature=temperature, max_tokens=max_tokens)
         self.temperature = temperature
@@ -295,8 +296,8 @@ class LLMPolicy:
         self.backend.close()
 
 
-def checked_settings(config: SocietyConfig, prompt: PromptSettings | None, **numbers: Any) -> PromptSettings:
-    """The prompt settings of an LLM policy (the preset's condition by default), after checking the world
+def checked_settings(config: SocietyConfig, prompt: PromptConfig | str | None, **numbers: Any) -> PromptConfig:
+    """The prompt of an LLM policy (``prompt``, a preset's name or the defaults), after checking the world
     and the numeric options; :class:`LLMPolicyError` naming the first problem."""
     if not config.language:
         raise LLMPolicyError("the LLM policy reads text observations: create the env with language=True")
@@ -306,12 +307,16 @@ def checked_settings(config: SocietyConfig, prompt: PromptSettings | None, **num
             raise LLMPolicyError(f"{option} must be at least 1, got {value}")
     if numbers.get("temperature", 0) < 0:
         raise LLMPolicyError(f"temperature must be >= 0 (0 = greedy), got {numbers['temperature']}")
-    settings = prompt or PromptSettings.from_config(config)
-    if settings.motivation not in MOTIVATIONS:
-        raise LLMPolicyError(f"unknown motivation {settings.motivation!r}; use {', '.join(MOTIVATIONS)}")
-    if settings.actions not in ("all", "move"):
-        raise LLMPolicyError(f"unknown action set {settings.actions!r}; use all or move")
-    return settings
+    if prompt is None:
+        return PromptConfig()
+    if isinstance(prompt, str):
+        try:
+            return prompt_config_for(prompt)
+        except ValueError as error:
+            raise LLMPolicyError(str(error)) from None
+    if not isinstance(prompt, PromptConfig):  # its fields were checked when it was made
+        raise LLMPolicyError(f"prompt must be a PromptConfig or a preset name, got {type(prompt).__name__}")
+    return prompt
 
 
 class LlamaCppPolicy(LLMPolicy):
@@ -337,7 +342,7 @@ class LlamaCppPolicy(LLMPolicy):
         batch_size: int = 8,
         batched: bool = True,
         max_tokens: int | None = None,
-        prompt: PromptSettings | None = None,
+        prompt: PromptConfig | str | None = None,
         engine: LlamaEngine | None = None,
     ):
         settings = checked_settings(config, prompt, batch_size=batch_size, n_ctx=n_ctx, n_threads=n_threads,

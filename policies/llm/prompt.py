@@ -8,12 +8,13 @@ identical for every agent and is evaluated once per step for all of them, follow
 
 from __future__ import annotations
 
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 
 from policies.llm.answer import ANSWER_PREFILL, Options, format_answer, lifespan_word
+from policies.llm.prompt_config import PromptConfig
 from policies.scripted.perception import Perception
 from society_env.world.config import NUM_TRAITS, TRAIT_NAMES, SocietyConfig
 from society_env.world.observations import split_observation
@@ -27,43 +28,11 @@ MOTIVATIONS = {
 }
 
 
-@dataclass
-class PromptSettings:
-    message_chars: int = 60
-    """Longest message the model may write (also capped by the world's message_max_chars)."""
-    memory_chars: int = 80
-    """Longest memory note the agent keeps for itself from one step to the next."""
-    motivation: str = "base"
-    """``base``, ``creative`` or ``none``."""
-    personality: bool = True
-    """Describe the agent's personality traits in its system prompt."""
-    history: int = 1
-    """Steps the agent sees: 1 = only the current one; k > 1 adds the k-1 previous (observation, answer) turns."""
-    artifact_chars: int = 80
-    """Longest artifact text the model may write (also capped by the world's artifact_text_max_chars)."""
-    talk: bool = True
-    """The answer carries a message and a memory note; False = the action alone."""
-    actions: str = "all"
-    """``all`` actions the agent can take now, or ``move`` (move or stay only)."""
-    nearest_food: bool = False
-    """Add a line naming the nearest visible food in compass words to the view (:func:`nearest_food_line`)."""
-    view: str = "terralingua"
-    """``terralingua``: the env's text observation; ``compact``: :func:`compact_view`."""
-
-    @classmethod
-    def from_config(cls, config: SocietyConfig, **overrides: Any) -> "PromptSettings":
-        """The settings a world's preset asks for (its ``prompt_*`` fields: the TerraLingua conditions),
-        with explicit ``overrides`` (e.g. command-line options) winning."""
-        values = {"history": config.prompt_history, "motivation": config.prompt_motivation,
-                  "personality": config.prompt_personality, "talk": config.prompt_talk,
-                  "actions": config.prompt_actions, "nearest_food": config.prompt_nearest_food,
-                  "view": config.prompt_view, "message_chars": config.prompt_message_chars,
-                  "memory_chars": config.prompt_memory_chars}
-        values.update({key: value for key, value in overrides.items() if value is not None})
-        return cls(**values)
+PromptSettings = PromptConfig
+"""The former name of :class:`~policies.llm.prompt_config.PromptConfig` (scripts and benchmarks use it)."""
 
 
-__all__ = ["COMPACT_AGENTS_LISTED", "COMPACT_SPEAKERS_LISTED", "MOTIVATIONS", "TRAIT_POLES", "PromptSettings",
+__all__ = ["COMPACT_AGENTS_LISTED", "COMPACT_SPEAKERS_LISTED", "MOTIVATIONS", "TRAIT_POLES", "PromptConfig", "PromptSettings",
            "agent_system_prompt", "artifact_rules", "compact_view", "compass", "describe_personality", "example_answer",
            "nearest_food_line", "read_options", "shared_system_prompt", "user_message"]
 
@@ -193,7 +162,7 @@ crowded view is then bounded; the env's text lists everyone)."""
 
 
 def compact_view(observation: Any, info: dict[str, Any], config: SocietyConfig) -> str:
-    """The agent's view in about half the tokens of the env's text (``prompt_view="compact"``)::
+    """The agent's view in about half the tokens of the env's text (``PromptConfig.view="compact"``, ``--set prompt_view=compact``)::
 
         Energy 43, age 20/60. Food: 4 seen, nearest 2 north 1 east.
         Agents: agent_5 1 west energy 30 kin; agent_9 2 south 4 east energy 12

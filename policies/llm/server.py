@@ -38,7 +38,7 @@ from policies.llm.answer import ANSWER_PREFILL
 from policies.llm.backend import AgentTurn, Answer, LanguageModel, LLMPolicyError
 from policies.llm.engine import GenerationResult, ModelError
 from policies.llm.policy import LLMPolicy, checked_settings
-from policies.llm.prompt import PromptSettings
+from policies.llm.prompt_config import PromptConfig
 
 __all__ = ["ServerBackend", "ServerPolicy", "ServerError", "connect", "launch_local_server", "failure_reason"]
 
@@ -243,7 +243,7 @@ class ServerPolicy(LLMPolicy):
 
     def __init__(self, config, urls: str | list[str], server_model: str | None = None, concurrency: int = 8,
                  timeout: float = 60.0, retries: int = 2, max_failed_steps: int = 3, temperature: float = 0.7,
-                 max_tokens: int | None = None, prompt: PromptSettings | None = None, chat_format: str | None = None,
+                 max_tokens: int | None = None, prompt: PromptConfig | str | None = None, chat_format: str | None = None,
                  **ignored: Any):
         unknown = set(ignored) - {"model", "n_ctx", "n_threads", "n_gpu_layers", "batch_size", "engine", "batched"}
         if unknown:

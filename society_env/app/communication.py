@@ -68,11 +68,11 @@ def _kind_counts():
 
 def _world(settings: CausalSettings):
     from policies import POLICIES, PolicySpecError, parse_policy_spec
-    from society_env.world.config import make_config, parse_overrides
+    from policies.llm.prompt_config import world_and_prompt
 
     try:
         entries = parse_policy_spec(settings.policy, POLICIES)
-        config = make_config(settings.preset, **parse_overrides(settings.overrides))
+        config, _ = world_and_prompt(settings.preset, settings.overrides, llm_agents=False)  # no LLM agents here
     except (ValueError, PolicySpecError) as error:
         raise UserError(str(error)) from None
     if any(name == "llm" for name, _ in entries) or config.language:

@@ -4,19 +4,20 @@ from :class:`LLMOptions`, and ``qes-train`` / ``qes-eval`` declare theirs with
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Any
 
 from policies.llm.policy import DEFAULT_CONTEXT_TOKENS, LONG_CONTEXT_TOKENS
-from policies.llm.prompt import PromptSettings
-from society_env.world.config import PROMPT_MOTIVATIONS, SocietyConfig
+from policies.llm.prompt_config import PROMPT_MOTIVATIONS, PromptConfig
+from society_env.world.config import SocietyConfig
 from society_env.app.options import option
 
 
 @dataclass(frozen=True)
 class LLMOptions:
     """How the ``llm`` policy runs: the model, llama.cpp's settings, sampling and the prompt overrides
-    (None = the preset's condition, see :meth:`prompt`)."""
+    (None = the run's prompt: its preset's and ``--set prompt_*``, see :meth:`prompt`)."""
 
     model: str | None = option(None, "GGUF file, or the name of a tuned model of `society-env models`", group="LLM",
                                type=str,
@@ -52,10 +53,10 @@ class LLMOptions:
     timeout: float = option(60.0, "seconds per server request attempt (2 retries with backoff follow)", group="LLM",
                             flag="--llm-timeout", metavar="SECONDS", minimum=0.001)
 
-    def prompt(self, config: SocietyConfig) -> PromptSettings:
-        """The prompt settings: the preset's condition, overridden by the options that were given."""
-        return PromptSettings.from_config(config, history=self.history, motivation=self.motivation,
-                                          personality=self.personality)
+    def prompt(self, run_prompt: PromptConfig) -> PromptConfig:
+        """The prompt: the run's (its preset's, with ``--set prompt_*``), overridden by the options given."""
+        given = {"history": self.history, "motivation": self.motivation, "personality": self.personality}
+        return dataclasses.replace(run_prompt, **{name: value for name, value in given.items() if value is not None})
 
     def model_file(self) -> str | None:
         """``model`` as the policy gets it and a recording names it: a tuned model's name stands for its
@@ -76,19 +77,22 @@ class LLMOptions:
                              timeout=self.timeout)
         return arguments
 
-    def make_policy(self, config: SocietyConfig):
-        """The ``llm`` policy these options describe: in-process, or on the servers of ``server``."""
+    def make_policy(self, config: SocietyConfig, run_prompt: PromptConfig):
+        """The ``llm`` policy these options describe in world ``config`` with the run's prompt
+        ``run_prompt`` (:meth:`prompt`): in-process, or on the servers of ``server``."""
         if self.server:
             from policies.llm.server import ServerPolicy
 
-            return ServerPolicy(config, prompt=self.prompt(config), **self.policy_arguments())
+            return ServerPolicy(config, prompt=self.prompt(run_prompt), **self.policy_arguments())
         from policies.llm.policy import LlamaCppPolicy
 
-        return LlamaCppPolicy(config, prompt=self.prompt(config), **self.policy_arguments())
+        return LlamaCppPolicy(config, prompt=self.prompt(run_prompt), **self.policy_arguments())
 
-    def record(self, config: SocietyConfig) -> dict[str, Any]:
-        """What a recording's ``meta.json`` stores under ``llm``: the policy arguments and the effective
-        prompt settings."""
-        prompt = self.prompt(config)
+    def record(self, run_prompt: PromptConfig) -> dict[str, Any]:
+        """What a recording's ``meta.json`` stores under ``llm``: the policy arguments, the effective
+        prompt (``prompt``: every :class:`PromptConfig` field; recordings before it kept theirs in the
+        world config's ``prompt_*`` fields) and, as before, its ``history``, ``motivation`` and
+        ``personality``."""
+        prompt = self.prompt(run_prompt)
         return {**self.policy_arguments(), "history": prompt.history, "motivation": prompt.motivation,
-                "personality": prompt.personality}
+                "personality": prompt.personality, "prompt": prompt.to_dict()}

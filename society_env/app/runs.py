@@ -15,7 +15,6 @@ from typing import Any
 
 from society_env.app.errors import UserError
 from society_env.app.spec import RunSpec
-from society_env.world.config import make_config, parse_overrides
 from society_env.app.options import add_options, check_bounds, fixed_on_resume
 
 
@@ -26,17 +25,17 @@ def default_run_dir(preset: str, policy: str, seed: int) -> Path:
 
 
 def run_config(spec: RunSpec):
-    """(policy entries, config) of a run: the spec's preset plus its ``--set`` overrides; the language
-    option is switched on when LLM agents take part (they read the text view)."""
+    """(policy entries, world config, prompt) of a run: the spec's preset plus its ``--set`` overrides
+    (``prompt_*`` ones set the LLM prompt, :func:`policies.llm.prompt_config.world_and_prompt`, which also
+    switches the language option on when LLM agents take part)."""
     from policies import POLICIES, PolicySpecError, parse_policy_spec
+    from policies.llm.prompt_config import world_and_prompt
 
     try:
         check_bounds(spec)
         entries = parse_policy_spec(spec.policy, POLICIES)
-        overrides = parse_overrides(spec.overrides)
-        if any(name == "llm" for name, _ in entries):
-            overrides.setdefault("language", True)
-        return entries, make_config(spec.preset, **overrides)
+        llm_agents = any(name == "llm" for name, _ in entries)
+        return (entries, *world_and_prompt(spec.preset, spec.overrides, llm_agents))
     except (ValueError, PolicySpecError) as error:
         raise UserError(str(error)) from None
 
@@ -53,10 +52,10 @@ def record_run(spec: RunSpec, run_dir: Path, command: str = "run", resume=None, 
     from society_env.recording.files import remove_orphaned_temporaries
     from society_env.recording.format import RecordingError, RecordingWriter
 
-    entries, config = run_config(spec)
+    entries, config, prompt = run_config(spec)
     env = SocietyEnv(config, render_mode="ansi" if spec.render == "ansi" else None)
     assignment = PolicyAssignment(entries, config.num_founders)
-    policies = {name: _build_policy(name, config, spec) for name, _ in entries}
+    policies = {name: _build_policy(name, config, prompt, spec) for name, _ in entries}
     steps = config.max_steps if spec.steps is None else spec.steps
     meta = {
         "preset": spec.preset,
@@ -66,7 +65,7 @@ def record_run(spec: RunSpec, run_dir: Path, command: str = "run", resume=None, 
         "assignment": assignment.policy_of,
         "config": config.to_dict(),
         "command": command,
-        "llm": spec.llm.record(config) if "llm" in policies else None,
+        "llm": spec.llm.record(prompt) if "llm" in policies else None,
     }
     try:
         if resume is None:
@@ -174,7 +173,7 @@ def print_last_messages(run_dir: Path, count: int = 6) -> None:
             print(f"  step {event['step']:>4}  {event['agent']}: {event['text']}")
 
 
-def _build_policy(name: str, config, spec: RunSpec):
+def _build_policy(name: str, config, prompt, spec: RunSpec):
     from policies import PolicySpecError, make_policy
 
     if name in ("ppo", "learned"):
@@ -190,7 +189,7 @@ def _build_policy(name: str, config, spec: RunSpec):
 
     try:
         check_bounds(spec.llm)
-        return spec.llm.make_policy(config)
+        return spec.llm.make_policy(config, prompt)
     except ImportError:
         raise UserError('the LLM policy needs llama-cpp-python: pip install "society-env[llm]"') from None
     except (ModelError, LLMPolicyError, ModelPullError, PatchError, ValueError) as error:

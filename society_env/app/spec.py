@@ -37,7 +37,8 @@ class RunSpec:
 
     preset: str = option("small", "world preset", group="run", choices=tuple(sorted(PRESETS)))
     policy: str = option("forager", POLICY_HELP, group="run")
-    overrides: tuple[str, ...] = option((), "override a SocietyConfig field (repeatable), e.g. --set width=20",
+    overrides: tuple[str, ...] = option((), "override a SocietyConfig field or, as prompt_FIELD, a field of the LLM "
+                                        "prompt (repeatable), e.g. --set width=20 --set prompt_view=compact",
                                         group="run", flag="--set", metavar="FIELD=VALUE", append=True,
                                         default_text="none", parse=tuple)
     seed: int = option(0, "the run's only seed (env and policies)", group="run")

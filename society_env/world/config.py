@@ -32,9 +32,12 @@ TRAIT_NAMES = (
 
 REWARD_SHARING = ("individual", "lineage", "population")
 """The values of ``reward_sharing`` (what each credits: ``society_env.world.rewards.SHARING``)."""
-PROMPT_MOTIVATIONS = ("base", "creative", "forage", "none")
-PROMPT_VIEWS = ("terralingua", "compact")
-"""Motivation sentences an LLM agent's system prompt can end with (texts in ``policies.llm.prompt``)."""
+RETIRED_FIELDS = ("extra", "prompt_history", "prompt_motivation", "prompt_personality", "prompt_talk",
+                  "prompt_actions", "prompt_nearest_food", "prompt_view", "prompt_message_chars",
+                  "prompt_memory_chars")
+"""Fields configs of older versions saved that the world no longer has, dropped when they are loaded
+(recordings' ``meta.json``, state dicts of run checkpoints): ``extra`` went unused; the ``prompt_*``
+fields were LLM prompt settings, which belong to the LLM stack (``policies.llm.prompt_config``)."""
 
 
 @dataclass(frozen=True)
@@ -151,30 +154,6 @@ class SocietyConfig:
     artifact_lifespans: tuple[int, ...] = (10, 50, 200, 0)
     """Lifespans (in steps) a creator can choose from (the action's ``lifespan`` index); 0 = forever."""
 
-    # ---- prompt defaults for LLM agents (the TerraLingua conditions) -----
-    prompt_history: int = 1
-    """Steps an LLM agent sees: 1 = only the current one (the LLM policy's default; --history overrides)."""
-    prompt_motivation: str = "base"
-    """Motivation in the LLM system prompt: ``base``, ``creative``, ``forage`` or ``none`` (--motivation overrides)."""
-    prompt_personality: bool = True
-    """Describe each LLM agent's personality in its prompt (--no-personality / --personality override)."""
-    prompt_talk: bool = True
-    """LLM answers carry a broadcast message and a memory note; ``False`` = the action alone (shorter
-    prompts and answers, for tasks that need no talk)."""
-    prompt_actions: str = "all"
-    """Actions offered to LLM agents: ``all`` or ``move`` (move or stay only: the ``forage`` task)."""
-    prompt_nearest_food: bool = False
-    """Add a line naming the nearest visible food in compass words ("Nearest food: 2 north, 1 east") to
-    each LLM agent's view text: the same information as the (dx,dy) list, in the words of the answer."""
-    prompt_view: str = "terralingua"
-    """How an LLM agent's prompt shows its view: ``terralingua`` (the env's text observation, TerraLingua's
-    wording: every food tile as a (dx,dy) offset) or ``compact`` (about half the tokens: offsets in compass
-    words, the nearest food only, no step counter; ``policies.llm.prompt.compact_view``)."""
-    prompt_message_chars: int = 60
-    """Longest message an LLM agent may broadcast in one step (also capped by ``message_max_chars``)."""
-    prompt_memory_chars: int = 80
-    """Longest memory note an LLM agent keeps from one step to the next."""
-
     def __post_init__(self) -> None:
         problems = []
         if self.width < 3 or self.height < 3:
@@ -214,16 +193,6 @@ class SocietyConfig:
             problems.append("artifact_lifespans must be a non-empty tuple of ints >= 0 (0 = forever)")
         if self.artifact_create_cost < 0:
             problems.append("artifact_create_cost must be >= 0")
-        if self.prompt_history < 1:
-            problems.append("prompt_history must be at least 1")
-        if self.prompt_motivation not in PROMPT_MOTIVATIONS:
-            problems.append(f"prompt_motivation must be one of {', '.join(PROMPT_MOTIVATIONS)}, got {self.prompt_motivation!r}")
-        if self.prompt_actions not in ("all", "move"):
-            problems.append(f"prompt_actions must be 'all' or 'move', got {self.prompt_actions!r}")
-        if self.prompt_view not in PROMPT_VIEWS:
-            problems.append(f"prompt_view must be one of {', '.join(PROMPT_VIEWS)}, got {self.prompt_view!r}")
-        if self.prompt_message_chars < 0 or self.prompt_memory_chars < 0:
-            problems.append("prompt_message_chars and prompt_memory_chars must be >= 0")
         if problems:
             raise ValueError("invalid SocietyConfig: " + "; ".join(problems))
         object.__setattr__(self, "transfer_amounts", tuple(int(a) for a in self.transfer_amounts))
@@ -250,8 +219,8 @@ class SocietyConfig:
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> "SocietyConfig":
         """Inverse of :meth:`to_dict`; unknown keys raise ``ValueError``. Configs saved by older versions
-        load too (their unused ``extra`` field is dropped)."""
-        return _from_fields(cls(), {key: value for key, value in data.items() if key != "extra"})
+        load too (their :data:`RETIRED_FIELDS` are dropped)."""
+        return _from_fields(cls(), {key: value for key, value in data.items() if key not in RETIRED_FIELDS})
 
 
 FIELD_ALIASES = {"max_cycles": "max_steps"}
@@ -307,29 +276,31 @@ def _type_problem(name: str, value: Any, base: SocietyConfig) -> str | None:
     return None if ok else f"{name} must be {expected}, got {value!r}"
 
 
-_CORE: dict[str, Any] = {"language": True, "artifacts": True, "prompt_history": 1}
+# The conditions that differ in the LLM prompt only (history, motivation, personality) have the core world;
+# their prompts are the LLM stack's (policies.llm.prompt_config.PRESET_PROMPTS).
+_CORE: dict[str, Any] = {"language": True, "artifacts": True}
 CONDITIONS: dict[str, dict[str, Any]] = {
-    # TerraLingua's core condition: 1-step history, one clustered food zone, free artifacts.
+    # TerraLingua's core condition: one clustered food zone, free artifacts (and 1-step history).
     "core": _CORE,
     # 20 steps of history in the prompt.
-    "long_memory": {**_CORE, "prompt_history": 20},
+    "long_memory": _CORE,
     # 20 steps of history and food spawning uniformly over the whole grid.
-    "abundant": {**_CORE, "prompt_history": 20, "food_distribution": "uniform"},
+    "abundant": {**_CORE, "food_distribution": "uniform"},
     # Creating an artifact costs 10 energy.
     "artifact_cost": {**_CORE, "artifact_create_cost": 10},
     # The prompt asks agents to be creative.
-    "creative": {**_CORE, "prompt_motivation": "creative"},
+    "creative": _CORE,
     # Artifacts can be created but are invisible and inert.
     "inert": {**_CORE, "artifact_visible": False},
     # No motivation sentence in the prompt.
-    "no_motivation": {**_CORE, "prompt_motivation": "none"},
+    "no_motivation": _CORE,
     # No personality in the prompt.
-    "no_personality": {**_CORE, "prompt_personality": False},
+    "no_personality": _CORE,
 }
 """The eight conditions TerraLingua compares, as presets over the default (core) world."""
 
 # A learning task for QES (docs/training.md): food close and in view, short episodes, eating is the
-# only reward. LLM agents answer with a move (or stay) alone, without talk, personality or history.
+# only reward (LLM agents answer with a move or stay alone: its prompt, policies.llm.prompt_config).
 _FORAGE: dict[str, Any] = {
     "width": 9,
     "height": 9,
@@ -347,10 +318,6 @@ _FORAGE: dict[str, Any] = {
     "reward_take_taker": 0.0,
     "reward_take_victim": 0.0,
     "language": True,
-    "prompt_personality": False,
-    "prompt_motivation": "forage",
-    "prompt_talk": False,
-    "prompt_actions": "move",
 }
 
 PRESETS: dict[str, dict[str, Any]] = {
@@ -358,11 +325,8 @@ PRESETS: dict[str, dict[str, Any]] = {
     "default": {},
     # The eight TerraLingua conditions (docs/conditions.md); "abundant" is one of them.
     **CONDITIONS,
-    # Fast: for tests, demos and LLM societies on a laptop; LLM agents see the compact view (half the tokens).
+    # Fast: for tests, demos and LLM societies on a laptop (LLM agents see the compact view: its prompt).
     "small": {
-        "prompt_view": "compact",
-        "prompt_message_chars": 16,
-        "prompt_memory_chars": 16,
         "width": 16,
         "height": 16,
         "num_founders": 6,
@@ -375,8 +339,8 @@ PRESETS: dict[str, dict[str, Any]] = {
         "view_radius": 4,
     },
     "forage": _FORAGE,
-    # The same task with the nearest visible food also named in compass words in the LLM's view text.
-    "forage_hint": {**_FORAGE, "prompt_nearest_food": True},
+    # The same world; the LLM's view text also names the nearest visible food in compass words (its prompt).
+    "forage_hint": _FORAGE,
     # Thousands of agents on a 200x200 torus with uniform food.
     "large": {
         "width": 200,

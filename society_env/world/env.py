@@ -95,7 +95,7 @@ from pettingzoo.utils.wrappers import OrderEnforcingWrapper
 
 from society_env.world import render as rendering
 from society_env.world.artifacts import ARTIFACT_ACTION_KEYS, NUM_ARTIFACT_KINDS, NO_ARTIFACT_ACTION, ArtifactCommand
-from society_env.world.config import SocietyConfig, make_config
+from society_env.world.config import RETIRED_FIELDS, SocietyConfig, make_config
 from society_env.world.encodings import ACTION_FIELDS, ACTION_VECTOR_LENGTH, DEATH_CAUSES, FAILURE_REASONS, GIVE_TRANSFER
 from society_env.world.names import agent_names
 from society_env.world.observations import (
@@ -536,7 +536,8 @@ class SocietyEnv(ParallelEnv):
         if state.get("version") != self.STATE_VERSION:
             raise ValueError(f"state dict version {state.get('version')!r}; this society-env reads {self.STATE_VERSION}")
         mine = self.config.to_dict()
-        differing = sorted(key for key in set(mine) | set(state["config"]) if mine.get(key) != state["config"].get(key))
+        saved = {key: value for key, value in state["config"].items() if key not in RETIRED_FIELDS}  # older versions'
+        differing = sorted(key for key in set(mine) | set(saved) if mine.get(key) != saved.get(key))
         if differing:
             raise ValueError(f"the state dict was saved with another config (fields differ: {', '.join(differing)})")
         artifacts = {a["id"]: Artifact(**{**a, "versions": [tuple(v) for v in a["versions"]],
