@@ -67,3 +67,21 @@ def test_reset_none_gives_fresh_sampling_and_a_seed_repeats_it(shipped):
 
     assert np.array_equal(actions(3), actions(3))
     assert not np.array_equal(actions(None), actions(None))  # None: fresh entropy, as scripted policies
+
+
+def test_the_shipped_policies_load_and_act_in_their_preset(tmp_path):
+    """The networks in the package (not the fixture's): each loads for its preset and gives valid actions;
+    ``--policy learned`` runs the best one."""
+    from policies.learned.ppo import LearnedPolicy
+
+    for name, entry in trained.TRAINED_POLICIES.items():
+        assert entry.shipped and entry.path.stat().st_size < 1_000_000, name
+        config = society_env.make_config(entry.preset)
+        policy = LearnedPolicy(config, name)
+        env = society_env.parallel_env(entry.preset)
+        observations, infos = env.reset(seed=1)
+        policy.reset(1)
+        actions = policy.act(observations, infos)
+        assert set(actions) == set(env.agents) and all(env.action_space(a).contains(actions[a]) for a in actions)
+    assert main(["run", "--preset", "small", "--policy", "learned=6", "--steps", "5", "--out", str(tmp_path / "run"),
+                 "--quiet"]) == 0
