@@ -12,9 +12,9 @@ EXTRA_OF = {"gguf": "train", "llama_cpp": "train", "matplotlib": "train", "ray":
 
 def _run(module: str, program: str, argv: Sequence[str] | None) -> int:
     """Run ``module.main(argv)``; a missing optional package, at import or later, is a one-line error."""
-    from policies.llm.engine import prefer_passive_openmp
+    from policies.llm.engine import limit_openmp_spinning
 
-    prefer_passive_openmp()  # before llama.cpp loads
+    limit_openmp_spinning()  # before llama.cpp loads
     try:
         return __import__(module, fromlist=["main"]).main(argv)
     except ModuleNotFoundError as error:

@@ -102,14 +102,21 @@ def check_gguf_file(path: str | Path) -> Path:
     return path
 
 
-def prefer_passive_openmp() -> None:
-    """Let llama.cpp's OpenMP worker threads sleep between decodes instead of spinning, unless the user set
-    ``OMP_WAIT_POLICY`` already. The commands call this before llama.cpp loads (GNU OpenMP reads the variable
-    once, at load). On a shared machine the spinning threads take the cores the other thread needs: with the
-    other work at load 5 on 2 cores, 2 threads took 32-52 s for a 270-token prompt and 20 decodes against
-    4.9-6.4 s with ``PASSIVE`` and 6.3-14 s on 1 thread (2026-12-07, docs/llm-agents.md). A library user
-    who wants the same sets the variable before importing llama_cpp."""
-    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+OPENMP_SPIN_COUNT = "1000"
+"""``GOMP_SPINCOUNT`` the commands set: an idle OpenMP thread spins this many times, then sleeps."""
+
+
+def limit_openmp_spinning() -> None:
+    """Let llama.cpp's idle OpenMP worker threads spin only briefly before they sleep (``GOMP_SPINCOUNT``),
+    unless the user chose a wait policy (``OMP_WAIT_POLICY`` or ``GOMP_SPINCOUNT``). The commands call this
+    before llama.cpp loads (GNU OpenMP reads the variables once, at load). On a shared machine GNU OpenMP's
+    default spinning takes the cores the working thread needs; a short spin keeps the quiet-machine speed,
+    which ``OMP_WAIT_POLICY=PASSIVE`` loses (10-30% slower). Measured 2026-12-07 by ``tools/openmp_wait.py``
+    (docs/llm-agents.md): 2 threads, quiet, 1.03-1.22 s as by default, against 1.35-1.38 s passive; beside
+    two busy loops, 2.25-2.56 s against 3.33-6.08 s by default. A library user who wants the same sets the
+    variable before importing llama_cpp."""
+    if "OMP_WAIT_POLICY" not in os.environ:
+        os.environ.setdefault("GOMP_SPINCOUNT", OPENMP_SPIN_COUNT)
 
 
 def default_thread_count(processes: int = 1) -> int:

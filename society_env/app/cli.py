@@ -325,9 +325,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    from policies.llm.engine import prefer_passive_openmp
+    from policies.llm.engine import limit_openmp_spinning
 
-    prefer_passive_openmp()  # before any llama.cpp loads
+    limit_openmp_spinning()  # before any llama.cpp loads
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
