@@ -22,20 +22,17 @@ def _llm_policy(config: SocietyConfig, **options: Any) -> Policy:
     return LlamaCppPolicy(config, **options)
 
 
-def _ppo_policy(config: SocietyConfig, **options: Any) -> Policy:
-    try:
-        from policies.learned.ppo import PPOPolicy  # imported lazily: needs torch
-    except ImportError:
-        raise PolicySpecError('the ppo policy needs torch: pip install "society-env[rl]"') from None
-    return PPOPolicy(config, **options)
+def _torch_policy(name: str, class_name: str) -> Callable[..., Policy]:
+    """The constructor of ``policies.learned.ppo.<class_name>``, imported when first used (it needs torch)."""
 
+    def build(config: SocietyConfig, **options: Any) -> Policy:
+        try:
+            from policies.learned import ppo
+        except ImportError:
+            raise PolicySpecError(f'the {name} policy needs torch: pip install "society-env[rl]"') from None
+        return getattr(ppo, class_name)(config, **options)
 
-def _learned_policy(config: SocietyConfig, **options: Any) -> Policy:
-    try:
-        from policies.learned.ppo import LearnedPolicy  # imported lazily: needs torch
-    except ImportError:
-        raise PolicySpecError('the learned policies need torch: pip install "society-env[rl]"') from None
-    return LearnedPolicy(config, **options)
+    return build
 
 
 POLICIES: dict[str, Callable[..., Policy]] = {
@@ -44,8 +41,8 @@ POLICIES: dict[str, Callable[..., Policy]] = {
     "cooperator": CooperatorPolicy,
     "raider": RaiderPolicy,
     "llm": _llm_policy,
-    "ppo": _ppo_policy,
-    "learned": _learned_policy,
+    "ppo": _torch_policy("ppo", "PPOPolicy"),
+    "learned": _torch_policy("learned", "LearnedPolicy"),
 }
 """Policy constructors by name; each takes the world config (plus policy-specific keyword options)."""
 

@@ -51,11 +51,9 @@ BEST_TRAINED = "small-lineage"
 """What ``--policy learned`` runs without ``--ppo-checkpoint``: the best measured (docs/baselines.md)."""
 
 
-def resolve_checkpoint(checkpoint: str | Path | None) -> Path:
-    """The ``policy.pt`` of a shipped learned policy's name, of :data:`BEST_TRAINED` for None, or the path
-    given; ``ValueError`` naming the shipped ones when a name is not shipped."""
-    if checkpoint is None:
-        checkpoint = BEST_TRAINED
+def resolve_checkpoint(checkpoint: str | Path) -> Path:
+    """The ``policy.pt`` of a shipped learned policy's name, or the path given; ``ValueError`` naming the
+    shipped ones when a name is not shipped."""
     entry = TRAINED_POLICIES.get(str(checkpoint))
     if entry is None:
         return Path(checkpoint)
